@@ -1,0 +1,105 @@
+"""Entry point of the ``morph`` command.
+
+Every subcommand lives in its own module of :mod:`morph.cli` with two functions:
+``register(subparsers, common)`` adds its parser (``common`` carries ``-q``/``--debug``)
+and sets ``func`` to a ``run(args) -> int`` callable.
+
+Exit codes: 0 success; 1 the command ran but found problems (validation, failed files);
+2 the command could not run (bad input, bad arguments); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from morph import __version__
+from morph.errors import MorphError
+
+#: Subcommand modules, in the order the help lists them.
+COMMANDS = [
+    "info",
+    "validate",
+    "convert",
+    "trace",
+    "trace_path",
+    "features",
+    "compare",
+    "synth",
+    "view",
+    "mesh",
+    "plot",
+    "batch",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 with usage; keep that
+        self.print_usage(sys.stderr)
+        self.exit(2, f"morph: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes on stderr")
+    common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    parser = _Parser(
+        prog="morph",
+        description="Neuron morphology: trace, measure, compare and view reconstructions.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"morph {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"morph.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"morph.cli.{name}":
+                continue
+            raise
+        mod.register(sub, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "func", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
+        from morph import progress
+
+        progress.set_quiet(getattr(args, "quiet", False))
+        return int(args.func(args) or 0)
+    except MorphError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"morph: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("morph: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except MemoryError:
+        if debug:
+            traceback.print_exc()
+        print("morph: error: out of memory (try a smaller --roi or a machine with more memory)", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug in morph: say so briefly, traceback with --debug
+        if debug:
+            traceback.print_exc()
+        print(
+            f"morph: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback, and report it)",
+            file=sys.stderr,
+        )
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

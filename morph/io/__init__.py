@@ -1,0 +1,20 @@
+"""Reading and writing reconstructions (SWC) and image stacks (TIFF, OME-TIFF, slices)."""
+
+from morph.io.atomic import atomic_path, atomic_write_text, atomic_write_with, check_output
+from morph.io.stack import Stack, read_stack, write_stack
+from morph.io.swc import fix_swc, format_swc, read_swc, validate_swc, write_swc
+
+__all__ = [
+    "Stack",
+    "atomic_path",
+    "atomic_write_text",
+    "atomic_write_with",
+    "check_output",
+    "fix_swc",
+    "format_swc",
+    "read_stack",
+    "read_swc",
+    "validate_swc",
+    "write_stack",
+    "write_swc",
+]

@@ -1,0 +1,356 @@
+"""Image stacks: TIFF (ImageJ, OME), folders of 2-D slices; voxel sizes in micrometres.
+
+Voxels are always ``(Z, Y, X)``; voxel sizes are always ``(x, y, z)`` in micrometres (the
+order people say them in). Large uncompressed files are memory-mapped, not read whole.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from morph.errors import StackError
+
+PathLike = str | os.PathLike[str]
+#: Files larger than this (bytes) are memory-mapped when their layout allows it.
+MMAP_THRESHOLD = 256 * 1024**2
+_VOXEL_MIN_UM, _VOXEL_MAX_UM = 1e-3, 1000.0
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_UNIT_TO_UM = {
+    "um": 1.0,
+    "µm": 1.0,
+    "\\u00b5m": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "micrometer": 1.0,
+    "micrometre": 1.0,
+    "nm": 1e-3,
+    "nanometer": 1e-3,
+    "mm": 1e3,
+    "millimeter": 1e3,
+}
+
+
+@dataclass
+class Stack:
+    """A 3-D image with its voxel size.
+
+    Attributes
+    ----------
+    data
+        Voxels ``(Z, Y, X)`` (a numpy array or a read-only memory map).
+    voxel_size
+        ``(x, y, z)`` in micrometres.
+    voxel_size_known
+        False when the file carried no usable voxel size and 1 um was assumed.
+    path
+        Where the stack came from.
+    """
+
+    data: NDArray[Any]
+    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    voxel_size_known: bool = True
+    path: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def extent_um(self) -> NDArray[np.float64]:
+        """Physical size ``(x, y, z)`` in micrometres."""
+        z, y, x = self.shape
+        return np.array([x, y, z], dtype=np.float64) * np.asarray(self.voxel_size)
+
+    def to_um(self, xyz_voxel: Any) -> NDArray[np.float64]:
+        """Voxel coordinates ``(x, y, z)`` (column, row, slice) to micrometres."""
+        return np.asarray(xyz_voxel, dtype=np.float64) * np.asarray(self.voxel_size)
+
+    def to_voxel(self, xyz_um: Any) -> NDArray[np.float64]:
+        """Micrometres to voxel coordinates ``(x, y, z)``."""
+        return np.asarray(xyz_um, dtype=np.float64) / np.asarray(self.voxel_size)
+
+    def polarity(self) -> str:
+        """Guess ``"brightfield"`` (dark structure on bright) or ``"fluorescence"``."""
+        return guess_polarity(self.data)
+
+
+def guess_polarity(data: NDArray[Any], *, sample: int = 2_000_000) -> str:
+    """Guess whether the structure is darker (brightfield) or brighter (fluorescence)
+    than the background.
+
+    The background is the bulk of the voxels (the median); the structure is the tail of the
+    intensity distribution that stretches further from it. Subsamples large stacks.
+    """
+    flat = np.asarray(data).reshape(-1)
+    if flat.size > sample:
+        flat = flat[:: flat.size // sample + 1]
+    flat = flat.astype(np.float64)
+    lo, med, hi = np.percentile(flat, [0.5, 50, 99.5])
+    return "brightfield" if (med - lo) > (hi - med) else "fluorescence"
+
+
+def _natural_key(s: str) -> list[Any]:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+
+
+def _check_voxel(vs: Sequence[float], where: str, file: PathLike | None) -> tuple[float, float, float]:
+    if len(vs) != 3:
+        raise StackError(f"voxel size needs 3 values (x y z), got {len(vs)}", file=file)
+    out = tuple(float(v) for v in vs)
+    for name, v in zip("xyz", out):
+        if not np.isfinite(v) or not (_VOXEL_MIN_UM <= v <= _VOXEL_MAX_UM):
+            raise StackError(
+                f"absurd voxel size {name}={v:g} um ({where})",
+                file=file,
+                hint=f"voxel sizes must be between {_VOXEL_MIN_UM:g} and {_VOXEL_MAX_UM:g} um; "
+                "give the right one with --voxel X Y Z",
+            )
+    return out  # type: ignore[return-value]
+
+
+def _meta_voxel(tf: Any) -> tuple[tuple[float, float, float] | None, str]:
+    """Voxel size (x, y, z) in um from OME or ImageJ metadata, with its origin."""
+    if tf.is_ome and tf.ome_metadata:
+        try:
+            import xml.etree.ElementTree as ET
+
+            root = ET.fromstring(tf.ome_metadata)
+            pix = next(el for el in root.iter() if el.tag.endswith("Pixels"))
+            vals = []
+            for ax in "XYZ":
+                v = pix.get(f"PhysicalSize{ax}")
+                u = pix.get(f"PhysicalSize{ax}Unit", "µm")
+                if v is None:
+                    vals.append(None)
+                    continue
+                vals.append(float(v) * _UNIT_TO_UM.get(u.strip().lower(), 1.0))
+            if all(v is not None for v in vals[:2]):
+                z = vals[2] if vals[2] is not None else vals[0]
+                return (vals[0], vals[1], z), "OME metadata"
+        except (StopIteration, ValueError, ET.ParseError):
+            pass
+    ij = tf.imagej_metadata or {}
+    unit = str(ij.get("unit", "")).strip().lower()
+    if tf.is_imagej and unit in _UNIT_TO_UM:
+        page = tf.pages[0]
+        scale = _UNIT_TO_UM[unit]
+        xr = page.tags.get("XResolution")
+        yr = page.tags.get("YResolution")
+
+        def inv(tag: Any) -> float | None:
+            if tag is None:
+                return None
+            num, den = tag.value
+            return den / num * scale if num else None
+
+        x, y = inv(xr), inv(yr)
+        z = ij.get("spacing")
+        if x is not None and y is not None:
+            return (x, y, float(z) * scale if z is not None else x), "ImageJ metadata"
+    return None, "unknown"
+
+
+def read_stack(
+    path: PathLike,
+    *,
+    voxel_size: Sequence[float] | None = None,
+    channel: int | None = None,
+    mmap: bool | None = None,
+    allow_2d: bool = False,
+) -> Stack:
+    """Read a 3-D stack.
+
+    Parameters
+    ----------
+    path
+        A TIFF file (ImageJ or OME metadata honoured) or a folder of 2-D TIFF slices (read in
+        natural order: ``s2`` before ``s10``).
+    voxel_size
+        ``(x, y, z)`` in micrometres, overriding the file's metadata.
+    channel
+        For multi-channel or RGB stacks, the channel to keep (0-based).
+    mmap
+        Memory-map an uncompressed file instead of reading it (default: when larger than
+        :data:`MMAP_THRESHOLD`).
+    allow_2d
+        Accept a single 2-D image (returned with one slice).
+
+    Returns
+    -------
+    Stack
+    """
+    p = Path(path)
+    if not p.exists():
+        raise StackError("file not found", file=p, hint="check the path")
+    if p.is_dir():
+        data, meta_vs, origin = _read_folder(p, channel)
+    else:
+        data, meta_vs, origin = _read_tiff(p, channel, mmap)
+    if data.ndim == 2:
+        if not allow_2d:
+            raise StackError(
+                f"2-D image ({data.shape[0]} x {data.shape[1]}) where a 3-D stack is required",
+                file=p,
+                hint="give a z-stack, or a folder of its slices",
+            )
+        data = data[None]
+    if data.ndim != 3:
+        raise StackError(f"expected a 3-D stack, got {data.ndim} dimensions {data.shape}", file=p)
+    if data.size == 0:
+        raise StackError("stack has no voxels", file=p)
+    if data.dtype.kind not in "uif" or data.dtype.kind == "c":
+        raise StackError(f"unsupported pixel type {data.dtype}", file=p, hint="use 8/16-bit or float")
+    known = True
+    if voxel_size is not None:
+        vs = _check_voxel(voxel_size, "given", p)
+        origin = "given"
+    elif meta_vs is not None:
+        vs = _check_voxel(meta_vs, origin, p)
+    else:
+        vs, known = (1.0, 1.0, 1.0), False
+    return Stack(data, vs, known, str(p), {"voxel_size_origin": origin if known else "assumed 1 um"})
+
+
+def _read_tiff(p: Path, channel: int | None, mmap: bool | None) -> tuple[NDArray[Any], Any, str]:
+    import tifffile
+
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if magic not in _TIFF_MAGIC:
+        raise StackError("not a TIFF file", file=p, hint="morph reads TIFF stacks (ImageJ, OME) or folders of TIFF slices")
+    try:
+        with tifffile.TiffFile(p) as tf:
+            series = tf.series[0]
+            axes = series.axes
+            meta_vs, origin = _meta_voxel(tf)
+            size = int(np.prod(series.shape)) * series.dtype.itemsize
+            use_mmap = (size > MMAP_THRESHOLD) if mmap is None else mmap
+            data = None
+            if use_mmap and series.dataoffset is not None:
+                data = tifffile.memmap(p, series=0, mode="r")
+            if data is None:
+                data = series.asarray()
+    except StackError:
+        raise
+    except Exception as e:  # tifffile raises many types on broken files
+        raise StackError(
+            f"truncated or corrupt TIFF ({type(e).__name__}: {e})",
+            file=p,
+            hint="re-export the stack from the acquisition software",
+        ) from e
+    data = _pick_axes(data, axes, channel, p)
+    return data, meta_vs, origin
+
+
+def _pick_axes(data: NDArray[Any], axes: str, channel: int | None, p: Path) -> NDArray[Any]:
+    axes = axes.upper()
+    for ch_ax in ("S", "C"):
+        if ch_ax in axes:
+            k = axes.index(ch_ax)
+            nch = data.shape[k]
+            if nch == 1:
+                data = np.take(data, 0, axis=k)
+            elif channel is None:
+                kind = "RGB" if ch_ax == "S" else "multi-channel"
+                raise StackError(
+                    f"{kind} image with {nch} channels where one channel is needed",
+                    file=p,
+                    hint=f"pick one with --channel N (0..{nch - 1})",
+                )
+            elif not 0 <= channel < nch:
+                raise StackError(f"channel {channel} out of range (0..{nch - 1})", file=p)
+            else:
+                data = np.take(data, channel, axis=k)
+            axes = axes[:k] + axes[k + 1 :]
+    # drop singleton non-spatial axes (time, etc.)
+    for k in range(len(axes) - 1, -1, -1):
+        if axes[k] not in "ZYXQI" and data.shape[k] == 1:
+            data = np.take(data, 0, axis=k)
+            axes = axes[:k] + axes[k + 1 :]
+    if data.ndim > 3:
+        raise StackError(
+            f"{data.ndim}-D image (axes {axes}) where a 3-D stack is needed",
+            file=p,
+            hint="export a single time point and channel",
+        )
+    return data
+
+
+def _read_folder(p: Path, channel: int | None) -> tuple[NDArray[Any], Any, str]:
+    import tifffile
+
+    files = sorted(
+        (f for f in p.iterdir() if f.suffix.lower() in (".tif", ".tiff") and not f.name.startswith(".")),
+        key=lambda f: _natural_key(f.name),
+    )
+    if not files:
+        raise StackError("folder holds no .tif slices", file=p, hint="give a TIFF stack or a folder of TIFF slices")
+    first, meta_vs, origin = _read_tiff(files[0], channel, False)
+    if first.ndim != 2:
+        raise StackError("slices in a folder must be 2-D images", file=files[0])
+    out = np.empty((len(files),) + first.shape, dtype=first.dtype)
+    out[0] = first
+    for k, f in enumerate(files[1:], start=1):
+        img, _, _ = _read_tiff(f, channel, False)
+        if img.shape != first.shape:
+            raise StackError(f"slice shape {img.shape} differs from {first.shape}", file=f, hint="all slices must match")
+        out[k] = img
+    del tifffile
+    return out, meta_vs, origin
+
+
+def write_stack(
+    path: PathLike,
+    data: NDArray[Any],
+    voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
+    *,
+    force: bool = False,
+    compression: str | None = "zlib",
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``data`` (Z, Y, X) as an ImageJ-compatible TIFF carrying the voxel size.
+
+    Written atomically; refuses to overwrite without ``force``. ``uint8``, ``uint16`` and
+    ``float32`` keep their type; other types are converted to ``float32``.
+    """
+    import tifffile
+
+    from morph.io.atomic import atomic_write_with
+
+    data = np.asarray(data)
+    if data.ndim != 3:
+        raise StackError(f"write_stack needs a 3-D array, got shape {data.shape}", file=path)
+    if data.dtype not in (np.uint8, np.uint16, np.float32):
+        data = data.astype(np.float32)
+    vx, vy, vz = _check_voxel(voxel_size, "given", path)
+    meta = {"spacing": vz, "unit": "um", "axes": "ZYX"}
+    if metadata:
+        meta.update({k: v for k, v in metadata.items() if k not in meta})
+
+    def writer(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tifffile.imwrite(
+                tmp,
+                data,
+                imagej=True,
+                resolution=(1.0 / vx, 1.0 / vy),
+                metadata=meta,
+                compression=compression,
+            )
+
+    return atomic_write_with(path, writer, force=force)
