@@ -20,7 +20,17 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-DEBIAN_PACKAGES = ["libegl1", "libegl-mesa0", "libgl1-mesa-dri", "libgbm1", "libosmesa6", "libglu1-mesa", "libxrender1", "libxext6", "libsm6"]
+DEBIAN_PACKAGES = [
+    "libegl1",
+    "libegl-mesa0",
+    "libgl1-mesa-dri",
+    "libgbm1",
+    "libosmesa6",
+    "libglu1-mesa",
+    "libxrender1",
+    "libxext6",
+    "libsm6",
+]
 GL_LIBS = ["libEGL.so.1", "libOSMesa.so", "libGLU.so.1", "libXrender.so.1"]
 
 

@@ -119,6 +119,8 @@ class Morphology:
         ``(x, y, z)`` voxel size in micrometres, when the cell is tied to an image.
     header
         Free-text lines carried to the SWC header on writing.
+    check
+        Check the parent links for cycles (skip only for arrays known to be a forest).
 
     Examples
     --------
@@ -140,6 +142,7 @@ class Morphology:
         units: str = "um",
         voxel_size: Sequence[float] | None = None,
         header: Sequence[str] = (),
+        check: bool = True,
     ) -> None:
         xyz = np.array(xyz, dtype=np.float64).reshape(-1, 3)
         n = xyz.shape[0]
@@ -154,7 +157,7 @@ class Morphology:
             raise MorphologyError("parent index out of range")
         if n and np.any(parent == np.arange(n)):
             raise MorphologyError("a node is its own parent")
-        if n and _tree.nodes_in_cycles(parent).any():
+        if check and n and _tree.nodes_in_cycles(parent).any():
             raise MorphologyError("the parent links contain a cycle")
         order = _tree.topological_order(parent)
         if order is not None:
@@ -330,9 +333,7 @@ class Morphology:
         has = p >= 0
         start = ~has.copy()
         pp = p[has]
-        start[has] = (
-            self.soma_mask[pp] | (self.n_children[pp] >= 2) | (self.types[pp] != self.types[has])
-        )
+        start[has] = self.soma_mask[pp] | (self.n_children[pp] >= 2) | (self.types[pp] != self.types[has])
         return _readonly(start & ~self.soma_mask)
 
     @cached_property
@@ -639,22 +640,27 @@ class Morphology:
         )
 
     def dfs_order(self) -> NDArray[np.int64]:
-        """Depth-first pre-order of the nodes, roots in index order."""
+        """Depth-first pre-order of the nodes; roots and siblings visited in id order (so
+        the order does not depend on the order of lines in the file)."""
         from scipy.sparse import csr_matrix
         from scipy.sparse.csgraph import depth_first_order
 
         n = len(self)
         if n == 0:
             return np.zeros(0, dtype=np.int64)
-        # A virtual super-root (index n) links to every root so one traversal covers all.
+        # work in id-rank space so csgraph's column order is id order
+        perm = np.argsort(self.ids, kind="stable")
+        rank = np.empty(n, dtype=np.int64)
+        rank[perm] = np.arange(n)
         has = self.parent >= 0
-        src = np.concatenate([self.parent[has], np.full(self.roots.size, n)])
-        dst = np.concatenate([np.flatnonzero(has), self.roots])
-        # csgraph visits neighbours in CSR column order: sort edges by (src, dst).
+        roots = rank[self.roots]
+        # a virtual super-root (n) links to every root so one traversal covers all trees
+        src = np.concatenate([rank[self.parent[has]], np.full(roots.size, n)])
+        dst = np.concatenate([rank[np.flatnonzero(has)], roots])
         g = csr_matrix((np.ones(src.size), (src, dst)), shape=(n + 1, n + 1))
         g.sort_indices()
         order = depth_first_order(g, n, directed=True, return_predecessors=False)
-        return order[1:].astype(np.int64)
+        return perm[order[1:]].astype(np.int64)
 
     def merge(self, other: Morphology, *, attach_to: int | None = None) -> Morphology:
         """Combine two reconstructions into one.
@@ -691,19 +697,22 @@ class Morphology:
         if len(self) == 0:
             return self.copy()
         sec = self.sections
-        anchor = self.soma_mask | (self.parent < 0)
+        # kept as they are: soma nodes, roots and the first node out of the soma (so the
+        # soma-to-first-node edge stays what it was, and stays out of neurite length)
+        own_start = (self.parent < 0) | self.parent_is_soma
+        anchor = self.soma_mask | own_start
         # non-soma nodes, each section contiguous and in path order
         nodes = np.flatnonzero(~self.soma_mask)
         nodes = nodes[np.lexsort((self.depth[nodes], self.section_id[nodes]))]
         sid = self.section_id[nodes]
-        el = self.edge_length[nodes]
+        el = np.where(own_start[nodes], 0.0, self.edge_length[nodes])
         first = np.r_[True, sid[1:] != sid[:-1]]
         cum = np.cumsum(el)
         arc = cum - np.repeat((cum - el)[first], np.diff(np.r_[np.flatnonzero(first), nodes.size]))
         first_pos = np.flatnonzero(first)
         last_pos = np.r_[first_pos[1:] - 1, nodes.size - 1]
         length = arc[last_pos]  # full polyline length, soma edge included
-        root_start = self.parent[sec.start] < 0
+        root_start = own_start[sec.start]
         nseg = np.maximum(1, np.rint(length / spacing).astype(np.int64))
         nseg[root_start & (length == 0)] = 0
         tot = int(nseg.sum())

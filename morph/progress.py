@@ -19,12 +19,28 @@ def set_quiet(quiet: bool) -> None:
     QUIET = bool(quiet)
 
 
-def bar(iterable: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "it", quiet: bool | None = None) -> Iterator[T]:
+def bar(
+    iterable: Iterable[T],
+    *,
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    quiet: bool | None = None,
+) -> Iterator[T]:
     """Iterate with a progress bar on stderr (tqdm), unless quiet."""
     from tqdm import tqdm
 
     q = QUIET if quiet is None else quiet
-    yield from tqdm(iterable, total=total, desc=desc, unit=unit, disable=q, file=sys.stderr, leave=False, dynamic_ncols=True)
+    yield from tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=q,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+    )
 
 
 @contextmanager
@@ -33,7 +49,9 @@ def stages(names: list[str], *, desc: str = "", quiet: bool | None = None) -> It
     from tqdm import tqdm
 
     q = QUIET if quiet is None else quiet
-    with tqdm(total=len(names), desc=desc, unit="stage", disable=q, file=sys.stderr, leave=False, dynamic_ncols=True) as t:
+    with tqdm(
+        total=len(names), desc=desc, unit="stage", disable=q, file=sys.stderr, leave=False, dynamic_ncols=True
+    ) as t:
 
         class _S:
             def step(self, name: str) -> None:

@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         if debug:
             traceback.print_exc()
-        print("morph: error: out of memory (try a smaller --roi or a machine with more memory)", file=sys.stderr)
+        print(
+            "morph: error: out of memory (try a smaller --roi or a machine with more memory)", file=sys.stderr
+        )
         return 2
     except Exception as e:  # a bug in morph: say so briefly, traceback with --debug
         if debug:

@@ -6,6 +6,7 @@ order people say them in). Large uncompressed files are memory-mapped, not read 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
@@ -231,7 +232,12 @@ def _read_tiff(p: Path, channel: int | None, mmap: bool | None) -> tuple[NDArray
     with open(p, "rb") as fh:
         magic = fh.read(4)
     if magic not in _TIFF_MAGIC:
-        raise StackError("not a TIFF file", file=p, hint="morph reads TIFF stacks (ImageJ, OME) or folders of TIFF slices")
+        raise StackError(
+            "not a TIFF file", file=p, hint="morph reads TIFF stacks (ImageJ, OME) or folders of TIFF slices"
+        )
+    complaints = _TiffComplaints()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(complaints)
     try:
         with tifffile.TiffFile(p) as tf:
             series = tf.series[0]
@@ -244,6 +250,13 @@ def _read_tiff(p: Path, channel: int | None, mmap: bool | None) -> tuple[NDArray
                 data = tifffile.memmap(p, series=0, mode="r")
             if data is None:
                 data = series.asarray()
+            size_on_disk = p.stat().st_size
+            for page in tf.pages[: len(tf.pages)]:
+                ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts)]
+                if ends and max(ends) > size_on_disk:
+                    raise ValueError("image data runs past the end of the file")
+        if complaints.messages:
+            raise ValueError(complaints.messages[0])
     except StackError:
         raise
     except Exception as e:  # tifffile raises many types on broken files
@@ -252,8 +265,21 @@ def _read_tiff(p: Path, channel: int | None, mmap: bool | None) -> tuple[NDArray
             file=p,
             hint="re-export the stack from the acquisition software",
         ) from e
+    finally:
+        logger.removeHandler(complaints)
     data = _pick_axes(data, axes, channel, p)
     return data, meta_vs, origin
+
+
+class _TiffComplaints(logging.Handler):
+    """Collects the errors tifffile logs (it recovers silently from broken files)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _pick_axes(data: NDArray[Any], axes: str, channel: int | None, p: Path) -> NDArray[Any]:
@@ -298,7 +324,9 @@ def _read_folder(p: Path, channel: int | None) -> tuple[NDArray[Any], Any, str]:
         key=lambda f: _natural_key(f.name),
     )
     if not files:
-        raise StackError("folder holds no .tif slices", file=p, hint="give a TIFF stack or a folder of TIFF slices")
+        raise StackError(
+            "folder holds no .tif slices", file=p, hint="give a TIFF stack or a folder of TIFF slices"
+        )
     first, meta_vs, origin = _read_tiff(files[0], channel, False)
     if first.ndim != 2:
         raise StackError("slices in a folder must be 2-D images", file=files[0])
@@ -307,7 +335,9 @@ def _read_folder(p: Path, channel: int | None) -> tuple[NDArray[Any], Any, str]:
     for k, f in enumerate(files[1:], start=1):
         img, _, _ = _read_tiff(f, channel, False)
         if img.shape != first.shape:
-            raise StackError(f"slice shape {img.shape} differs from {first.shape}", file=f, hint="all slices must match")
+            raise StackError(
+                f"slice shape {img.shape} differs from {first.shape}", file=f, hint="all slices must match"
+            )
         out[k] = img
     del tifffile
     return out, meta_vs, origin

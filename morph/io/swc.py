@@ -14,6 +14,7 @@ to a line-by-line parser that finds and reports every problem precisely.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -41,8 +42,15 @@ class _Table:
     xyz: NDArray[np.float64]
     radius: NDArray[np.float64]
     parent_ids: NDArray[np.int64]
-    lines: NDArray[np.int64]
+    lines: NDArray[np.int64] | None
     header: list[str]
+    raw: bytes | None = None
+
+    def line_numbers(self) -> NDArray[np.int64]:
+        """1-based file line of every row (computed on first need: only errors need it)."""
+        if self.lines is None:
+            self.lines = _data_line_numbers(self.raw or b"")
+        return self.lines
 
 
 def _read_bytes(path: PathLike) -> bytes:
@@ -58,12 +66,17 @@ def _read_bytes(path: PathLike) -> bytes:
 
 
 def _header_lines(data: bytes) -> list[str]:
+    """The comment lines before the first data line (reads only that far)."""
     out = []
-    for raw in data.splitlines():
-        s = raw.strip()
-        if s.startswith(b"#"):
-            out.append(s[1:].strip().decode("utf-8", "replace"))
-        elif s:
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end
+        line = data[pos:end].strip()
+        pos = end + 1
+        if line.startswith(b"#"):
+            out.append(line[1:].strip().decode("utf-8", "replace"))
+        elif line:
             break
     return out
 
@@ -109,18 +122,15 @@ def _fast_table(data: bytes) -> _Table | None:
         return None
     if (a[:, 5] < 0).any():
         return None
-    # line numbers: pandas drops blank and comment lines; recover them cheaply
-    lines = _data_line_numbers(data)
-    if lines.size != a.shape[0]:
-        return None
     return _Table(
         ids=a[:, 0].astype(np.int64),
         types=a[:, 1].astype(np.int64),
         xyz=np.ascontiguousarray(a[:, 2:5]),
         radius=a[:, 5].copy(),
         parent_ids=a[:, 6].astype(np.int64),
-        lines=lines,
+        lines=None,
         header=_header_lines(data),
+        raw=data,
     )
 
 
@@ -170,15 +180,23 @@ def _slow_table(data: bytes, problems: list[Problem]) -> _Table:
             problems.append(Problem(lineno, f"non-numeric field {bad!r}", "every field must be a number"))
             continue
         names = ("id", "type", "x", "y", "z", "radius", "parent")
-        nonfinite = [names[i] for i, v in enumerate(vals) if not np.isfinite(v)]
+        nonfinite = [names[i] for i, v in enumerate(vals) if not math.isfinite(v)]
         if nonfinite:
             problems.append(
-                Problem(lineno, f"non-finite value in {', '.join(nonfinite)}", "replace NaN/inf by a real number")
+                Problem(
+                    lineno, f"non-finite value in {', '.join(nonfinite)}", "replace NaN/inf by a real number"
+                )
             )
             continue
         nonint = [names[i] for i in (0, 1, 6) if vals[i] != round(vals[i])]
         if nonint:
-            problems.append(Problem(lineno, f"{', '.join(nonint)} must be an integer", "ids, types and parents are whole numbers"))
+            problems.append(
+                Problem(
+                    lineno,
+                    f"{', '.join(nonint)} must be an integer",
+                    "ids, types and parents are whole numbers",
+                )
+            )
             continue
         if vals[5] < 0:
             problems.append(Problem(lineno, f"negative radius {vals[5]:g}", "radii must be >= 0"))
@@ -230,8 +248,8 @@ def _structure(t: _Table, problems: list[Problem]) -> tuple[NDArray[np.int64], N
             )
             problems.append(
                 Problem(
-                    int(t.lines[row]),
-                    f"duplicate id {int(sids[k])} (first on line {int(t.lines[firstrow])})"
+                    int(t.line_numbers()[row]),
+                    f"duplicate id {int(sids[k])} (first on line {int(t.line_numbers()[firstrow])})"
                     + (", an exact repeat" if same else ""),
                     "remove the repeated line" if same else "give every node its own id",
                     fixable=same,
@@ -247,7 +265,7 @@ def _structure(t: _Table, problems: list[Problem]) -> tuple[NDArray[np.int64], N
     for row in np.flatnonzero(missing)[:_MAX_SHOWN]:
         problems.append(
             Problem(
-                int(t.lines[row]),
+                int(t.line_numbers()[row]),
                 f"node {int(t.ids[row])} has parent {int(t.parent_ids[row])}, which does not exist",
                 "fix the parent id, or set it to -1 to make the node a root",
                 fixable=True,
@@ -258,7 +276,7 @@ def _structure(t: _Table, problems: list[Problem]) -> tuple[NDArray[np.int64], N
     for row in np.flatnonzero(selfp)[:_MAX_SHOWN]:
         problems.append(
             Problem(
-                int(t.lines[row]),
+                int(t.line_numbers()[row]),
                 f"node {int(t.ids[row])} is its own parent",
                 "set its parent to the node it hangs from, or -1 for a root",
                 fixable=True,
@@ -275,7 +293,7 @@ def _structure(t: _Table, problems: list[Problem]) -> tuple[NDArray[np.int64], N
         rows = np.flatnonzero(cyc)
         problems.append(
             Problem(
-                int(t.lines[rows].min()),
+                int(t.line_numbers()[rows].min()),
                 f"the parent links of {rows.size} node(s) form a cycle "
                 f"(ids {', '.join(str(int(i)) for i in t.ids[rows][:8])}{'...' if rows.size > 8 else ''})",
                 "every chain of parents must end at a root with parent -1",
@@ -293,18 +311,21 @@ def _more(problems: list[Problem], count: int, what: str) -> None:
 def _analyse(path: PathLike) -> tuple[_Table, list[Problem], bytes]:
     data = _read_bytes(path)
     problems: list[Problem] = []
-    if not data.strip():
+    if not data or data.isspace():
         problems.append(Problem(None, "file is empty", "an SWC file needs at least one node line"))
         return _slow_table(b"", []), problems, data
     b = _binary_problem(data)
     if b is not None:
         problems.append(b)
         return _slow_table(b"", []), problems, data
-    table = _fast_table(data)
+    # small files: the line parser is quicker than starting the C tokenizer
+    table = _fast_table(data) if len(data) > 16_384 else None
     if table is None:
         table = _slow_table(data, problems)
     if table.ids.size == 0 and not problems:
-        problems.append(Problem(None, "no node lines, only comments", "an SWC file needs at least one node line"))
+        problems.append(
+            Problem(None, "no node lines, only comments", "an SWC file needs at least one node line")
+        )
     return table, problems, data
 
 
@@ -316,14 +337,16 @@ def validate_swc(path: PathLike) -> ValidationReport:
     return ValidationReport(str(path), problems)
 
 
-def _to_morphology(t: _Table, parent: NDArray[np.int64], keep: NDArray[np.bool_], path: PathLike) -> Morphology:
+def _to_morphology(
+    t: _Table, parent: NDArray[np.int64], keep: NDArray[np.bool_], path: PathLike
+) -> Morphology:
     if not keep.all():
         idx = np.flatnonzero(keep)
         remap = np.full(keep.size, -1, dtype=np.int64)
         remap[idx] = np.arange(idx.size)
         p = parent[idx]
         parent = np.where(p >= 0, remap[np.maximum(p, 0)], -1)
-        t = _Table(t.ids[idx], t.types[idx], t.xyz[idx], t.radius[idx], t.parent_ids[idx], t.lines[idx], t.header)
+        t = _Table(t.ids[idx], t.types[idx], t.xyz[idx], t.radius[idx], t.parent_ids[idx], None, t.header)
     return Morphology(
         t.xyz,
         t.radius,
@@ -333,6 +356,7 @@ def _to_morphology(t: _Table, parent: NDArray[np.int64], keep: NDArray[np.bool_]
         name=Path(path).stem,
         source=str(path),
         header=t.header,
+        check=False,  # _structure has checked parents, self-parents and cycles
         **_header_meta(t.header),
     )
 

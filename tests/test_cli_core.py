@@ -1,0 +1,125 @@
+"""The CLI's foundation: version, info, validate, convert; messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from morph import __version__
+from morph.cli.main import main
+from morph.io import read_swc
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_version_via_console_script() -> None:
+    r = subprocess.run([sys.executable, "-m", "morph.cli.main", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f"morph {__version__}"
+
+
+def test_info_swc_and_stack(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(["info", "--json", str(data / "swc/allen/bmtk_Rorb_325404214_m.swc")], capsys)
+    assert rc == 0
+    d = json.loads(out)
+    m = read_swc(data / "swc/allen/bmtk_Rorb_325404214_m.swc")
+    assert d["nodes"] == len(m)
+    assert d["length_per_compartment"]["apical_dendrite"] == pytest.approx(m.total_length(4), abs=1e-3)
+    assert d["soma"]["kind"] == "single_point"
+    rc, out, _ = run(["info", str(data / "images/patchseq_brightfield/Example_Input_Stack_2112.tif")], capsys)
+    assert rc == 0 and "polarity_guess: brightfield" in out and "shape_zyx: [32, 192, 192]" in out
+
+
+def test_validate_exit_codes_and_all_problems(
+    tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, _ = run(["validate", str(data / "swc/small/neurom_simple.swc")], capsys)
+    assert rc == 0 and out.strip().endswith(": ok")
+    bad = tmp_path / "bad.swc"
+    bad.write_text("1 1 0 0 0 1 -1\n2 3 0 1 0\n3 3 0 y 0 1 1\n4 3 0 1 0 1 40\n")
+    rc, out, err = run(["validate", str(bad)], capsys)
+    assert rc == 1
+    assert f"{bad}:2: expected 7 columns" in out
+    assert f"{bad}:3: non-numeric field 'y'" in out
+    assert f"{bad}:4: node 4 has parent 40" in out
+    assert "Traceback" not in out + err
+
+
+def test_reading_errors_reach_user_as_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.swc"
+    bad.write_text("1 1 0 0 0 1 -1\n2 3 0 1 0 -4 1\n")
+    rc, out, err = run(["info", str(bad)], capsys)
+    assert rc == 2
+    assert err.strip() == f"morph: error: {bad}:2: negative radius -4 (radii must be >= 0)"
+    rc, _, err = run(["info", str(tmp_path / "nope.swc")], capsys)
+    assert rc == 2 and "file not found" in err
+    garbage = tmp_path / "g.swc"
+    garbage.write_bytes(b"\x00\xff" * 100)
+    rc, _, err = run(["info", str(garbage)], capsys)
+    assert rc == 2 and "binary" in err and "Traceback" not in err
+
+
+def test_debug_shows_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.swc"
+    bad.write_text("")
+    rc, _, err = run(["--debug", "info", str(bad)], capsys)
+    assert rc == 2 and "Traceback" in err
+
+
+def test_fix_and_convert(tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "messy.swc"
+    src.write_text("5 3 0 2 0 1 2\n2 1 0 0 0 1 -1\n5 3 0 2 0 1 2\n9 3 0 3 0 1 42\n")
+    out = tmp_path / "fixed.swc"
+    rc, stdout, err = run(["validate", "--fix", str(src), "-o", str(out)], capsys)
+    assert rc == 0 and "2 repair(s)" in stdout
+    fixed = read_swc(out)
+    assert fixed.ids.tolist() == [1, 2, 3] and np.all(fixed.parent < np.arange(3))
+    assert "repaired:" in out.read_text()
+    # no overwrite without --force
+    rc, _, err = run(["validate", "--fix", str(src), "-o", str(out)], capsys)
+    assert rc == 2 and "--force" in err
+    # voxel <-> um
+    vox = tmp_path / "vox.swc"
+    rc, _, _ = run(
+        [
+            "convert",
+            str(data / "swc/small/neurom_simple.swc"),
+            "-o",
+            str(vox),
+            "--to-voxel",
+            "--voxel",
+            "0.5",
+            "0.5",
+            "2",
+        ],
+        capsys,
+    )
+    assert rc == 0
+    v = read_swc(vox)
+    assert v.units == "voxel" and v.voxel_size == (0.5, 0.5, 2.0)
+    um = tmp_path / "um.swc"
+    rc, _, _ = run(["convert", str(vox), "-o", str(um), "--to-um"], capsys)
+    assert rc == 0
+    assert np.allclose(
+        read_swc(um).renumber().xyz, read_swc(data / "swc/small/neurom_simple.swc").renumber().xyz
+    )
+    rc, _, err = run(
+        ["convert", str(data / "swc/small/neurom_simple.swc"), "-o", str(tmp_path / "x.swc"), "--to-um"],
+        capsys,
+    )
+    assert rc == 2 and "voxel size unknown" in err
+
+
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as ei:
+        main(["info"])
+    assert ei.value.code == 2
+    assert main([]) == 2

@@ -1,0 +1,114 @@
+"""Image stack reading and writing: metadata, slices, memory mapping, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from morph.errors import StackError
+from morph.io import read_stack, write_stack
+from morph.io.stack import guess_polarity
+
+
+def test_imagej_voxel_size_from_real_file(data: Path) -> None:
+    s = read_stack(data / "images/snt_misc_spotspine/SpotSpine_ImageStack_Test.tif")
+    assert s.shape == (41, 157, 116)
+    assert s.voxel_size == pytest.approx((0.06, 0.06, 0.21), rel=1e-6)
+    assert s.voxel_size_known
+    assert s.polarity() == "fluorescence"
+
+
+def test_unknown_voxel_size_is_flagged_and_overridable(data: Path) -> None:
+    s = read_stack(data / "images/diadem_OP/OP_1.tif")
+    assert s.shape == (60, 512, 512) and s.dtype == np.uint8
+    assert not s.voxel_size_known and s.voxel_size == (1.0, 1.0, 1.0)
+    s2 = read_stack(data / "images/diadem_OP/OP_1.tif", voxel_size=(1, 1, 3.03))
+    assert s2.voxel_size_known and s2.voxel_size == (1.0, 1.0, 3.03)
+
+
+def test_brightfield_polarity(data: Path) -> None:
+    s = read_stack(data / "images/patchseq_brightfield/Example_Input_Stack_2112.tif")
+    assert s.polarity() == "brightfield"
+    assert guess_polarity(255 - np.asarray(s.data)) == "fluorescence"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_write_read_round_trip(tmp_path: Path, dtype: type) -> None:
+    rng = np.random.default_rng(1)
+    a = (rng.random((5, 20, 30)) * 200).astype(dtype)
+    p = write_stack(tmp_path / "s.tif", a, (0.2, 0.25, 0.8))
+    s = read_stack(p)
+    assert s.voxel_size == pytest.approx((0.2, 0.25, 0.8), rel=1e-5)
+    assert s.dtype == dtype and np.array_equal(np.asarray(s.data), a)
+    with pytest.raises(Exception, match="exists"):
+        write_stack(p, a, (1, 1, 1))
+
+
+def test_ome_metadata(tmp_path: Path) -> None:
+    a = np.zeros((4, 10, 12), np.uint16)
+    p = tmp_path / "x.ome.tif"
+    tifffile.imwrite(
+        p,
+        a,
+        ome=True,
+        metadata={"axes": "ZYX", "PhysicalSizeX": 0.1, "PhysicalSizeY": 0.1, "PhysicalSizeZ": 0.5},
+    )
+    s = read_stack(p)
+    assert s.voxel_size == pytest.approx((0.1, 0.1, 0.5))
+
+
+def test_folder_of_slices_natural_order(tmp_path: Path) -> None:
+    d = tmp_path / "slices"
+    d.mkdir()
+    for k in [1, 2, 10, 3]:
+        tifffile.imwrite(d / f"slice_{k}.tif", np.full((6, 7), k, np.uint8))
+    s = read_stack(d)
+    assert s.shape == (4, 6, 7)
+    assert [int(s.data[k, 0, 0]) for k in range(4)] == [1, 2, 3, 10]
+
+
+def test_large_uncompressed_file_is_memory_mapped(tmp_path: Path) -> None:
+    a = np.arange(4 * 50 * 60, dtype=np.uint16).reshape(4, 50, 60)
+    p = tmp_path / "raw.tif"
+    tifffile.imwrite(p, a, imagej=True, metadata={"axes": "ZYX"})
+    s = read_stack(p, mmap=True)
+    assert isinstance(s.data, np.memmap)
+    assert np.array_equal(np.asarray(s.data), a)
+    s2 = read_stack(p, mmap=False)
+    assert not isinstance(s2.data, np.memmap)
+
+
+def test_errors(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="file not found"):
+        read_stack(tmp_path / "missing.tif")
+    notiff = tmp_path / "a.tif"
+    notiff.write_text("hello")
+    with pytest.raises(StackError, match="not a TIFF"):
+        read_stack(notiff)
+    good = tmp_path / "g.tif"
+    tifffile.imwrite(
+        good, np.random.default_rng(0).integers(0, 255, (8, 64, 64), dtype=np.uint8), compression="zlib"
+    )
+    trunc = tmp_path / "t.tif"
+    trunc.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(StackError, match="truncated or corrupt"):
+        read_stack(trunc)
+    flat = tmp_path / "flat.tif"
+    tifffile.imwrite(flat, np.zeros((30, 40), np.uint8))
+    with pytest.raises(StackError, match="2-D image") as ei:
+        read_stack(flat)
+    assert "z-stack" in (ei.value.hint or "")
+    assert read_stack(flat, allow_2d=True).shape == (1, 30, 40)
+    rgb = tmp_path / "rgb.tif"
+    tifffile.imwrite(rgb, np.zeros((3, 20, 20, 3), np.uint8), photometric="rgb")
+    with pytest.raises(StackError, match="RGB") as ei:
+        read_stack(rgb)
+    assert "--channel" in (ei.value.hint or "")
+    assert read_stack(rgb, channel=1).shape == (3, 20, 20)
+    with pytest.raises(StackError, match="absurd voxel size"):
+        read_stack(good, voxel_size=(0, 1, 1))
+    with pytest.raises(StackError, match="absurd voxel size"):
+        read_stack(good, voxel_size=(1e6, 1, 1))

@@ -1,0 +1,309 @@
+"""SWC reading, writing, validation and repair, on real files and on broken ones."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from morph.errors import SWCError
+from morph.io import fix_swc, format_swc, read_swc, validate_swc, write_swc
+from morph.morphology import Morphology
+
+from conftest import real_swcs
+
+
+def independent_parse(path: Path) -> dict[int, tuple[int, float, float, float, float, int]]:
+    """A deliberately simple, separate reading of an SWC file (no numpy, no morph)."""
+    nodes = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#")[0].replace(",", " ").strip()
+        if not line:
+            continue
+        f = line.split()
+        nodes[int(float(f[0]))] = (
+            int(float(f[1])),
+            float(f[2]),
+            float(f[3]),
+            float(f[4]),
+            float(f[5]),
+            int(float(f[6])),
+        )
+    return nodes
+
+
+def independent_lengths(nodes: dict) -> dict[int, float]:
+    """Cable length per type, leaving out soma nodes and soma-to-first-node edges."""
+    out: dict[int, float] = {}
+    for t, x, y, z, _r, p in nodes.values():
+        if t == 1 or p not in nodes:
+            continue
+        pt, px, py, pz, _pr, _pp = nodes[p]
+        if pt == 1:
+            continue
+        out[t] = out.get(t, 0.0) + math.dist((x, y, z), (px, py, pz))
+    return out
+
+
+@pytest.mark.parametrize("path", real_swcs(), ids=lambda p: p.name)
+def test_every_real_swc_loads_and_matches_independent_count(path: Path) -> None:
+    m = read_swc(path)
+    ref = independent_parse(path)
+    assert len(m) == len(ref)
+    counts: dict[int, int] = {}
+    for t, *_ in ref.values():
+        counts[t] = counts.get(t, 0) + 1
+    assert m.type_counts() == counts
+    for t, length in independent_lengths(ref).items():
+        assert m.total_length(t) == pytest.approx(length, rel=1e-9, abs=1e-9)
+    # every parent before its child
+    assert np.all(m.parent < np.arange(len(m)))
+
+
+@pytest.mark.parametrize("path", real_swcs(), ids=lambda p: p.name)
+def test_every_real_swc_round_trips(path: Path, tmp_path: Path) -> None:
+    m = read_swc(path)
+    out = write_swc(m, tmp_path / "out.swc")
+    back = read_swc(out)
+    r = m.renumber()
+    assert np.array_equal(back.types, r.types)
+    assert np.array_equal(back.parent, r.parent)
+    assert np.allclose(back.xyz, r.xyz, atol=5e-7, rtol=0)
+    assert np.allclose(back.radius, r.radius, atol=5e-7, rtol=0)
+    # written file is standard: ids 1..N, parents first; a second round trip is exact
+    again = tmp_path / "again.swc"
+    write_swc(back, again)
+    assert read_swc(again).xyz.tobytes() == back.xyz.tobytes()
+    assert np.array_equal(back.ids, np.arange(1, len(m) + 1))
+
+
+def test_write_refuses_to_overwrite(tmp_path: Path, data: Path) -> None:
+    m = read_swc(data / "swc/small/neurom_simple.swc")
+    p = tmp_path / "a.swc"
+    write_swc(m, p)
+    before = p.read_bytes()
+    with pytest.raises(Exception, match="exists"):
+        write_swc(m.translate([1, 0, 0]), p)
+    assert p.read_bytes() == before
+    write_swc(m.translate([1, 0, 0]), p, force=True)
+    assert p.read_bytes() != before
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_header_records_version_source_units(tmp_path: Path, data: Path) -> None:
+    m = read_swc(data / "swc/small/neurom_simple.swc")
+    text = format_swc(m._derive(voxel_size=(0.1, 0.1, 0.5)))
+    assert text.startswith("# written by morph ")
+    assert "# source: " in text and "# units: um" in text
+    assert "# voxel_size (x y z, um): 0.1 0.1 0.5" in text
+    p = tmp_path / "v.swc"
+    p.write_text(text)
+    assert read_swc(p).voxel_size == (0.1, 0.1, 0.5)
+
+
+# ---------------------------------------------------------------- what real files contain
+MESSY = """# a header
+#   with comments
+
+  1\t1  0 0 0  5 -1
+3,3,0,1e1,0,1.5E-1,1     # inline comment
+2 3 0 5 0 1 1
+
+10 2 1 0 0 0.5 1
+7 7 0 20 0 0.1 3
+8 0 0 30 0 0.1 7
+20 3 100 100 100 1 -1
+21 3 100 110 100 1 20
+30 2 0 -1e+1 0 2.5e-1 3
+"""
+
+
+def test_messy_but_valid_file(tmp_path: Path) -> None:
+    p = tmp_path / "messy.swc"
+    p.write_text(MESSY)
+    m = read_swc(p)
+    assert len(m) == 9
+    assert m.roots.size == 2
+    assert m.header[:2] == ["a header", "with comments"]
+    i3 = m.index_of(3)
+    assert m.xyz[i3].tolist() == [0.0, 10.0, 0.0]
+    assert m.radius[i3] == pytest.approx(0.15)
+    assert m.types[m.index_of(7)] == 7 and m.types[m.index_of(8)] == 0
+    # an axon leaving a dendrite (node 30 hangs from dendrite node 3)
+    assert m.parent[m.index_of(30)] == i3 and m.types[m.index_of(30)] == 2
+    assert validate_swc(p).ok
+
+
+def test_three_point_and_contour_soma(data: Path, tmp_path: Path) -> None:
+    m = read_swc(data / "swc/small/neurom_three_pt_soma.swc")
+    assert m.soma_kind == "three_point"
+    assert m.soma_center.tolist() == [0, 0, 0] and m.soma_radius == 2.0
+    contour = "\n".join(
+        f"{i + 1} 1 {10 * math.cos(a):.6f} {10 * math.sin(a):.6f} 0 0.5 {i if i else -1}"
+        for i, a in enumerate(np.linspace(0, 2 * math.pi, 8, endpoint=False))
+    )
+    contour += "\n9 3 0 20 0 1 1\n"
+    p = tmp_path / "contour.swc"
+    p.write_text(contour)
+    c = read_swc(p)
+    assert c.soma_kind == "multi_point"
+    assert np.allclose(c.soma_center, 0, atol=1e-6)
+    assert c.soma_radius == pytest.approx(10.0, rel=1e-6)
+
+
+# ---------------------------------------------------------------- broken files
+BROKEN = {
+    "columns": ("1 1 0 0 0 1 -1\n2 3 0 1 0 1\n", 2, "expected 7 columns"),
+    "nonnumeric": ("1 1 0 0 0 1 -1\n2 3 0 abc 0 1 1\n", 2, "non-numeric field 'abc'"),
+    "nan": ("1 1 0 0 0 1 -1\n2 3 0 nan 0 1 1\n", 2, "non-finite value in y"),
+    "inf": ("1 1 0 0 0 1 -1\n2 3 0 0 inf 1 1\n", 2, "non-finite value in z"),
+    "negative_radius": ("1 1 0 0 0 1 -1\n2 3 0 1 0 -1 1\n", 2, "negative radius"),
+    "duplicate": ("1 1 0 0 0 1 -1\n2 3 0 1 0 1 1\n2 3 0 2 0 1 1\n", 3, "duplicate id 2 (first on line 2)"),
+    "missing_parent": ("1 1 0 0 0 1 -1\n2 3 0 1 0 1 9\n", 2, "parent 9, which does not exist"),
+    "self_parent": ("1 1 0 0 0 1 -1\n2 3 0 1 0 1 2\n", 2, "is its own parent"),
+    "cycle": ("1 1 0 0 0 1 -1\n2 3 0 1 0 1 3\n3 3 0 2 0 1 2\n", 2, "form a cycle"),
+    "float_id": ("1 1 0 0 0 1 -1\n2.5 3 0 1 0 1 1\n", 2, "id must be an integer"),
+    "empty": ("", None, "file is empty"),
+    "only_comments": ("# nothing here\n", None, "no node lines"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_file_raises_precise_error(case: str, tmp_path: Path) -> None:
+    text, line, msg = BROKEN[case]
+    p = tmp_path / f"{case}.swc"
+    p.write_text(text)
+    with pytest.raises(SWCError) as ei:
+        read_swc(p)
+    e = ei.value
+    assert msg in e.message
+    assert e.file == str(p)
+    assert e.line == line
+    assert e.hint  # says what to do
+    assert str(p) in str(e)
+
+
+def test_binary_garbage(tmp_path: Path) -> None:
+    p = tmp_path / "garbage.swc"
+    p.write_bytes(bytes(range(256)) * 10)
+    with pytest.raises(SWCError, match="binary"):
+        read_swc(p)
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(SWCError, match="file not found"):
+        read_swc(tmp_path / "nope.swc")
+    with pytest.raises(SWCError, match="folder"):
+        read_swc(tmp_path)
+
+
+def test_validate_reports_every_problem(tmp_path: Path) -> None:
+    p = tmp_path / "many.swc"
+    p.write_text(
+        "1 1 0 0 0 1 -1\n"
+        "2 3 0 1 0 1\n"  # columns
+        "3 3 0 x 0 1 1\n"  # non-numeric
+        "4 3 0 1 0 -2 1\n"  # negative radius
+        "5 3 0 1 0 1 77\n"  # missing parent
+        "6 3 0 1 0 1 6\n"  # self parent
+    )
+    report = validate_swc(p)
+    lines = sorted(pr.line for pr in report.problems if pr.line)
+    assert lines == [2, 3, 4, 5, 6]
+
+
+def test_fix_repairs_only_unambiguous(tmp_path: Path) -> None:
+    p = tmp_path / "fixable.swc"
+    p.write_text("5 3 0 2 0 1 2\n2 1 0 0 0 1 -1\n5 3 0 2 0 1 2\n9 3 0 3 0 1 42\n11 3 0 4 0 1 11\n")
+    m, repaired = fix_swc(p)
+    assert len(m) == 4
+    assert len(repaired) == 3
+    assert m.roots.size == 3  # soma, the orphan, the self-parent
+    bad = tmp_path / "unfixable.swc"
+    bad.write_text("1 1 0 0 0 1 -1\n2 3 0 1 0 -1 1\n")
+    with pytest.raises(SWCError, match="negative radius"):
+        fix_swc(bad)
+
+
+# ---------------------------------------------------------------- property-based
+@st.composite
+def random_trees(draw: st.DrawFn) -> Morphology:
+    n = draw(st.integers(1, 60))
+    parents = [-1] + [draw(st.integers(-1 if k > 3 else 0, k - 1)) for k in range(1, n)]
+    coords = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False, width=32)
+    xyz = [[draw(coords), draw(coords), draw(coords)] for _ in range(n)]
+    radius = [draw(st.floats(0, 50, allow_nan=False, width=32)) for _ in range(n)]
+    types = [draw(st.sampled_from([0, 1, 2, 3, 4, 7])) for _ in range(n)]
+    ids = draw(st.permutations(list(range(1, 3 * n + 1)))).__getitem__(slice(0, n))
+    return Morphology(xyz, radius, types, parents, ids)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(random_trees())
+def test_random_valid_trees_round_trip(tmp_path: Path, m: Morphology) -> None:
+    # write in a shuffled order with the original ids, read back: same tree
+    order = np.random.default_rng(0).permutation(len(m))
+    pid = np.where(m.parent >= 0, m.ids[np.maximum(m.parent, 0)], -1)
+    lines = [
+        f"{m.ids[i]} {m.types[i]} {float(m.xyz[i, 0])!r} {float(m.xyz[i, 1])!r} {float(m.xyz[i, 2])!r} {float(m.radius[i])!r} {pid[i]}"
+        for i in order
+    ]
+    p = tmp_path / "rand.swc"
+    p.write_text("\n".join(lines) + "\n")
+    back = read_swc(p)
+    assert len(back) == len(m)
+    a, b = m.renumber(), back.renumber()
+    assert np.array_equal(a.parent, b.parent)
+    assert np.array_equal(a.xyz, b.xyz)
+    out = tmp_path / "w.swc"
+    write_swc(back, out, force=True, precision=6)
+    again = read_swc(out)
+    assert np.array_equal(again.parent, b.parent)
+    assert np.allclose(again.xyz, b.xyz, atol=5e-7 + 1e-12 * np.abs(b.xyz).max())
+
+
+_CORRUPTIONS = st.sampled_from(
+    ["drop_field", "add_field", "letter", "nan", "neg_radius", "dup", "parent", "self", "bytes"]
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=_CORRUPTIONS, which=st.integers(0, 10_000), seed=st.integers(0, 2**16))
+def test_random_corruptions_of_real_file_raise_swc_error(
+    tmp_path: Path, kind: str, which: int, seed: int
+) -> None:
+    src = real_swcs()[which % len(real_swcs())]
+    lines = src.read_text().splitlines()
+    data_rows = [k for k, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")]
+    k = data_rows[seed % len(data_rows)]
+    f = lines[k].split()
+    if kind == "drop_field":
+        f = f[:-1]
+    elif kind == "add_field":
+        f = f + ["3"]
+    elif kind == "letter":
+        f[2] = "x" + f[2]
+    elif kind == "nan":
+        f[3] = "nan"
+    elif kind == "neg_radius":
+        f[5] = "-1"
+    elif kind == "dup":
+        lines.insert(k + 1, " ".join(f[:2] + ["999"] + f[3:]))
+    elif kind == "parent":
+        f[6] = "987654321"
+    elif kind == "self":
+        f[6] = f[0]
+    elif kind == "bytes":
+        lines[k] = "\x00\x01\x02garbage"
+    if kind not in ("dup", "bytes"):
+        lines[k] = " ".join(f)
+    p = tmp_path / "corrupt.swc"
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SWCError) as ei:
+        read_swc(p)
+    if kind != "bytes":
+        assert ei.value.line is not None
