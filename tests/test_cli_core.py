@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
+from test_swc import BROKEN
 
 from morph import __version__
 from morph.cli.main import main
@@ -119,7 +121,34 @@ def test_fix_and_convert(tmp_path: Path, data: Path, capsys: pytest.CaptureFixtu
 
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as ei:
-        main(["info"])
-    assert ei.value.code == 2
+    assert main(["info"]) == 2
+    assert "the following arguments are required" in capsys.readouterr().err
     assert main([]) == 2
+    assert main(["info", "x.swc", "--voxel", "1", "2"]) == 2
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_every_broken_swc_case_through_the_cli(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text, line, msg = BROKEN[case]
+    p = tmp_path / f"{case}.swc"
+    p.write_text(text)
+    rc, out, err = run(["info", str(p)], capsys)
+    assert rc == 2
+    where = f"{p}:{line}: " if line else f"{p}: "
+    assert err.startswith(f"morph: error: {where}") and msg in err
+    assert "Traceback" not in err
+    rc, out, err = run(["validate", str(p)], capsys)
+    assert rc == 1 and msg in out
+
+
+def test_stack_errors_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flat = tmp_path / "flat.tif"
+    tifffile.imwrite(flat, np.zeros((30, 40), np.uint8))
+    rc, _, err = run(["info", str(flat)], capsys)
+    assert rc == 2 and "2-D image (30 x 40) where a 3-D stack is required" in err
+    notiff = tmp_path / "x.tif"
+    notiff.write_text("text")
+    rc, _, err = run(["info", str(notiff)], capsys)
+    assert rc == 2 and "not a TIFF file" in err
+    rc, _, err = run(["info", str(flat), "--voxel", "0", "1", "1"], capsys)
+    assert rc == 2 and "expected a positive number, got '0'" in err

@@ -35,10 +35,11 @@ def run(args: argparse.Namespace) -> int:
         vs = args.voxel or m.voxel_size
         if vs is None:
             raise MorphError("voxel size unknown", file=args.input, hint="give --voxel X Y Z")
+        # the flag states what the input coordinates are, whatever the header says
         if args.to_um:
-            m = m._derive(units="voxel").to_micrometres(vs) if m.units != "voxel" else m.to_micrometres(vs)
+            m = m._derive(units="voxel").to_micrometres(vs)
         else:
-            m = m._derive(units="um").to_voxels(vs) if m.units != "um" else m.to_voxels(vs)
+            m = m._derive(units="um").to_voxels(vs)
     if args.resample:
         m = m.resample(args.resample)
     write_swc(m, args.output, force=args.force, precision=args.precision)

@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help, --version, or a usage error (already printed)
+            return int(e.code or 0)
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return 2
