@@ -307,3 +307,14 @@ def test_random_corruptions_of_real_file_raise_swc_error(
         read_swc(p)
     if kind != "bytes":
         assert ei.value.line is not None
+
+
+def test_written_files_get_the_usual_permissions(tmp_path: Path, data: Path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        p = write_swc(read_swc(data / "swc/small/neurom_simple.swc"), tmp_path / "perm.swc")
+    finally:
+        os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == 0o644

@@ -11,6 +11,12 @@ from pathlib import Path
 from morph.errors import MorphError, OutputExistsError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_output(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Refuse an existing output unless ``force``; refuse a missing parent folder."""
     p = Path(path)
@@ -34,6 +40,7 @@ def atomic_path(path: str | os.PathLike[str], *, force: bool = False) -> Iterato
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part" + p.suffix, dir=p.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield tmp_path
         os.replace(tmp_path, p)
