@@ -1,0 +1,151 @@
+"""``morph synth -o PREFIX``: a synthetic stack with its ground-truth SWC."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from morph.cli._common import positive_float
+from morph.errors import MorphError
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "synth",
+        parents=[common],
+        help="make a synthetic brightfield/fluorescence stack and its gold SWC",
+        description="Generate a procedural neuron (or take --from CELL.swc) and render it into a 3-D stack. "
+        "Writes PREFIX.tif (zlib-compressed ImageJ TIFF with the voxel size) and PREFIX.gold.swc "
+        "(the ground truth in the stack's frame, micrometres: voxel (k, j, i) is centred at "
+        "(i*vx, j*vy, k*vz)). Any generator or renderer parameter can be set with --set NAME=VALUE "
+        "(see morph.synth.NeuronParams and RenderParams).",
+    )
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="PREFIX", help="output prefix")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed of the cell and of the rendering (default 0)"
+    )
+    p.add_argument("--preset", choices=["easy", "realistic", "hard"], default="realistic", help="difficulty")
+    p.add_argument("--modality", choices=["brightfield", "fluorescence"], default="brightfield")
+    p.add_argument("--from", dest="source", type=Path, metavar="CELL.swc", help="render this cell instead")
+    p.add_argument(
+        "--voxel",
+        nargs=3,
+        type=positive_float,
+        metavar=("X", "Y", "Z"),
+        help="voxel size in micrometres (default 0.25 0.25 0.75)",
+    )
+    p.add_argument("--cell-type", choices=["pyramidal", "aspiny"], default="pyramidal")
+    p.add_argument("--scale", type=positive_float, help="size factor of the generated cell (default 1)")
+    p.add_argument(
+        "--axon-length", type=positive_float, metavar="UM", help="main axon length (before --scale)"
+    )
+    axon = p.add_mutually_exclusive_group()
+    axon.add_argument("--axon-on-dendrite", action="store_true", help="the axon leaves a basal dendrite")
+    axon.add_argument("--axon-on-soma", action="store_true", help="the axon leaves the soma")
+    p.add_argument(
+        "--crop",
+        nargs=3,
+        type=positive_float,
+        metavar=("W", "H", "D"),
+        help="largest stack extent in micrometres (x, y, z), centred on the soma; the gold is clipped",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any NeuronParams/RenderParams field, e.g. --set haze=0.3 --set n_basal=5,7",
+    )
+    p.set_defaults(func=run)
+
+
+def _parse_sets(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    from morph.synth import NeuronParams, RenderParams
+
+    neuron_keys = {f.name for f in fields(NeuronParams)}
+    render_keys = {f.name for f in fields(RenderParams)}
+    neuron: dict[str, Any] = {}
+    render: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise MorphError(f"--set expects NAME=VALUE, got {item!r}")
+        key, text = (s.strip() for s in item.split("=", 1))
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        if key in render_keys:
+            render[key] = value
+        elif key in neuron_keys:
+            neuron[key] = value
+        else:
+            raise MorphError(
+                f"unknown parameter {key!r}",
+                hint="see morph.synth.NeuronParams and morph.synth.RenderParams for the names",
+            )
+    return neuron, render
+
+
+def run(args: argparse.Namespace) -> int:
+    from morph.io import check_output, read_swc
+    from morph.progress import info
+    from morph.synth import generate_neuron, neuron_params, render_params, render_stack
+
+    prefix = Path(args.output)
+    if prefix.suffix.lower() in (".tif", ".tiff"):
+        prefix = prefix.with_suffix("")
+    tif = prefix.with_name(prefix.name + ".tif")
+    swc = prefix.with_name(prefix.name + ".gold.swc")
+    check_output(tif, force=args.force)
+    check_output(swc, force=args.force)
+    neuron_kw, render_kw = _parse_sets(args.set)
+
+    if args.source is not None:
+        if not args.source.exists():
+            raise MorphError("file not found", file=args.source, hint="check the path")
+        cell = read_swc(args.source)
+        if cell.units == "voxel" and cell.voxel_size is None:
+            raise MorphError(
+                "the cell is in voxel units without a voxel size",
+                file=args.source,
+                hint="convert it first: morph convert --to-um --voxel X Y Z",
+            )
+        if neuron_kw or args.scale or args.axon_length or args.axon_on_dendrite or args.axon_on_soma:
+            raise MorphError("generator options cannot be combined with --from")
+    else:
+        if args.scale:
+            neuron_kw["scale"] = args.scale
+        if args.axon_length:
+            neuron_kw["axon_length"] = args.axon_length
+        if args.axon_on_dendrite:
+            neuron_kw["axon_on_dendrite"] = 1.0
+        if args.axon_on_soma:
+            neuron_kw["axon_on_dendrite"] = 0.0
+        try:
+            params = neuron_params(args.cell_type, **neuron_kw)
+        except TypeError as e:
+            raise MorphError(f"bad generator parameter: {e}") from None
+        cell = generate_neuron(args.seed, params)
+    if args.voxel:
+        render_kw["voxel_size"] = tuple(args.voxel)
+    if args.crop:
+        render_kw["crop"] = tuple(args.crop)
+    render_kw.setdefault("seed", args.seed)
+    try:
+        rp = render_params(args.preset, modality=args.modality, **render_kw)
+    except TypeError as e:
+        raise MorphError(f"bad render parameter: {e}") from None
+    info(
+        f"rendering {len(cell)} nodes ({cell.total_length():.0f} um of cable), {rp.modality}, preset {args.preset}"
+    )
+    result = render_stack(cell, rp)
+    result.save(prefix, force=args.force)
+    z, y, x = result.data.shape
+    vs = " x ".join(f"{v:g}" for v in result.voxel_size)
+    print(f"{tif}: {x} x {y} x {z} voxels of {vs} um ({rp.modality}, {args.preset})")
+    print(f"{swc}: {len(result.gold)} nodes, {result.gold.total_length():.1f} um of cable")
+    return 0
