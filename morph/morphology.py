@@ -237,18 +237,21 @@ class Morphology:
 
     # ------------------------------------------------------------------ structure
     @cached_property
-    def _children(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        return _tree.children_csr(self.parent)
+    def children_csr(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Children of every node as ``(offsets, child_indices)``: the children of node
+        ``i`` are ``child_indices[offsets[i]:offsets[i + 1]]``, in index order."""
+        off, kids = _tree.children_csr(self.parent)
+        return _readonly(off), _readonly(kids)
 
     def children(self, i: int) -> NDArray[np.int64]:
         """Indices of node ``i``'s children."""
-        off, kids = self._children
+        off, kids = self.children_csr
         return kids[off[i] : off[i + 1]]
 
     @cached_property
     def n_children(self) -> NDArray[np.int64]:
         """Number of children of every node."""
-        return _readonly(np.diff(self._children[0]))
+        return _readonly(np.diff(self.children_csr[0]))
 
     @cached_property
     def roots(self) -> NDArray[np.int64]:
@@ -787,7 +790,7 @@ class Sections:
         last[valid] = m.n_children[valid] != 1
         one_child = valid & (m.n_children == 1)
         if one_child.any():
-            off, kids = m._children
+            off, kids = m.children_csr
             child = kids[off[np.flatnonzero(one_child)]]
             last[np.flatnonzero(one_child)[sid[child] != sid[one_child]]] = True
         end = np.full(n, -1, dtype=np.int64)

@@ -152,3 +152,15 @@ def test_stack_errors_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixt
     assert rc == 2 and "not a TIFF file" in err
     rc, _, err = run(["info", str(flat), "--voxel", "0", "1", "1"], capsys)
     assert rc == 2 and "expected a positive number, got '0'" in err
+
+
+def test_quiet_and_debug_before_or_after_the_subcommand(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from morph import progress
+
+    f = str(data / "swc/small/neurom_simple.swc")
+    for argv in (["-q", "info", f], ["info", "-q", f]):
+        progress.set_quiet(False)
+        assert main(argv) == 0
+        assert progress.QUIET
+    progress.set_quiet(False)
+    assert main(["info", f]) == 0 and not progress.QUIET

@@ -43,8 +43,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes on stderr")
-    common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    # SUPPRESS: given before or after the subcommand, the flag is not reset by the other parser
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars or notes on stderr")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors")
     parser = _Parser(
         prog="morph",
         description="Neuron morphology: trace, measure, compare and view reconstructions.",
@@ -72,12 +73,14 @@ def main(argv: list[str] | None = None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as e:  # --help, --version, or a usage error (already printed)
             return int(e.code or 0)
+        args.quiet = getattr(args, "quiet", False)
+        args.debug = getattr(args, "debug", False)
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return 2
         from morph import progress
 
-        progress.set_quiet(getattr(args, "quiet", False))
+        progress.set_quiet(args.quiet)
         return int(args.func(args) or 0)
     except MorphError as e:
         if debug:
