@@ -52,6 +52,8 @@ def have_lib(name: str) -> bool:
 
 def ensure_system_libs() -> None:
     missing = [lib for lib in GL_LIBS if not have_lib(lib)]
+    if not shutil.which("xvfb-run"):
+        missing.append("xvfb-run")
     if not missing:
         return
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:

@@ -1,0 +1,601 @@
+"""The viewer, seen through off-screen pictures (EGL or OSMesa; no golden images)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from morph.io import read_stack, read_swc
+from morph.morphology import APICAL, AXON, BASAL
+
+pytest.importorskip("vtkmodules")
+
+from viewers.offscreen import GLUnavailableError, ViewerError, select_backend  # noqa: E402
+from viewers.scene import (  # noqa: E402
+    BACKGROUNDS,
+    COMPARTMENT_COLORS,
+    HIGHLIGHT_COLOR,
+    Scene,
+    section_polylines,
+    strahler_order,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+W, H = 480, 400
+
+
+def _gl_or_skip() -> None:
+    try:
+        select_backend(offscreen=True)
+    except GLUnavailableError as e:  # pragma: no cover - CI installs the packages
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must render: {e}")
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def rbp4(data):
+    return read_swc(next((data / "swc" / "allen").glob("bmtk_Rbp4*.swc")))
+
+
+@pytest.fixture(scope="module")
+def cell_scene(rbp4):
+    _gl_or_skip()
+    s = Scene((W, H))
+    s.add_morphology(rbp4)
+    s.legend.SetVisibility(False)
+    s.set_camera("xy", parallel=True)
+    img = s.screenshot()
+    yield s, img
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def spine(data):
+    d = data / "images" / "snt_misc_spotspine"
+    return read_swc(d / "SpotSpine_ImageStack_Test.swc"), read_stack(d / "SpotSpine_ImageStack_Test.tif")
+
+
+def _foreground(img: np.ndarray, background: str = "dark") -> np.ndarray:
+    bg = np.array(BACKGROUNDS[background]) * 255
+    return np.abs(img.astype(float) - bg).sum(axis=-1) > 40
+
+
+def _chroma(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb, dtype=float)
+    return rgb / np.maximum(rgb.sum(axis=-1, keepdims=True), 1e-9)
+
+
+def _isolated(px: np.ndarray, others: np.ndarray, radius: float) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    if len(others) == 0:
+        return np.ones(len(px), dtype=bool)
+    d, _ = cKDTree(others).query(px, k=1)
+    return d > radius
+
+
+# ------------------------------------------------------------------ geometry, no GL needed
+def test_section_polylines_cover_every_neurite_edge(rbp4):
+    pl = section_polylines(rbp4)
+    # every non-soma edge appears once as consecutive points of one polyline
+    starts = np.r_[0, np.cumsum(pl.counts)[:-1]]
+    same_line = np.ones(len(pl.node), dtype=bool)
+    same_line[starts] = False
+    child = pl.node[1:][same_line[1:]]
+    parent = pl.node[:-1][same_line[1:]]
+    assert np.all(rbp4.parent[child] == parent)
+    neurite = np.flatnonzero(~rbp4.soma_mask & (rbp4.parent >= 0))
+    assert np.array_equal(np.sort(child), np.sort(neurite))
+    assert pl.n_segments == neurite.size
+
+
+def test_strahler_order_small_tree():
+    from morph.morphology import Morphology
+
+    # soma -> a ; a forks into b and c ; b forks into d and e ; c is a tip
+    m = Morphology(
+        [[0, 0, 0], [0, 10, 0], [5, 20, 0], [-5, 20, 0], [5, 30, 0], [10, 30, 0]],
+        [5, 1, 1, 1, 1, 1],
+        [1, 3, 3, 3, 3, 3],
+        [-1, 0, 1, 1, 2, 2],
+    )
+    s = strahler_order(m)
+    assert s[4] == 1 and s[5] == 1 and s[3] == 1
+    assert s[2] == 2  # two order-1 children
+    assert s[1] == 2  # children of order 2 and 1: stays 2
+
+
+# ------------------------------------------------------------------ pictures
+def test_picture_has_the_cell_and_not_much_else(cell_scene):
+    _, img = cell_scene
+    assert img.shape == (H, W, 3)
+    frac = _foreground(img).mean()
+    assert 0.005 < frac < 0.5, frac
+
+
+def test_projected_bounding_box_where_the_camera_puts_it(cell_scene, rbp4):
+    s, img = cell_scene
+    fg = np.argwhere(_foreground(img))
+    (y0, x0), (y1, x1) = fg.min(axis=0), fg.max(axis=0)
+    px = s.world_to_display(rbp4.xyz)
+    pad = rbp4.radius.max() / s.um_per_pixel() + 3
+    assert abs(x0 - px[:, 0].min()) <= pad and abs(x1 - px[:, 0].max()) <= pad
+    assert abs(y0 - px[:, 1].min()) <= pad and abs(y1 - px[:, 1].max()) <= pad
+    # the xy preset fits the cell, centred, y up (no stack): the apical tuft (low y) is at the bottom
+    assert abs((x0 + x1) / 2 - W / 2) < 0.05 * W and abs((y0 + y1) / 2 - H / 2) < 0.05 * H
+    assert max((x1 - x0) / W, (y1 - y0) / H) > 0.85
+    low_y = rbp4.xyz[:, 1].argmin()
+    assert px[low_y, 1] > H * 0.8
+
+
+def test_axon_pixels_axon_coloured_dendrite_pixels_dendrite_coloured(cell_scene, rbp4):
+    s, img = cell_scene
+    px = s.world_to_display(rbp4.xyz)
+    refs = {t: _chroma(np.array(COMPARTMENT_COLORS[t])) for t in (AXON, BASAL, APICAL)}
+    keys = list(refs)
+    ref = np.array([refs[k] for k in keys])
+    fg = _foreground(img)
+    for t in (AXON, BASAL, APICAL):
+        mine = np.flatnonzero(rbp4.types == t)
+        others = px[(rbp4.types != t)]
+        ok = mine[_isolated(px[mine], others, 6.0)]
+        xy = np.round(px[ok]).astype(int)
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] < W) & (xy[:, 1] >= 0) & (xy[:, 1] < H)
+        xy = xy[inside]
+        xy = xy[fg[xy[:, 1], xy[:, 0]]]
+        assert len(xy) >= 10, (t, len(xy))
+        c = _chroma(img[xy[:, 1], xy[:, 0]])
+        nearest = np.array(keys)[np.argmin(((c[:, None, :] - ref[None]) ** 2).sum(-1), axis=1)]
+        assert (nearest == t).mean() > 0.9, (t, (nearest == t).mean())
+
+
+def test_colour_by_path_distance_uses_the_colour_map(rbp4):
+    _gl_or_skip()
+    s = Scene((W, H))
+    s.add_morphology(rbp4, mode="line")
+    s.set_color_by("path_distance", cmap="viridis")
+    s.legend.SetVisibility(False)
+    s.scalar_bar.SetVisibility(False)
+    s.set_camera("xy", parallel=True)
+    img = s.screenshot()
+    px = np.round(s.world_to_display(rbp4.xyz)).astype(int)
+    fg = _foreground(img)
+    pd = rbp4.path_distance
+    near = np.flatnonzero((pd < np.percentile(pd, 10)) & ~rbp4.soma_mask)
+    far = np.flatnonzero(pd > np.percentile(pd, 95))
+    near = near[fg[px[near, 1], px[near, 0]]]
+    far = far[fg[px[far, 1], px[far, 0]]]
+    # viridis: dark purple at the start (blue > green), yellow at the end (red and green high)
+    cn = img[px[near, 1], px[near, 0]].astype(float).mean(axis=0)
+    cf = img[px[far, 1], px[far, 0]].astype(float).mean(axis=0)
+    assert cn[2] > cn[1] and cf[1] > cf[2] and cf[0] > cn[0]
+    assert s.scalar_bar.GetLookupTable() is not None
+    s.close()
+
+
+def test_pick_a_node_screen_position_returns_that_node(rbp4):
+    """Zoomed in on a node (nodes a few pixels apart), clicking where it projects picks it."""
+    _gl_or_skip()
+    m = rbp4
+    s = Scene((W, H))
+    s.add_morphology(m)
+    s.set_camera("xy", parallel=True)
+    cam = s.renderer.GetActiveCamera()
+    rng = np.random.default_rng(0)
+    cand = rng.choice(np.flatnonzero(~m.soma_mask & (m.parent >= 0) & (m.radius < 2)), 60, replace=False)
+    tested = found = 0
+    for i in cand:
+        # no node of another branch within 6 um in the projection
+        path_near = np.abs(m.path_distance - m.path_distance[i]) < 6
+        d2 = np.linalg.norm(m.xyz[:, :2] - m.xyz[i, :2], axis=1)
+        same = _tree_near(m, int(i))
+        if np.any((d2 < 6) & ~(same & path_near)):
+            continue
+        cam.SetFocalPoint(*m.xyz[i])
+        cam.SetPosition(*(m.xyz[i] + [0, 0, 500]))
+        cam.SetViewUp(0, 1, 0)
+        cam.SetParallelScale(6.0)
+        s.renderer.ResetCameraClippingRange()
+        s.render()
+        x, y = s.world_to_display(m.xyz[[i]])[0]
+        hit = s.pick(x, y)
+        tested += 1
+        found += hit is not None and hit.node == i
+        if tested == 12:
+            break
+    s.close()
+    assert tested >= 8
+    assert found == tested, (found, tested)
+
+
+def _tree_near(m, i: int, hops: int = 12) -> np.ndarray:
+    """Nodes within ``hops`` edges of ``i`` on the tree."""
+    near = np.zeros(len(m), dtype=bool)
+    near[i] = True
+    for _ in range(hops):
+        up = m.parent[near]
+        near[up[up >= 0]] = True
+        near |= (m.parent >= 0) & near[np.maximum(m.parent, 0)]
+    return near
+
+
+def test_node_info_and_measure(cell_scene, rbp4):
+    s, _ = cell_scene
+    m = rbp4
+    tip = int(m.tips[0])
+    info = s.node_info(0, tip)
+    assert info["id"] == int(m.ids[tip]) and info["type"] in ("axon", "basal_dendrite", "apical_dendrite")
+    assert np.allclose(info["xyz"], m.xyz[tip]) and info["radius"] == pytest.approx(m.radius[tip])
+    assert info["branch_order"] == int(m.branch_order[tip])
+    assert info["path_distance_to_soma"] == pytest.approx(
+        m.path_distance[tip] - m.path_distance[m.soma_nodes[0]]
+    )
+    # two tips: path goes through their lowest common ancestor
+    a, b = int(m.tips[0]), int(m.tips[-1])
+    eu, path = s.measure((0, a), (0, b))
+    assert eu == pytest.approx(np.linalg.norm(m.xyz[a] - m.xyz[b]))
+    anc = set()
+    i = a
+    while i >= 0:
+        anc.add(i)
+        i = int(m.parent[i])
+    j = b
+    while j not in anc:
+        j = int(m.parent[j])
+    assert path == pytest.approx(m.path_distance[a] + m.path_distance[b] - 2 * m.path_distance[j])
+    assert path >= eu - 1e-9
+
+
+def test_highlight_subtree_recolours_it(rbp4):
+    _gl_or_skip()
+    m = rbp4
+    s = Scene((W, H))
+    s.add_morphology(m, mode="line")
+    s.legend.SetVisibility(False)
+    s.set_camera("xy", parallel=True)
+    # the apical trunk's first node: its subtree is the whole apical dendrite
+    first_apical = int(np.flatnonzero((m.types == APICAL) & m.parent_is_soma)[0])
+    s.highlight_subtree(0, first_apical)
+    img = s.screenshot()
+    px = np.round(s.world_to_display(m.xyz)).astype(int)
+    tuft = np.flatnonzero(
+        (m.types == APICAL) & (m.xyz[:, 1] < np.percentile(m.xyz[m.types == APICAL, 1], 30))
+    )
+    c = _chroma(img[px[tuft, 1], px[tuft, 0]][_foreground(img)[px[tuft, 1], px[tuft, 0]]])
+    hl = _chroma(np.array(HIGHLIGHT_COLOR))
+    ap = _chroma(np.array(COMPARTMENT_COLORS[APICAL]))
+    closer = np.linalg.norm(c - hl, axis=1) < np.linalg.norm(c - ap, axis=1)
+    assert len(c) > 10 and closer.mean() > 0.9
+    s.highlight_subtree(0, None)
+    img2 = s.screenshot()
+    c2 = _chroma(img2[px[tuft, 1], px[tuft, 0]][_foreground(img2)[px[tuft, 1], px[tuft, 0]]])
+    assert (np.linalg.norm(c2 - hl, axis=1) < np.linalg.norm(c2 - ap, axis=1)).mean() < 0.1
+    s.close()
+
+
+def test_stack_is_placed_under_the_reconstruction(spine):
+    """With the neuron hidden, the projection is bright where the trace runs: the voxel size
+    (0.06 x 0.06 x 0.21 um) places the image in micrometres."""
+    _gl_or_skip()
+    m, st = spine
+    s = Scene((300, 400))
+    s.add_morphology(m)
+    s.add_stack(st, layers=("mip",))
+    s.legend.SetVisibility(False)
+    s.set_camera("xy", parallel=True)
+    s.set_neuron_visible(0, False)
+    img = s.screenshot().astype(float).mean(axis=-1)
+    px = np.round(s.world_to_display(m.xyz[~m.soma_mask])).astype(int)
+    on = img[px[:, 1], px[:, 0]]
+    lo, hi = s.stack_bounds()
+    corners = np.round(s.world_to_display(np.array([lo, hi]))).astype(int)
+    (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+    region = img[max(y0, 0) : y1, max(x0, 0) : x1]
+    assert np.median(on) > np.percentile(region, 75)
+    # the same positions with the stack scaled wrongly (voxel 2x) are mostly background
+    s.close()
+
+
+def test_image_layers_change_the_picture_when_toggled(spine):
+    _gl_or_skip()
+    m, st = spine
+    s = Scene((300, 400))
+    s.add_morphology(m)
+    s.add_stack(st, layers=())
+    s.legend.SetVisibility(False)
+    s.set_camera("iso", parallel=True)
+    base = s.screenshot().astype(int)
+    for name in ("mip", "slices", "volume"):
+        s.show_image(name, True)
+        on = s.screenshot().astype(int)
+        changed = (np.abs(on - base).sum(-1) > 30).mean()
+        assert changed > 0.02, (name, changed)
+        s.show_image(name, False)
+        off = s.screenshot().astype(int)
+        assert (np.abs(off - base).sum(-1) > 30).mean() < 0.002, name
+    # window/level and gamma change the displayed image
+    s.show_image("mip", True)
+    a = s.screenshot().astype(int)
+    s.set_display(gamma=3.0)
+    b = s.screenshot().astype(int)
+    assert b.sum() < a.sum()
+    s.set_display(gamma=1.0, window=s.display.window * 4)
+    c = s.screenshot().astype(int)
+    # a wider window: less contrast inside the image (the MIP plane, seen from the iso camera)
+    s.show_image("mip", False)
+    inside = np.abs(s.screenshot().astype(int) - c).sum(-1) > 0
+    assert inside.mean() > 0.05
+    assert c[inside].std() < 0.8 * a[inside].std()
+    s.close()
+
+
+def test_brightfield_is_inverted_for_display(data):
+    _gl_or_skip()
+    st = read_stack(data / "images" / "patchseq_brightfield" / "Example_Input_Stack_2112.tif")
+    s = Scene((200, 200))
+    s.add_stack(st, layers=("mip",))
+    assert s.polarity == "brightfield" and s.display.invert
+    s.legend.SetVisibility(False)
+    s.set_camera("xy", parallel=True)
+    img = s.screenshot().astype(float).mean(axis=-1)
+    # the bright background of a brightfield image shows dark; dark neurites show bright
+    mip = np.asarray(st.data).min(axis=0).astype(float)
+    bright_bg = np.median(mip)
+    assert np.median(img[40:160, 40:160]) < 128 and bright_bg > 150
+    s.close()
+
+
+def test_anisotropic_voxels_and_voxel_unit_swc(data):
+    """DIADEM OP_1: SWC in voxels, z slices 3.03 voxels apart; both scaled to um."""
+    _gl_or_skip()
+    from viewers.app import build_scene
+
+    d = data / "images" / "diadem_OP"
+    s = build_scene(
+        [d / "OP_1.gold.swc"],
+        stack=d / "OP_1.tif",
+        voxel=(0.5, 0.5, 1.515),
+        swc_units="voxel",
+        size=(300, 300),
+        layers=("slices",),
+        scale_bar=False,
+        axes=False,
+    )
+    m = s.neurons[0].morphology
+    raw = read_swc(d / "OP_1.gold.swc")
+    assert np.allclose(m.xyz, raw.xyz * [0.5, 0.5, 1.515])
+    b = s.image_props["slices"].GetBounds()
+    lo, hi = s.stack_bounds()
+    assert np.allclose(b[0::2], lo + [0.25, 0.25, 0.7575], atol=1e-6)
+    assert np.allclose(b[1::2], hi - [0.25, 0.25, 0.7575], atol=1e-6)
+    assert hi[2] - lo[2] == pytest.approx(np.asarray(read_stack(d / "OP_1.tif").data).shape[0] * 1.515)
+    s.close()
+
+
+def test_lod_and_line_mode(rbp4):
+    _gl_or_skip()
+    s = Scene((200, 200))
+    layer = s.add_morphology(rbp4)
+    assert layer.tube_actor.GetVisibility() and layer.mode == "tube"
+    s.lod = True
+    s.set_interacting(True)
+    assert not layer.tube_actor.GetVisibility() and layer.line_actor.GetVisibility()
+    s.set_interacting(False)
+    assert layer.tube_actor.GetVisibility()
+    s.set_mode("line")
+    assert not layer.tube_actor.GetVisibility()
+    s.close()
+
+
+def test_scale_bar_length_matches_the_view(rbp4):
+    _gl_or_skip()
+    s = Scene((W, H))
+    s.add_morphology(rbp4)
+    s.set_camera("xy", parallel=True)
+    s.show_scale_bar(True)
+    s.render()
+    x0, x1 = s.scale_bar_px
+    assert (x1 - x0) * s.um_per_pixel() == pytest.approx(s.scale_bar_um, rel=1e-6)
+    # um per pixel agrees with two projected points 100 um apart
+    p = s.world_to_display(np.array([[0, 0, 0], [100, 0, 0]]))
+    assert 100 / abs(p[1, 0] - p[0, 0]) == pytest.approx(s.um_per_pixel(), rel=1e-3)
+    s.close()
+
+
+# ------------------------------------------------------------------ interaction through VTK events
+def test_keys_and_click_through_the_interactor(rbp4, spine):
+    _gl_or_skip()
+    from viewers.app import Viewer
+
+    m, st = spine
+    s = Scene((300, 400))
+    s.add_morphology(m)
+    s.add_stack(st, layers=("mip",))
+    s.set_camera("xy", parallel=True)
+    v = Viewer(s)
+    iren = v.interactor
+
+    def key(sym: str, shift: bool = False) -> None:
+        iren.SetKeySym(sym)
+        iren.SetShiftKey(int(shift))
+        iren.InvokeEvent("KeyPressEvent")
+
+    key("m")
+    assert not s.image_visible["mip"]
+    key("s")
+    assert s.image_visible["slices"]
+    z0 = s.slice_index[2]
+    key("z", shift=True)
+    assert s.slice_index[2] == z0 + 1
+    key("l")
+    assert s.neurons[0].mode == "line"
+    key("h")
+    assert s.help_text.GetVisibility()
+    key("3")
+    assert s.camera_preset == "yz"
+    key("b")
+    assert s.background == "light"
+    key("c")
+    assert s.color_by == "branch_order" and s.scalar_bar.GetVisibility()
+    key("F1")
+    assert not s.neurons[0].visible
+    key("F1")
+    key("1")
+    # a click (press and release at one place) on a node picks it
+    i = int(np.flatnonzero(~m.soma_mask)[len(m) // 2])
+    x, y = s.world_to_display(m.xyz[[i]])[0]
+    s.render()
+    iren.SetEventPosition(int(round(x)), int(round(s.render_window.GetSize()[1] - 1 - y)))
+    iren.InvokeEvent("LeftButtonPressEvent")
+    iren.InvokeEvent("LeftButtonReleaseEvent")
+    assert v.picks and v.picks[-1][0] == 0
+    assert abs(int(v.picks[-1][1]) - i) <= 1
+    assert f"node {int(m.ids[v.picks[-1][1]])}" in v.message
+    key("u")
+    assert s.neurons[0].highlighted == v.picks[-1][1]
+    v.picks.append((0, int(m.tips[0])))
+    key("d")
+    assert "Euclidean" in v.message and "path" in v.message
+    s.close()
+
+
+def test_turntable_movie(rbp4, tmp_path):
+    _gl_or_skip()
+    from viewers.app import write_movie
+
+    s = Scene((160, 120))
+    s.add_morphology(rbp4, mode="line")
+    s.set_camera("xy")
+    frames = s.turntable(4)
+    assert len(frames) == 4 and not np.array_equal(frames[0], frames[1])
+    out = write_movie(frames, tmp_path / "turn.gif", fps=4)
+    import imageio.v3 as iio
+
+    back = iio.imread(out)
+    assert back.shape[0] == 4
+    mp4 = write_movie(frames, tmp_path / "turn.mp4", fps=4)
+    assert iio.imread(mp4).shape[0] == 4
+    folder = write_movie(frames, tmp_path / "frames")
+    assert len(list(folder.glob("frame_*.png"))) == 4
+    with pytest.raises(Exception, match="exists"):
+        write_movie(frames, tmp_path / "turn.gif")
+    s.close()
+
+
+# ------------------------------------------------------------------ bad input
+def test_stack_not_overlapping_says_so_and_offers_voxel(data, rbp4):
+    _gl_or_skip()
+    st = read_stack(data / "images" / "snt_misc_spotspine" / "SpotSpine_ImageStack_Test.tif")
+    s = Scene((100, 100))
+    s.add_morphology(rbp4)
+    with pytest.raises(ViewerError, match="does not overlap") as e:
+        s.add_stack(st)
+    assert "--voxel" in str(e.value)
+    s.close()
+
+
+def _morph(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "morph.cli.main", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_cli_screenshot_and_errors(data, tmp_path):
+    _gl_or_skip()
+    swc = next((data / "swc" / "allen").glob("bmtk_Rbp4*.swc"))
+    out = tmp_path / "shot.png"
+    r = _morph("view", str(swc), "--screenshot", str(out), "--size", "320", "240", "--camera", "xz", "-q")
+    assert r.returncode == 0, r.stderr
+    import imageio.v3 as iio
+
+    img = iio.imread(out)
+    assert img.shape[:2] == (240, 320) and 0.003 < _foreground(img[..., :3]).mean() < 0.6
+    r = _morph("view", str(swc), "--screenshot", str(out), "-q")
+    assert r.returncode == 2 and "exists" in r.stderr
+    # a stack that does not overlap
+    d = data / "images" / "diadem_OP"
+    r = _morph(
+        "view",
+        str(d / "OP_1.gold.swc"),
+        "--stack",
+        str(d / "OP_1.tif"),
+        "--voxel",
+        "0.1",
+        "0.1",
+        "0.1",
+        "--screenshot",
+        str(tmp_path / "x.png"),
+        "-q",
+    )
+    assert (
+        r.returncode == 2
+        and "does not overlap" in r.stderr
+        and "--voxel" in r.stderr
+        and "Traceback" not in r.stderr
+    )
+    # an empty SWC
+    empty = tmp_path / "empty.swc"
+    empty.write_text("")
+    r = _morph("view", str(empty), "--screenshot", str(tmp_path / "y.png"), "-q")
+    assert r.returncode == 2 and "empty" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_gl_gives_a_clear_message(data, tmp_path):
+    """No display, no EGL vendor library, an unloadable libOSMesa: the message names the
+    Debian packages instead of crashing in the first render."""
+    fake = tmp_path / "nogl"
+    fake.mkdir()
+    for name in ("libOSMesa.so", "libOSMesa.so.8", "libOSMesa.so.6", "libEGL.so.1", "libEGL.so"):
+        (fake / name).write_text("not a library")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "VTK_DEFAULT_OPENGL_WINDOW")
+    }
+    env["LD_LIBRARY_PATH"] = str(fake)
+    env["__EGL_VENDOR_LIBRARY_FILENAMES"] = str(fake / "none.json")
+    swc = next((data / "swc" / "allen").glob("bmtk_Rbp4*.swc"))
+    r = _morph("view", str(swc), "--screenshot", str(tmp_path / "z.png"), "-q", env=env)
+    assert r.returncode == 2, r.stderr
+    assert "libegl1" in r.stderr and "libosmesa6" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "z.png").exists()
+
+
+def test_contour_soma_is_drawn_filled():
+    _gl_or_skip()
+    from morph.morphology import Morphology
+
+    # a flat square soma contour (4 nodes) and one dendrite
+    m = Morphology(
+        [[0, 0, 0], [10, 0, 0], [10, 10, 0], [0, 10, 0], [5, 10, 0], [5, 60, 0]],
+        [0.5, 0.5, 0.5, 0.5, 1, 1],
+        [1, 1, 1, 1, 3, 3],
+        [-1, 0, 1, 2, 3, 4],
+    )
+    s = Scene((200, 200))
+    layer = s.add_morphology(m)
+    assert layer.soma_actor is not None
+    s.legend.SetVisibility(False)
+    s.set_camera("xy", parallel=True)
+    img = s.screenshot()
+    x, y = np.round(s.world_to_display(np.array([[5.0, 5.0, 0.0]]))[0]).astype(int)
+    c = img[y, x].astype(float)
+    assert c.min() > 60 and np.ptp(c) < 30  # grey soma fill at the contour's centre
+    s.close()
+
+
+def test_movie_format_checked_before_rendering(data, tmp_path):
+    swc = next((data / "swc" / "allen").glob("bmtk_Rbp4*.swc"))
+    r = _morph("view", str(swc), "--movie", str(tmp_path / "t.webp"), "-q")
+    assert r.returncode == 2 and "unknown movie format" in r.stderr

@@ -1,0 +1,405 @@
+"""The interactive window: VTK's own interactor, keys, picking, measuring, export.
+
+Mouse: left-drag rotates, middle-drag (or shift + left-drag) pans, right-drag or the wheel
+zooms; a left click without dragging picks the node under the pointer and prints what is
+known about it. Press ``h`` in the window for the key list (:data:`HELP`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from viewers.offscreen import ViewerError
+from viewers.scene import SCALARS, Scene
+
+HELP = """\
+mouse  left-drag rotate, middle-drag pan, wheel/right-drag zoom,
+       left click: pick a node (id, type, xyz, radius, parent, path distance, order)
+h      this help                    q/Esc  quit
+1 2 3 4  camera XY / XZ / YZ / iso    r  reset view     o  ortho/perspective
+l      tubes / lines                L  lines while moving (level of detail)
+c      colour: compartment, branch order, Strahler, path distance, radius
+u      highlight subtree of the picked node (again: clear)
+d      Euclidean + path distance between the last two picked nodes
+b      dark / light background      a  axes      k  scale bar
+m      projection plane   s  three slices   v  volume rendering
+x X y Y z Z   move the x / y / z slice down / up
+[ ]    window narrower / wider      - =  level down / up
+g G    gamma down / up              t T  image opacity down / up
+n      next colour map              i  invert image
+F1..F12  show / hide neuron 1..12
+w      screenshot (PNG)             M  turntable movie (GIF)"""
+
+COLORINGS = ("compartment", *[s for s in SCALARS if s != "depth"])
+IMAGE_CMAPS = ("gray", "magma", "viridis", "inferno", "cividis", "hot")
+#: A press and release closer than this (pixels) is a click, not a drag.
+CLICK_TOLERANCE = 3
+
+
+def write_movie(
+    frames: Sequence[NDArray[np.uint8]], path: str | os.PathLike[str], *, fps: int = 24, force: bool = False
+) -> Path:
+    """Write frames as a GIF or MP4 (by suffix; MP4 needs the ``imageio-ffmpeg`` package),
+    or as numbered PNG files in a new folder when ``path`` has no suffix."""
+    import imageio.v3 as iio
+
+    from morph.io import atomic_path
+
+    p = Path(path)
+    if not frames:
+        raise ViewerError("no frames to write")
+    suffix = p.suffix.lower()
+    if suffix == "":
+        if p.exists() and not force:
+            raise ViewerError("output folder exists", file=p, hint="use --force or give a new folder")
+        p.mkdir(parents=False, exist_ok=True)
+        for k, f in enumerate(frames):
+            with atomic_path(p / f"frame_{k:04d}.png", force=force) as tmp:
+                iio.imwrite(tmp, f, extension=".png")
+        return p
+    if suffix == ".gif":
+        with atomic_path(p, force=force) as tmp:
+            iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
+        return p
+    if suffix in (".mp4", ".mov", ".mkv", ".avi"):
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise ViewerError(
+                f"writing {suffix} needs the imageio-ffmpeg package",
+                file=p,
+                hint="pip install imageio-ffmpeg, or write a .gif or PNG frames (a path without suffix)",
+            ) from None
+        with atomic_path(p, force=force) as tmp:
+            iio.imwrite(tmp, np.stack(frames), extension=suffix, fps=fps, codec="libx264")
+        return p
+    raise ViewerError(
+        f"unknown movie format {suffix!r}", file=p, hint="use .gif, .mp4, or a folder for PNG frames"
+    )
+
+
+def check_movie_path(path: str | os.PathLike[str], *, force: bool = False) -> None:
+    """Refuse a movie output that cannot be written, before any frame is rendered."""
+    from morph.io import check_output
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == "":
+        if p.exists() and not force:
+            raise ViewerError("output folder exists", file=p, hint="use --force or give a new folder")
+        if not p.parent.exists():
+            raise ViewerError("output folder's parent does not exist", file=p.parent, hint="create it first")
+        return
+    if suffix not in (".gif", ".mp4", ".mov", ".mkv", ".avi"):
+        raise ViewerError(
+            f"unknown movie format {suffix!r}", file=p, hint="use .gif, .mp4, or a folder for PNG frames"
+        )
+    if suffix != ".gif":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise ViewerError(
+                f"writing {suffix} needs the imageio-ffmpeg package",
+                file=p,
+                hint="pip install imageio-ffmpeg, or write a .gif or PNG frames (a path without suffix)",
+            ) from None
+    check_output(p, force=force)
+
+
+def _next_free(stem: str, suffix: str) -> Path:
+    k = 1
+    while Path(f"{stem}-{k:03d}{suffix}").exists():
+        k += 1
+    return Path(f"{stem}-{k:03d}{suffix}")
+
+
+class Viewer:
+    """Keys, mouse picking and level of detail on top of a :class:`Scene`.
+
+    The key handling works without an event loop (``handle_key``), so it can be driven
+    off-screen; :meth:`start` opens the window and runs VTK's interactor.
+    """
+
+    def __init__(self, scene: Scene, *, lod: bool = True, output_stem: str = "morph-view") -> None:
+        from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+        from vtkmodules.vtkRenderingCore import vtkRenderWindowInteractor
+
+        self.scene = scene
+        self.scene.lod = lod
+        self.picks: list[tuple[int, int]] = []
+        self.coloring = 0
+        self.image_cmap = 0
+        self.output_stem = output_stem
+        self.message = ""
+        self._press: tuple[int, int] | None = None
+        scene.set_help(HELP, visible=False)
+        self.interactor = vtkRenderWindowInteractor()
+        self.interactor.SetRenderWindow(scene.render_window)
+        self.interactor.SetDesiredUpdateRate(10.0)
+        self.interactor.SetStillUpdateRate(0.01)
+        self.style = vtkInteractorStyleTrackballCamera()
+        self.interactor.SetInteractorStyle(self.style)
+        # replacing the style's own key bindings (w wireframe, s surface, p pick, e exit...)
+        self.style.AddObserver("CharEvent", lambda *_: None)
+        self.style.AddObserver("KeyPressEvent", self._on_key)
+        self.style.AddObserver("StartInteractionEvent", lambda *_: self.scene.set_interacting(True))
+        self.style.AddObserver("EndInteractionEvent", lambda *_: self._end_interaction())
+        # observed on the style (which grabs the focus while a button is down), chaining to
+        # its own rotate handling
+        self.style.AddObserver("LeftButtonPressEvent", self._on_press)
+        self.style.AddObserver("LeftButtonReleaseEvent", self._on_release)
+
+    # ---------------------------------------------------------------- events
+    def _end_interaction(self) -> None:
+        self.scene.set_interacting(False)
+        self.scene.render()
+
+    def _on_key(self, *_: Any) -> None:
+        key = self.interactor.GetKeySym() or ""
+        if self.interactor.GetShiftKey() and len(key) == 1:
+            key = key.upper()
+        self.handle_key(key)
+
+    def _on_press(self, *_: Any) -> None:
+        self._press = tuple(self.interactor.GetEventPosition())  # type: ignore[assignment]
+        self.style.OnLeftButtonDown()
+
+    def _on_release(self, *_: Any) -> None:
+        self.style.OnLeftButtonUp()
+        if self._press is None:
+            return
+        x, y = self.interactor.GetEventPosition()
+        px, py = self._press
+        self._press = None
+        if abs(x - px) <= CLICK_TOLERANCE and abs(y - py) <= CLICK_TOLERANCE:
+            h = self.scene.render_window.GetSize()[1]
+            self.click(x, h - 1 - y)
+
+    # ---------------------------------------------------------------- actions
+    def _say(self, text: str) -> str:
+        self.message = text
+        self.scene.set_info(text)
+        return text
+
+    def click(self, x: float, y: float) -> str:
+        """Pick the node at pixel ``(x, y)`` (origin top-left) and show its description."""
+        hit = self.scene.pick(x, y)
+        if hit is None:
+            return self._say("")
+        self.picks = (self.picks + [(hit.neuron, hit.node)])[-2:]
+        text = self.scene.format_info(self.scene.node_info(hit.neuron, hit.node))
+        self._say(text)
+        self.scene.render()
+        return text
+
+    def handle_key(self, key: str) -> str:
+        """Do what a key press does; returns the message shown (may be empty)."""
+        s = self.scene
+        msg = ""
+        k = key
+        if k in ("q", "Escape"):
+            self.interactor.TerminateApp()
+            return ""
+        if k == "h":
+            s.help_text.SetVisibility(not s.help_text.GetVisibility())
+        elif k in ("1", "2", "3", "4"):
+            s.set_camera(("xy", "xz", "yz", "iso")[int(k) - 1])
+            msg = f"camera {s.camera_preset}"
+        elif k == "r":
+            s.set_camera(s.camera_preset)
+        elif k == "o":
+            msg = "orthographic" if s.toggle_projection() else "perspective"
+        elif k == "l":
+            msg = f"{s.toggle_mode()} mode"
+        elif k == "L":
+            s.lod = not s.lod
+            msg = f"lines while moving {'on' if s.lod else 'off'}"
+        elif k == "c":
+            self.coloring = (self.coloring + 1) % len(COLORINGS)
+            s.set_color_by(COLORINGS[self.coloring])
+            msg = f"colour by {COLORINGS[self.coloring].replace('_', ' ')}"
+        elif k == "u":
+            if not self.picks:
+                msg = "pick a node first (left click)"
+            else:
+                n, node = self.picks[-1]
+                clear = s.neurons[n].highlighted == node
+                s.highlight_subtree(n, None if clear else node)
+                msg = (
+                    "highlight cleared"
+                    if clear
+                    else f"subtree of node {int(s.neurons[n].morphology.ids[node])}"
+                )
+        elif k == "d":
+            if len(self.picks) < 2:
+                msg = "pick two nodes first (left click)"
+            else:
+                a, b = self.picks
+                eu, path = s.measure(a, b)
+                ia, ib = (int(s.neurons[p[0]].morphology.ids[p[1]]) for p in (a, b))
+                msg = f"nodes {ia} - {ib}: Euclidean {eu:.2f} µm, path " + (
+                    "n/a (not on one tree)" if path is None else f"{path:.2f} µm"
+                )
+        elif k == "b":
+            s.toggle_background()
+        elif k == "a":
+            s.show_axes(s.axes is None or not s.axes[0].GetVisibility())
+        elif k == "k":
+            s.show_scale_bar(s.scale_bar is None or not s.scale_bar[0].GetVisibility())
+        elif k in ("m", "s", "v"):
+            if s.stack is None:
+                msg = "no stack loaded (--stack)"
+            else:
+                name = {"m": "mip", "s": "slices", "v": "volume"}[k]
+                msg = f"{name} {'on' if s.toggle_image(name) else 'off'}"
+        elif k in ("x", "X", "y", "Y", "z", "Z"):
+            if s.stack is not None:
+                axis = "xyz".index(k.lower())
+                idx = s.move_slice(axis, 1 if k.isupper() else -1)
+                msg = f"{k.lower()} slice {idx}"
+        elif k in (
+            "bracketleft",
+            "bracketright",
+            "[",
+            "]",
+            "minus",
+            "equal",
+            "-",
+            "=",
+            "g",
+            "G",
+            "t",
+            "T",
+            "n",
+            "i",
+        ):
+            msg = self._image_key(k)
+        elif k.startswith("F") and k[1:].isdigit():
+            n = int(k[1:]) - 1
+            if 0 <= n < len(s.neurons):
+                s.set_neuron_visible(n, not s.neurons[n].visible)
+                msg = f"{s.neurons[n].name} {'shown' if s.neurons[n].visible else 'hidden'}"
+        elif k == "w":
+            path = _next_free(self.output_stem, ".png")
+            s.save_screenshot(path)
+            msg = f"screenshot {path}"
+        elif k == "M":
+            path = _next_free(self.output_stem, ".gif")
+            write_movie(s.turntable(72), path)
+            msg = f"movie {path}"
+        else:
+            return self.message
+        if msg:
+            self._say(msg)
+        s.render()
+        return msg
+
+    def _image_key(self, k: str) -> str:
+        s = self.scene
+        if s.display is None:
+            return "no stack loaded (--stack)"
+        d = s.display
+        if k in ("bracketleft", "["):
+            s.set_display(window=d.window / 1.25)
+        elif k in ("bracketright", "]"):
+            s.set_display(window=d.window * 1.25)
+        elif k in ("minus", "-"):
+            s.set_display(level=d.level - 0.05 * d.window)
+        elif k in ("equal", "="):
+            s.set_display(level=d.level + 0.05 * d.window)
+        elif k == "g":
+            s.set_display(gamma=d.gamma / 1.2)
+        elif k == "G":
+            s.set_display(gamma=d.gamma * 1.2)
+        elif k == "t":
+            s.set_display(opacity=d.opacity - 0.1)
+        elif k == "T":
+            s.set_display(opacity=d.opacity + 0.1)
+        elif k == "n":
+            self.image_cmap = (self.image_cmap + 1) % len(IMAGE_CMAPS)
+            s.set_display(cmap=IMAGE_CMAPS[self.image_cmap])
+        elif k == "i":
+            s.set_display(invert=not d.invert)
+        d = s.display
+        return f"window {d.window:.4g} level {d.level:.4g} gamma {d.gamma:.2f} opacity {d.opacity:.1f} {d.cmap}{' inverted' if d.invert else ''}"
+
+    def start(self) -> None:
+        """Open the window and run until it is closed (or ``q``)."""
+        self.scene.render_window.SetWindowName("morph view")
+        self.interactor.Initialize()
+        self.scene.render()
+        self.interactor.Start()
+
+
+MESH_SUFFIXES = (".ply", ".stl", ".obj", ".glb", ".gltf", ".off")
+
+
+def build_scene(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    stack: str | os.PathLike[str] | None = None,
+    voxel: Sequence[float] | None = None,
+    swc_units: str = "um",
+    size: tuple[int, int] = (1024, 768),
+    offscreen: bool = True,
+    color_by: str = "compartment",
+    cmap: str = "viridis",
+    mode: str = "auto",
+    layers: Sequence[str] = ("mip",),
+    polarity: str | None = None,
+    window: float | None = None,
+    level: float | None = None,
+    gamma: float = 1.0,
+    opacity: float = 1.0,
+    image_cmap: str = "gray",
+    background: str = "dark",
+    camera: str = "xy",
+    perspective: bool = False,
+    scale_bar: bool = True,
+    axes: bool = True,
+) -> Scene:
+    """Read reconstructions (SWC), meshes (PLY/STL/OBJ/GLB) and an optional stack into a
+    :class:`Scene` (see ``morph view``)."""
+    from morph import progress
+    from morph.io import read_stack
+    from morph.plot import load_morphology
+
+    st = read_stack(stack, voxel_size=voxel) if stack is not None else None
+    vs = voxel or (st.voxel_size if st is not None else None)
+    scene = Scene(size, offscreen=offscreen, background=background)
+    for p in progress.bar(list(paths), desc="reading", unit="file"):
+        if Path(p).suffix.lower() in (".tif", ".tiff") or Path(p).is_dir():
+            raise ViewerError(
+                "this is an image stack, not a reconstruction", file=p, hint="give it with --stack"
+            )
+        if Path(p).suffix.lower() in MESH_SUFFIXES:
+            import trimesh
+
+            mesh = trimesh.load(p, force="mesh")
+            scene.add_mesh(mesh.vertices, mesh.faces)
+        else:
+            scene.add_morphology(load_morphology(p, swc_units=swc_units, voxel_size=vs), mode=mode)
+    scene.set_color_by(color_by, cmap=cmap)
+    if st is not None:
+        scene.add_stack(
+            st,
+            layers=layers,
+            polarity=polarity,
+            window=window,
+            level=level,
+            gamma=gamma,
+            opacity=opacity,
+            cmap=image_cmap,
+        )
+    if scale_bar:
+        scene.show_scale_bar(True)
+    if axes:
+        scene.show_axes(True)
+    scene.set_camera(camera, parallel=not perspective)
+    return scene
