@@ -1,0 +1,167 @@
+"""Compartment labels: soma 1, axon 2, (basal) dendrite 3, apical dendrite 4.
+
+* Every neurite starts as dendrite (3).
+* **Axon, given** (``axon_point``, the user's click on the axon): the node nearest to the
+  click is found (it must be within ``snap_um``); the axon is the whole stem (the subtree
+  leaving the soma) that holds it; with no soma (a plain root), the subtree of the section
+  holding the click. Confidence 1.
+* **Axon, heuristic** (no click; needs a soma and at least two stems). Each stem gets four
+  axon-likeness scores, ranked among the stems into [0, 1] (1 = most axon-like):
+  thin (low median radius, weight 0.35), smooth (low coefficient of variation of the radius,
+  0.25), few spines (few terminal branches shorter than 5 um per 100 um of cable, 0.2),
+  leaving downwards (away from the pia; without a pia direction, towards +y of the image,
+  the bottom of an upright slice, 0.2). The best stem is the axon when its confidence,
+  ``0.5 + (best - second best)``, reaches ``axon_confidence_min``; the confidence is always
+  written to the SWC header.
+* **Apical**: with a pia direction, the stem reaching furthest towards the pia is apical when
+  its reach is at least ``apical_dominance`` times the next stem's; without one, up in the
+  image (-y) is used and twice that dominance is required.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from morph import _tree
+from morph.errors import TracingError
+from morph.morphology import APICAL, AXON, BASAL, SOMA, Morphology
+
+
+@dataclass
+class LabelReport:
+    axon: str = "none"
+    axon_confidence: float = 0.0
+    apical: str = "none"
+    notes: list[str] = field(default_factory=list)
+
+    def header_lines(self) -> list[str]:
+        out = [f"axon: {self.axon} (confidence {self.axon_confidence:.2f})", f"apical dendrite: {self.apical}"]
+        return out + self.notes
+
+
+def _stems(m: Morphology) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """First node of each stem and, per node, the index of its stem (-1 for soma nodes)."""
+    first = np.flatnonzero(~m.soma_mask & ((m.parent < 0) | m.parent_is_soma))
+    mark = np.zeros(len(m), dtype=bool)
+    mark[first] = True
+    owner = _tree.nearest_marked(m.parent, mark)
+    pos = np.full(len(m), -1, dtype=np.int64)
+    pos[first] = np.arange(first.size)
+    stem = np.where(owner >= 0, pos[np.maximum(owner, 0)], -1)
+    stem[m.soma_mask] = -1
+    return first, stem
+
+
+def _rank01(v: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Rank of each value in [0, 1] (1 for the largest)."""
+    if v.size < 2:
+        return np.ones_like(v)
+    r = np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(float)
+    return r / (v.size - 1)
+
+
+def stem_features(m: Morphology, *, down: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+    """Per-stem measures used by the axon heuristic."""
+    first, stem = _stems(m)
+    k = first.size
+    neur = stem >= 0
+    el = np.where(neur, m.neurite_edge_length, 0.0)
+    length = np.bincount(stem[neur], weights=el[neur], minlength=k)
+    med_r = np.array([np.median(m.radius[stem == s]) if np.any(stem == s) else 0.0 for s in range(k)])
+    mean_r = np.bincount(stem[neur], weights=m.radius[neur], minlength=k) / np.maximum(np.bincount(stem[neur], minlength=k), 1)
+    sq = np.bincount(stem[neur], weights=m.radius[neur] ** 2, minlength=k) / np.maximum(np.bincount(stem[neur], minlength=k), 1)
+    cv = np.sqrt(np.maximum(sq - mean_r**2, 0)) / np.maximum(mean_r, 1e-9)
+    sec = m.sections
+    term_short = (sec.children_count() == 0) & (sec.length < 5.0) & (sec.parent >= 0)
+    sec_stem = stem[sec.start]
+    spines = np.bincount(sec_stem[term_short & (sec_stem >= 0)], minlength=k) / np.maximum(length / 100.0, 1e-9)
+    # direction of the first 20 um of each stem
+    pd = m.path_distance
+    start_pd = pd[first]
+    near = neur & (pd - start_pd[np.maximum(stem, 0)] <= 20.0)
+    cen = m.soma_center if m.soma_nodes.size else m.xyz[m.roots[0]]
+    vec = np.zeros((k, 3))
+    for a in range(3):
+        vec[:, a] = np.bincount(stem[near], weights=m.xyz[near, a] - cen[a], minlength=k)
+    vn = np.linalg.norm(vec, axis=1)
+    downness = np.divide(vec @ down, vn, out=np.zeros(k), where=vn > 0)
+    return {"first": first.astype(float), "length": length, "median_radius": med_r, "radius_cv": cv,
+            "spines_per_100um": spines, "downness": downness}
+
+
+def label(
+    m: Morphology,
+    *,
+    axon_point: Any = None,
+    pia_direction: Any = None,
+    axon_confidence_min: float = 0.5,
+    apical_dominance: float = 2.0,
+    snap_um: float = 10.0,
+) -> tuple[Morphology, LabelReport]:
+    """Label the neurites of ``m`` (micrometres); see the module docstring for the rules."""
+    rep = LabelReport()
+    types = np.where(m.soma_mask, SOMA, BASAL).astype(np.int64)
+    if len(m) == 0:
+        return m, rep
+    first, stem = _stems(m)
+    has_soma = m.soma_nodes.size > 0
+    pia = None
+    if pia_direction is not None:
+        pia = np.asarray(pia_direction, dtype=np.float64)
+        pia = pia / max(np.linalg.norm(pia), 1e-12)
+    down = -pia if pia is not None else np.array([0.0, 1.0, 0.0])
+    axon_stem = -1
+    if axon_point is not None:
+        p = np.asarray(axon_point, dtype=np.float64)
+        d = np.linalg.norm(m.xyz - p, axis=1)
+        d[m.soma_mask] = np.inf
+        j = int(np.argmin(d))
+        if not np.isfinite(d[j]) or d[j] > snap_um:
+            raise TracingError(
+                f"the axon point ({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f}) um is {d[j]:.1f} um from the traced tree "
+                f"(more than {snap_um:g} um)",
+                hint="click on a traced neurite (the axon) or give a --seeds point on it",
+            )
+        if has_soma:
+            axon_stem = int(stem[j])
+            types[stem == axon_stem] = AXON
+        else:
+            sid = m.section_id[j]
+            start = m.sections.start[sid]
+            types[_tree.subtree_mask(m.parent, int(start))] = AXON
+        rep.axon, rep.axon_confidence = "given by the user", 1.0
+    elif has_soma and first.size >= 2:
+        f = stem_features(m, down=down)
+        ok = f["length"] >= 10.0
+        score = (0.35 * _rank01(-f["median_radius"]) + 0.25 * _rank01(-f["radius_cv"])
+                 + 0.2 * _rank01(-f["spines_per_100um"]) + 0.2 * _rank01(f["downness"]))
+        score[~ok] = -1
+        order = np.argsort(-score)
+        conf = float(np.clip(0.5 + score[order[0]] - max(score[order[1]], 0.0), 0, 1)) if ok.sum() >= 2 else 0.0
+        rep.axon_confidence = conf
+        if conf >= axon_confidence_min:
+            axon_stem = int(order[0])
+            types[stem == axon_stem] = AXON
+            rep.axon = f"heuristic: stem {axon_stem} (thin, smooth, few spines, leaving downwards)"
+        else:
+            rep.axon = "not identified (heuristic below the confidence threshold)"
+    else:
+        rep.axon = "not identified (needs a soma and two stems, or --axon)"
+    if has_soma and first.size >= 2:
+        up = pia if pia is not None else np.array([0.0, -1.0, 0.0])
+        need = apical_dominance if pia is not None else 2 * apical_dominance
+        cen = m.soma_center
+        reach = np.full(first.size, -np.inf)
+        neur = stem >= 0
+        proj = (m.xyz - cen) @ up
+        np.maximum.at(reach, stem[neur], proj[neur])
+        reach[axon_stem] = -np.inf if axon_stem >= 0 else reach[axon_stem]
+        o = np.argsort(-reach)
+        if reach[o[0]] > 0 and reach[o[0]] >= need * max(reach[o[1]], 1e-9):
+            types[(stem == o[0]) & (types == BASAL)] = APICAL
+            rep.apical = f"stem {int(o[0])} ({'pia direction' if pia is not None else 'dominant upward dendrite'})"
+    return m._derive(types=types), rep

@@ -1,0 +1,176 @@
+"""Every parameter of the tracer in one dataclass, with defaults, recorded in the SWC header.
+
+Lengths are in micrometres (or in voxels when the stack's voxel size is unknown and 1 um is
+assumed); thresholds on intensities are in units of the background noise (robust standard
+deviation), so that one set of defaults fits 8-bit, 16-bit, dim and bright stacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass
+class TraceParams:
+    """Parameters of :func:`morph.tracing.trace`.
+
+    Attributes
+    ----------
+    polarity
+        ``"auto"``, ``"brightfield"`` (dark structure on a bright background) or
+        ``"fluorescence"`` (bright on dark).
+    background_block_um
+        Size of the blocks (in x and y) over which the background level is estimated, slice
+        by slice, before it is subtracted; larger than the thickest neurite, smaller than the
+        scale of uneven illumination.
+    background_percentile
+        Percentile of each block taken as its background (the median: the structure is
+        sparse; mirrored for brightfield, where the structure is dark).
+    denoise_sigma_um
+        Gaussian smoothing (physical, made anisotropic by the voxel size).
+    tube_scales_um
+        Scales of the Hessian tubularity filter (neurite radii to enhance); ``None``: by
+        polarity (see :meth:`TraceParams.resolved`, as for the thresholds and ``gap_um``).
+    tube_weight
+        Weight of tubularity against intensity in the enhanced image (0: intensity only).
+    candidate_threshold
+        Voxels whose flattened intensity exceeds this many noise units are examined at all.
+    threshold_low, threshold_high
+        Thresholds on the enhanced value (intensity and tubularity, each in units of its own
+        background noise, mixed by ``tube_weight``): voxels above ``low`` make the foreground
+        graph; a piece of foreground counts (for gap bridging, soma detection) only if it
+        holds voxels above ``high``.
+    relative_threshold
+        The foreground threshold is raised to this fraction of the brightness of the structure
+        at the soma or root, when that is higher than ``threshold_low`` (faint contacts with
+        brighter neighbouring structures then do not join them; 0 disables; ``None``: by
+        polarity).
+    min_noise
+        Floor of the noise estimate in grey levels (images whose background is exactly flat,
+        as in clipped 8-bit fluorescence, have zero measured noise).
+    cost_power
+        The geodesic cost of a voxel is ``exp(cost_power * (1 - f)**2)`` with ``f`` the
+        enhanced intensity scaled to [0, 1] (the gray-weighted distance of APP2).
+    medial_weight
+        How much the cost favours the centre of a neurite: the enhanced intensity is multiplied
+        by ``1 - w + w * r / rmax`` with ``r`` the local radius (distance to the edge of the
+        foreground) and ``rmax`` its maximum nearby (1 on the centreline; APP2's gray-weighted
+        distance transform plays the same role).
+    gap_um
+        Largest staining gap bridged between pieces of foreground (0 disables bridging).
+    gap_cost
+        Cost per micrometre of a bridge, relative to the cost of the faintest foreground.
+    gap_min_size_um
+        A piece of foreground is bridged only if it is at least this long (its largest
+        extent), so that specks of debris are never joined.
+    gap_max_angle_deg
+        A bridge must leave the traced structure within this angle of the local direction of
+        the neurite it continues (bridges along the neurite, not sideways to other cells).
+    min_branch_um
+        (``None``: by polarity.) Terminal branches shorter than this (beyond the local radius) are pruned.
+    branch_radius_factor
+        A terminal branch must also be longer than this many local radii (so that the
+        thickness of a neurite or of the soma never makes branches).
+    tip_fraction
+        Terminal branches are retracted to where the image falls below this fraction of the
+        branch's mean intensity (the blur beyond a neurite's end, 0 disables).
+    smooth_iterations
+        Rounds of smoothing of node positions along the tree (each: average with neighbours).
+    resample_um
+        Node spacing of the output.
+    radius_max_um
+        Largest radius measured from the image profile.
+    soma_min_radius_um
+        Smallest body that counts as a soma; a seed on a thinner structure is a root point.
+    soma_max_radius_um
+        Largest soma radius considered.
+    axon_confidence_min
+        The axon heuristic labels a stem as axon only above this confidence.
+    pia_direction
+        Unit vector ``(x, y, z)`` pointing to the pia, if known (for the apical dendrite);
+        ``None``: up in the image (-y) is used only when one upward dendrite clearly dominates.
+    apical_dominance
+        Ratio of the upward extent of the best stem to the second best needed to call it apical.
+    root_is_endpoint
+        When the tree is rooted at a seed point rather than a soma, the root is where the
+        neurite starts (as in an SWC of an axon): of the branches leaving the root only the
+        one holding the most cable is kept.
+    z_blur_correction
+        Measure how much longer the structure extends along z than across (the microscope's
+        elongated point-spread function) and trace in a space where z is compressed by that
+        factor (at most 4), so the blur along z never makes branches; output coordinates
+        are physical.
+    coverage_z_power
+        In the tracing space, coverage distances (which decide whether a branch is more than
+        the blur of its parent) divide z once more by the elongation to this power (the blur's
+        tail along z is often longer than its measured median extent).
+    chunk_slices
+        Slices per chunk for the local stages (bounds memory).
+    """
+
+    polarity: str = "auto"
+    background_block_um: float = 32.0
+    background_percentile: float = 50.0
+    denoise_sigma_um: float = 0.8
+    tube_scales_um: tuple[float, ...] | None = None
+    tube_weight: float = 0.5
+    candidate_threshold: float = 1.5
+    threshold_low: float | None = None
+    threshold_high: float | None = None
+    relative_threshold: float | None = None
+    min_noise: float = 1.0
+    cost_power: float = 8.0
+    medial_weight: float = 0.7
+    gap_um: float | None = None
+    gap_cost: float = 4.0
+    gap_min_size_um: float = 6.0
+    gap_max_angle_deg: float = 60.0
+    min_branch_um: float | None = None
+    branch_radius_factor: float = 2.0
+    tip_fraction: float = 0.35
+    smooth_iterations: int = 2
+    resample_um: float = 1.0
+    radius_max_um: float = 10.0
+    soma_min_radius_um: float = 3.0
+    soma_max_radius_um: float = 25.0
+    axon_confidence_min: float = 0.5
+    pia_direction: tuple[float, float, float] | None = None
+    apical_dominance: float = 2.0
+    root_is_endpoint: bool = True
+    z_blur_correction: bool = True
+    coverage_z_power: float = 0.0
+    chunk_slices: int = 12
+
+    def resolved(self, polarity: str) -> TraceParams:
+        """A copy with the polarity-dependent defaults (``None`` fields) filled in.
+
+        Fluorescence (confocal: high contrast, thick blur along z): ``threshold_low`` 4,
+        ``threshold_high`` 10, ``tube_scales_um`` (1, 2), ``gap_um`` 8, ``relative_threshold``
+        0.09, ``min_branch_um`` 3. Brightfield (biocytin: thin dendrites barely above the
+        background texture): 3, 5, (0.5, 1), 15, 0 (the soma is far darker than the thin
+        dendrites), 4 (texture makes short spurs).
+        """
+        bf = polarity == "brightfield"
+        defaults = {
+            "threshold_low": 3.0 if bf else 4.0,
+            "threshold_high": 5.0 if bf else 10.0,
+            "tube_scales_um": (0.5, 1.0) if bf else (1.0, 2.0),
+            "gap_um": 15.0 if bf else 8.0,
+            "relative_threshold": 0.0 if bf else 0.09,
+            "min_branch_um": 4.0 if bf else 3.0,
+        }
+        changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **changes)
+
+    def replace(self, **changes: Any) -> TraceParams:
+        """A copy with some parameters changed."""
+        return dataclasses.replace(self, **changes)
+
+    def header_lines(self) -> list[str]:
+        """``name = value`` lines for the SWC header."""
+        out = []
+        for f in fields(self):
+            out.append(f"trace parameter {f.name} = {getattr(self, f.name)!r}")
+        return out

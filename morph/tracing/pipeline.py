@@ -1,0 +1,669 @@
+"""The tracing pipeline: a 3-D stack in, a labelled :class:`~morph.morphology.Morphology` in
+micrometres out.
+
+Stages, and whether each is local (runs on chunks of the stack with a halo) or global:
+
+======================  =======================================================  ==========
+stage                   module                                                   locality
+======================  =======================================================  ==========
+polarity                :mod:`morph.tracing.polarity` (subsampled percentiles)   local (any chunk with structure)
+background, denoise     :mod:`morph.tracing.preprocess`                          local, halo 3 sigma in z
+noise level             :func:`morph.tracing.preprocess.noise_level`             global statistic of a subsample
+tubularity              :mod:`morph.tracing.tubularity` (at candidate voxels)    local, halo 3 scales in z
+foreground graph        :func:`morph.tracing.tree.build_graph`                   local, halo 1 slice
+local radius            :func:`morph.tracing.tree.local_radius`                  global on the sparse foreground
+soma                    :mod:`morph.tracing.soma`                                global on the sparse foreground
+tree growth, bridging   :func:`morph.tracing.tree.grow`                          global on the sparse foreground
+centring, radii         :mod:`morph.tracing.prune`                               local per node, halo ``radius_max_um``
+spurs, smoothing,       :mod:`morph.tracing.prune`, :mod:`morph.tracing.label`   global on the tree (small)
+resampling, labels
+======================  =======================================================  ==========
+
+Only the sparse foreground (about 1% of the voxels: index, value, local radius, graph edges)
+is ever global; the dense stages hold one float32 copy of the stack (the flattened, denoised
+image), computed slab by slab (``chunk_slices``), which is what a chunked runner replaces by
+a chunked array.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+import morph
+from morph import progress as _progress
+from morph.errors import TracingError
+from morph.io.stack import Stack
+from morph.morphology import BASAL, SOMA, Morphology
+from morph.tracing import label as _label
+from morph.tracing import preprocess as _pre
+from morph.tracing import prune as _prune
+from morph.tracing import soma as _soma
+from morph.tracing import tree as _tree
+from morph.tracing.params import TraceParams
+from morph.tracing.polarity import resolve_polarity
+from morph.tracing.tubularity import tubularity_at
+
+STAGES = ["polarity", "preprocess", "tubularity", "graph", "soma", "tree", "refine", "label"]
+
+
+@dataclass
+class Prepared:
+    """Everything the tree stages need, computed once per stack (or ROI)."""
+
+    image: NDArray[np.float32]
+    voxel_size: tuple[float, float, float]
+    polarity: str
+    noise: float
+    fg: _tree.Foreground
+    graph: _tree.Graph
+    radius: NDArray[np.float64]
+    strong: NDArray[np.bool_]
+    offset_um: NDArray[np.float64]
+    stretch: float = 1.0
+    params: TraceParams | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_trace_space(self, xyz_um: Any) -> NDArray[np.float64]:
+        """Physical points to the tracing space (z divided by the z elongation)."""
+        return np.asarray(xyz_um, dtype=np.float64) * np.array([1.0, 1.0, 1.0 / self.stretch])
+
+    def to_physical(self, xyz_t: Any) -> NDArray[np.float64]:
+        return np.asarray(xyz_t, dtype=np.float64) * np.array([1.0, 1.0, self.stretch])
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _as_stack(stack_or_array: Any, voxel_size: Sequence[float] | None) -> tuple[Any, tuple[float, float, float], bool, str | None]:
+    if isinstance(stack_or_array, Stack):
+        s = stack_or_array
+        if voxel_size is not None:
+            return s.data, tuple(float(v) for v in voxel_size), True, s.path  # type: ignore[return-value]
+        return s.data, tuple(s.voxel_size), bool(s.voxel_size_known), s.path  # type: ignore[return-value]
+    data = np.asarray(stack_or_array) if not hasattr(stack_or_array, "shape") else stack_or_array
+    if voxel_size is None:
+        return data, (1.0, 1.0, 1.0), False, None
+    vs = tuple(float(v) for v in voxel_size)
+    if len(vs) != 3 or not all(np.isfinite(v) and v > 0 for v in vs):
+        raise TracingError(f"voxel size must be 3 positive numbers (x, y, z) in um, got {voxel_size}")
+    return data, vs, True, None  # type: ignore[return-value]
+
+
+def _check_data(data: Any) -> None:
+    if data.ndim != 3:
+        raise TracingError(
+            f"tracing needs a 3-D stack, got a {data.ndim}-D array of shape {tuple(data.shape)}",
+            hint="give a z-stack (Z, Y, X)",
+        )
+    if min(data.shape) < 1 or data.shape[1] < 3 or data.shape[2] < 3:
+        raise TracingError(f"stack of shape {tuple(data.shape)} is too small to trace")
+    if data.dtype.kind not in "uif":
+        raise TracingError(f"unsupported pixel type {data.dtype}")
+
+
+def _roi_slices(roi: Sequence[float] | None, shape: tuple[int, ...], vs: Sequence[float]) -> tuple[tuple[slice, ...], NDArray[np.float64]]:
+    if roi is None:
+        return (slice(None),) * 3, np.zeros(3)
+    r = np.asarray(roi, dtype=np.float64).reshape(-1)
+    if r.size != 6:
+        raise TracingError(f"the ROI needs 6 numbers X0,Y0,Z0,X1,Y1,Z1, got {r.size}")
+    lo = np.floor(np.minimum(r[:3], r[3:]) / np.asarray(vs)).astype(int)
+    hi = np.ceil(np.maximum(r[:3], r[3:]) / np.asarray(vs)).astype(int) + 1
+    size = np.array(shape[::-1])
+    lo, hi = np.clip(lo, 0, size), np.clip(hi, 0, size)
+    if np.any(hi - lo < 1):
+        raise TracingError(f"the ROI {tuple(r)} um does not overlap the stack", hint="ROI is X0,Y0,Z0,X1,Y1,Z1")
+    sl = (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+    return sl, lo * np.asarray(vs, dtype=np.float64)
+
+
+def prepare(
+    data: Any,
+    voxel_size: Sequence[float],
+    params: TraceParams,
+    *,
+    offset_um: NDArray[np.float64] | None = None,
+    stages: Any = None,
+) -> Prepared:
+    """Polarity, background, denoising, tubularity and the foreground graph of a stack."""
+    vs = tuple(float(v) for v in voxel_size)
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    pol = resolve_polarity(data, params.polarity)
+    params = params.resolved(pol)
+    t["polarity"] = time.perf_counter() - t0
+    if stages:
+        stages.step("polarity")
+        stages.start("preprocess")
+    t0 = time.perf_counter()
+    image = _pre.preprocess(
+        data, vs, polarity=pol, sigma_um=params.denoise_sigma_um, block_um=params.background_block_um,
+        percentile=params.background_percentile, chunk_slices=params.chunk_slices,
+    )
+    noise = _pre.noise_level(image, floor=params.min_noise)
+    t["preprocess"] = time.perf_counter() - t0
+    if stages:
+        stages.step("preprocess")
+        stages.start("tubularity")
+    t0 = time.perf_counter()
+    # candidates: a loose threshold on intensity; the enhanced value is then measured in
+    # noise units (intensity and tubularity each divided by their own background noise).
+    # Slab by slab, so only the kept foreground is ever held for the whole stack.
+    tmed, tnoise = 0.0, 1.0
+    if params.tube_weight > 0:
+        rng = np.random.default_rng(0)
+        probe = np.unique(rng.integers(0, image.size, size=min(image.size, 50_000)))
+        pz = np.stack(np.unravel_index(probe, image.shape), axis=1)
+        tprobe = tubularity_at(image, pz, vs, scales_um=params.tube_scales_um, chunk_slices=params.chunk_slices)
+        tmed = float(np.median(tprobe))
+        tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise)
+    plane = int(image.shape[1] * image.shape[2])
+    keep_idx, keep_val = [], []
+    for z0 in range(0, image.shape[0], params.chunk_slices):
+        z1 = min(image.shape[0], z0 + params.chunk_slices)
+        pre = np.flatnonzero(image[z0:z1].reshape(-1) > params.candidate_threshold * noise)
+        val = image[z0:z1].reshape(-1)[pre] / noise
+        pre = pre + z0 * plane
+        if params.tube_weight > 0 and pre.size:
+            zyx = np.stack(np.unravel_index(pre, image.shape), axis=1)
+            tube = tubularity_at(image, zyx, vs, scales_um=params.tube_scales_um, chunk_slices=params.chunk_slices)
+            val = (1 - params.tube_weight) * val + params.tube_weight * (tube - tmed) / tnoise
+        ok = val > params.threshold_low
+        keep_idx.append(pre[ok])
+        keep_val.append(val[ok].astype(np.float32))
+    pre = np.concatenate(keep_idx)
+    val = np.concatenate(keep_val)
+    ok = np.ones(pre.size, dtype=bool)
+    fg = _tree.Foreground(tuple(image.shape), vs, pre[ok], val[ok].astype(np.float32))  # type: ignore[arg-type]
+    strong = fg.value > params.threshold_high
+    stretch = _tree.z_elongation(fg, strong) if params.z_blur_correction else 1.0
+    if stretch != 1.0:
+        # tracing space: z compressed by the measured elongation of the structure
+        fg = _tree.Foreground(tuple(image.shape), (vs[0], vs[1], vs[2] / stretch), fg.index, fg.value)
+    t["tubularity"] = time.perf_counter() - t0
+    if stages:
+        stages.step("tubularity")
+        stages.start("graph")
+    t0 = time.perf_counter()
+    if not strong.any():
+        raise TracingError(
+            "no neuron found: nothing in the stack stands out from the background "
+            f"(noise {noise:.3g} grey levels, nothing above {params.threshold_high:g} x noise)",
+            hint="check the polarity (--polarity), the file and the channel, or lower threshold_high",
+        )
+    graph, radius = _graph_and_cost(fg, strong, params)
+    t["graph"] = time.perf_counter() - t0
+    if stages:
+        stages.step("graph")
+    return Prepared(image, vs, pol, noise, fg, graph, radius, strong,
+                    np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t)
+
+
+def _graph_and_cost(
+    fg: _tree.Foreground, strong: NDArray[np.bool_], params: TraceParams
+) -> tuple[_tree.Graph, NDArray[np.float64]]:
+    """Foreground graph, local radius and the gray-weighted, medial cost of each voxel."""
+    graph = _tree.build_graph(fg)
+    radius = _tree.local_radius(fg, graph)
+    ref = float(np.percentile(fg.value[strong], 90)) if strong.any() else float(fg.value.max(initial=1.0))
+    f = np.clip(fg.value / max(ref, 1e-12), 0, 1)
+    if params.medial_weight > 0 and fg.n:
+        # medialness: local radius relative to the largest radius nearby (1 on the centreline)
+        rs = radius[strong] if strong.any() else radius
+        rounds = int(np.clip(np.ceil(np.percentile(rs, 95) / min(fg.voxel_size)), 1, 6))
+        med = radius / graph.neighbourhood_max(radius, rounds)
+        f = f * (1.0 - params.medial_weight + params.medial_weight * med)
+    graph.set_cost(np.exp(params.cost_power * (1.0 - f) ** 2))
+    return graph, radius
+
+
+def restrict_to_signal(
+    prep: Prepared, root_xyz_t: NDArray[np.float64], params: TraceParams, *, soma_radius: float = 0.0
+) -> float:
+    """Raise the foreground threshold to ``relative_threshold`` times the brightness of the
+    structure at the root (90th percentile of the enhanced values within ``max(10 um, 3 voxels)``
+    of the root, or of the soma's surface, outside the soma: the proximal neurites), when that
+    is higher than ``threshold_low``; rebuilds the graph in place. Returns the threshold used.
+
+    Faint contacts between the traced cell and brighter neighbouring structures then no longer
+    join them, while a dim cell keeps the noise-based threshold.
+    """
+    fg = prep.fg
+    thr = float(params.threshold_low)
+    if params.relative_threshold <= 0 or fg.n == 0:
+        return thr
+    d = np.linalg.norm(fg.xyz_um() - root_xyz_t, axis=1)
+    near = (d <= soma_radius + max(10.0, 3 * max(prep.voxel_size))) & (d >= soma_radius)
+    if not near.any():
+        return thr
+    ref = float(np.percentile(fg.value[near], 90))
+    new = params.relative_threshold * ref
+    if new <= thr:
+        return thr
+    keep = fg.value >= new
+    if keep.sum() < 2:
+        return thr
+    fg2 = _tree.Foreground(fg.shape, fg.voxel_size, fg.index[keep], fg.value[keep])
+    prep.strong = fg2.value > max(float(params.threshold_high), new)
+    prep.fg = fg2
+    prep.graph, prep.radius = _graph_and_cost(fg2, prep.strong, params)
+    return new
+
+
+def _tree_to_morphology(
+    prep: Prepared, grown: _tree.GrownTree, soma: _soma.Soma | None, *, root_is_endpoint: bool = False,
+    join_roots: bool = True,
+) -> Morphology:
+    fg = prep.fg
+    xyz = prep.to_physical(fg.xyz_um(grown.node))
+    parent = grown.parent.copy()
+    n = xyz.shape[0]
+    rad = prep.radius[grown.node]
+    if soma is not None and soma.is_soma:
+        inside = np.linalg.norm(xyz - soma.centre, axis=1) < soma.radius
+        keep_mark = ~inside
+        # nearest kept ancestor for each node's parent
+        anc = _nearest_marked(parent, keep_mark)
+        new_parent = np.where(parent >= 0, anc[np.maximum(parent, 0)], -1)
+        kept = np.flatnonzero(keep_mark)
+        pos = np.full(n, -1, dtype=np.int64)
+        pos[kept] = np.arange(kept.size) + 1
+        p = new_parent[kept]
+        p = np.where(p >= 0, pos[np.maximum(p, 0)], 0)
+        xyz_all = np.vstack([soma.centre[None], xyz[kept]])
+        r_all = np.concatenate([[soma.radius], rad[kept]])
+        types = np.r_[SOMA, np.full(kept.size, BASAL)]
+        par = np.r_[-1, p]
+        return Morphology(xyz_all, r_all, types, par, units="um", voxel_size=prep.voxel_size)
+    roots = np.flatnonzero(parent < 0)
+    if join_roots and roots.size > 1:  # several kept sources of the same root: join them to the first
+        parent[roots[1:]] = roots[0]
+    m = Morphology(xyz, rad, np.full(n, BASAL), parent, units="um", voxel_size=prep.voxel_size)
+    if root_is_endpoint and soma is not None and len(m) > 2:
+        m = _keep_main_stem(m, 3.0 * float(prep.radius[grown.node[0]]) * prep.stretch + 10.0)
+    return m
+
+
+def _keep_main_stem(m: Morphology, reach_um: float) -> Morphology:
+    """For a tree rooted at a plain point: keep only one direction from the root.
+
+    The root is where the neurite starts (as in an SWC of an axon). A seed placed in the
+    middle of a neurite makes the tree grow both ways: at the first branch point within
+    ``reach_um`` of the root, only the child subtree holding the most cable is kept.
+    """
+    from morph import _tree as t
+
+    pd = m.path_distance
+    forks = np.flatnonzero((m.n_children >= 2) & (pd <= reach_um))
+    if not forks.size:
+        return m
+    f = int(forks[np.argmin(pd[forks])])
+    kids = np.flatnonzero(m.parent == f)
+    mark = np.zeros(len(m), dtype=bool)
+    mark[kids] = True
+    owner = t.nearest_marked(m.parent, mark)
+    el = m.edge_length
+    cable = np.bincount(np.maximum(owner, 0), weights=np.where(owner >= 0, el, 0.0), minlength=len(m))[kids]
+    best = kids[int(np.argmax(cable))]
+    keep = (owner < 0) | (owner == best)
+    return m.take(keep)
+
+
+def _nearest_marked(parent: NDArray[np.int64], mark: NDArray[np.bool_]) -> NDArray[np.int64]:
+    from morph._tree import nearest_marked
+
+    return nearest_marked(parent, mark)
+
+
+def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: NDArray[np.float64] | None = None) -> Morphology:
+    """Centre on the image, smooth, prune spurs, resample and measure radii."""
+    if len(m) == 0:
+        return m
+    neur = ~m.soma_mask
+    xyz = m.xyz.copy()
+    xyz[neur] = _prune.centre_on_image(xyz[neur], prep.image, prep.voxel_size, window_um=max(1.5, 1.5 * min(prep.voxel_size)))
+    m = m._derive(xyz=xyz)
+    m = _prune.smooth(m, iterations=params.smooth_iterations)
+    protect = None
+    if protect_xyz is not None and len(protect_xyz):
+        d, j = cKDTree(m.xyz).query(np.asarray(protect_xyz).reshape(-1, 3))
+        protect = np.zeros(len(m), dtype=bool)
+        protect[j] = True
+    if protect is not None:
+        keep_pts = m.xyz[protect]
+    m = _prune.prune_spurs(m, params.min_branch_um, protect=protect)
+    if prep.stretch > 1.3:
+        if protect is not None:
+            _d, j = cKDTree(m.xyz).query(keep_pts)
+            protect = np.zeros(len(m), dtype=bool)
+            protect[j] = True
+        m = _prune.prune_z_spurs(m, params.min_branch_um, protect=protect)
+    m = _prune.trim_tips(m, prep.image, prep.voxel_size, fraction=params.tip_fraction)
+    m = m.resample(params.resample_um)
+    m = _prune.smooth(m, iterations=params.smooth_iterations)
+    r = _prune.estimate_radii(m, prep.image, prep.voxel_size, radius_max_um=params.radius_max_um)
+    r = np.where(m.soma_mask, m.radius, r)
+    return m._derive(radius=r)
+
+
+def _header(prep: Prepared, params: TraceParams, source: str | None, known: bool, extra: list[str]) -> list[str]:
+    vs = prep.voxel_size
+    lines = [
+        f"traced by morph {morph.__version__} (morph trace)",
+        f"input: {source if source else '<array>'}",
+        f"voxel size (x, y, z): {vs[0]:g} {vs[1]:g} {vs[2]:g} um"
+        + ("" if known else " (ASSUMED: the stack carries no voxel size; coordinates are voxels scaled by 1 um)"),
+        "coordinates: micrometres, x = column, y = row, z = slice, origin at the first voxel's centre",
+        f"polarity: {prep.polarity}; background noise {prep.noise:.4g}; foreground voxels {prep.fg.n}",
+    ]
+    return lines + extra + params.header_lines() + prep.notes
+
+
+def trace(
+    stack_or_array: Any,
+    *,
+    voxel_size: Sequence[float] | None = None,
+    soma: Sequence[float] | None = None,
+    axon: Sequence[float] | None = None,
+    seeds: Any = None,
+    roi: Sequence[float] | None = None,
+    params: TraceParams | None = None,
+    progress: bool = True,
+    extend: Morphology | None = None,
+    timings: dict[str, float] | None = None,
+    prepare_fn: Callable[..., Prepared] | None = None,
+) -> Morphology:
+    """Trace the neuron in a 3-D stack.
+
+    Parameters
+    ----------
+    stack_or_array
+        A :class:`~morph.io.stack.Stack` or a (Z, Y, X) array (a memory map is fine).
+    voxel_size
+        ``(x, y, z)`` micrometres; overrides the stack's. For an array without one, 1 um is
+        assumed with a warning and a note in the header.
+    soma
+        Soma position ``(x, y, z)`` in micrometres (default: detected as the thickest
+        strongly stained body).
+    axon
+        A point on the axon (micrometres): labels that stem as axon (type 2).
+    seeds
+        ``(k, 3)`` points (micrometres) the tree must reach. Without ``soma``, the first seed is
+        the root of the tree (a plain point, not a soma: use it for neurites leaving the
+        field of view, as in DIADEM's stacks).
+    roi
+        ``(x0, y0, z0, x1, y1, z1)`` micrometres: trace only inside this box (coordinates of
+        the result stay those of the whole stack).
+    params
+        :class:`~morph.tracing.params.TraceParams` (defaults when ``None``).
+    progress
+        Show a progress bar per stage on stderr.
+    extend
+        An existing reconstruction (micrometres): trace only what it does not cover yet, and
+        return it with the new branches attached at their nearest nodes.
+    timings
+        A dict filled with the seconds spent per stage.
+    prepare_fn
+        The preparation stages (polarity to foreground graph) with :func:`prepare`'s
+        signature; default :func:`prepare` in memory. :func:`morph.tracing.chunked.trace`
+        passes its bounded-memory version.
+
+    Returns
+    -------
+    Morphology
+        Micrometres; soma 1, axon 2, dendrite 3, apical 4; the header records the morph
+        version, the input, the voxel size, every parameter and the axon confidence.
+
+    Raises
+    ------
+    TracingError
+        2-D or constant input, no neuron found, a point on background or outside the stack.
+    """
+    params = params or TraceParams()
+    data, vs, known, source = _as_stack(stack_or_array, voxel_size)
+    _check_data(data)
+    notes: list[str] = []
+    if not known:
+        warnings.warn("voxel size unknown: assuming 1 x 1 x 1 um (give it with --voxel X Y Z)", stacklevel=2)
+    sl, off = _roi_slices(roi, data.shape, vs)
+    sub = data[sl]
+    shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
+
+    def _check_point(p: Any, what: str) -> NDArray[np.float64]:
+        q = np.asarray(p, dtype=np.float64).reshape(3)
+        half = 0.5 * np.asarray(vs)
+        if np.any(q < -half) or np.any(q > shape_um - half):
+            raise TracingError(
+                f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) um lies outside the stack "
+                f"(0..{shape_um[0] - half[0]:g}, 0..{shape_um[1] - half[1]:g}, 0..{shape_um[2] - half[2]:g} um)",
+                hint="coordinates are micrometres unless --units voxel is given",
+            )
+        return q - off
+
+    soma_pt = _check_point(soma, "soma") if soma is not None else None
+    axon_pt = _check_point(axon, "axon") if axon is not None else None
+    seed_pts = np.zeros((0, 3))
+    if seeds is not None and len(np.asarray(seeds).reshape(-1)):
+        seed_pts = np.vstack([_check_point(s, "seed") for s in np.asarray(seeds, dtype=np.float64).reshape(-1, 3)])
+    tm: dict[str, float] = {} if timings is None else timings
+    with _progress.stages(STAGES, desc="trace", quiet=not progress) as st:
+        st.start("polarity")
+        prep = (prepare_fn or prepare)(sub, vs, params, offset_um=off, stages=st)
+        params = prep.params or params
+        tm.update(prep.timings)
+        prep.notes.extend(notes)
+        st.start("soma")
+        t0 = time.perf_counter()
+        fg = prep.fg
+        kw = dict(min_radius_um=params.soma_min_radius_um, max_radius_um=params.soma_max_radius_um)
+        snap = max(5.0, 3 * max(vs[:2]))
+        if extend is None:
+            if soma_pt is not None:
+                s0 = _soma.soma_at(fg, prep.radius, prep.to_trace_space(soma_pt), snap_um=max(snap, 10.0), **kw)
+                rp, rr = s0.centre, (s0.radius if s0.is_soma else 0.0)
+            elif len(seed_pts):
+                rp, rr = prep.to_trace_space(seed_pts[0]), 0.0
+            else:
+                s0 = _soma.detect_soma(fg, prep.radius, strong=prep.strong, **kw)
+                rp, rr = s0.centre, (s0.radius if s0.is_soma else 0.0)
+            thr_used = restrict_to_signal(prep, rp, params, soma_radius=rr)
+            fg = prep.fg
+            prep.notes.append(f"foreground threshold used: {thr_used:.3g} x noise")
+        seeds_fg = np.zeros(0, dtype=np.int64)
+        if len(seed_pts):
+            seeds_fg = np.array([_soma.soma_at(fg, prep.radius, prep.to_trace_space(p), snap_um=snap, as_soma=False, what="seed", **kw).voxels[0]
+                                 for p in seed_pts], dtype=np.int64)
+        cover_xyz = cover_r = None
+        if extend is not None:
+            ex = extend if extend.units == "um" else extend.to_micrometres(vs)
+            ex_r = ex.resample(0.5 * min(vs)) if len(ex) > 1 else ex
+            pts_ex = prep.to_trace_space(ex_r.xyz - off)
+            r_ex = np.asarray(ex_r.radius, dtype=np.float64)
+            d, _j = cKDTree(pts_ex).query(fg.xyz_um(), distance_upper_bound=max(1.5 * max(vs), 1.0))
+            src = np.flatnonzero(np.isfinite(d))
+            if src.size == 0:
+                raise TracingError("the reconstruction to extend does not touch any stained voxel of the stack",
+                                   hint="check that it belongs to this stack and that its units are right")
+            cover_xyz, cover_r = pts_ex, r_ex
+            root = None
+        elif soma_pt is not None:
+            root = _soma.soma_at(fg, prep.radius, prep.to_trace_space(soma_pt), snap_um=max(snap, 10.0), **kw)
+            src = root.voxels
+        elif len(seed_pts):
+            root = _soma.Soma(fg.xyz_um(seeds_fg[:1])[0], float(prep.radius[seeds_fg[0]]), seeds_fg[:1], False, "seed")
+            src = root.voxels
+        else:
+            root = _soma.detect_soma(fg, prep.radius, strong=prep.strong, **kw)
+            src = root.voxels
+            if not root.is_soma:
+                prep.notes.append("no soma found: the tree is rooted at the thickest stained place")
+        if root is not None:
+            root.centre = prep.to_physical(root.centre)
+        tm["soma"] = time.perf_counter() - t0
+        st.step("soma")
+        st.start("tree")
+        t0 = time.perf_counter()
+        grown = _tree.grow(
+            fg, prep.graph, prep.radius, src, min_branch_um=params.min_branch_um,
+            branch_radius_factor=params.branch_radius_factor, gap_um=params.gap_um, gap_cost=params.gap_cost,
+            gap_min_size_um=params.gap_min_size_um, gap_max_angle_deg=params.gap_max_angle_deg,
+            strong=prep.strong, force=seeds_fg if seeds_fg.size else None,
+            cover_xyz=cover_xyz, cover_radius=cover_r, coverage_z_stretch=prep.stretch ** params.coverage_z_power,
+        )
+        tm["tree"] = time.perf_counter() - t0
+        st.step("tree")
+        st.start("refine")
+        t0 = time.perf_counter()
+        if extend is not None:
+            m = _extend_result(prep, grown, ex, off, params)
+        else:
+            m = _tree_to_morphology(prep, grown, root, root_is_endpoint=params.root_is_endpoint)
+            if len(m) < 2:
+                raise TracingError(
+                    "no neuron traced: the tree from the soma or seed holds no neurite",
+                    hint="check the soma/seed position, the polarity, or lower threshold_low",
+                )
+            m = refine(m, prep, params, protect_xyz=(prep.to_physical(fg.xyz_um(seeds_fg)) if seeds_fg.size else None))
+            m = m.translate(off)
+        tm["refine"] = time.perf_counter() - t0
+        st.step("refine")
+        st.start("label")
+        t0 = time.perf_counter()
+        if extend is None:
+            m, rep = _label.label(m, axon_point=None if axon_pt is None else axon_pt + off,
+                                  pia_direction=params.pia_direction, axon_confidence_min=params.axon_confidence_min,
+                                  apical_dominance=params.apical_dominance)
+            lab = rep.header_lines()
+        else:
+            lab = ["extend mode: new branches attached to the nearest node of the given reconstruction"]
+        tm["label"] = time.perf_counter() - t0
+        st.step("label")
+    extra = []
+    if root is not None:
+        c = root.centre + off
+        kind = "soma" if root.is_soma else "root point"
+        extra.append(f"{kind} ({root.origin}): centre {c[0]:.2f} {c[1]:.2f} {c[2]:.2f} um, radius {root.radius:.2f} um")
+    extra.append(f"tree: {grown.reached} voxels reached, {grown.bridges} gaps bridged, "
+                 f"z elongation of the structure {prep.stretch:.2f} (tracing space z / {prep.stretch:.2f})")
+    if roi is not None:
+        extra.append("roi (um): " + " ".join(f"{v:g}" for v in roi))
+    header = _header(prep, params, source, known, extra + lab)
+    return m._derive(header=header, name=None, source=source)
+
+
+def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology, off: NDArray[np.float64], params: TraceParams) -> Morphology:
+    """New branches of an extend run, attached to the existing reconstruction."""
+    if grown.node.size == 0:
+        return existing._derive()
+    m_new = _tree_to_morphology(prep, grown, None, join_roots=False)
+    m_new = refine(m_new, prep, params)
+    m_new = m_new.translate(off)
+    roots_new = np.flatnonzero(m_new.parent < 0)
+    out = existing
+    # attach each new piece (rooted subtree) at the existing node nearest to its root
+    kd = cKDTree(existing.xyz)
+    from morph import _tree as t
+
+    root_of = t.root_of(m_new.parent)
+    for r in roots_new:  # one per new branch
+        piece = m_new.take(root_of == r)
+        if piece.total_length() < params.min_branch_um:
+            continue
+        _d, j = kd.query(piece.xyz[0])
+        out = out.merge(piece._derive(types=np.where(piece.types == BASAL, existing.types[j] if existing.types[j] != SOMA else BASAL, piece.types)),
+                        attach_to=int(j))
+    return out
+
+
+def trace_path(
+    stack_or_array: Any,
+    start: Sequence[float],
+    end: Sequence[float],
+    *,
+    voxel_size: Sequence[float] | None = None,
+    params: TraceParams | None = None,
+    margin_um: float = 15.0,
+    into: Morphology | None = None,
+    progress: bool = True,
+) -> Morphology:
+    """Minimal-cost path between two points (micrometres), as SNT's click-to-click tracing.
+
+    The path is found with :class:`skimage.graph.MCP_Geometric` (physical voxel spacing) on
+    the gray-weighted cost of the flattened, denoised image inside the box spanned by the two
+    points plus ``margin_um``, then centred, smoothed, resampled and given radii measured on
+    the image. With ``into``, the path is appended to that reconstruction at its node
+    nearest to the path's start (or end, whichever is closer), typed like that node.
+    """
+    from skimage.graph import MCP_Geometric
+
+    params = params or TraceParams()
+    data, vs, known, source = _as_stack(stack_or_array, voxel_size)
+    _check_data(data)
+    if not known:
+        warnings.warn("voxel size unknown: assuming 1 x 1 x 1 um (give it with --voxel X Y Z)", stacklevel=2)
+    shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
+    a = np.asarray(start, dtype=np.float64).reshape(3)
+    b = np.asarray(end, dtype=np.float64).reshape(3)
+    for q, what in ((a, "start"), (b, "end")):
+        if np.any(q < -0.5 * np.asarray(vs)) or np.any(q > shape_um - 0.5 * np.asarray(vs)):
+            raise TracingError(f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) um lies outside the stack",
+                               hint="coordinates are micrometres unless --units voxel is given")
+    lo = np.minimum(a, b) - margin_um
+    hi = np.maximum(a, b) + margin_um
+    sl, off = _roi_slices(np.r_[lo, hi], data.shape, vs)
+    with _progress.stages(["preprocess", "path", "refine"], desc="trace-path", quiet=not progress) as st:
+        sub = np.asarray(data[sl])
+        pol = resolve_polarity(data, params.polarity)
+        params = params.resolved(pol)
+        img = _pre.preprocess(sub, vs, polarity=pol, sigma_um=params.denoise_sigma_um,
+                              block_um=params.background_block_um, percentile=params.background_percentile)
+        st.step("preprocess")
+        ref = float(np.percentile(img, 99.5))
+        if ref <= 0:
+            raise TracingError("nothing stained between the two points: the region is flat background")
+        f = np.clip(img / ref, 0, 1)
+        cost = np.exp(params.cost_power * (1.0 - f) ** 2)
+        vz = np.array([vs[2], vs[1], vs[0]])
+        ia = tuple(np.clip(np.round((a - off) / vs)[::-1].astype(int), 0, np.array(sub.shape) - 1))
+        ib = tuple(np.clip(np.round((b - off) / vs)[::-1].astype(int), 0, np.array(sub.shape) - 1))
+        mcp = MCP_Geometric(cost, sampling=tuple(vz))
+        mcp.find_costs([ia], [ib])
+        path = np.asarray(mcp.traceback(ib), dtype=np.float64)
+        st.step("path")
+        xyz = path[:, ::-1] * np.asarray(vs)
+        n = xyz.shape[0]
+        m = Morphology(xyz, np.ones(n), np.full(n, BASAL), np.arange(n) - 1, units="um", voxel_size=vs)
+        prep = Prepared(img, vs, pol, 0.0, _tree.Foreground(tuple(sub.shape), vs, np.zeros(0, np.int64), np.zeros(0, np.float32)),
+                        None, np.zeros(0), np.zeros(0, bool), off)  # type: ignore[arg-type]
+        m = refine(m, prep, params.replace(min_branch_um=0.0))
+        m = m.translate(off)
+        st.step("refine")
+    header = [
+        f"traced by morph {morph.__version__} (morph trace-path)",
+        f"input: {source if source else '<array>'}",
+        f"voxel size (x, y, z): {vs[0]:g} {vs[1]:g} {vs[2]:g} um" + ("" if known else " (ASSUMED)"),
+        f"path from {a[0]:.2f} {a[1]:.2f} {a[2]:.2f} to {b[0]:.2f} {b[1]:.2f} {b[2]:.2f} um, "
+        f"length {m.total_length():.2f} um",
+    ] + params.header_lines()
+    if into is None:
+        return m._derive(header=header, source=source)
+    base = into if into.units == "um" else into.to_micrometres(vs)
+    kd = cKDTree(base.xyz)
+    da, ja = kd.query(m.xyz[0])
+    db, jb = kd.query(m.xyz[-1])
+    if db < da:  # the end touches the tree: reverse the path
+        m = Morphology(m.xyz[::-1], m.radius[::-1], m.types, np.arange(len(m)) - 1, units="um", voxel_size=vs)
+        ja = jb
+    t = base.types[ja]
+    m = m._derive(types=np.full(len(m), BASAL if t == SOMA else t))
+    out = base.merge(m, attach_to=int(ja))
+    return out._derive(header=list(base.header) + header)
+
+
+__all__ = ["trace", "trace_path", "prepare", "refine", "restrict_to_signal", "Prepared", "STAGES"]

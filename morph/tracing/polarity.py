@@ -1,0 +1,47 @@
+"""Polarity of a stack: brightfield (dark structure on bright) or fluorescence (bright on dark)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from morph.errors import TracingError
+
+POLARITIES = ("brightfield", "fluorescence")
+
+
+def detect_polarity(data: NDArray[Any], *, sample: int = 1_000_000) -> str:
+    """Guess the polarity of ``data`` (any dimensionality).
+
+    The background is the bulk of the voxels (the median); the structure is the tail of the
+    intensity distribution that reaches further from it (dark tail: brightfield, bright tail:
+    fluorescence). Large arrays are subsampled with a regular stride (local: a chunk gives
+    the same answer as long as it holds some structure).
+
+    Raises
+    ------
+    TracingError
+        When the array is constant (no structure at all).
+    """
+    flat = np.asarray(data).reshape(-1)
+    if flat.size > sample:
+        flat = flat[:: flat.size // sample + 1]
+    lo, med, hi = np.percentile(flat.astype(np.float32), [0.05, 50, 99.95])
+    if hi <= lo:
+        raise TracingError(
+            f"the stack is constant (every voxel is {lo:g}): there is nothing to trace",
+            hint="check that the right file or channel was given",
+        )
+    return "brightfield" if (med - lo) > (hi - med) else "fluorescence"
+
+
+def resolve_polarity(data: NDArray[Any], polarity: str = "auto") -> str:
+    """``polarity`` checked, or detected when ``"auto"``."""
+    p = str(polarity).lower()
+    if p == "auto":
+        return detect_polarity(data)
+    if p not in POLARITIES:
+        raise TracingError(f"unknown polarity {polarity!r}", hint="use auto, brightfield or fluorescence")
+    return p

@@ -1,0 +1,254 @@
+"""Clean-up of a traced tree: centring on the image, spur pruning, smoothing, resampling,
+radii measured on the image.
+
+All functions take and return :class:`~morph.morphology.Morphology` objects in micrometres
+(except :func:`centre_on_image`, on coordinates) and sample the image only in a small
+neighbourhood of each node, so they are local: with a stack in chunks, each node needs the
+chunk holding it plus a halo of ``radius_max_um``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.ndimage as ndi
+from numpy.typing import NDArray
+
+from morph.morphology import Morphology
+
+
+def _sample(image: NDArray[Any], xyz_um: NDArray[np.float64], voxel_size: Sequence[float]) -> NDArray[np.float64]:
+    """Trilinear samples of ``image`` (Z, Y, X) at physical points (n, 3), 0 outside."""
+    v = xyz_um / np.asarray(voxel_size, dtype=np.float64)
+    return ndi.map_coordinates(image, v[:, ::-1].T, order=1, mode="constant", cval=0.0)
+
+
+def centre_on_image(
+    xyz_um: NDArray[np.float64],
+    image: NDArray[Any],
+    voxel_size: Sequence[float],
+    *,
+    window_um: float = 1.5,
+    iterations: int = 2,
+    max_shift_um: float = 3.0,
+) -> NDArray[np.float64]:
+    """Move points to the intensity centroid of their neighbourhood (mean shift).
+
+    The window is ``window_um`` in x and y and at least one slice on either side in z, so a
+    coarse z sampling still gets a sub-slice position. Weights are the image minus the
+    window's minimum, squared (the bright core dominates). A point never moves further than
+    ``max_shift_um`` from where it started.
+    """
+    vs = np.asarray(voxel_size, dtype=np.float64)
+    rad = np.maximum(np.ceil(window_um / vs), 1).astype(int)
+    grid = np.stack(
+        np.meshgrid(*[np.arange(-r, r + 1) for r in rad], indexing="ij"), axis=-1
+    ).reshape(-1, 3) * vs
+    grid = grid[np.sum((grid / (rad * vs)) ** 2, axis=1) <= 1.0 + 1e-9]
+    start = np.asarray(xyz_um, dtype=np.float64)
+    cur = start.copy()
+    for _ in range(iterations):
+        pts = (cur[:, None, :] + grid[None]).reshape(-1, 3)
+        val = _sample(image, pts, vs).reshape(cur.shape[0], grid.shape[0])
+        w = np.maximum(val - val.min(axis=1, keepdims=True), 0.0) ** 2
+        tot = w.sum(axis=1)
+        shift = np.divide(w @ grid, tot[:, None], out=np.zeros_like(cur), where=tot[:, None] > 0)
+        cur = cur + shift
+        off = cur - start
+        n = np.linalg.norm(off, axis=1, keepdims=True)
+        cur = np.where(n > max_shift_um, start + off * (max_shift_um / np.maximum(n, 1e-12)), cur)
+    return cur
+
+
+def smooth(m: Morphology, *, iterations: int = 2, keep: NDArray[np.bool_] | None = None) -> Morphology:
+    """Smooth node positions along the tree: each round moves every node half way to the
+    mean of its neighbours (parent and children). Roots, soma nodes, branch points and tips
+    stay where they are (and nodes marked in ``keep``)."""
+    if len(m) < 3 or iterations <= 0:
+        return m
+    parent = m.parent
+    fixed = (parent < 0) | m.soma_mask | (m.n_children != 1)
+    if keep is not None:
+        fixed |= keep
+    has = parent >= 0
+    idx = np.flatnonzero(has)
+    xyz = m.xyz.copy()
+    cnt = np.bincount(idx, minlength=len(m)) + np.bincount(parent[idx], minlength=len(m))
+    for _ in range(iterations):
+        acc = np.zeros_like(xyz)
+        np.add.at(acc, idx, xyz[parent[idx]])
+        np.add.at(acc, parent[idx], xyz[idx])
+        mean = acc / np.maximum(cnt, 1)[:, None]
+        new = 0.5 * xyz + 0.5 * mean
+        xyz = np.where(fixed[:, None], xyz, new)
+    return m._derive(xyz=xyz)
+
+
+def prune_spurs(m: Morphology, min_length_um: float, *, rounds: int = 3, protect: NDArray[np.bool_] | None = None) -> Morphology:
+    """Remove terminal sections shorter than ``min_length_um`` hanging from a branch point,
+    and stems (unbranched sections leaving the soma) reaching less than ``min_length_um``
+    beyond the soma's surface.
+
+    Repeated ``rounds`` times (removing a spur can expose another one). Sections leaving a
+    plain root, and sections holding a node marked in ``protect``, are kept.
+    """
+    for _ in range(rounds):
+        if len(m) < 3:
+            return m
+        sec = m.sections
+        terminal = sec.children_count() == 0
+        hang = sec.hang
+        from_branch = (hang >= 0) & ~m.soma_mask[np.maximum(hang, 0)] & (m.parent[sec.start] >= 0)
+        from_soma = (hang >= 0) & m.soma_mask[np.maximum(hang, 0)]
+        # a stem from the soma is measured from the soma's surface
+        stem_len = sec.length + np.where(from_soma, m.edge_length[sec.start] - m.radius[np.maximum(hang, 0)], 0.0)
+        short = terminal & ((from_branch & (sec.length < min_length_um)) | (from_soma & (stem_len < min_length_um)))
+        if protect is not None and protect.any():
+            held = np.bincount(m.section_id[protect & (m.section_id >= 0)], minlength=sec.n) > 0
+            short &= ~held
+        if not short.any():
+            return m
+        drop = short[np.maximum(m.section_id, 0)] & (m.section_id >= 0)
+        if protect is not None:
+            protect = protect[~drop]
+        m = m.take(~drop)
+    return m
+
+
+def estimate_radii(
+    m: Morphology,
+    image: NDArray[Any],
+    voxel_size: Sequence[float],
+    *,
+    radius_max_um: float = 10.0,
+    n_rays: int = 8,
+    step_um: float | None = None,
+    fallback: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]:
+    """Radius of each node measured on the image profile across the neurite.
+
+    From every node, ``n_rays`` rays are cast in the plane perpendicular to the local
+    direction of the tree (parent to child); along each ray the image is sampled every
+    ``step_um`` and the radius is where the intensity first falls below half of the node's
+    value (full width at half maximum of the cross-section, background being zero after
+    flattening). The node's radius is the median over rays, at least half a voxel, at most
+    ``radius_max_um``. Nodes whose value is not above zero get ``fallback`` (e.g. a
+    distance-transform radius) or half a voxel.
+    """
+    n = len(m)
+    vs = np.asarray(voxel_size, dtype=np.float64)
+    rmin = 0.5 * float(vs[:2].min())
+    if n == 0:
+        return np.zeros(0)
+    step = float(step_um) if step_um else 0.5 * float(vs[:2].min())
+    # local direction: parent -> node, or node -> first child for roots
+    d = np.zeros((n, 3))
+    has = m.parent >= 0
+    d[has] = m.xyz[has] - m.xyz[m.parent[has]]
+    kids = np.flatnonzero(has)
+    d_child = np.zeros((n, 3))
+    d_child[m.parent[kids]] = m.xyz[kids] - m.xyz[m.parent[kids]]
+    d = d + d_child
+    nrm = np.linalg.norm(d, axis=1, keepdims=True)
+    d = np.where(nrm > 0, d / np.maximum(nrm, 1e-12), np.array([0.0, 0.0, 1.0]))
+    # orthonormal basis of the perpendicular plane
+    helper = np.where(np.abs(d[:, 2:3]) < 0.9, np.array([[0.0, 0.0, 1.0]]), np.array([[1.0, 0.0, 0.0]]))
+    u = np.cross(d, helper)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    w = np.cross(d, u)
+    ang = np.linspace(0, 2 * np.pi, n_rays, endpoint=False)
+    rays = np.cos(ang)[None, :, None] * u[:, None, :] + np.sin(ang)[None, :, None] * w[:, None, :]
+    radii = np.arange(1, int(np.ceil(radius_max_um / step)) + 1) * step
+    centre = _sample(image, m.xyz, vs)
+    pts = m.xyz[:, None, None, :] + rays[:, :, None, :] * radii[None, None, :, None]
+    prof = _sample(image, pts.reshape(-1, 3), vs).reshape(n, n_rays, radii.size)
+    below = prof < 0.5 * centre[:, None, None]
+    first = np.where(below.any(axis=2), below.argmax(axis=2), radii.size - 1)
+    r_ray = radii[first] - 0.5 * step
+    r = np.median(r_ray, axis=1)
+    r = np.clip(r, rmin, radius_max_um)
+    bad = ~(centre > 0)
+    if bad.any():
+        r[bad] = fallback[bad] if fallback is not None else rmin
+    return r
+
+
+def trim_tips(
+    m: Morphology,
+    image: NDArray[Any],
+    voxel_size: Sequence[float],
+    *,
+    fraction: float = 0.35,
+) -> Morphology:
+    """Retract every terminal section to where its signal ends.
+
+    The image (flattened: background 0) is sampled at each node; at the tip end of a terminal
+    section, the run of nodes darker than ``fraction`` of the section's mean value is removed
+    (the blur of a microscope's point-spread function, stronger along z, extends a neurite's
+    stain beyond its true end).
+    """
+    if len(m) < 3 or fraction <= 0:
+        return m
+    val = _sample(image, m.xyz, voxel_size)
+    sec = m.sections
+    sid = m.section_id
+    neur = sid >= 0
+    terminal = sec.children_count() == 0
+    mean = np.bincount(sid[neur], weights=val[neur], minlength=sec.n) / np.maximum(np.bincount(sid[neur], minlength=sec.n), 1)
+    weak = neur & (val < fraction * mean[np.maximum(sid, 0)]) & terminal[np.maximum(sid, 0)]
+    # a node goes when it and every node after it in its (terminal) section are weak
+    idx = np.flatnonzero(neur & terminal[np.maximum(sid, 0)])
+    if not idx.size:
+        return m
+    order = idx[np.lexsort((-m.depth[idx], sid[idx]))]  # per section, tip first
+    s = sid[order]
+    strong = (~weak[order]).astype(np.int64)
+    csum = np.cumsum(strong)
+    first = np.r_[True, s[1:] != s[:-1]]
+    base = np.repeat(csum[first] - strong[first], np.diff(np.r_[np.flatnonzero(first), order.size]))
+    strong_so_far = csum - base  # strong nodes from the tip up to this node (inclusive)
+    drop = np.zeros(len(m), dtype=bool)
+    drop[order[strong_so_far == 0]] = True
+    # never remove a whole section (keep its first node)
+    drop[sec.start] = False
+    if not drop.any():
+        return m
+    return m.take(~drop)
+
+
+def prune_z_spurs(
+    m: Morphology, min_reach_um: float, *, rounds: int = 2, protect: NDArray[np.bool_] | None = None
+) -> Morphology:
+    """Remove terminal sections (hanging from a branch point) whose reach in x-y from the node
+    they hang from is less than ``min_reach_um`` plus that node's radius: in a stack whose
+    structure is blurred along z, such branches are the blur's tail, not neurites (a true
+    neurite that runs only along z for less than the blur is lost with them).
+    """
+    for _ in range(rounds):
+        if len(m) < 3:
+            return m
+        sec = m.sections
+        terminal = sec.children_count() == 0
+        hang = sec.hang
+        ok = (hang >= 0) & (m.parent[sec.start] >= 0)
+        hang_c = np.maximum(hang, 0)
+        from_branch = ok & ~m.soma_mask[hang_c]
+        # largest x-y distance from the hang point over the section's nodes
+        sid = m.section_id
+        neur = sid >= 0
+        dxy = np.linalg.norm(m.xyz[:, :2] - m.xyz[hang_c[np.maximum(sid, 0)], :2], axis=1)
+        reach = np.zeros(sec.n)
+        np.maximum.at(reach, sid[neur], dxy[neur])
+        short = terminal & from_branch & (reach < min_reach_um + m.radius[hang_c])
+        if protect is not None and protect.any():
+            held = np.bincount(sid[protect & neur], minlength=sec.n) > 0
+            short &= ~held
+        if not short.any():
+            return m
+        drop = neur & short[np.maximum(sid, 0)]
+        if protect is not None:
+            protect = protect[~drop]
+        m = m.take(~drop)
+    return m

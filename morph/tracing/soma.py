@@ -1,0 +1,109 @@
+"""Soma detection: the largest compact bright (after polarity) body, its centre and radius.
+
+Works on the sparse foreground (:class:`~morph.tracing.tree.Foreground`) and its local
+radius (geodesic distance to the edge of the foreground, an inner distance transform): the
+soma is where that radius is largest among strongly stained voxels. Global over the
+foreground, but the foreground is small; with a stack in chunks, each chunk proposes its
+best candidate and the largest wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from morph.errors import TracingError
+from morph.tracing.tree import Foreground
+
+
+@dataclass
+class Soma:
+    """A soma (or a plain root when ``is_soma`` is false): centre (um), radius (um), the
+    foreground voxels inside it, and how it was found."""
+
+    centre: NDArray[np.float64]
+    radius: float
+    voxels: NDArray[np.int64]
+    is_soma: bool
+    origin: str
+
+
+def _inside(fg: Foreground, centre: NDArray[np.float64], radius: float, anchor: int) -> NDArray[np.int64]:
+    d = np.linalg.norm(fg.xyz_um() - centre, axis=1)
+    vox = np.flatnonzero(d <= radius)
+    return np.union1d(vox, [anchor])
+
+
+def detect_soma(
+    fg: Foreground,
+    local_radius: NDArray[np.float64],
+    *,
+    strong: NDArray[np.bool_] | None = None,
+    min_radius_um: float = 3.0,
+    max_radius_um: float = 25.0,
+) -> Soma:
+    """Find the soma as the thickest strongly stained place of the foreground.
+
+    Returns a :class:`Soma` with ``is_soma`` false when even the thickest place is thinner than
+    ``min_radius_um`` (the tree is then rooted there, as a plain point).
+
+    Raises
+    ------
+    TracingError
+        When there is no foreground at all.
+    """
+    if fg.n == 0:
+        raise TracingError("no neuron found: nothing in the stack stands out from the background",
+                           hint="check the polarity (--polarity) or give the soma with --soma")
+    cand = np.flatnonzero(strong) if strong is not None and strong.any() else np.arange(fg.n)
+    best = int(cand[np.argmax(local_radius[cand])])
+    r = float(min(local_radius[best], max_radius_um))
+    centre = fg.xyz_um(np.array([best]))[0]
+    is_soma = r >= min_radius_um
+    vox = _inside(fg, centre, r, best) if is_soma else np.array([best])
+    return Soma(centre, r, vox, is_soma, "detected")
+
+
+def soma_at(
+    fg: Foreground,
+    local_radius: NDArray[np.float64],
+    point_um: NDArray[np.float64],
+    *,
+    snap_um: float = 5.0,
+    min_radius_um: float = 3.0,
+    max_radius_um: float = 25.0,
+    as_soma: bool = True,
+    what: str = "soma",
+) -> Soma:
+    """The soma (or root) at a user's point: the thickest foreground voxel within
+    ``snap_um`` of it (for a soma) or the nearest one (for a root seed).
+
+    Raises
+    ------
+    TracingError
+        When no foreground voxel lies within ``snap_um`` of the point (a click on background).
+    """
+    p = np.asarray(point_um, dtype=np.float64)
+    if fg.n == 0:
+        raise TracingError(f"the {what} point lies on background: no foreground in the stack")
+    xyz = fg.xyz_um()
+    d = np.linalg.norm(xyz - p, axis=1)
+    near = np.flatnonzero(d <= snap_um)
+    if near.size == 0:
+        j = int(np.argmin(d))
+        raise TracingError(
+            f"the {what} point ({p[0]:.2f}, {p[1]:.2f}, {p[2]:.2f}) um lies on background: the nearest "
+            f"stained voxel is {d[j]:.1f} um away (more than {snap_um:g} um)",
+            hint="click on the neuron; coordinates are micrometres unless --units voxel is given",
+        )
+    if as_soma:
+        best = int(near[np.argmax(local_radius[near] - 1e-3 * d[near])])
+    else:
+        best = int(near[np.argmin(d[near])])
+    r = float(min(local_radius[best], max_radius_um))
+    is_soma = as_soma and r >= min_radius_um
+    centre = xyz[best]
+    vox = _inside(fg, centre, r, best) if is_soma else np.array([best])
+    return Soma(centre, r, vox, is_soma, "given")

@@ -1,0 +1,494 @@
+"""Tree growth from the soma (or root seeds) outwards on a sparse graph of foreground voxels.
+
+The candidate foreground (voxels of the enhanced image above a low threshold, typically 1%
+of the stack) becomes a graph: each voxel is joined to its 26 neighbours that are also
+candidates, the weight of an edge being its physical length times the mean of the two
+voxels' costs ``exp(cost_power * (1 - f)**2)`` (``f``: enhanced intensity scaled to [0, 1]),
+the gray-weighted distance of APP2. From the soma voxels (or the root seed) a multi-source
+Dijkstra (:func:`scipy.sparse.csgraph.dijkstra`) gives the shortest-path tree (SPT) of
+everything connected to the chosen cell; other cells and debris, in other connected pieces,
+are never reached.
+
+The SPT of a thick neurite holds many short side paths. It is reduced to the neuron's
+skeleton by a longest-path decomposition, as in APP2's hierarchical pruning: each node
+continues into the child whose subtree reaches furthest (in path length), which splits the
+SPT into segments (chains from a junction to a leaf). A segment is kept when it reaches at
+least ``min_branch_um + branch_radius_factor * r`` beyond its junction, ``r`` being the local
+radius there (the geodesic distance from the junction to the edge of the foreground). A
+child segment is never longer than what remains of its parent, so the kept set is a tree.
+
+Staining gaps are bridged iteratively: from each tip of the current tree, the nearest voxel
+of another sufficiently large piece of foreground within ``gap_um`` and within
+``gap_max_angle_deg`` of the neurite's direction at the tip gets a bridge edge (costing
+``gap_cost`` times the faintest foreground per micrometre), and the tree is regrown.
+
+Stages: building the graph is local (each voxel looks at its 26 neighbours: chunks with a
+one-slice halo); the Dijkstra and the decomposition are global but only touch the sparse
+foreground.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from scipy.sparse.csgraph import connected_components, dijkstra
+from scipy.spatial import cKDTree
+
+from morph import _tree
+
+# the 13 "forward" neighbour offsets of the 26-neighbourhood
+_OFFSETS = np.array(
+    [(dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dz, dy, dx) > (0, 0, 0)],
+    dtype=np.int64,
+)
+
+
+@dataclass
+class Foreground:
+    """Sparse candidate foreground: sorted linear indices into a (Z, Y, X) stack."""
+
+    shape: tuple[int, int, int]
+    voxel_size: tuple[float, float, float]
+    index: NDArray[np.int64]
+    value: NDArray[np.float32]
+    zyx: NDArray[np.int64] = field(init=False)
+
+    def __post_init__(self) -> None:
+        order = np.argsort(self.index, kind="stable")
+        self.index = np.asarray(self.index, dtype=np.int64)[order]
+        self.value = np.asarray(self.value, dtype=np.float32)[order]
+        self.zyx = np.stack(np.unravel_index(self.index, self.shape), axis=1).astype(np.int64)
+
+    @property
+    def n(self) -> int:
+        return int(self.index.size)
+
+    def xyz_um(self, nodes: NDArray[np.int64] | None = None) -> NDArray[np.float64]:
+        """Physical ``(x, y, z)`` of voxels (all, or ``nodes``)."""
+        zyx = self.zyx if nodes is None else self.zyx[nodes]
+        return zyx[:, ::-1] * np.asarray(self.voxel_size, dtype=np.float64)
+
+    def lookup(self, linear: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Position of linear voxel indices in the foreground, -1 when absent."""
+        pos = np.searchsorted(self.index, linear)
+        pos = np.minimum(pos, max(self.n - 1, 0))
+        ok = self.n > 0
+        found = (self.index[pos] == linear) if ok else np.zeros(np.shape(linear), bool)
+        return np.where(found, pos, -1)
+
+
+@dataclass
+class Graph:
+    """Foreground graph: each undirected edge once (``row < col`` not required), its physical
+    length, and the costed weights once :meth:`set_cost` was called."""
+
+    rows: NDArray[np.int32]
+    cols: NDArray[np.int32]
+    lens: NDArray[np.float32]
+    degree: NDArray[np.int64]
+    n: int
+    weight: sp.csr_matrix | None = None
+    cost_max: float = 1.0
+
+    @property
+    def length(self) -> sp.csr_matrix:
+        return sp.csr_matrix((self.lens.astype(np.float64), (self.rows, self.cols)), shape=(self.n, self.n))
+
+    def set_cost(self, cost: NDArray[np.float64]) -> None:
+        """Edge weights: length times the mean cost of the two voxels."""
+        self.cost_max = float(np.max(cost)) if cost.size else 1.0
+        w = (self.lens * 0.5 * (cost[self.rows] + cost[self.cols])).astype(np.float64)
+        self.weight = sp.csr_matrix((w, (self.rows, self.cols)), shape=(self.n, self.n))
+
+    def neighbourhood_max(self, value: NDArray[np.float64], rounds: int) -> NDArray[np.float64]:
+        """Maximum of ``value`` over the graph neighbourhood of ``rounds`` steps."""
+        out = np.array(value, dtype=np.float64, copy=True)
+        for _ in range(rounds):
+            nxt = out.copy()
+            np.maximum.at(nxt, self.rows, out[self.cols])
+            np.maximum.at(nxt, self.cols, out[self.rows])
+            out = nxt
+        return out
+
+
+def build_graph(fg: Foreground, cost: NDArray[np.float64] | None = None) -> Graph:
+    """26-connected graph of the foreground voxels (edges stored once: use ``directed=False``)."""
+    n = fg.n
+    vs = np.asarray(fg.voxel_size, dtype=np.float64)
+    shape = np.array(fg.shape)
+    rows, cols, lens = [], [], []
+    for off in _OFFSETS:
+        nb = fg.zyx + off
+        inside = np.all((nb >= 0) & (nb < shape), axis=1)
+        src = np.flatnonzero(inside)
+        lin = np.ravel_multi_index(tuple(nb[src].T), fg.shape)
+        pos = fg.lookup(lin)
+        hit = pos >= 0
+        rows.append(src[hit].astype(np.int32))
+        cols.append(pos[hit].astype(np.int32))
+        lens.append(np.full(int(hit.sum()), float(np.linalg.norm(off[::-1] * vs)), dtype=np.float32))
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
+    ln = np.concatenate(lens)
+    degree = np.bincount(r, minlength=n) + np.bincount(c, minlength=n)
+    g = Graph(r, c, ln, degree, n)
+    if cost is not None:
+        g.set_cost(cost)
+    return g
+
+
+def local_radius(fg: Foreground, graph: Graph) -> NDArray[np.float64]:
+    """Geodesic distance (um) from each foreground voxel to the edge of the foreground, plus
+    half a voxel: an inner distance transform computed on the sparse graph."""
+    half = 0.5 * float(min(fg.voxel_size))
+    boundary = np.flatnonzero(graph.degree < 26)
+    if boundary.size == 0:
+        return np.full(fg.n, half)
+    d = dijkstra(graph.length, directed=False, indices=boundary, min_only=True)
+    d[~np.isfinite(d)] = 0.0
+    return d + half
+
+
+def z_elongation(fg: Foreground, strong: NDArray[np.bool_] | None = None, *, max_run: int = 8) -> float:
+    """How much longer the stained structure extends along z than across in x-y (the
+    point-spread function of most microscopes is elongated along the optical axis).
+
+    For strongly stained voxels, the run of foreground above and below (in slices, times the
+    z spacing) is compared with the run along x and along y; the ratio of medians, clipped to
+    [1, 4], is returned. Used to make coverage tests ellipsoidal.
+    """
+    idx = np.flatnonzero(strong) if strong is not None and strong.any() else np.arange(fg.n)
+    if idx.size == 0:
+        return 1.0
+    if idx.size > 20000:
+        idx = idx[:: idx.size // 20000 + 1]
+    vs = np.asarray(fg.voxel_size, dtype=np.float64)
+    shape = np.array(fg.shape)
+
+    def run(axis: int) -> NDArray[np.float64]:
+        total = np.ones(idx.size)
+        for sign in (1, -1):
+            alive = np.ones(idx.size, dtype=bool)
+            for k in range(1, max_run + 1):
+                nb = fg.zyx[idx].copy()
+                nb[:, axis] += sign * k
+                ok = (nb[:, axis] >= 0) & (nb[:, axis] < shape[axis])
+                lin = np.ravel_multi_index(tuple(np.clip(nb, 0, shape - 1).T), fg.shape)
+                alive &= ok & (fg.lookup(lin) >= 0)
+                total += alive
+        return total * vs[::-1][axis]
+
+    ez = np.median(run(0))
+    exy = 0.5 * (np.median(run(1)) + np.median(run(2)))
+    return float(np.clip(ez / max(exy, 1e-9), 1.0, 4.0))
+
+
+@dataclass
+class GrownTree:
+    """A voxel tree: ``node`` (foreground positions), ``parent`` (index into ``node``, -1 root)."""
+
+    node: NDArray[np.int64]
+    parent: NDArray[np.int64]
+    reached: int = 0
+    bridges: int = 0
+    z_stretch: float = 1.0
+
+
+def _levels_max(parent: NDArray[np.int64], value: NDArray[np.float64], depth: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Max of ``value`` over each node's subtree, one vectorised step per depth level."""
+    out = value.copy()
+    order = np.argsort(depth, kind="stable")
+    d_sorted = depth[order]
+    bounds = np.searchsorted(d_sorted, np.arange(int(d_sorted[-1]) + 2)) if order.size else np.zeros(1, int)
+    for lev in range(int(d_sorted[-1]) if order.size else 0, 0, -1):
+        nodes = order[bounds[lev] : bounds[lev + 1]]
+        np.maximum.at(out, parent[nodes], out[nodes])
+    return out
+
+
+def skeleton_from_spt(
+    parent: NDArray[np.int64],
+    xyz: NDArray[np.float64],
+    radius: NDArray[np.float64],
+    *,
+    min_branch_um: float,
+    branch_radius_factor: float,
+    force: NDArray[np.int64] | None = None,
+    cover_xyz: NDArray[np.float64] | None = None,
+    cover_radius: NDArray[np.float64] | None = None,
+    z_stretch: float = 1.0,
+) -> NDArray[np.bool_]:
+    """Nodes of a shortest-path forest kept by longest-path decomposition and coverage.
+
+    The forest is split into segments (each node continues into the child whose subtree
+    reaches furthest). Segments are then examined level by level from the roots (hierarchical
+    pruning, as APP2 does): a segment whose parent segment is kept is kept when its farthest
+    node (its leaf) lies at least ``min_branch_um + branch_radius_factor * r`` away from
+    every node kept so far, ``r`` being the local radius of the nearest kept node; otherwise
+    the segment is a redundant path inside an already traced neurite (or a spur) and goes,
+    with all segments hanging from it. Within a level, of two segments whose leaves cover each
+    other the one reaching further wins.
+
+    Parameters
+    ----------
+    parent
+        Parent index per node (-1 roots), parents need not come first.
+    xyz
+        Physical positions (n, 3).
+    radius
+        Local radius per node (um).
+    force
+        Nodes that must be kept (with their paths to the root), e.g. user seeds.
+    cover_xyz, cover_radius
+        Points (and radii) of structure already traced (extend mode): every segment, the
+        root ones included, must leave their coverage to be kept.
+    z_stretch
+        Elongation of the structure along z (:func:`z_elongation`): coverage distances are
+        measured with z divided by it (ellipsoidal coverage), so the blur of a neurite along
+        the optical axis never makes branches.
+    """
+    n = parent.size
+    has = parent >= 0
+    step = np.zeros(n)
+    step[has] = np.linalg.norm(xyz[has] - xyz[parent[has]], axis=1)
+    arc = _tree.ancestor_sum(parent, step)
+    depth = _tree.depth(parent)
+    height = _levels_max(parent, arc, depth)
+    kids = np.flatnonzero(has)
+    order = np.lexsort((kids, -height[kids], parent[kids]))
+    kids = kids[order]
+    first = np.r_[True, parent[kids][1:] != parent[kids][:-1]] if kids.size else np.zeros(0, bool)
+    main = np.zeros(n, dtype=bool)
+    main[kids[first]] = True
+    top = ~main
+    seg = _tree.nearest_marked(parent, top)  # segment = index of its top node
+    tops = np.flatnonzero(top)
+    # leaf of each segment: its node of largest arc length
+    o = np.lexsort((-arc, seg))
+    firsts = np.r_[True, seg[o][1:] != seg[o][:-1]]
+    leaf_of = np.full(n, -1, dtype=np.int64)
+    leaf_of[seg[o][firsts]] = o[firsts]
+    seg_parent = np.where(has[tops], seg[np.maximum(parent[tops], 0)], -1)
+    tpos = np.full(n, -1, dtype=np.int64)
+    tpos[tops] = np.arange(tops.size)
+    sp_idx = np.where(seg_parent >= 0, tpos[np.maximum(seg_parent, 0)], -1)
+    level = _tree.depth(sp_idx)
+    reach = height[tops] - np.where(has[tops], arc[np.maximum(parent[tops], 0)], arc[tops])
+    forced_seg = np.zeros(tops.size, dtype=bool)
+    if force is not None and len(force):
+        mark = np.zeros(n, dtype=bool)
+        mark[np.asarray(force, dtype=np.int64)] = True
+        sub = _levels_max(parent, mark.astype(np.float64), depth) > 0
+        forced_seg = np.bincount(tpos[seg[sub]], minlength=tops.size) > 0
+    kept_seg = np.zeros(tops.size, dtype=bool)
+    extending = cover_xyz is not None and len(cover_xyz) > 0
+    if extending:
+        cov_xyz = np.asarray(cover_xyz, dtype=np.float64).reshape(-1, 3)
+        cov_r = np.asarray(cover_radius, dtype=np.float64).reshape(-1)
+    else:
+        cov_xyz, cov_r = np.zeros((0, 3)), np.zeros(0)
+        kept_seg[level == 0] = True
+    node_order = np.argsort(seg, kind="stable")
+    seg_sorted = seg[node_order]
+
+    def nodes_of(segs: NDArray[np.int64]) -> NDArray[np.int64]:
+        lo = np.searchsorted(seg_sorted, tops[segs], side="left")
+        hi = np.searchsorted(seg_sorted, tops[segs], side="right")
+        if not segs.size:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([node_order[a:b] for a, b in zip(lo, hi)])
+
+    kept_nodes = nodes_of(np.flatnonzero(kept_seg))
+    zs = np.array([1.0, 1.0, 1.0 / max(z_stretch, 1e-9)])
+    for lev in range(0 if extending else 1, int(level.max(initial=0)) + 1):
+        cand = np.flatnonzero((level == lev) & ((sp_idx >= 0) if lev else True))
+        if lev:
+            cand = cand[kept_seg[sp_idx[cand]]]
+        if not cand.size:
+            break
+        pts = np.vstack([xyz[kept_nodes], cov_xyz]) * zs
+        prad = np.concatenate([radius[kept_nodes], cov_r])
+        kd = cKDTree(pts)
+        leaves = leaf_of[tops[cand]]
+        d, j = kd.query(xyz[leaves] * zs)
+        need = min_branch_um + branch_radius_factor * prad[j]
+        ok = (d >= need) | forced_seg[cand]
+        acc = cand[ok]
+        if acc.size > 1:
+            # siblings covering each other: the one reaching further wins
+            acc = acc[np.argsort(-reach[acc] - 1e9 * forced_seg[acc], kind="stable")]
+            nodes = [nodes_of(acc[k : k + 1]) for k in range(acc.size)]
+            owner = np.concatenate([np.full(v.size, k) for k, v in enumerate(nodes)])
+            allnodes = np.concatenate(nodes)
+            kd2 = cKDTree(xyz[allnodes] * zs)
+            rad_need = min_branch_um + branch_radius_factor * radius[leaf_of[tops[acc]]]
+            lst = kd2.query_ball_point(xyz[leaf_of[tops[acc]]] * zs, r=rad_need)
+            alive = np.ones(acc.size, dtype=bool)
+            for k in range(acc.size):  # one check per accepted segment of this level
+                if forced_seg[acc[k]]:
+                    continue
+                others = owner[np.asarray(lst[k], dtype=np.int64)]
+                if np.any(alive[others[others < k]]):
+                    alive[k] = False
+            acc = acc[alive]
+        kept_seg[acc] = True
+        if acc.size:
+            kept_nodes = np.concatenate([kept_nodes, nodes_of(acc)])
+    return kept_seg[tpos[seg]]
+
+
+def _tip_directions(
+    parent: NDArray[np.int64], xyz: NDArray[np.float64], tips: NDArray[np.int64], back: int
+) -> NDArray[np.float64]:
+    anc = tips.copy()
+    for _ in range(back):
+        p = parent[anc]
+        anc = np.where(p >= 0, p, anc)
+    d = xyz[tips] - xyz[anc]
+    nrm = np.linalg.norm(d, axis=1, keepdims=True)
+    return np.divide(d, nrm, out=np.zeros_like(d), where=nrm > 0)
+
+
+def grow(
+    fg: Foreground,
+    graph: Graph,
+    radius: NDArray[np.float64],
+    sources: NDArray[np.int64],
+    *,
+    min_branch_um: float = 4.0,
+    branch_radius_factor: float = 2.0,
+    gap_um: float = 8.0,
+    gap_cost: float = 4.0,
+    gap_min_size_um: float = 6.0,
+    gap_max_angle_deg: float = 60.0,
+    strong: NDArray[np.bool_] | None = None,
+    force: NDArray[np.int64] | None = None,
+    max_bridge_rounds: int = 8,
+    cover_xyz: NDArray[np.float64] | None = None,
+    cover_radius: NDArray[np.float64] | None = None,
+    coverage_z_stretch: float = 1.0,
+) -> GrownTree:
+    """Grow the tree from ``sources`` (foreground positions), bridging gaps.
+
+    Parameters
+    ----------
+    strong
+        Foreground voxels above the high threshold: a piece of foreground is bridged to only
+        if it holds one (hysteresis).
+    force
+        Foreground positions the tree must reach (user seeds), kept whatever their length.
+    cover_xyz, cover_radius
+        Structure already traced (extend mode), see :func:`skeleton_from_spt`.
+    coverage_z_stretch
+        ``z_stretch`` of :func:`skeleton_from_spt`.
+
+    Returns
+    -------
+    GrownTree
+        Kept nodes, their parents (-1 for the sources that start a path) and statistics.
+    """
+    sources = np.unique(np.asarray(sources, dtype=np.int64))
+    xyz = fg.xyz_um()
+    zstretch = float(coverage_z_stretch)
+    W = graph.weight
+    ncomp, comp = connected_components(W, directed=False)
+    comp_ok = np.ones(ncomp, dtype=bool)
+    if gap_um > 0 and ncomp > 1:
+        lo = np.full((ncomp, 3), np.inf)
+        hi = np.full((ncomp, 3), -np.inf)
+        for a in range(3):
+            np.minimum.at(lo[:, a], comp, xyz[:, a])
+            np.maximum.at(hi[:, a], comp, xyz[:, a])
+        comp_ok = np.linalg.norm(hi - lo, axis=1) >= gap_min_size_um
+        if strong is not None:
+            comp_ok &= np.bincount(comp, weights=strong.astype(float), minlength=ncomp) > 0
+    bridges_r: list[int] = []
+    bridges_c: list[int] = []
+    bridge_w: list[float] = []
+    cmax = graph.cost_max
+    for _round in range(max_bridge_rounds + 1):
+        if bridges_r:
+            B = sp.csr_matrix((bridge_w, (bridges_r, bridges_c)), shape=W.shape)
+            Wb = W + B
+        else:
+            Wb = W
+        dist, pred = dijkstra(Wb, directed=False, indices=sources, min_only=True, return_predecessors=True)[:2]
+        reached = np.flatnonzero(np.isfinite(dist))
+        pos = np.full(fg.n, -1, dtype=np.int64)
+        pos[reached] = np.arange(reached.size)
+        pr = pred[reached]
+        parent = np.where(pr >= 0, pos[np.maximum(pr, 0)], -1)
+        if cover_xyz is None and sources.size > 1:
+            # one tree: every source (a voxel of the soma) hangs from the thickest one
+            anchor = int(sources[np.argmax(radius[sources])])
+            sp_ = pos[sources]
+            parent[sp_] = pos[anchor]
+            parent[pos[anchor]] = -1
+        f = None
+        if force is not None and len(force):
+            f = pos[np.asarray(force)]
+            f = f[f >= 0]
+        keep = skeleton_from_spt(
+            parent,
+            xyz[reached],
+            radius[reached],
+            min_branch_um=min_branch_um,
+            branch_radius_factor=branch_radius_factor,
+            force=f,
+            cover_xyz=cover_xyz,
+            cover_radius=cover_radius,
+            z_stretch=zstretch,
+        )
+        kept = np.flatnonzero(keep)
+        newpos = np.full(reached.size, -1, dtype=np.int64)
+        newpos[kept] = np.arange(kept.size)
+        kp = parent[kept]
+        tree = GrownTree(reached[kept], np.where(kp >= 0, newpos[np.maximum(kp, 0)], -1), int(reached.size), len(bridges_r))
+        if gap_um <= 0 or _round == max_bridge_rounds:
+            break
+        # candidate targets: voxels of bridgeable pieces not reached yet
+        in_reach = np.zeros(ncomp, dtype=bool)
+        in_reach[comp[reached]] = True
+        target = np.flatnonzero(comp_ok[comp] & ~in_reach[comp])
+        if target.size == 0:
+            break
+        nchild = np.bincount(tree.parent[tree.parent >= 0], minlength=tree.node.size)
+        tips = np.flatnonzero((nchild == 0) & (tree.parent >= 0))
+        if tips.size == 0:
+            break
+        txyz = xyz[tree.node]
+        back = max(2, int(round(4.0 / float(min(fg.voxel_size)))))
+        dirs = _tip_directions(tree.parent, txyz, tips, back)
+        kd = cKDTree(xyz[target])
+        cand = kd.query_ball_point(txyz[tips], r=gap_um)
+        cos_max = np.cos(np.deg2rad(gap_max_angle_deg))
+        best: dict[int, tuple[float, int, int]] = {}
+        for ti, (t, lst) in enumerate(zip(tips, cand)):  # one short list per tip
+            if not lst:
+                continue
+            tv = target[np.asarray(lst)]
+            v = xyz[tv] - txyz[t]
+            dd = np.linalg.norm(v, axis=1)
+            cosang = (v @ dirs[ti]) / np.maximum(dd, 1e-9)
+            ok = cosang >= cos_max
+            if not ok.any():
+                continue
+            score = dd / np.maximum(cosang, 1e-3)
+            score[~ok] = np.inf
+            j = int(np.argmin(score))
+            c = int(comp[tv[j]])
+            if c not in best or score[j] < best[c][0]:
+                best[c] = (float(score[j]), int(tree.node[t]), int(tv[j]))
+        if not best:
+            break
+        for _s, a, b in best.values():
+            bridges_r.append(a)
+            bridges_c.append(b)
+            bridge_w.append(float(np.linalg.norm(xyz[a] - xyz[b])) * gap_cost * cmax)
+            comp_ok[comp[b]] = False  # bridged once
+    tree.bridges = len(bridges_r)
+    tree.z_stretch = zstretch
+    return tree

@@ -1,0 +1,348 @@
+"""Regression tests of the tracer (morph.tracing, morph trace, morph trace-path).
+
+Accuracy thresholds sit just under what the tracer reaches, so accuracy can only go up.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from morph.cli.main import main
+from morph.compare import DIADEM_OP_VOXEL, compare
+from morph.errors import TracingError
+from morph.io import read_stack, read_swc, write_stack
+from morph.morphology import AXON, SOMA, Morphology
+from morph.tracing import label as lab
+from morph.tracing import preprocess as pp
+from morph.tracing import prune, trace, trace_path, tubularity
+from morph.tracing import tree as tr
+from morph.tracing.polarity import detect_polarity
+
+DIADEM_ROOTS = {1: (30.979, 429.04, 0), 2: (0.725, 391.08, 25), 7: (119.76, 215.98, 39), 8: (118.64, 181.34, 55)}
+
+
+# ----------------------------------------------------------------------------- synthetic stacks
+def render_tubes(
+    segments: list[tuple[tuple[float, float, float], tuple[float, float, float], float]],
+    shape: tuple[int, int, int],
+    voxel_size: tuple[float, float, float],
+    *,
+    soma: tuple[tuple[float, float, float], float] | None = None,
+    amplitude: float = 120.0,
+    noise: float = 6.0,
+    background: float = 20.0,
+    brightfield: bool = False,
+    seed: int = 0,
+) -> np.ndarray:
+    """Tubes (x, y, z in um, radius um) with Gaussian cross-sections, plus noise; uint8."""
+    vs = np.asarray(voxel_size)
+    zz, yy, xx = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    p = np.stack([xx, yy, zz], axis=-1).reshape(-1, 3) * vs
+    val = np.zeros(p.shape[0])
+    for a, b, r in segments:
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        ab = b - a
+        t = np.clip((p - a) @ ab / max(ab @ ab, 1e-12), 0, 1)
+        d = np.linalg.norm(p - (a + t[:, None] * ab), axis=1)
+        val = np.maximum(val, np.exp(-0.5 * (d / r) ** 2))
+    if soma is not None:
+        c, r = soma
+        d = np.linalg.norm(p - np.asarray(c), axis=1)
+        val = np.maximum(val, 1.0 / (1.0 + np.exp((d - r) / 0.5)))
+    rng = np.random.default_rng(seed)
+    img = amplitude * val.reshape(shape) + rng.normal(0, noise, shape)
+    img = (190.0 - img) if brightfield else (background + img)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def y_cell() -> tuple[list, Morphology]:
+    """A soma with three neurites, one of them forked; the gold tree in micrometres."""
+    c = (40.0, 40.0, 10.0)
+    segs = [
+        ((40, 40, 10), (40, 8, 10), 1.0),  # up
+        ((40, 40, 10), (70, 70, 12), 0.8),  # down-right
+        ((70, 70, 12), (76, 90, 12), 0.7),
+        ((70, 70, 12), (88, 64, 10), 0.7),
+        ((40, 40, 10), (10, 60, 8), 0.6),  # thin, left-down
+    ]
+    # stems start at the soma surface (the soma-to-first-node edge is not cable)
+    xyz = [c, (40, 34, 10), (40, 8, 10), (44.2, 44.2, 10.3), (70, 70, 12), (76, 90, 12), (88, 64, 10),
+           (34.6, 42.7, 9.6), (10, 60, 8)]
+    parent = [-1, 0, 1, 0, 3, 4, 4, 0, 7]
+    types = [SOMA] + [3] * 8
+    gold = Morphology(xyz, [6] + [1] * 8, types, parent)
+    return segs, gold
+
+
+@pytest.fixture(scope="module")
+def y_stack() -> tuple[np.ndarray, tuple[float, float, float], Morphology]:
+    segs, gold = y_cell()
+    vs = (0.5, 0.5, 1.0)
+    data = render_tubes(segs, (20, 200, 200), vs, soma=((40.0, 40.0, 10.0), 6.0))
+    return data, vs, gold
+
+
+# ----------------------------------------------------------------------------- stages
+def test_polarity() -> None:
+    rng = np.random.default_rng(1)
+    bg = rng.normal(100, 3, (5, 40, 40))
+    bright = bg.copy()
+    bright[:, 20, 5:35] += 80
+    dark = bg.copy()
+    dark[:, 20, 5:35] -= 80
+    assert detect_polarity(bright) == "fluorescence"
+    assert detect_polarity(dark) == "brightfield"
+    with pytest.raises(TracingError, match="constant"):
+        detect_polarity(np.full((4, 10, 10), 7))
+
+
+def test_background_flattening_and_noise() -> None:
+    rng = np.random.default_rng(2)
+    ramp = np.linspace(0, 60, 128)[None, None, :]
+    data = 50 + ramp + rng.normal(0, 2.0, (4, 128, 128))
+    flat = pp.flatten(data, (1, 1, 1), polarity="fluorescence", block_um=16)
+    assert abs(float(np.median(flat))) < 1.0  # the ramp is gone
+    assert abs(float(flat[:, :, :16].mean()) - float(flat[:, :, -16:].mean())) < 1.5
+    assert pp.noise_level(flat) == pytest.approx(2.0, rel=0.15)
+
+
+def test_eigenvalues_closed_form() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(500, 3, 3))
+    a = a + a.transpose(0, 2, 1)
+    h = np.stack([a[:, 0, 0], a[:, 1, 1], a[:, 2, 2], a[:, 0, 1], a[:, 0, 2], a[:, 1, 2]], axis=1)
+    ref = np.linalg.eigvalsh(a)
+    ref = np.take_along_axis(ref, np.argsort(np.abs(ref), axis=1), axis=1)
+    np.testing.assert_allclose(tubularity.sorted_eigenvalues(h), ref, atol=1e-9)
+
+
+def test_tubularity_prefers_tubes_over_sheets_and_honours_anisotropy() -> None:
+    vs = (0.5, 0.5, 1.5)
+    tube = render_tubes([((2, 20, 15), (38, 20, 15), 1.0)], (20, 80, 80), vs, noise=0, background=0)
+    sheet = np.zeros_like(tube)
+    sheet[:, 40, :] = 120  # a plane (one voxel thick in y)
+    img_t = pp.denoise(tube.astype(np.float32), vs, sigma_um=0.5)
+    img_s = pp.denoise(sheet.astype(np.float32), vs, sigma_um=0.5)
+    t = tubularity.tubularity_at(img_t, np.array([[10, 40, 40]]), vs, scales_um=(1.0,))
+    s = tubularity.tubularity_at(img_s, np.array([[10, 40, 40]]), vs, scales_um=(1.0,))
+    assert t[0] > 30 and s[0] < 0.05 * t[0]
+    # a z-running tube in anisotropic voxels responds like an x-running one
+    tz = render_tubes([((20, 20, 1.5), (20, 20, 28.5), 1.0)], (20, 80, 80), vs, noise=0, background=0)
+    img_z = pp.denoise(tz.astype(np.float32), vs, sigma_um=0.5)
+    rz = tubularity.tubularity_at(img_z, np.array([[10, 40, 40]]), vs, scales_um=(1.0,))
+    assert rz[0] == pytest.approx(t[0], rel=0.5)
+
+
+def test_local_radius_and_graph() -> None:
+    mask = np.zeros((9, 9, 30), dtype=bool)
+    mask[2:7, 2:7, :] = True  # a 5 x 5 voxel bar along x
+    idx = np.flatnonzero(mask)
+    fg = tr.Foreground(mask.shape, (1.0, 1.0, 1.0), idx, np.ones(idx.size, np.float32))
+    g = tr.build_graph(fg)
+    r = tr.local_radius(fg, g)
+    centre = fg.lookup(np.array([np.ravel_multi_index((4, 4, 15), mask.shape)]))[0]
+    assert r[centre] == pytest.approx(2.5, abs=0.01)
+    assert r.min() == pytest.approx(0.5)
+
+
+def test_skeleton_prunes_thickness_but_keeps_branches() -> None:
+    # a straight chain with a long branch and a short spur
+    xyz = np.array([[x, 0, 0] for x in range(30)] + [[15, y, 0] for y in range(1, 15)] + [[20, 1, 0], [20, 2, 0]], float)
+    parent = np.r_[-1, np.arange(29), 15, np.arange(30, 43), 20, 44]
+    keep = tr.skeleton_from_spt(parent, xyz, np.full(len(xyz), 0.5), min_branch_um=3.0, branch_radius_factor=2.0)
+    assert keep[:44].all() and not keep[44:].any()
+
+
+def test_estimate_radii_from_image() -> None:
+    vs = (0.25, 0.25, 0.5)
+    for radius in (0.8, 1.6):
+        # a Gaussian profile of sigma s has its half maximum at 1.177 s
+        data = render_tubes([((2, 10, 5), (28, 10, 5), radius / 1.177)], (20, 80, 120), vs, noise=0, background=0)
+        img = data.astype(np.float32)
+        m = Morphology([[x, 10, 5] for x in range(6, 25)], np.ones(19), np.full(19, 3), np.arange(19) - 1)
+        r = prune.estimate_radii(m, img, vs)
+        assert np.median(r) == pytest.approx(radius, rel=0.2)
+
+
+def test_prune_spurs_and_trim_tips() -> None:
+    xyz = [[x, 0, 0] for x in range(20)] + [[10, 1, 0], [10, 2, 0]]
+    parent = list(range(-1, 19)) + [10, 20]
+    m = Morphology(xyz, np.ones(22), np.full(22, 3), parent)
+    out = prune.prune_spurs(m, 3.0)
+    assert len(out) == 20 and out.branch_points.size == 0
+    img = np.zeros((3, 5, 30), np.float32)
+    img[1, 0, :15] = 100.0  # signal ends at x = 14
+    m2 = Morphology([[x, 0, 1] for x in range(25)], np.ones(25), np.full(25, 3), np.arange(25) - 1)
+    t = prune.trim_tips(m2, img, (1, 1, 1))
+    assert 14 <= t.xyz[:, 0].max() <= 15
+
+
+def test_label_axon_given_and_heuristic() -> None:
+    segs, gold = y_cell()
+    m, rep = lab.label(gold.resample(1.0), axon_point=(10, 60, 8))
+    left = m.xyz[:, 0] < 30
+    assert np.all(m.types[left & ~m.soma_mask] == AXON) and rep.axon_confidence == 1.0
+    with pytest.raises(TracingError, match="from the traced tree"):
+        lab.label(gold, axon_point=(80, 10, 0))
+    _, rep2 = lab.label(gold.resample(1.0))
+    assert 0.0 <= rep2.axon_confidence <= 1.0
+    assert "confidence" in rep2.header_lines()[0]
+
+
+# ----------------------------------------------------------------------------- whole pipeline
+def test_trace_synthetic_fluorescence(y_stack) -> None:
+    data, vs, gold = y_stack
+    m = trace(data, voxel_size=vs, progress=False)
+    r = compare(m, gold, tolerance=2.0)
+    assert r.f1 >= 0.97, r.f1
+    assert m.soma_nodes.size == 1
+    assert np.linalg.norm(m.soma_center - gold.soma_center) < 2.0
+    assert abs(m.total_length() - gold.total_length()) < 0.12 * gold.total_length()
+    assert r.branch_points.found >= 1
+    assert any("trace parameter" in h for h in m.header)
+    assert m.units == "um"
+
+
+def test_trace_synthetic_brightfield(y_stack) -> None:
+    segs, gold = y_cell()
+    vs = (0.5, 0.5, 1.0)
+    data = render_tubes(segs, (20, 200, 200), vs, soma=((40.0, 40.0, 10.0), 6.0), amplitude=70, noise=4,
+                        brightfield=True)
+    m = trace(data, voxel_size=vs, progress=False)
+    assert any("polarity: brightfield" in h for h in m.header)
+    r = compare(m, gold, tolerance=2.0)
+    assert r.f1 >= 0.97, r.f1
+
+
+def test_trace_synth_module_brightfield() -> None:
+    synth = pytest.importorskip("morph.synth")
+    cell = synth.generate_neuron(3)
+    s = synth.render_stack(cell, preset="easy", voxel_size=(0.5, 0.5, 1.0), crop=(120, 120, 40), seed=2)
+    m = trace(s.data, voxel_size=s.voxel_size, progress=False)
+    r = compare(m, s.gold, tolerance=2.0)
+    assert r.precision >= 0.95, r.precision
+    assert r.f1 >= 0.9, r.f1
+
+
+@pytest.mark.parametrize("k,f1_min", [(1, 0.85), (2, 0.58), (7, 0.85), (8, 0.88)])
+def test_diadem_op(data: Path, k: int, f1_min: float) -> None:
+    stack = read_stack(data / f"images/diadem_OP/OP_{k}.tif", voxel_size=DIADEM_OP_VOXEL)
+    root = np.asarray(DIADEM_ROOTS[k]) * np.asarray(DIADEM_OP_VOXEL)
+    m = trace(stack, seeds=[root], progress=False)
+    gold = read_swc(data / f"images/diadem_OP/OP_{k}.gold.swc")
+    r = compare(m.to_voxels(DIADEM_OP_VOXEL), gold, tolerance=3.0, units="voxel", voxel_size=DIADEM_OP_VOXEL)
+    assert r.f1 >= f1_min, (k, r.f1, r.precision, r.recall)
+    # one tree, rooted at the seed; the other structures of the stack are not traced
+    assert m.roots.size == 1
+    assert r.trace_length < 1.3 * r.gold_length
+    assert np.linalg.norm(m.xyz[m.roots[0]] - root) < 6.0
+
+
+def test_real_brightfield_crop_is_plausible(data: Path) -> None:
+    stack = read_stack(data / "images/patchseq_brightfield/Example_Input_Stack_2112.tif")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        m = trace(stack, progress=False)
+    assert any("voxel size unknown" in str(x.message) for x in w)
+    assert any("ASSUMED" in h for h in m.header)
+    assert m.soma_nodes.size == 1
+    # the soma is the dark body near (92, 57) and the main neurite runs down to the bottom edge
+    assert np.linalg.norm(m.soma_center[:2] - [92, 57]) < 6
+    assert m.xyz[:, 1].max() > 180
+    assert 250 < m.total_length() < 600
+    lo, hi = m.bounds()
+    assert np.all(lo >= -0.5) and np.all(hi <= np.array([192, 192, 32]))
+
+
+def test_trace_path_and_extend(y_stack) -> None:
+    data, vs, gold = y_stack
+    p = trace_path(data, (40, 12, 10), (40, 34, 10), voxel_size=vs, progress=False)
+    assert p.roots.size == 1 and p.branch_points.size == 0
+    assert np.abs(p.xyz[:, 0] - 40).max() < 1.0
+    assert p.total_length() == pytest.approx(22.0, rel=0.1)
+    full = trace(data, voxel_size=vs, progress=False)
+    part = full.take(full.xyz[:, 0] >= 38)  # soma + the up and right neurites
+    part = part.take(part.parent >= -1)
+    ext = trace(data, voxel_size=vs, extend=part, progress=False)
+    assert ext.total_length() > part.total_length() + 20  # the left neurite was added
+    assert ext.roots.size == part.roots.size
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_input_library(y_stack) -> None:
+    data, vs, _ = y_stack
+    with pytest.raises(TracingError, match="constant"):
+        trace(np.full((10, 50, 50), 9, np.uint8), voxel_size=(1, 1, 1), progress=False)
+    noise = np.random.default_rng(5).normal(100, 5, (10, 60, 60)).astype(np.float32)
+    with pytest.raises(TracingError, match="no neuron"):
+        trace(noise, voxel_size=(1, 1, 1), progress=False)
+    with pytest.raises(TracingError, match="outside the stack"):
+        trace(data, voxel_size=vs, soma=(500, 10, 5), progress=False)
+    with pytest.raises(TracingError, match="background"):
+        trace(data, voxel_size=vs, seeds=[(90, 10, 10)], progress=False)
+    with pytest.raises(TracingError, match="3-D"):
+        trace(data[5], voxel_size=vs, progress=False)
+
+
+def test_cli_trace(tmp_path: Path, y_stack, capsys) -> None:
+    data, vs, gold = y_stack
+    stack = tmp_path / "y.tif"
+    write_stack(stack, data, vs)
+    out = tmp_path / "y.swc"
+    assert main(["trace", str(stack), "-o", str(out), "-q", "--axon", "20,110,8", "--units", "voxel"]) == 0
+    m = read_swc(out)
+    assert (m.types == AXON).any() and (m.types == SOMA).sum() == 1
+    text = out.read_text()
+    assert "trace parameter min_branch_um" in text and "axon: given by the user" in text
+    # no overwrite without --force
+    assert main(["trace", str(stack), "-o", str(out), "-q"]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["trace", str(stack), "-o", str(out), "-q", "--force", "--param", "min_branch_um=6"]) == 0
+    assert "min_branch_um = 6.0" in out.read_text()
+    # trace-path appended to the cell
+    out2 = tmp_path / "y2.swc"
+    assert main(["trace-path", str(stack), "--from", "40,12,10", "--to", "40,30,10", "--into", str(out),
+                 "-o", str(out2), "-q"]) == 0
+    assert len(read_swc(out2)) > len(read_swc(out))
+
+
+def test_cli_bad_input(tmp_path: Path, capsys) -> None:
+    import tifffile
+
+    flat = tmp_path / "flat.tif"
+    write_stack(flat, np.full((6, 40, 40), 50, np.uint8), (1, 1, 1))
+    out = tmp_path / "o.swc"
+    assert main(["trace", str(flat), "-o", str(out), "-q"]) == 2
+    assert "constant" in capsys.readouterr().err and not out.exists()
+    img2d = tmp_path / "plane.tif"
+    tifffile.imwrite(img2d, np.zeros((40, 40), np.uint8))
+    assert main(["trace", str(img2d), "-o", str(out), "-q"]) == 2
+    assert "2-D" in capsys.readouterr().err and not out.exists()
+    segs, _ = y_cell()
+    stack = tmp_path / "y.tif"
+    write_stack(stack, render_tubes(segs[:1], (20, 200, 200), (0.5, 0.5, 1.0)), (0.5, 0.5, 1.0))
+    assert main(["trace", str(stack), "-o", str(out), "-q", "--soma", "1000,0,0"]) == 2
+    assert "outside the stack" in capsys.readouterr().err and not out.exists()
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("1 2\n")
+    assert main(["trace", str(stack), "-o", str(out), "-q", "--seeds", str(seeds)]) == 2
+    assert "expected 3 numbers" in capsys.readouterr().err
+    assert main(["trace", str(stack), "-o", str(out), "-q", "--param", "nonsense=1"]) == 2
+    assert "unknown tracing parameter" in capsys.readouterr().err
+
+
+def test_cli_trace_max_memory_gives_the_same_tree(tmp_path: Path, y_stack) -> None:
+    data, vs, gold = y_stack
+    stack = tmp_path / "y.tif"
+    write_stack(stack, data, vs)
+    whole, chunked = tmp_path / "whole.swc", tmp_path / "chunked.swc"
+    assert main(["trace", str(stack), "-o", str(whole), "-q"]) == 0
+    assert main(["trace", str(stack), "-o", str(chunked), "-q", "--max-memory", "48MiB"]) == 0
+    a, b = read_swc(whole), read_swc(chunked)
+    np.testing.assert_array_equal(a.xyz, b.xyz)
+    np.testing.assert_array_equal(a.parent, b.parent)
+    assert main(["trace", str(stack), "-o", str(tmp_path / "x.swc"), "-q", "--max-memory", "lots"]) == 2
