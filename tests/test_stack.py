@@ -112,3 +112,13 @@ def test_errors(tmp_path: Path) -> None:
         read_stack(good, voxel_size=(0, 1, 1))
     with pytest.raises(StackError, match="absurd voxel size"):
         read_stack(good, voxel_size=(1e6, 1, 1))
+
+
+def test_ome_zarr_through_read_stack(tmp_path: Path) -> None:
+    from morph.io.chunked import write_zarr
+
+    a = (np.arange(6 * 20 * 30) % 251).astype(np.uint8).reshape(6, 20, 30)
+    p = write_zarr(tmp_path / "s.zarr", a, voxel_size=(0.2, 0.2, 0.7))
+    s = read_stack(p)
+    assert s.voxel_size == pytest.approx((0.2, 0.2, 0.7))
+    assert np.array_equal(np.asarray(s.data), a)

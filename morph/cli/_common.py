@@ -53,3 +53,22 @@ def need_files(paths: list[Path]) -> None:
 
 def is_stack_path(p: Path) -> bool:
     return Path(p).is_dir() or Path(p).suffix.lower() in (".tif", ".tiff", ".ome.tif", ".zarr")
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+
+
+def memory_size(text: str) -> int:
+    """Parse a memory size such as ``2GB``, ``500MiB`` or ``1e9`` into bytes."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([a-zA-Z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    try:
+        value = float(m.group(1)) * _SIZE_UNITS[unit] if m else float("nan")
+    except (ValueError, KeyError):
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a size like 2GB or 500MiB, got {text!r}")
+    return int(value)

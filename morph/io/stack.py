@@ -178,8 +178,10 @@ def read_stack(
     Parameters
     ----------
     path
-        A TIFF file (ImageJ or OME metadata honoured) or a folder of 2-D TIFF slices (read in
-        natural order: ``s2`` before ``s10``).
+        A TIFF file (ImageJ or OME metadata honoured), a folder of 2-D TIFF slices (read in
+        natural order: ``s2`` before ``s10``), or an OME-Zarr / zarr store (read whole into
+        memory; for stacks larger than memory open them lazily with
+        :func:`morph.io.chunked.open_chunked`).
     voxel_size
         ``(x, y, z)`` in micrometres, overriding the file's metadata.
     channel
@@ -197,6 +199,10 @@ def read_stack(
     p = Path(path)
     if not p.exists():
         raise StackError("file not found", file=p, hint="check the path")
+    if _is_zarr(p):
+        from morph.io.chunked import open_chunked
+
+        return open_chunked(p, voxel_size=voxel_size, channel=channel).to_stack()
     if p.is_dir():
         data, meta_vs, origin = _read_folder(p, channel)
     else:
@@ -224,6 +230,12 @@ def read_stack(
     else:
         vs, known = (1.0, 1.0, 1.0), False
     return Stack(data, vs, known, str(p), {"voxel_size_origin": origin if known else "assumed 1 um"})
+
+
+def _is_zarr(p: Path) -> bool:
+    return p.is_dir() and (
+        p.suffix.lower() == ".zarr" or any((p / f).exists() for f in (".zarray", ".zgroup", "zarr.json"))
+    )
 
 
 def _read_tiff(p: Path, channel: int | None, mmap: bool | None) -> tuple[NDArray[Any], Any, str]:

@@ -1,0 +1,317 @@
+"""Benchmark of ``morph.batch``: features of many cells serially and on a local Dask cluster,
+and tracing of a stack larger than the memory bound.
+
+Run by hand::
+
+    .venv/bin/python bench/batch.py features --n 2000 --workers 2
+    .venv/bin/python bench/batch.py overhead --n 2000 --workers 2
+    .venv/bin/python bench/batch.py trace --voxel 0.6 0.6 0.5 --max-memory 64MiB
+
+``features``: the real SWCs of ``MORPH_DATA`` replicated to ``--n`` files (symlinks in a
+temporary folder), measured with
+
+- a plain loop ``features.compute(read_swc(f))`` in this process (the pure cost of the work);
+- the peer: ``multiprocessing.Pool(workers).map`` of the same loop body (no cache, no log,
+  no progress; fork start);
+- ``morph.batch.features(..., scheduler="serial")`` (the engine in process: per-file cache
+  and table writing);
+- ``morph.batch.features`` on a ``LocalCluster`` of ``workers`` processes (cluster start-up
+  timed separately), then the same call again (everything cached: the cost of a re-run).
+
+Per-file overhead of the engine = (wall time x workers - compute time of the plain loop) / files.
+
+``overhead``: the same comparison with a per-file function that only reads the SWC and counts
+its nodes, so that what is measured is the cost of the engine (Dask tasks, cache, table).
+
+``trace``: a synthetic neuron (``morph.synth``) rendered into a stack, stored as OME-Zarr, traced
+in a fresh process in memory (``morph.tracing.trace`` after reading the whole stack) and chunk
+by chunk (``morph.tracing.chunked.trace`` with ``max_memory``), each with its wall time, its
+peak anonymous memory (sampled every 20 ms from ``/proc/self/status``: what the process itself
+allocated) and its peak resident set (``VmHWM``: that plus the memory-mapped file pages it
+touched, which the system reclaims under pressure), and the F1 of each trace against the gold
+tree (``morph.compare``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("MORPH_DATA", ROOT.parent / "shared" / "data"))
+
+
+def _one(path: str) -> int:
+    from morph import features
+    from morph.io import read_swc
+
+    return len(features.compute(read_swc(path)))
+
+
+def bench_features(n: int, workers: int) -> None:
+    import pandas as pd
+    from distributed import Client, LocalCluster
+
+    from morph import batch
+
+    real = sorted(data_dir().glob("swc/*/*.swc"))
+    with tempfile.TemporaryDirectory(prefix="morph-bench-batch-") as tmp:
+        d = Path(tmp) / "cells"
+        d.mkdir()
+        files = []
+        for k in range(n):
+            src = real[k % len(real)]
+            f = d / f"{k:05d}_{src.name}"
+            f.symlink_to(src)
+            files.append(str(f))
+        _one(files[0])  # imports
+        rows = []
+
+        t0 = time.perf_counter()
+        for f in files:
+            _one(f)
+        t_loop = time.perf_counter() - t0
+        rows.append(("plain loop, in process", 1, t_loop))
+
+        ctx = mp.get_context("fork")
+        t0 = time.perf_counter()
+        with ctx.Pool(workers) as pool:
+            pool.map(_one, files, chunksize=8)
+        t_pool = time.perf_counter() - t0
+        rows.append((f"peer: multiprocessing.Pool({workers}).map", workers, t_pool))
+
+        t0 = time.perf_counter()
+        df_s = batch.features(files, scheduler="serial", output=Path(tmp) / "serial.parquet", quiet=True)
+        t_serial = time.perf_counter() - t0
+        rows.append(("morph.batch serial (cache + table)", 1, t_serial))
+
+        t0 = time.perf_counter()
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40)
+        client = Client(cluster)
+        client.run(_one, files[0])  # workers import morph once
+        t_start = time.perf_counter() - t0
+        try:
+            t0 = time.perf_counter()
+            df_c = batch.features(files, client, output=Path(tmp) / "cluster.parquet", quiet=True)
+            t_cluster = time.perf_counter() - t0
+            rows.append((f"morph.batch LocalCluster({workers})", workers, t_cluster))
+            t0 = time.perf_counter()
+            batch.features(files, client, output=Path(tmp) / "cluster.parquet", quiet=True)
+            t_rerun = time.perf_counter() - t0
+            rows.append((f"morph.batch LocalCluster({workers}), re-run (all cached)", workers, t_rerun))
+        finally:
+            client.close()
+            cluster.close()
+        assert len(df_s) == n and df_s.attrs["summary"].ok, df_s.attrs["summary"].format()
+        same = df_s.shape == df_c.shape and df_s.equals(df_c)
+        pd.testing.assert_frame_equal(df_s, df_c)
+
+    print(f"\nfeatures of {n} files ({len(real)} real SWCs replicated), {df_c.shape[1] - 1} features per cell, "
+          f"{os.cpu_count()} cores")
+    print(f"{'method':<52} {'workers':>7} {'wall s':>8} {'ms/file':>8} {'speed-up':>8} {'overhead ms/file':>16}")
+    for name, w, t in rows:
+        over = (t * w - t_loop) / n * 1000
+        print(f"{name:<52} {w:>7} {t:>8.1f} {t / n * 1000:>8.1f} {t_loop / t:>8.2f} {over:>16.1f}")
+    print(f"LocalCluster start-up (not included above): {t_start:.1f} s")
+    print(f"serial and cluster tables identical: {same}")
+
+
+def _light(m) -> dict:
+    """A per-file function that costs almost nothing: isolates the engine's own cost."""
+    return {"nodes": len(m)}
+
+
+def bench_overhead(n: int, workers: int) -> None:
+    """Per-file cost of the engine itself, with a per-file function that does almost nothing
+    (read the SWC, count its nodes)."""
+    from distributed import Client, LocalCluster
+
+    from morph import batch
+    from morph.io import read_swc
+
+    real = sorted(data_dir().glob("swc/*/*.swc"))
+    with tempfile.TemporaryDirectory(prefix="morph-bench-batch-") as tmp:
+        d = Path(tmp) / "cells"
+        d.mkdir()
+        files = []
+        for k in range(n):
+            src = real[k % len(real)]
+            f = d / f"{k:05d}_{src.name}"
+            f.symlink_to(src)
+            files.append(str(f))
+        t0 = time.perf_counter()
+        for f in files:
+            _light(read_swc(f))
+        t_loop = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        batch.features(files, scheduler="serial", func=_light, output=Path(tmp) / "s.parquet", quiet=True)
+        t_serial = time.perf_counter() - t0
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40)
+        client = Client(cluster)
+        try:
+            client.run(lambda: __import__("morph.io"))
+            t0 = time.perf_counter()
+            df = batch.features(files, client, func=_light, output=Path(tmp) / "c.parquet", quiet=True)
+            t_cluster = time.perf_counter() - t0
+        finally:
+            client.close()
+            cluster.close()
+        assert len(df) == n
+    print(f"\nengine cost with a trivial per-file function (read + count nodes), {n} files")
+    print(f"{'method':<40} {'wall s':>8} {'ms/file':>8}")
+    for name, t in (("plain loop, in process", t_loop), ("morph.batch serial (cache + table)", t_serial),
+                    (f"morph.batch LocalCluster({workers})", t_cluster)):
+        print(f"{name:<40} {t:>8.2f} {t / n * 1000:>8.2f}")
+    print(f"engine cost per file: serial {(t_serial - t_loop) / n * 1000:.2f} ms; "
+          f"cluster (wall x workers - plain loop) {(t_cluster * workers - t_loop) / n * 1000:.2f} worker-ms")
+
+
+_TRACE_CHILD = r"""
+import json, os, sys, threading, time, resource
+sys.path.insert(0, {root!r})
+
+peak = {{"anon": 0}}
+def _anon():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
+stop = False
+def sampler():
+    while not stop:
+        peak["anon"] = max(peak["anon"], _anon())
+        time.sleep(0.02)
+
+import numpy as np
+from morph.io.chunked import open_chunked
+from morph.tracing import chunked
+from morph.tracing import trace
+from morph.io import write_swc
+base = _anon()
+th = threading.Thread(target=sampler, daemon=True); th.start()
+t0 = time.perf_counter()
+mode, path, out, max_memory, soma = {mode!r}, {path!r}, {out!r}, {max_memory!r}, {soma!r}
+if mode == "memory":
+    s = open_chunked(path).to_stack()
+    m = trace(s, soma=soma, progress=False)
+else:
+    m = chunked.trace(path, max_memory=max_memory, soma=soma, progress=False, scratch_dir={scratch!r})
+t = time.perf_counter() - t0
+stop = True; th.join()
+write_swc(m, out, force=True)
+hwm = 0
+with open("/proc/self/status") as fh:
+    for line in fh:
+        if line.startswith("VmHWM:"):
+            hwm = int(line.split()[1]) * 1024
+fg = [h for h in m.header if "foreground voxels" in h]
+fg = int(fg[0].rsplit(" ", 1)[-1]) if fg else -1
+print(json.dumps({{"seconds": t, "peak_anon": peak["anon"], "base_anon": base, "hwm": hwm, "nodes": len(m), "fg": fg}}))
+"""
+
+
+def _run_trace(mode: str, path: Path, out: Path, max_memory: int, soma: list[float], scratch: Path) -> dict:
+    code = _TRACE_CHILD.format(root=str(ROOT), mode=mode, path=str(path), out=str(out), max_memory=max_memory,
+                               soma=soma, scratch=str(scratch))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-3000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def bench_trace(voxel: tuple[float, float, float], max_memory: int, seed: int, keep: Path | None) -> None:
+    import numpy as np
+
+    from morph.compare import compare
+    from morph.io import read_swc
+    from morph.io.chunked import write_zarr
+    from morph.synth import generate_neuron, render_stack
+
+    with tempfile.TemporaryDirectory(prefix="morph-bench-trace-", dir=keep) as tmp:
+        tmp = Path(tmp)
+        cell = generate_neuron(seed)
+        # lay the cell's longest extent along z: many small slices, the shape of a tall stack
+        lo, hi = cell.bounds()
+        order = np.argsort(hi - lo)  # shortest, middle, longest -> x, y, z
+        rot = np.zeros((4, 4))
+        rot[3, 3] = 1.0
+        for new_axis, old_axis in enumerate((order[1], order[0], order[2])):
+            rot[new_axis, old_axis] = 1.0
+        if np.linalg.det(rot[:3, :3]) < 0:
+            rot[0] *= -1
+        cell = cell.transform(rot)
+        t0 = time.perf_counter()
+        syn = render_stack(cell, preset="realistic", modality="fluorescence", voxel_size=voxel, seed=seed)
+        t_render = time.perf_counter() - t0
+        stack = syn.data
+        zpath = tmp / "synthetic.ome.zarr"
+        nz, ny, nx = stack.shape
+        write_zarr(zpath, stack, syn.voxel_size, chunks=(16, ny, nx))
+        gold = syn.gold
+        soma = [float(v) for v in gold.soma_center] if np.isfinite(gold.soma_center).all() else None
+        nbytes = stack.nbytes
+        del stack, syn
+        res = {}
+        for mode in ("memory", "chunked"):
+            res[mode] = _run_trace(mode, zpath, tmp / f"{mode}.swc", max_memory, soma, tmp)
+            res[mode]["f1"] = compare(read_swc(tmp / f"{mode}.swc"), gold).f1
+        mm, ch = read_swc(tmp / "memory.swc"), read_swc(tmp / "chunked.swc")
+        identical = (len(mm) == len(ch) and np.array_equal(mm.xyz, ch.xyz) and np.array_equal(mm.parent, ch.parent)
+                     and np.array_equal(mm.radius, ch.radius) and np.array_equal(mm.types, ch.types))
+    mib = 2**20
+    print(f"\ntracing a synthetic stack {nz}x{ny}x{nx} uint8 = {nbytes / mib:.0f} MiB "
+          f"(float32 working image {4 * nbytes / mib:.0f} MiB), max_memory {max_memory / mib:.0f} MiB "
+          f"({nbytes / max_memory:.1f}x the bound; render {t_render:.0f} s)")
+    print(f"{'run':<24} {'wall s':>8} {'peak anon MiB':>14} {'peak RSS MiB':>13} {'nodes':>7} {'F1':>6} {'fg voxels':>10}")
+    for mode, r in res.items():
+        name = "in memory (trace)" if mode == "memory" else f"chunked (max {max_memory / mib:.0f} MiB)"
+        print(f"{name:<24} {r['seconds']:>8.1f} {(r['peak_anon'] - r['base_anon']) / mib:>14.0f} "
+              f"{r['hwm'] / mib:>13.0f} {r['nodes']:>7} {r['f1']:>6.3f} {r['fg']:>10}")
+    print("peak anon: memory the run allocated (above the process after its imports); "
+          "peak RSS: the process's VmHWM, memory-mapped file pages included")
+    print(f"chunked result identical to in-memory (coordinates, topology, radii, types): {identical}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    f = sub.add_parser("features")
+    f.add_argument("--n", type=int, default=2000)
+    f.add_argument("--workers", type=int, default=2)
+    o = sub.add_parser("overhead")
+    o.add_argument("--n", type=int, default=2000)
+    o.add_argument("--workers", type=int, default=2)
+    t = sub.add_parser("trace")
+    t.add_argument("--voxel", type=float, nargs=3, default=(0.6, 0.6, 0.5), metavar=("X", "Y", "Z"),
+                   help="voxel size of the rendered stack (smaller: a larger stack)")
+    t.add_argument("--max-memory", default="64MiB")
+    t.add_argument("--seed", type=int, default=3)
+    t.add_argument("--tmp", type=Path, default=None, help="folder for the temporary stack (default: system temp)")
+    args = ap.parse_args()
+    from morph import progress
+
+    progress.set_quiet(True)
+    if args.what == "features":
+        bench_features(args.n, args.workers)
+    elif args.what == "overhead":
+        bench_overhead(args.n, args.workers)
+    else:
+        from dask.utils import parse_bytes
+
+        bench_trace(tuple(args.voxel), int(parse_bytes(args.max_memory)), args.seed, args.tmp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,902 @@
+"""Batch processing of many files on Dask: features of thousands of cells, tracing of many stacks.
+
+morph has no job system of its own: every file is one task of a ``dask.distributed`` cluster
+(``client.map`` + ``as_completed``). By default morph starts a :class:`~distributed.LocalCluster`
+sized to the machine (one single-threaded worker process per core, the machine's memory split
+between them) and stops it at the end; give a ``client``, a ``scheduler`` address
+(``tcp://HOST:PORT``) or set ``DASK_SCHEDULER_ADDRESS`` to send the same work to an existing
+cluster. ``scheduler="serial"`` runs everything in the calling process (the reference path,
+also handy under a debugger).
+
+Robustness, as for a production job:
+
+- one failing file never stops the others: its error and traceback go to a log file and to
+  the summary (``DataFrame.attrs["summary"]``), and the run goes on;
+- every per-file output is written atomically (temporary file + rename), so a killed run or a
+  Ctrl-C never leaves a half-written file;
+- re-running skips what is already done and valid. For features, each file's result is kept in
+  a cache folder next to the output (``<output>.cache/``, one JSON per file) stamped with the
+  source's size and modification time, the morph version and the options; for tracing, each
+  SWC carries the same stamp in its header. ``redo=True`` recomputes everything.
+
+All paths must be visible to the workers (a shared file system on a multi-node cluster).
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from morph import __version__
+from morph.errors import MorphError, OutputExistsError
+
+PathLike = str | os.PathLike[str]
+
+#: Suffixes recognised as image stacks by :func:`trace` (a ``.zarr`` folder included).
+STACK_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr")
+#: Header line prefix that stamps a traced SWC with its source (see :func:`trace`).
+STAMP_PREFIX = "morph-batch:"
+_CACHE_FORMAT = 1
+
+
+# --------------------------------------------------------------------------------------------
+# results and summary
+
+
+@dataclass
+class Failure:
+    """One file that could not be processed."""
+
+    file: str
+    error: str
+    traceback: str = ""
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did.
+
+    Attributes
+    ----------
+    total
+        Number of input files.
+    computed
+        Files processed in this run.
+    skipped
+        Files already done and valid (from the cache or existing outputs).
+    failures
+        Files that failed (see :class:`Failure`).
+    seconds
+        Wall time of the run.
+    task_seconds
+        Sum over computed files of the time spent in the per-file function on the workers.
+    """
+
+    total: int = 0
+    computed: int = 0
+    skipped: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+    task_seconds: float = 0.0
+    log: str | None = None
+    output: str | None = None
+    workers: int = 0
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def format(self) -> str:
+        """A few lines for a human."""
+        lines = [
+            f"{self.total} files: {self.computed} processed, {self.skipped} already done, "
+            f"{self.failed} failed ({self.seconds:.1f} s"
+            + (f" on {self.workers} workers)" if self.workers else ", in process)")
+        ]
+        if self.output:
+            lines.append(f"output: {self.output}")
+        if self.failures:
+            for f in self.failures[:10]:
+                lines.append(f"  failed: {f.file}: {f.error}")
+            if self.failed > 10:
+                lines.append(f"  ... and {self.failed - 10} more")
+            if self.log:
+                lines.append(f"errors and tracebacks: {self.log}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+
+
+def expand_paths(patterns: PathLike | Iterable[PathLike], *, suffixes: Sequence[str] | None = None) -> list[Path]:
+    """Expand glob patterns (``**`` is recursive) and plain paths into a sorted list of files.
+
+    A plain path that does not exist, or a pattern that matches nothing, is an error (a typo
+    should not silently process nothing). Duplicate paths are removed (compared as absolute
+    paths; symbolic links are distinct inputs). When ``suffixes`` is given,
+    folders matched by a pattern are kept only if their name ends with one of them (``.zarr``
+    stacks are folders).
+    """
+    if isinstance(patterns, (str, os.PathLike)):
+        patterns = [patterns]
+    out: dict[str, Path] = {}
+    for pat in patterns:
+        s = os.fspath(pat)
+        if glob.has_magic(s):
+            hits = sorted(glob.glob(s, recursive=True))
+            hits = [h for h in hits if _is_input(Path(h), suffixes)]
+            if not hits:
+                raise MorphError(f"no file matches {s!r}", hint="check the pattern (quote it so the shell does not expand it)")
+        else:
+            if not Path(s).exists():
+                raise MorphError("file not found", file=s, hint="check the path")
+            hits = [s]
+        for h in hits:
+            p = Path(h)
+            out.setdefault(os.path.abspath(p), p)
+    return sorted(out.values(), key=lambda p: str(p))
+
+
+def _is_input(p: Path, suffixes: Sequence[str] | None) -> bool:
+    if p.is_file():
+        return suffixes is None or p.name.lower().endswith(tuple(suffixes))
+    if p.is_dir():
+        return suffixes is not None and p.name.lower().endswith(tuple(s for s in suffixes if "zarr" in s))
+    return False
+
+
+def _source_stamp(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    if path.is_dir():  # a zarr folder: use its metadata files' times and the total size
+        size, mtime = 0, st.st_mtime_ns
+        for f in path.rglob("*"):
+            if f.is_file():
+                s = f.stat()
+                size += s.st_size
+                mtime = max(mtime, s.st_mtime_ns)
+        return {"source": os.path.abspath(path), "size": size, "mtime_ns": mtime}
+    return {"source": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _func_name(func: Callable[..., Any]) -> str:
+    if isinstance(func, functools.partial):
+        kw = ",".join(f"{k}={v!r}" for k, v in sorted(func.keywords.items()))
+        return f"{_func_name(func.func)}({kw})"
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def _options_key(func: Callable[..., Any], options: Mapping[str, Any]) -> str:
+    text = json.dumps({"func": _func_name(func), "options": options}, sort_keys=True, default=repr)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _plain(v: Any) -> Any:
+    """JSON-friendly Python value (numpy scalars and arrays converted)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+# --------------------------------------------------------------------------------------------
+# the cluster
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def dask_client(
+    client: Any = None,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    memory_limit: str | int | float = "auto",
+) -> Iterator[Any]:
+    """The Dask client to run on; yields ``None`` for the in-process serial path.
+
+    Precedence: ``client``; then ``scheduler`` (an address, or ``"serial"``); then the
+    ``DASK_SCHEDULER_ADDRESS`` environment variable; otherwise a :class:`LocalCluster` of
+    ``workers`` single-threaded processes (default: one per available core) with the machine's
+    memory split between them (``memory_limit="auto"``), closed on exit.
+    """
+    if client is not None:
+        yield client
+        return
+    if scheduler is None:
+        scheduler = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    if scheduler in ("serial", "sync", "synchronous"):
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            c = Client(scheduler, timeout="30s")
+        except OSError as e:
+            raise MorphError(
+                f"cannot reach the Dask scheduler at {scheduler} ({e})",
+                hint="check the address (tcp://HOST:PORT) and that the scheduler is running",
+            ) from e
+        try:
+            yield c
+        finally:
+            c.close()
+        return
+    n = int(workers) if workers else _cpu_count()
+    if n < 1:
+        raise MorphError(f"workers must be at least 1, got {n}")
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        memory_limit=memory_limit,
+        dashboard_address=None,
+        silence_logs=40,  # errors only
+    )
+    c = Client(cluster)
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+
+
+def _n_workers(client: Any) -> int:
+    if client is None:
+        return 0
+    try:
+        return len(client.scheduler_info(n_workers=-1)["workers"])
+    except TypeError:  # older distributed: no n_workers argument
+        return len(client.scheduler_info()["workers"])
+    except Exception:  # pragma: no cover - informative only
+        return 0
+
+
+# --------------------------------------------------------------------------------------------
+# the generic engine
+
+
+def _guarded(func: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """Run ``func(*args)`` on a worker; never raises for an ordinary error."""
+    t0 = time.perf_counter()
+    try:
+        value = func(*args)
+    except Exception as e:  # recorded, the run goes on
+        return {
+            "ok": False,
+            "error": _error_text(e),
+            "traceback": traceback.format_exc(),
+            "seconds": time.perf_counter() - t0,
+        }
+    return {"ok": True, "value": value, "seconds": time.perf_counter() - t0}
+
+
+def _error_text(e: BaseException) -> str:
+    if isinstance(e, MorphError):
+        return str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+class _Log:
+    """The failure log: opened on the first failure, one block per failed file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._fh: Any = None
+        if path is not None and path.exists():
+            path.unlink()  # the previous run's log: its failures are being retried
+
+    def write(self, f: Failure) -> None:
+        if self.path is None:
+            return
+        if self._fh is None:
+            self._fh = open(self.path, "a", encoding="utf-8")
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._fh.write(f"=== {stamp} FAILED {f.file}\n{f.error}\n{f.traceback.rstrip()}\n\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+def _guarded_many(func: Callable[..., Any], items: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Several files in one task (fewer, larger tasks: less scheduling cost per file)."""
+    return [_guarded(func, *item) for item in items]
+
+
+def _payload(fut: Any, result: Any) -> dict[str, Any]:
+    """The task's payload, or a failure when the task itself erred (its worker died: the
+    scheduler's ``KilledWorker``, or it was cancelled)."""
+    if fut.status == "error" and isinstance(result, tuple) and len(result) == 3:
+        _typ, exc, tb = result
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        return {"ok": False, "error": _error_text(exc), "traceback": text, "seconds": 0.0}
+    if isinstance(result, BaseException):
+        text = "".join(traceback.format_exception(type(result), result, result.__traceback__))
+        return {"ok": False, "error": _error_text(result), "traceback": text, "seconds": 0.0}
+    if not isinstance(result, dict) or "ok" not in result:  # pragma: no cover - defensive
+        return {"ok": False, "error": f"unexpected task result {type(result).__name__}", "traceback": "", "seconds": 0.0}
+    return result
+
+
+def _execute(
+    func: Callable[..., Any],
+    items: list[tuple[Any, ...]],
+    client: Any,
+    *,
+    on_done: Callable[[int, dict[str, Any]], None],
+    desc: str,
+    total: int,
+    initial: int,
+    quiet: bool | None,
+    per_task: int = 1,
+) -> None:
+    """Run ``_guarded(func, *item)`` for every item, in process or on ``client``.
+
+    ``on_done(index, payload)`` is called in the calling process as each item completes (in
+    completion order). On a cluster, ``per_task`` consecutive items make one task. The items
+    of a task whose worker was lost (killed, out of memory) are run again at the end, each
+    alone, one after the other, so that only an item that kills its worker by itself is
+    reported as failed. On Ctrl-C the pending tasks are cancelled.
+    """
+    from tqdm import tqdm
+
+    from morph import progress
+
+    q = progress.QUIET if quiet is None else quiet
+    counts = {"done": 0, "failed": 0}
+    with tqdm(
+        total=total, initial=initial, desc=desc, unit="file", disable=q, file=sys.stderr,
+        dynamic_ncols=True, leave=False, smoothing=0.05,
+    ) as bar:
+
+        def finish(k: int, payload: dict[str, Any]) -> None:
+            on_done(k, payload)
+            counts["done" if payload["ok"] else "failed"] += 1
+            left = total - initial - counts["done"] - counts["failed"]
+            bar.set_postfix(done=initial + counts["done"], failed=counts["failed"], left=left, refresh=False)
+            bar.update(1)
+
+        if client is None:
+            for k, item in enumerate(items):
+                finish(k, _guarded(func, *item))
+            return
+        from distributed import as_completed
+
+        if not items:
+            return
+        per_task = max(1, int(per_task))
+        starts = list(range(0, len(items), per_task))
+        futures = client.map(
+            functools.partial(_guarded_many, func), [items[a : a + per_task] for a in starts], pure=False
+        )
+        span = {f.key: (a, min(per_task, len(items) - a)) for a, f in zip(starts, futures)}
+        suspects: list[int] = []
+        try:
+            # results are gathered concurrently in the background and handed over in batches
+            for group in as_completed(futures, with_results=True, raise_errors=False).batches():
+                for fut, result in group:
+                    a, n = span.pop(fut.key)
+                    fut.release()
+                    if isinstance(result, list):
+                        for j, payload in enumerate(result):
+                            finish(a + j, payload)
+                    else:  # the worker died: Dask blames every task that was running on it
+                        suspects.extend(range(a, a + n))
+            # run each item of a lost task again, alone on the cluster, one after the other:
+            # only an item that kills its worker by itself is reported as failed
+            for k in suspects:
+                f1 = client.submit(_guarded_many, func, [items[k]], pure=False)
+                futures.append(f1)
+                try:
+                    result = f1.result()
+                except Exception as e:  # KilledWorker: the item itself kills its worker
+                    finish(k, _payload(f1, e))
+                else:
+                    finish(k, result[0])
+                f1.release()
+        finally:
+            pending = [f for f in futures if not f.done()]
+            if pending:
+                client.cancel(pending)
+
+
+# --------------------------------------------------------------------------------------------
+# features
+
+
+def _features_of(m: Any, *, compartments: Any = None, features: Any = None) -> dict[str, Any]:
+    try:
+        from morph import features as feat
+    except ModuleNotFoundError as e:  # pragma: no cover - depends on the installation
+        raise MorphError("morph.features is not available in this installation") from e
+    return feat.compute(m, compartments=compartments, features=features)
+
+
+def _features_task(func: Callable[[Any], Mapping[str, Any]], path: str) -> dict[str, Any]:
+    from morph.io import read_swc
+
+    res = func(read_swc(path))
+    return {str(k): _plain(v) for k, v in dict(res).items()}
+
+
+def _cache_name(path: Path) -> str:
+    h = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16]
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in path.stem)[:60]
+    return f"{stem}.{h}.json"
+
+
+def _read_cache(f: Path, stamp: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (
+        rec.get("format") != _CACHE_FORMAT
+        or rec.get("morph_version") != __version__
+        or rec.get("options_key") != key
+        or any(rec.get(k) != v for k, v in stamp.items())
+        or not isinstance(rec.get("result"), dict)
+    ):
+        return None
+    return rec["result"]
+
+
+def _write_table(df: Any, path: Path, force: bool) -> None:
+    from morph.io import atomic_path
+
+    suffix = path.suffix.lower()
+    plain = df.copy()
+    plain.attrs = {}
+    with atomic_path(path, force=force) as tmp:
+        if suffix == ".parquet":
+            plain.to_parquet(tmp, index=False)
+        elif suffix in (".csv", ".tsv"):
+            plain.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
+        else:  # pragma: no cover - checked before the run
+            raise MorphError(f"unknown table format {suffix!r}", file=path)
+
+
+def _check_table_path(output: Path) -> None:
+    if output.suffix.lower() not in (".parquet", ".csv", ".tsv"):
+        raise MorphError(
+            f"unknown table format {output.suffix!r}", file=output, hint="name the output .parquet, .csv or .tsv"
+        )
+    if not output.parent.exists():
+        raise MorphError("output folder does not exist", file=output.parent, hint="create it first")
+    if output.is_dir():
+        raise MorphError("output is a folder", file=output, hint="give a file name")
+
+
+def features(
+    paths: PathLike | Iterable[PathLike],
+    client: Any = None,
+    *,
+    compartments: Any = None,
+    features: Any = None,
+    output: PathLike | None = None,
+    redo: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    log: PathLike | None = None,
+    func: Callable[[Any], Mapping[str, Any]] | None = None,
+    cache: PathLike | bool | None = None,
+    force: bool = False,
+    files_per_task: int | None = None,
+    quiet: bool | None = None,
+) -> Any:
+    """Features of many reconstructions, one row per file.
+
+    Parameters
+    ----------
+    paths
+        SWC files, or glob patterns (``'cells/**/*.swc'``; ``**`` is recursive).
+    client
+        A ``dask.distributed.Client`` to run on (see :func:`dask_client` for the default).
+    compartments, features
+        Passed to :func:`morph.features.compute`.
+    output
+        Table to write (``.parquet``, ``.csv`` or ``.tsv``), atomically. An existing table is
+        replaced only with ``force`` or when it was written by a previous run of the same batch
+        (its cache folder exists).
+    redo
+        Recompute every file, ignoring cached results.
+    workers
+        Worker processes of the local cluster (default: one per core).
+    scheduler
+        ``tcp://HOST:PORT`` of an existing Dask scheduler, or ``"serial"`` to run in process.
+    log
+        Failure log (default: ``<output>.log`` when there is an output).
+    func
+        Per-file function ``func(morphology) -> {name: scalar}`` replacing
+        :func:`morph.features.compute` (it must be importable or picklable by the workers).
+    cache
+        Folder of per-file results (default: ``<output>.cache`` next to the output; none when
+        there is no output). ``False`` disables it.
+    force
+        Replace an existing output that is not from a previous run of this batch.
+    files_per_task
+        Files measured by one Dask task (default: about 16 tasks per worker, at most 16
+        files per task; each task costs the scheduler a few milliseconds). Each file is
+        still measured, cached and reported on its own.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A ``file`` column then one column per feature, rows in path order, failed files left
+        out. ``df.attrs["summary"]`` is the :class:`BatchSummary` (failures included).
+    """
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    files = expand_paths(paths)
+    if func is None:
+        func = functools.partial(_features_of, compartments=compartments, features=features)
+    out_path = Path(output) if output is not None else None
+    if out_path is not None:
+        _check_table_path(out_path)
+    if cache is None or cache is True:
+        cache_dir = None if out_path is None else out_path.with_name(out_path.name + ".cache")
+    elif cache is False:
+        cache_dir = None
+    else:
+        cache_dir = Path(cache)
+    if out_path is not None and out_path.exists() and not force and not (cache_dir is not None and cache_dir.is_dir()):
+        raise OutputExistsError("output exists", file=out_path, hint="use --force to overwrite it")
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    log_path = Path(log) if log is not None else (out_path.with_name(out_path.name + ".log") if out_path else None)
+
+    key = _options_key(func, {"compartments": compartments, "features": features})
+    results: list[dict[str, Any] | None] = [None] * len(files)
+    stamps = [_source_stamp(f) for f in files]
+    todo: list[int] = []
+    for k, f in enumerate(files):
+        if cache_dir is not None and not redo:
+            r = _read_cache(cache_dir / _cache_name(f), stamps[k], key)
+            if r is not None:
+                results[k] = r
+                continue
+        todo.append(k)
+
+    summary = BatchSummary(total=len(files), skipped=len(files) - len(todo))
+    flog = _Log(log_path)
+
+    def on_done(j: int, payload: dict[str, Any]) -> None:
+        k = todo[j]
+        if payload["ok"]:
+            results[k] = payload["value"]
+            summary.computed += 1
+            summary.task_seconds += payload["seconds"]
+            if cache_dir is not None:
+                from morph.io import atomic_write_text
+
+                rec = {"format": _CACHE_FORMAT, "morph_version": __version__, "options_key": key, **stamps[k]}
+                rec["result"] = payload["value"]
+                atomic_write_text(cache_dir / _cache_name(files[k]), json.dumps(rec), force=True)
+        else:
+            fail = Failure(str(files[k]), payload["error"], payload.get("traceback", ""))
+            summary.failures.append(fail)
+            flog.write(fail)
+
+    try:
+        with dask_client(client, scheduler=scheduler, workers=workers) as c:
+            summary.workers = _n_workers(c)
+            if files_per_task is None:  # about 16 tasks per worker, at most 16 files each
+                files_per_task = int(np.clip(len(todo) // max(1, 16 * summary.workers), 1, 16))
+            _execute(
+                _features_task,
+                [(func, str(files[k])) for k in todo],
+                c,
+                on_done=on_done,
+                desc="features",
+                total=len(files),
+                initial=summary.skipped,
+                quiet=quiet,
+                per_task=files_per_task,
+            )
+    finally:
+        flog.close()
+    summary.failures.sort(key=lambda f: f.file)
+    rows = [{"file": str(files[k]), **r} for k, r in enumerate(results) if r is not None]
+    df = pd.DataFrame.from_records(rows) if rows else pd.DataFrame({"file": pd.Series([], dtype=str)})
+    if out_path is not None:
+        _write_table(df, out_path, force=True)
+        summary.output = str(out_path)
+    summary.log = str(log_path) if (log_path is not None and summary.failures) else None
+    summary.seconds = time.perf_counter() - t0
+    df.attrs["summary"] = summary
+    return df
+
+
+# --------------------------------------------------------------------------------------------
+# tracing
+
+
+def _strip_stack_suffix(name: str) -> str:
+    low = name.lower()
+    for s in STACK_SUFFIXES:
+        if low.endswith(s):
+            return name[: -len(s)]
+    return Path(name).stem
+
+
+def output_paths(files: Sequence[Path], outdir: Path) -> list[Path]:
+    """Where each stack's SWC goes: the stack's path relative to the inputs' common folder,
+    below ``outdir``, with the suffix replaced by ``.swc`` (so equal names in different
+    folders do not collide)."""
+    if not files:
+        return []
+    parents = [os.path.dirname(os.path.abspath(f)) for f in files]
+    root = Path(os.path.commonpath(parents))
+    out = []
+    for f in files:
+        rel = Path(os.path.dirname(os.path.abspath(f))).relative_to(root)
+        out.append(outdir / rel / (_strip_stack_suffix(f.name) + ".swc"))
+    return out
+
+
+def load_stack(path: PathLike, *, voxel_size: Sequence[float] | None = None) -> Any:
+    """A :class:`morph.io.Stack` from a TIFF (or folder of slices) or a (OME-)Zarr store."""
+    from morph.io import read_stack
+
+    p = Path(path)
+    if p.name.lower().endswith((".zarr", ".zarr/")) or (p.is_dir() and (p / ".zattrs").exists()) or (
+        p.is_dir() and (p / "zarr.json").exists()
+    ):
+        from morph.io.chunked import open_chunked
+
+        return open_chunked(p, voxel_size=voxel_size).to_stack()
+    return read_stack(p, voxel_size=voxel_size)
+
+
+def _trace_params(params: Any) -> Any:
+    from morph.tracing import TraceParams
+
+    if params is None or isinstance(params, TraceParams):
+        return params
+    try:
+        return TraceParams().replace(**dict(params))
+    except TypeError as e:
+        raise MorphError(f"unknown tracing parameter ({e})", hint="see the fields of morph.tracing.TraceParams") from e
+
+
+def _trace_of(
+    src: str, *, voxel_size: Any = None, max_memory: int | None = None, params: Any = None, **options: Any
+) -> Any:
+    """morph's tracer on the stack at ``src``: in memory, or chunk by chunk under ``max_memory``."""
+    try:
+        from morph.tracing import trace as tracer
+    except ModuleNotFoundError as e:  # pragma: no cover - depends on the installation
+        raise MorphError("morph.tracing is not available in this installation") from e
+    params = _trace_params(params)
+    if max_memory:
+        from morph.tracing.chunked import trace as chunked_trace
+
+        return chunked_trace(src, max_memory=int(max_memory), voxel_size=voxel_size, params=params, progress=False, **options)
+    return tracer(load_stack(src, voxel_size=voxel_size), params=params, progress=False, **options)
+
+
+def _trace_task(
+    func: Callable[..., Any] | None, src: str, dst: str, options: dict[str, Any], stamp_line: str, voxel_size: Any
+) -> dict[str, Any]:
+    from morph.io import write_swc
+
+    if func is None:
+        m = _trace_of(src, voxel_size=voxel_size, **options)
+    else:
+        m = func(load_stack(src, voxel_size=voxel_size), **options)
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    write_swc(m, dst, force=True, extra_header=[stamp_line])
+    return {"nodes": int(len(m)), "total_length": float(m.total_length())}
+
+
+def _stamp_line(stamp: Mapping[str, Any], key: str) -> str:
+    rec = {"morph_version": __version__, "options_key": key, **stamp}
+    return STAMP_PREFIX + " " + json.dumps(rec, sort_keys=True)
+
+
+def _stamp_valid(dst: Path, line: str) -> bool:
+    """True when ``dst`` is a complete SWC written for exactly this source and options."""
+    try:
+        with open(dst, encoding="utf-8", errors="replace") as fh:
+            for _ in range(200):
+                s = fh.readline()
+                if not s:
+                    return False
+                s = s.strip()
+                if not s.startswith("#"):
+                    return False
+                if s[1:].strip() == line:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def trace(
+    paths: PathLike | Iterable[PathLike],
+    outdir: PathLike,
+    client: Any = None,
+    *,
+    redo: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    log: PathLike | None = None,
+    voxel_size: Sequence[float] | None = None,
+    features_output: PathLike | None = None,
+    func: Callable[..., Any] | None = None,
+    features_func: Callable[[Any], Mapping[str, Any]] | None = None,
+    force: bool = False,
+    quiet: bool | None = None,
+    **trace_options: Any,
+) -> Any:
+    """Trace many stacks, one SWC per stack in ``outdir``.
+
+    Parameters
+    ----------
+    paths
+        Stacks (TIFF, folders of slices, ``.zarr``/OME-Zarr), or glob patterns.
+    outdir
+        Output folder (created). Each stack's SWC keeps the stack's relative path (see
+        :func:`output_paths`), and carries a ``# morph-batch: {...}`` header line stamping its
+        source's size and modification time, the morph version and the options: an output
+        whose stamp matches is skipped on a re-run (``redo=True`` retraces it).
+    client, workers, scheduler
+        Where to run (see :func:`dask_client`).
+    log
+        Failure log (default: ``outdir/morph-batch-trace.log``).
+    voxel_size
+        ``(x, y, z)`` micrometres overriding the stacks' metadata.
+    features_output
+        When given, the features of the traced cells are then computed on the same cluster
+        and written to this table (see :func:`features`).
+    func
+        Per-stack function ``func(stack, **trace_options) -> Morphology`` replacing
+        :func:`morph.tracing.trace`.
+    features_func
+        Per-file function for ``features_output`` (see :func:`features`).
+    force
+        Replace an existing ``features_output`` that is not from a previous run.
+    **trace_options
+        Passed to the tracing function. For morph's tracer: ``params`` (a
+        :class:`~morph.tracing.TraceParams` or a dict of its fields), ``max_memory`` (bytes:
+        trace chunk by chunk with :func:`morph.tracing.chunked.trace`), ``axon``, ``roi``...
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stack: ``file``, ``output``, ``status`` (``traced``, ``done`` (skipped) or
+        ``failed``), ``error``, ``nodes``, ``total_length``, ``seconds``.
+        ``df.attrs["summary"]`` is the :class:`BatchSummary`; ``df.attrs["features"]`` the
+        features table when ``features_output`` was given.
+    """
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    files = expand_paths(paths, suffixes=STACK_SUFFIXES)
+    out_root = Path(outdir)
+    if out_root.exists() and not out_root.is_dir():
+        raise MorphError("output must be a folder", file=out_root, hint="give a folder name for the traced SWCs")
+    out_root.mkdir(parents=True, exist_ok=True)
+    dsts = output_paths(files, out_root)
+    if features_output is not None:
+        fo = Path(features_output)
+        _check_table_path(fo)
+        if fo.exists() and not force and not fo.with_name(fo.name + ".cache").is_dir():
+            raise OutputExistsError("output exists", file=fo, hint="use --force to overwrite it")
+    if func is None and "params" in trace_options:
+        _trace_params(trace_options["params"])  # unknown parameter names: fail before starting
+    vs = None if voxel_size is None else tuple(float(v) for v in voxel_size)
+    key = _options_key(func or _trace_of, {"voxel_size": vs, **trace_options})
+    log_path = Path(log) if log is not None else out_root / "morph-batch-trace.log"
+
+    rows: list[dict[str, Any]] = [
+        {"file": str(f), "output": str(d), "status": "", "error": "", "nodes": np.nan, "total_length": np.nan, "seconds": np.nan}
+        for f, d in zip(files, dsts)
+    ]
+    lines = [_stamp_line(_source_stamp(f), key) for f in files]
+    todo = []
+    for k, d in enumerate(dsts):
+        if not redo and _stamp_valid(d, lines[k]):
+            rows[k]["status"] = "done"
+        else:
+            todo.append(k)
+    summary = BatchSummary(total=len(files), skipped=len(files) - len(todo), output=str(out_root))
+    flog = _Log(log_path)
+
+    def on_done(j: int, payload: dict[str, Any]) -> None:
+        k = todo[j]
+        rows[k]["seconds"] = payload["seconds"]
+        if payload["ok"]:
+            rows[k].update(status="traced", **payload["value"])
+            summary.computed += 1
+            summary.task_seconds += payload["seconds"]
+        else:
+            rows[k].update(status="failed", error=payload["error"])
+            fail = Failure(str(files[k]), payload["error"], payload.get("traceback", ""))
+            summary.failures.append(fail)
+            flog.write(fail)
+
+    feats = None
+    try:
+        with dask_client(client, scheduler=scheduler, workers=workers) as c:
+            summary.workers = _n_workers(c)
+            _execute(
+                _trace_task,
+                [(func, str(files[k]), str(dsts[k]), dict(trace_options), lines[k], vs) for k in todo],
+                c,
+                on_done=on_done,
+                desc="trace",
+                total=len(files),
+                initial=summary.skipped,
+                quiet=quiet,
+            )
+            if features_output is not None:
+                done = [Path(r["output"]) for r in rows if r["status"] in ("traced", "done")]
+                if done:
+                    feats = features(
+                        done, c, output=features_output, redo=redo, func=features_func,
+                        scheduler="serial" if c is None else None, quiet=quiet, force=force,
+                    )
+    finally:
+        flog.close()
+    summary.failures.sort(key=lambda f: f.file)
+    summary.log = str(log_path) if summary.failures else None
+    summary.seconds = time.perf_counter() - t0
+    df = pd.DataFrame.from_records(rows, columns=["file", "output", "status", "error", "nodes", "total_length", "seconds"])
+    df.attrs["summary"] = summary
+    if feats is not None:
+        df.attrs["features"] = feats
+        fs = feats.attrs["summary"]
+        for f in fs.failures:
+            summary.failures.append(Failure(f.file, "features: " + f.error, f.traceback))
+    return df
+
+
+def load_function(spec: str) -> Callable[..., Any]:
+    """The function named ``"package.module:function"`` (for the CLI's ``--func``)."""
+    import importlib
+
+    mod_name, sep, name = spec.partition(":")
+    if not sep or not mod_name or not name:
+        raise MorphError(f"bad function name {spec!r}", hint="write it as package.module:function")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise MorphError(f"cannot import {mod_name!r} ({e})", hint="is the module on PYTHONPATH of every worker?") from e
+    obj: Any = mod
+    for part in name.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise MorphError(f"{mod_name!r} has no {name!r}", hint="check the function name")
+    if not callable(obj):
+        raise MorphError(f"{spec!r} is not a function")
+    return obj

@@ -1,0 +1,484 @@
+"""Tracing stacks larger than memory: the local stages chunk by chunk, under a memory bound.
+
+The tracer's stages are of two kinds. *Local* stages (background flattening, denoising,
+tubularity, thresholding) compute each voxel from a small neighbourhood: they run on chunks
+of the stack, each read with a halo (an overlap of a few smoothing widths) so that the result
+inside the chunk is exactly what the whole-stack computation gives. *Global* stages (soma
+detection, the shortest-path tree, pruning, labelling) only touch the candidate foreground, a
+sparse list of voxels (typically 1% of the stack), which is the reduced representation kept
+in memory.
+
+:func:`map_local` is the engine: ``dask.array.map_overlap`` over chunks sized by
+:func:`plan_chunks` from ``max_memory``, with ``boundary="none"`` (chunks at the stack's
+faces get no artificial padding, so the function applies its own border rule exactly as on
+the whole stack), the result streamed to an on-disk array (a memory map in a scratch folder)
+by at most ``n_parallel`` threads at a time. :func:`sparse_above` reduces a chunked image to
+the coordinates and values of the voxels above a threshold. :func:`preprocess` runs the
+tracer's flattening and denoising (:mod:`morph.tracing.preprocess`) this way, and
+:func:`trace` runs the whole tracer (:func:`morph.tracing.trace`) with these chunked dense
+stages (:func:`prepare`) and its own global stages, giving the same reconstruction.
+
+Memory model. A chunk of ``c`` voxels with its halo holds ``c_h`` voxels; the function's
+working set is about ``bytes_per_voxel * c_h`` (input copy, float32 intermediates and output;
+20 bytes per voxel for flatten + denoise); :func:`plan_chunks` picks the largest chunk such
+that ``n_parallel * bytes_per_voxel * c_h`` plus the chunks in flight and a fixed
+:data:`FIXED_OVERHEAD` stay under ``max_memory``. Memory-mapped input and output pages are
+file cache, which the operating system reclaims; they are not counted against the bound (as
+in any out-of-core tool). The global stages on the sparse foreground come on top of the
+bound (:data:`SPARSE_BYTES_PER_VOXEL` per foreground voxel).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from morph.errors import TracingError
+
+#: Working-set bytes per voxel of the flatten + denoise stage (input as float32, background,
+#: smoothed copy, scipy's line buffers and the output).
+PREPROCESS_BYTES_PER_VOXEL = 20
+#: Memory of the machinery itself (task graph, scheduler, buffers), reserved from the bound.
+FIXED_OVERHEAD = 16 * 1024**2
+#: Memory of the tracer's global stages per foreground voxel (graph to 26 neighbours, costs,
+#: local radius, shortest-path tree), measured: they come on top of ``max_memory``.
+SPARSE_BYTES_PER_VOXEL = 1000
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How a stack is cut: ``chunks`` (z, y, x) voxels, ``halo`` (z, y, x) voxels on each side,
+    ``n_parallel`` chunks computed at once, and the estimated peak bytes."""
+
+    chunks: tuple[int, int, int]
+    halo: tuple[int, int, int]
+    n_parallel: int
+    peak_bytes: int
+
+
+def plan_chunks(
+    shape: Sequence[int],
+    max_memory: int,
+    *,
+    halo: Sequence[int] = (0, 0, 0),
+    bytes_per_voxel: float = PREPROCESS_BYTES_PER_VOXEL,
+    in_itemsize: int = 2,
+    whole_slices: bool = True,
+    n_parallel: int = 1,
+) -> ChunkPlan:
+    """Largest chunks whose computation stays under ``max_memory`` bytes.
+
+    Parameters
+    ----------
+    shape
+        ``(Z, Y, X)`` of the stack.
+    max_memory
+        Bound on the memory of the computation, bytes.
+    halo
+        Voxels of context needed on each side, per axis.
+    bytes_per_voxel
+        Working set of the local function per voxel of a chunk with its halo.
+    in_itemsize
+        Bytes per voxel of the input as stored.
+    whole_slices
+        Cut along z only (for stages that need whole slices, such as the background
+        estimate); otherwise cut in z, y and x (square tiles).
+    n_parallel
+        Chunks computed at once.
+
+    Raises
+    ------
+    TracingError
+        When even the smallest chunk does not fit.
+    """
+    nz, ny, nx = (int(s) for s in shape)
+    hz, hy, hx = (int(h) for h in halo)
+    per = float(bytes_per_voxel) + 2.0 * in_itemsize  # working set + the input chunk and its neighbours' slices
+    budget = (float(max_memory) - FIXED_OVERHEAD) / max(1, n_parallel)
+
+    def cost(cz: int, cy: int, cx: int) -> float:
+        ez = min(nz, cz + 2 * hz)
+        ey = min(ny, cy + 2 * hy)
+        ex = min(nx, cx + 2 * hx)
+        return per * ez * ey * ex
+
+    if whole_slices:
+        if budget <= 0 or cost(1, ny, nx) > budget:
+            raise TracingError(
+                f"one slice with its halo needs about {(cost(1, ny, nx) + FIXED_OVERHEAD) / 2**20:.0f} MiB, over the "
+                f"{max_memory / 2**20:.0f} MiB bound",
+                hint="raise --max-memory",
+            )
+        lo, hi = 1, nz
+        while lo < hi:  # largest cz with cost <= budget
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if cost(mid, ny, nx) <= budget else (lo, mid - 1)
+        chunks = (lo, ny, nx)
+    else:
+        side = min(ny, nx)
+        cz = nz
+        while cz > 1 and cost(cz, 1, 1) * side * side > budget:
+            cz = max(1, cz // 2)
+        lo, hi = 8, max(8, max(ny, nx))
+        if budget <= 0 or cost(min(cz, nz), 8, 8) > budget:
+            raise TracingError(f"no chunk fits in {max_memory / 2**20:.0f} MiB", hint="raise --max-memory")
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if cost(cz, min(mid, ny), min(mid, nx)) <= budget else (lo, mid - 1)
+        chunks = (cz, min(lo, ny), min(lo, nx))
+    peak = int(cost(*chunks) * max(1, n_parallel) + FIXED_OVERHEAD)
+    return ChunkPlan(chunks, (hz, hy, hx), max(1, n_parallel), peak)
+
+
+@contextmanager
+def scratch(folder: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """A temporary folder for on-disk intermediates, removed on exit (Ctrl-C included)."""
+    d = Path(tempfile.mkdtemp(prefix="morph-chunked-", dir=folder))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _as_dask(data: Any, chunks: tuple[int, int, int]) -> Any:
+    import dask.array as da
+
+    if isinstance(data, da.Array):
+        return data.rechunk(chunks)
+    return da.from_array(data, chunks=chunks, lock=False, asarray=False)
+
+
+def map_local(
+    func: Callable[..., NDArray[Any]],
+    data: Any,
+    *,
+    halo: Sequence[int],
+    max_memory: int,
+    out: Any = None,
+    scratch_dir: str | os.PathLike[str] | None = None,
+    dtype: Any = np.float32,
+    bytes_per_voxel: float = PREPROCESS_BYTES_PER_VOXEL,
+    whole_slices: bool = True,
+    n_parallel: int = 1,
+    **kwargs: Any,
+) -> Any:
+    """Apply a local function to a stack chunk by chunk, with overlap, under a memory bound.
+
+    Parameters
+    ----------
+    func
+        ``func(block, **kwargs) -> array`` of the block's shape; its value at a voxel must
+        depend only on the input within ``halo`` voxels (a filter, a threshold...).
+    data
+        ``(Z, Y, X)`` numpy array, memory map, zarr array or dask array.
+    halo
+        Overlap, voxels per axis ``(z, y, x)`` (e.g. 3 sigma of a Gaussian plus one).
+    max_memory
+        Bytes the computation may use (see the module documentation).
+    out
+        Array to write into (numpy, memory map or zarr). Default: a float32 memory map in
+        ``scratch_dir`` (required then), returned read-only.
+    whole_slices, bytes_per_voxel, n_parallel
+        See :func:`plan_chunks`.
+
+    Returns
+    -------
+    array
+        ``out`` (or the new memory map), equal to ``func(data)`` computed on the whole stack
+        when ``func`` is local within ``halo``.
+    """
+    import dask.array as da
+
+    shape = tuple(int(s) for s in data.shape)
+    if len(shape) != 3:
+        raise TracingError(f"expected a 3-D stack, got shape {shape}")
+    plan = plan_chunks(
+        shape, max_memory, halo=halo, bytes_per_voxel=bytes_per_voxel,
+        in_itemsize=np.dtype(data.dtype).itemsize, whole_slices=whole_slices, n_parallel=n_parallel,
+    )
+    src = _as_dask(data, plan.chunks)
+    depth = {k: min(int(h), s - 1) if s > 1 else 0 for k, (h, s) in enumerate(zip(plan.halo, shape))}
+    res = src.map_overlap(func, depth=depth, boundary="none", trim=True, dtype=np.dtype(dtype), meta=np.empty((0, 0, 0), dtype), **kwargs)
+    if out is None:
+        if scratch_dir is None:
+            raise TracingError("map_local needs an output array or a scratch folder")
+        fd, name = tempfile.mkstemp(suffix=".f32", dir=scratch_dir)
+        os.close(fd)
+        out = np.memmap(name, dtype=np.dtype(dtype), mode="w+", shape=shape)
+    if plan.n_parallel == 1:
+        da.store(res, out, lock=False, scheduler="synchronous")
+    else:
+        da.store(res, out, lock=False, scheduler="threads", num_workers=plan.n_parallel)
+    if isinstance(out, np.memmap):
+        out.flush()
+        return np.memmap(out.filename, dtype=out.dtype, mode="r", shape=shape)
+    return out
+
+
+def sparse_above(
+    image: Any, threshold: float, *, max_memory: int = 256 * 1024**2
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Voxels of ``image`` above ``threshold``: ``(zyx (n, 3) sorted by z, values)``.
+
+    Reads ``image`` slab by slab (whole slices, as many as fit in ``max_memory``), so only the
+    selected voxels are ever held together: the reduced representation on which the global
+    stages of the tracer work.
+    """
+    nz, ny, nx = (int(s) for s in image.shape)
+    per_slice = ny * nx * (np.dtype(image.dtype).itemsize + 1)
+    cz = int(max(1, min(nz, max_memory // max(per_slice, 1))))
+    coords, vals = [], []
+    for z0 in range(0, nz, cz):
+        slab = np.asarray(image[z0 : z0 + cz])
+        m = slab > threshold
+        idx = np.argwhere(m)
+        idx[:, 0] += z0
+        coords.append(idx)
+        vals.append(slab[m].astype(np.float32))
+    if not coords:
+        return np.zeros((0, 3), np.int64), np.zeros(0, np.float32)
+    return np.concatenate(coords).astype(np.int64), np.concatenate(vals)
+
+
+def _preprocess_block(
+    block: NDArray[Any], *, voxel_size: Sequence[float], polarity: str, sigma_um: float, block_um: float, percentile: float
+) -> NDArray[np.float32]:
+    from morph.tracing import preprocess as pre
+
+    f = pre.flatten(block, voxel_size, polarity=polarity, block_um=block_um, percentile=percentile)
+    return pre.denoise(f, voxel_size, sigma_um=sigma_um)
+
+
+def preprocess(
+    data: Any,
+    voxel_size: Sequence[float],
+    *,
+    polarity: str,
+    max_memory: int,
+    sigma_um: float = 0.8,
+    block_um: float = 32.0,
+    percentile: float = 30.0,
+    out: Any = None,
+    scratch_dir: str | os.PathLike[str] | None = None,
+    n_parallel: int = 1,
+) -> Any:
+    """The tracer's background flattening and denoising
+    (:func:`morph.tracing.preprocess.preprocess`) on a stack of any size.
+
+    The background estimate works on whole slices and the Gaussian needs
+    :func:`morph.tracing.preprocess.halo_slices` slices of context, so the stack is cut into
+    z-slabs of whole slices with that halo; the result equals the in-memory one.
+    """
+    from morph.tracing.preprocess import halo_slices
+
+    hz = halo_slices(sigma_um, voxel_size)
+    return map_local(
+        _preprocess_block,
+        data,
+        halo=(hz, 0, 0),
+        max_memory=max_memory,
+        out=out,
+        scratch_dir=scratch_dir,
+        whole_slices=True,
+        n_parallel=n_parallel,
+        voxel_size=tuple(float(v) for v in voxel_size),
+        polarity=polarity,
+        sigma_um=sigma_um,
+        block_um=block_um,
+        percentile=percentile,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the whole tracer on a stack larger than memory
+
+
+def strided_sample(data: Any, sample: int = 2_000_000, *, max_memory: int = 64 * 1024**2) -> NDArray[Any]:
+    """The regular subsample ``data.reshape(-1)[::step]`` that the tracer's statistics take
+    (``step = size // sample + 1``), gathered slab by slab from any array (dask, zarr,
+    memory map) without reading more than a slab at a time. Returns the full flattened data
+    when it has at most ``sample`` voxels."""
+    nz, ny, nx = (int(s) for s in data.shape)
+    size = nz * ny * nx
+    per_slice = ny * nx
+    cz = int(max(1, min(nz, max_memory // max(per_slice * np.dtype(data.dtype).itemsize, 1))))
+    step = 1 if size <= sample else size // sample + 1
+    out = []
+    for z0 in range(0, nz, cz):
+        z1 = min(nz, z0 + cz)
+        slab = np.asarray(data[z0:z1]).reshape(-1)
+        first = (-(z0 * per_slice)) % step  # first index in this slab that is a multiple of step
+        out.append(slab[first::step].copy())
+    return np.concatenate(out)
+
+
+def prepare(
+    data: Any,
+    voxel_size: Sequence[float],
+    params: Any,
+    *,
+    offset_um: NDArray[np.float64] | None = None,
+    stages: Any = None,
+    max_memory: int,
+    scratch_dir: str | os.PathLike[str],
+    n_parallel: int = 1,
+) -> Any:
+    """:func:`morph.tracing.pipeline.prepare` with bounded memory.
+
+    The dense stages run chunk by chunk: polarity and noise from the same regular subsample,
+    flattening and denoising by :func:`preprocess` into a float32 memory map in
+    ``scratch_dir``, the candidate voxels by :func:`sparse_above`, tubularity at those voxels
+    by the tracer's slab loop with slabs sized to the bound. What follows (foreground, graph, radii, costs)
+    works on the sparse foreground exactly as in memory.
+    """
+    import time
+
+    from morph.tracing import preprocess as pre
+    from morph.tracing import tree as tr
+    from morph.tracing.pipeline import Prepared
+    from morph.tracing.polarity import POLARITIES, detect_polarity
+    from morph.tracing.tubularity import tubularity_at
+
+    vs = tuple(float(v) for v in voxel_size)
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    pol = str(params.polarity).lower()
+    if pol == "auto":
+        pol = detect_polarity(strided_sample(data, max_memory=max_memory // 4))
+    elif pol not in POLARITIES:
+        raise TracingError(f"unknown polarity {params.polarity!r}", hint="use auto, brightfield or fluorescence")
+    params = params.resolved(pol)
+    t["polarity"] = time.perf_counter() - t0
+    if stages:
+        stages.step("polarity")
+        stages.start("preprocess")
+    t0 = time.perf_counter()
+    image = preprocess(
+        data, vs, polarity=pol, max_memory=max_memory, sigma_um=params.denoise_sigma_um,
+        block_um=params.background_block_um, percentile=params.background_percentile,
+        scratch_dir=scratch_dir, n_parallel=n_parallel,
+    )
+    noise = pre.noise_level(image, floor=params.min_noise)
+    t["preprocess"] = time.perf_counter() - t0
+    if stages:
+        stages.step("preprocess")
+        stages.start("tubularity")
+    t0 = time.perf_counter()
+    shape = tuple(int(s) for s in image.shape)
+    zyx, cand = sparse_above(image, params.candidate_threshold * noise, max_memory=max_memory // 4)
+    idx = np.ravel_multi_index(tuple(zyx.T), shape) if zyx.size else np.zeros(0, np.int64)
+    val = cand / noise
+    if params.tube_weight > 0 and idx.size:
+        # the tracer's own slab loop, with slabs sized to the bound (float32 slab, its
+        # smoothed copy and scipy's buffers: about 12 bytes per voxel of slab and halo)
+        halo = max(pre.halo_slices(s, vs) + 1 for s in params.tube_scales_um)
+        slab = int(max(1, (max_memory - FIXED_OVERHEAD) // (shape[1] * shape[2] * 12) - 2 * halo))
+        tube = tubularity_at(image, zyx, vs, scales_um=params.tube_scales_um, chunk_slices=slab)
+        rng = np.random.default_rng(0)
+        size = int(np.prod(shape))
+        probe = np.sort(rng.choice(size, size=min(size, 50_000), replace=False))
+        pz = np.stack(np.unravel_index(probe, shape), axis=1)
+        tprobe = tubularity_at(image, pz, vs, scales_um=params.tube_scales_um, chunk_slices=slab)
+        tmed = float(np.median(tprobe))
+        tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise)
+        val = (1 - params.tube_weight) * val + params.tube_weight * (tube - tmed) / tnoise
+    ok = val > params.threshold_low
+    fg = tr.Foreground(shape, vs, idx[ok], val[ok].astype(np.float32))
+    strong = fg.value > params.threshold_high
+    stretch = tr.z_elongation(fg, strong) if params.z_blur_correction else 1.0
+    if stretch != 1.0:
+        fg = tr.Foreground(shape, (vs[0], vs[1], vs[2] / stretch), fg.index, fg.value)
+    t["tubularity"] = time.perf_counter() - t0
+    sparse = fg.n * SPARSE_BYTES_PER_VOXEL
+    if sparse > max_memory:
+        from morph.progress import warn
+
+        warn(
+            f"{fg.n} foreground voxels: the tree stages need about {sparse / 2**20:.0f} MiB on top of the "
+            f"{max_memory / 2**20:.0f} MiB bound of the image stages"
+        )
+    if stages:
+        stages.step("tubularity")
+        stages.start("graph")
+    t0 = time.perf_counter()
+    if not strong.any():
+        raise TracingError(
+            "no neuron found: nothing in the stack stands out from the background "
+            f"(noise {noise:.3g} grey levels, nothing above {params.threshold_high:g} x noise)",
+            hint="check the polarity (--polarity), the file and the channel, or lower threshold_high",
+        )
+    graph = tr.build_graph(fg)
+    radius = tr.local_radius(fg, graph)
+    ref = float(np.percentile(fg.value[strong], 90))
+    f = np.clip(fg.value / max(ref, 1e-12), 0, 1)
+    if params.medial_weight > 0:
+        rounds = int(np.clip(np.ceil(np.percentile(radius[strong], 95) / min(fg.voxel_size)), 1, 6))
+        med = radius / graph.neighbourhood_max(radius, rounds)
+        f = f * (1.0 - params.medial_weight + params.medial_weight * med)
+    graph.set_cost(np.exp(params.cost_power * (1.0 - f) ** 2))
+    t["graph"] = time.perf_counter() - t0
+    if stages:
+        stages.step("graph")
+    return Prepared(image, vs, pol, noise, fg, graph, radius, strong,
+                    np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t)
+
+
+def trace(
+    stack: Any,
+    *,
+    max_memory: int,
+    voxel_size: Sequence[float] | None = None,
+    scratch_dir: str | os.PathLike[str] | None = None,
+    n_parallel: int = 1,
+    **trace_options: Any,
+) -> Any:
+    """Trace a stack of any size with the dense stages under ``max_memory`` bytes.
+
+    Parameters
+    ----------
+    stack
+        A path (TIFF, OME-Zarr, zarr: opened lazily by :func:`morph.io.chunked.open_chunked`),
+        a :class:`morph.io.chunked.ChunkedStack`, a :class:`morph.io.Stack` (its data may be a
+        memory map) or a ``(Z, Y, X)`` array.
+    max_memory
+        Bound, in bytes, on the memory of the dense (image) stages. The global stages on the
+        sparse foreground come on top: about :data:`SPARSE_BYTES_PER_VOXEL` bytes per
+        foreground voxel (0.1 to 1% of the voxels); a warning says when they exceed the bound.
+    scratch_dir
+        Where the float32 intermediate image is kept while tracing (default: the system's
+        temporary folder; it needs 4 bytes per voxel of free disk), removed at the end.
+    n_parallel
+        Chunks preprocessed at once (the bound is shared between them).
+    **trace_options
+        As for :func:`morph.tracing.trace` (``soma``, ``seeds``, ``axon``, ``roi``,
+        ``params``, ``progress``...).
+
+    Returns
+    -------
+    Morphology
+        The same reconstruction as :func:`morph.tracing.trace` on the whole stack in memory.
+    """
+    import functools
+
+    from morph.io.chunked import ChunkedStack, open_chunked
+    from morph.io.stack import Stack
+    from morph.tracing import pipeline
+
+    if isinstance(stack, (str, os.PathLike)):
+        stack = open_chunked(stack, voxel_size=voxel_size)
+    if isinstance(stack, ChunkedStack):
+        stack = Stack(stack.data, stack.voxel_size, stack.voxel_size_known, stack.path, dict(stack.metadata))
+    elif not isinstance(stack, Stack):
+        stack = Stack(stack, (1.0, 1.0, 1.0), False) if voxel_size is None else Stack(stack, tuple(voxel_size), True)
+    with scratch(scratch_dir) as d:
+        prep = functools.partial(prepare, max_memory=int(max_memory), scratch_dir=d, n_parallel=n_parallel)
+        return pipeline.trace(stack, voxel_size=voxel_size, prepare_fn=prep, **trace_options)

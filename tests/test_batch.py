@@ -1,0 +1,447 @@
+"""Batch processing on a real Dask LocalCluster (2 worker processes): same results as the serial
+path, failures recorded without stopping the rest, restart after a kill, Ctrl-C safety, CLI."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from morph import batch
+from morph.cli.main import main
+from morph.io import read_stack, read_swc
+from morph.morphology import Morphology
+
+from conftest import real_swcs
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+
+# ---- stand-in per-file functions (module level: the worker processes import them) ----------
+
+
+def standin(m: Morphology) -> dict:
+    """Node counts and cable lengths, the shape of a features row."""
+    return {
+        "all.nodes": len(m),
+        "all.total_length": m.total_length(),
+        "all.tips": int(m.tips.size),
+        "axon.total_length": m.total_length("axon") if (m.types == 2).any() else np.nan,
+        "all.max_path_distance": float(np.max(m.path_distance)),
+    }
+
+
+def recording_standin(m: Morphology, *, calls: str, delay: float = 0.0) -> dict:
+    """``standin`` that appends the file it measured to ``calls`` (and can be slow)."""
+    with open(calls, "a") as fh:
+        fh.write(f"{m.source}\n")
+    if delay:
+        time.sleep(delay)
+    return standin(m)
+
+
+def standin_trace(stack, *, threshold: float = 0.5, **_) -> Morphology:
+    """A two-node 'tracing': the brightest voxel joined to the farthest voxel above threshold."""
+    d = np.asarray(stack.data, dtype=np.float64)
+    if stack.polarity() == "brightfield":
+        d = d.max() - d
+    zyx0 = np.array(np.unravel_index(np.argmax(d), d.shape))
+    fg = np.argwhere(d >= d.min() + threshold * (d.max() - d.min()))
+    far = fg[np.argmax(((fg - zyx0) ** 2).sum(1))]
+    xyz = np.array([zyx0[::-1], far[::-1]], dtype=float) * np.asarray(stack.voxel_size)
+    return Morphology(xyz, np.ones(2), np.array([1, 3]), np.array([-1, 0]), name=Path(stack.path).stem)
+
+
+# ---- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+    )
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture()
+def cells(tmp_path: Path) -> Path:
+    """Seven small real SWCs copied into a temporary folder (two of them one level down)."""
+    d = tmp_path / "cells"
+    (d / "sub").mkdir(parents=True)
+    swcs = real_swcs()
+    small = sorted(swcs, key=lambda p: p.stat().st_size)[:7]
+    for k, f in enumerate(small):
+        shutil.copy(f, (d / "sub" if k < 2 else d) / f.name)
+    return d
+
+
+def _serial_reference(paths: list[Path]) -> pd.DataFrame:
+    rows = [{"file": str(p), **{k: (v.item() if hasattr(v, "item") else v) for k, v in standin(read_swc(p)).items()}} for p in paths]
+    return pd.DataFrame.from_records(rows)
+
+
+# ---- features --------------------------------------------------------------------------------
+
+
+def test_expand_paths_recursive_and_errors(cells: Path):
+    flat = batch.expand_paths(str(cells / "*.swc"))
+    deep = batch.expand_paths(str(cells / "**" / "*.swc"))
+    assert len(flat) == 5 and len(deep) == 7
+    assert deep == sorted(deep, key=str)
+    # duplicates removed, plain paths kept
+    assert batch.expand_paths([str(cells / "**/*.swc"), deep[0]]) == deep
+    with pytest.raises(batch.MorphError, match="no file matches"):
+        batch.expand_paths(str(cells / "*.nothing"))
+    with pytest.raises(batch.MorphError, match="not found"):
+        batch.expand_paths(str(cells / "missing.swc"))
+
+
+def test_cluster_matches_serial(client, cells: Path, tmp_path: Path):
+    pattern = str(cells / "**" / "*.swc")
+    serial = batch.features(pattern, scheduler="serial", func=standin, quiet=True)
+    dist = batch.features(pattern, client, func=standin, output=tmp_path / "f.parquet", quiet=True)
+    pd.testing.assert_frame_equal(serial, dist)
+    ref = _serial_reference(batch.expand_paths(pattern))
+    pd.testing.assert_frame_equal(dist, ref)
+    written = pd.read_parquet(tmp_path / "f.parquet")
+    pd.testing.assert_frame_equal(written, dist)
+    s = dist.attrs["summary"]
+    assert (s.total, s.computed, s.skipped, s.failed, s.workers) == (7, 7, 0, 0, 2)
+    # CSV output holds the same numbers
+    batch.features(pattern, client, func=standin, output=tmp_path / "f.csv", quiet=True)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "f.csv"), dist, check_exact=False, rtol=1e-12)
+
+
+def test_corrupt_file_is_reported_and_others_complete(client, cells: Path, tmp_path: Path):
+    (cells / "corrupt.swc").write_text("1 1 0 0 0 5 -1\n2 3 1.0 oops 0 1 1\n")
+    (cells / "cycle.swc").write_text("1 1 0 0 0 5 2\n2 3 1 0 0 1 1\n")
+    out = tmp_path / "f.parquet"
+    df = batch.features(str(cells / "**/*.swc"), client, func=standin, output=out, quiet=True)
+    s = df.attrs["summary"]
+    assert s.total == 9 and s.computed == 7 and s.failed == 2
+    assert sorted(Path(f.file).name for f in s.failures) == ["corrupt.swc", "cycle.swc"]
+    bad = next(f for f in s.failures if f.file.endswith("corrupt.swc"))
+    assert "corrupt.swc:2" in bad.error  # file and line of the problem
+    assert "Traceback" in bad.traceback
+    log = Path(s.log).read_text()
+    assert log == (tmp_path / "f.parquet.log").read_text()
+    assert "FAILED" in log and "corrupt.swc" in log and "cycle.swc" in log and "SWCError" in log
+    assert "Traceback" in log
+    assert len(df) == 7 and not {Path(f).name for f in df["file"]} & {"corrupt.swc", "cycle.swc"}
+    assert len(pd.read_parquet(out)) == 7
+    # a failing per-file function (not only a bad input) is recorded the same way
+    # several files per task: the corrupt ones still fail alone
+    grouped = batch.features(str(cells / "**/*.swc"), client, func=standin, files_per_task=4, quiet=True)
+    pd.testing.assert_frame_equal(grouped, df)
+    assert {f.file for f in grouped.attrs["summary"].failures} == {f.file for f in s.failures}
+    limit = float(np.median(df["all.total_length"]))
+    df2 = batch.features(
+        str(cells / "**/*.swc"), client, func=functools.partial(_fails_on_long, limit=limit), quiet=True
+    )
+    s2 = df2.attrs["summary"]
+    too_long = set(df.loc[df["all.total_length"] > limit, "file"])
+    assert {f.file for f in s2.failures} == too_long | {f.file for f in s.failures}
+    assert all(f.error == "ValueError: too long" for f in s2.failures if f.file in too_long)
+    assert set(df2["file"]) == set(df["file"]) - too_long
+
+
+def _dies_on_cycle(m: Morphology) -> dict:
+    if m.total_length() < 2.0:  # the 2-node file below: the worker process dies
+        os._exit(3)
+    return standin(m)
+
+
+def test_worker_death_is_a_failure_of_that_file(cells: Path, tmp_path: Path):
+    """The process measuring a file dies (as when the memory limit kills it): Dask restarts the
+    worker and retries the file (3 times by default: files that were merely queued on the same
+    worker then succeed), then reports it lost; that file is a failure, the others complete."""
+    from distributed import Client, LocalCluster
+
+    (cells / "tiny.swc").write_text("1 1 0 0 0 1 -1\n2 3 1 0 0 0.5 1\n")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50) as lc:
+        with Client(lc) as c:
+            df = batch.features(str(cells / "*.swc"), c, func=_dies_on_cycle, output=tmp_path / "f.csv", quiet=True)
+    s = df.attrs["summary"]
+    assert [Path(f.file).name for f in s.failures] == ["tiny.swc"]
+    assert "KilledWorker" in s.failures[0].error
+    assert len(df) == 5 and len(pd.read_csv(tmp_path / "f.csv")) == 5
+
+
+def _fails_on_long(m: Morphology, *, limit: float) -> dict:
+    if m.total_length() > limit:
+        raise ValueError("too long")
+    return standin(m)
+
+
+def test_rerun_skips_done_and_redo_recomputes(client, cells: Path, tmp_path: Path):
+    calls = tmp_path / "calls.txt"
+    func = functools.partial(recording_standin, calls=str(calls))
+    out = tmp_path / "f.parquet"
+    pattern = str(cells / "**/*.swc")
+    first = batch.features(pattern, client, func=func, output=out, quiet=True)
+    assert len(calls.read_text().splitlines()) == 7
+    again = batch.features(pattern, client, func=func, output=out, quiet=True)
+    assert len(calls.read_text().splitlines()) == 7  # nothing recomputed
+    assert again.attrs["summary"].skipped == 7
+    pd.testing.assert_frame_equal(first, again)
+    # a modified source is recomputed, the others are not
+    target = sorted(cells.glob("*.swc"))[0]
+    target.write_text(target.read_text() + "\n")
+    batch.features(pattern, client, func=func, output=out, quiet=True)
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 8 and Path(lines[-1]).name == target.name
+    # different options are a different result: not taken from the cache
+    other = functools.partial(recording_standin, calls=str(calls), delay=0.001)
+    batch.features(pattern, client, func=other, output=out, quiet=True)
+    assert len(calls.read_text().splitlines()) == 15
+    batch.features(pattern, client, func=func, output=out, redo=True, quiet=True)
+    assert len(calls.read_text().splitlines()) == 22
+
+
+def test_existing_output_not_overwritten_without_force(cells: Path, tmp_path: Path):
+    out = tmp_path / "table.parquet"
+    out.write_bytes(b"precious")
+    with pytest.raises(batch.OutputExistsError):
+        batch.features(str(cells / "*.swc"), scheduler="serial", func=standin, output=out, quiet=True)
+    assert out.read_bytes() == b"precious"
+    df = batch.features(str(cells / "*.swc"), scheduler="serial", func=standin, output=out, force=True, quiet=True)
+    assert len(pd.read_parquet(out)) == len(df) == 5
+    with pytest.raises(batch.MorphError, match="unknown table format"):
+        batch.features(str(cells / "*.swc"), scheduler="serial", func=standin, output=tmp_path / "t.xlsx")
+
+
+_SCRIPT = """
+import functools, sys
+sys.path.insert(0, {tests!r})
+from morph import batch
+from test_batch import recording_standin
+if __name__ == "__main__":  # the local cluster's worker processes re-import this file
+    func = functools.partial(recording_standin, calls={calls!r}, delay={delay!r})
+    df = batch.features({pattern!r}, func=func, output={out!r}, scheduler={scheduler!r}, workers=2, quiet=True)
+    print("finished", len(df))
+"""
+
+
+def _start(tmp_path: Path, pattern: str, out: Path, calls: Path, delay: float, scheduler: str | None):
+    script = tmp_path / "run.py"
+    script.write_text(
+        _SCRIPT.format(tests=str(TESTS), calls=str(calls), delay=delay, pattern=pattern, out=str(out), scheduler=scheduler)
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(cache: Path, n: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if cache.is_dir() and len(list(cache.glob("*.json"))) >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended early: {proc.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for results")
+
+
+def _no_partial_files(folder: Path) -> None:
+    leftovers = [p.name for p in folder.rglob("*") if ".part" in p.name]
+    assert not leftovers, leftovers
+
+
+def test_killed_run_restarts_with_only_the_missing_files(client, cells: Path, tmp_path: Path):
+    """SIGKILL a run half-way (no chance to clean up), then restart it on the cluster."""
+    pattern = str(cells / "**/*.swc")
+    out, calls = tmp_path / "f.parquet", tmp_path / "calls.txt"
+    cache = tmp_path / "f.parquet.cache"
+    proc = _start(tmp_path, pattern, out, calls, 0.4, "serial")
+    try:
+        _wait_for(cache, 3, proc)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not out.exists()
+    _no_partial_files(tmp_path)
+    cached = list(cache.glob("*.json"))
+    assert 3 <= len(cached) < 7
+    for f in cached:
+        assert json.loads(f.read_text())["result"]["all.nodes"] > 0  # complete, valid records
+    done_before = {Path(json.loads(f.read_text())["source"]).name for f in cached}
+    calls.write_text("")
+    func = functools.partial(recording_standin, calls=str(calls), delay=0.4)
+    df = batch.features(pattern, client, func=func, output=out, quiet=True)
+    recomputed = {Path(line).name for line in calls.read_text().splitlines()}
+    everything = {p.name for p in batch.expand_paths(pattern)}
+    assert recomputed == everything - done_before
+    assert df.attrs["summary"].skipped == len(done_before)
+    pd.testing.assert_frame_equal(df, _serial_reference(batch.expand_paths(pattern)))
+
+
+def test_ctrl_c_leaves_no_half_written_file(cells: Path, tmp_path: Path):
+    """SIGINT a run on its own local cluster: it stops, cleans up, and a re-run completes it."""
+    pattern = str(cells / "**/*.swc")
+    out, calls = tmp_path / "f.parquet", tmp_path / "calls.txt"
+    cache = tmp_path / "f.parquet.cache"
+    proc = _start(tmp_path, pattern, out, calls, 0.6, None)
+    try:
+        _wait_for(cache, 2, proc, timeout=90)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert not out.exists()
+    _no_partial_files(tmp_path)
+    n_cached = len(list(cache.glob("*.json")))
+    assert 2 <= n_cached < 7
+    df = batch.features(
+        pattern, scheduler="serial", func=functools.partial(recording_standin, calls=str(calls), delay=0.6),
+        output=out, quiet=True,
+    )
+    assert df.attrs["summary"].skipped == n_cached and len(pd.read_parquet(out)) == 7
+
+
+# ---- CLI -------------------------------------------------------------------------------------
+
+
+def test_cli_exit_codes(client, cells: Path, tmp_path: Path, capsys):
+    addr = client.scheduler.address
+    out = tmp_path / "f.parquet"
+    args = ["batch", "features", str(cells / "**/*.swc"), "-o", str(out), "--func", "test_batch:standin", "--scheduler", addr]
+    assert main(args) == 0
+    assert len(pd.read_parquet(out)) == 7
+    err = capsys.readouterr().err
+    assert "7 files: 7 processed" in err
+    # re-run: everything already done
+    assert main(args + ["-q"]) == 0
+    (cells / "broken.swc").write_text("garbage\n")
+    log = tmp_path / "errors.txt"
+    assert main(args + ["--log", str(log)]) == 1
+    err = capsys.readouterr().err
+    assert "1 failed" in err and "broken.swc" in err and str(log) in err
+    assert "broken.swc" in log.read_text()
+    # could not run at all: exit 2 with a one-line error
+    assert main(["batch", "features", str(cells / "*.nothing"), "-o", str(tmp_path / "g.parquet")]) == 2
+    assert "no file matches" in capsys.readouterr().err
+    precious = tmp_path / "precious.csv"
+    precious.write_text("keep")
+    assert main(["batch", "features", str(cells / "*.swc"), "-o", str(precious), "--func", "test_batch:standin", "--scheduler", "serial"]) == 2
+    assert precious.read_text() == "keep"
+    assert main(["batch", "features", str(cells / "*.swc"), "-o", str(out), "--func", "nomodule:f", "--scheduler", "serial"]) == 2
+    try:  # argparse: bad argument, exit 2 (returned or raised, as argparse does)
+        code = main(["batch", "features", str(cells / "*.swc"), "-o", str(out), "--workers", "0"])
+    except SystemExit as e:
+        code = e.code
+    assert code == 2
+    assert "--workers" in capsys.readouterr().err
+
+
+# ---- trace -----------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def stacks(tmp_path: Path, data: Path) -> Path:
+    d = tmp_path / "stacks"
+    (d / "b").mkdir(parents=True)
+    shutil.copy(data / "images" / "rivuletpy" / "test-small.tif", d / "a.tif")
+    shutil.copy(data / "images" / "patchseq_brightfield" / "Example_Input_Stack_2112.tif", d / "bf.tif")
+    shutil.copy(data / "images" / "rivuletpy" / "test-small.tif", d / "b" / "a.tif")  # same name elsewhere
+    return d
+
+
+def test_trace_batch(client, stacks: Path, tmp_path: Path):
+    (stacks / "bad.tif").write_bytes(b"II*\x00" + b"\x00" * 20)
+    outdir = tmp_path / "traced"
+    df = batch.trace(
+        str(stacks / "**/*.tif"), outdir, client, func=standin_trace, threshold=0.6,
+        features_output=tmp_path / "feat.parquet", features_func=standin, quiet=True,
+    )
+    s = df.attrs["summary"]
+    assert (s.total, s.computed, s.skipped) == (4, 3, 0) and s.failed == 1
+    assert "bad.tif" in s.failures[0].file and "TIFF" in s.failures[0].error
+    ok = df[df.status == "traced"]
+    assert sorted(Path(p).relative_to(outdir).as_posix() for p in ok.output) == ["a.swc", "b/a.swc", "bf.swc"]
+    for src, dst in zip(ok.file, ok.output):
+        expected = standin_trace(read_stack(src), threshold=0.6)
+        got = read_swc(dst)
+        np.testing.assert_allclose(got.xyz, expected.xyz, atol=1e-6)
+        assert any(h.startswith(batch.STAMP_PREFIX) for h in got.header)
+    assert "bad.tif" in (outdir / "morph-batch-trace.log").read_text()
+    feats = pd.read_parquet(tmp_path / "feat.parquet")
+    assert len(feats) == 3 and (feats["all.nodes"] == 2).all()
+    _no_partial_files(outdir)
+    # re-run: done outputs are skipped; a changed option retraces; redo retraces
+    (stacks / "bad.tif").unlink()
+    again = batch.trace(str(stacks / "**/*.tif"), outdir, client, func=standin_trace, threshold=0.6, quiet=True)
+    assert (again.status == "done").all() and again.attrs["summary"].computed == 0
+    changed = batch.trace(str(stacks / "**/*.tif"), outdir, client, func=standin_trace, threshold=0.7, quiet=True)
+    assert (changed.status == "traced").all()
+    redo = batch.trace(str(stacks / "*.tif"), outdir, scheduler="serial", func=standin_trace, threshold=0.7, redo=True, quiet=True)
+    assert (redo.status == "traced").all() and len(redo) == 2
+
+
+def test_cli_trace(client, stacks: Path, tmp_path: Path, capsys):
+    out = tmp_path / "traced"
+    args = ["batch", "trace", str(stacks / "**/*.tif"), "-o", str(out), "--func", "test_batch:standin_trace",
+            "--param", "x=1", "--scheduler", client.scheduler.address]
+    assert main(args) == 0
+    assert len(list(out.rglob("*.swc"))) == 3
+    (stacks / "zero.tif").write_bytes(b"")
+    assert main(args) == 1
+    assert "zero.tif" in capsys.readouterr().err
+
+
+# ---- with morph's own features and tracer ------------------------------------------------------
+
+
+def test_default_features_on_cluster_equal_direct_computation(client, cells: Path, tmp_path: Path):
+    from morph import features as feat
+
+    files = batch.expand_paths(str(cells / "*.swc"))[:3]
+    df = batch.features(files, client, output=tmp_path / "f.parquet", quiet=True)
+    assert df.attrs["summary"].ok and len(df) == 3
+    for k, f in enumerate(files):
+        ref = feat.compute(read_swc(f))
+        row = df.iloc[k]
+        assert row["file"] == str(f)
+        got = np.array([row[c] for c in ref], dtype=float)
+        np.testing.assert_array_equal(got, np.array(list(ref.values()), dtype=float))
+    sub = batch.features(files, client, compartments=["axon"], features=["total_length"], quiet=True)
+    assert list(sub.columns) == ["file", "axon.total_length"]
+
+
+def test_default_tracer_in_memory_and_chunked(client, data: Path, tmp_path: Path):
+    from morph.io import write_stack
+    from morph.tracing import trace
+
+    op1 = read_stack(data / "images" / "diadem_OP" / "OP_1.tif")
+    crop = np.ascontiguousarray(op1.data[:, 256:, :256])
+    d = tmp_path / "stacks"
+    d.mkdir()
+    write_stack(d / "crop.tif", crop, (1.0, 1.0, 3.03))
+    ref = trace(read_stack(d / "crop.tif"), progress=False)
+    a = batch.trace(str(d / "*.tif"), tmp_path / "mem", client, quiet=True)
+    b = batch.trace(str(d / "*.tif"), tmp_path / "chunk", client, max_memory=24 * 2**20, quiet=True)
+    assert a.attrs["summary"].ok and b.attrs["summary"].ok
+    for out in (a.output[0], b.output[0]):
+        np.testing.assert_allclose(read_swc(out).xyz, ref.renumber().xyz, atol=1e-5)
+    bad = batch.trace(str(d / "*.tif"), tmp_path / "bad", scheduler="serial", params={"threshold_high": 1e9}, quiet=True)
+    assert bad.status[0] == "failed" and "no neuron found" in bad.error[0]
+    with pytest.raises(batch.MorphError, match="unknown tracing parameter"):
+        batch.trace(str(d / "*.tif"), tmp_path / "x", scheduler="serial", params={"nonsense": 1}, quiet=True)

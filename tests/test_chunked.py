@@ -1,0 +1,219 @@
+"""Stacks larger than memory: lazy chunked input (TIFF, zarr, OME-Zarr) and the local tracing
+stages run chunk by chunk under a memory bound, equal to the in-memory computation."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+from morph import batch
+from morph.errors import OutputExistsError, StackError, TracingError
+from morph.io import read_stack, write_stack
+from morph.io.chunked import default_chunks, open_chunked, write_zarr
+from morph.tracing import chunked
+
+OP1 = "images/diadem_OP/OP_1.tif"
+
+
+@pytest.fixture(scope="module")
+def op1(data: Path):
+    return read_stack(data / OP1)
+
+
+# ---- chunked input ---------------------------------------------------------------------------
+
+
+def test_tiff_pagewise_and_memmapped(data: Path, op1, tmp_path: Path):
+    s = open_chunked(data / OP1, chunks=(7, 512, 512))
+    assert s.metadata["format"] == "TIFF (page-wise)"  # compressed: read a slab of pages per chunk
+    assert isinstance(s.data, da.Array) and s.data.chunks[0][0] == 7
+    np.testing.assert_array_equal(s.data.compute(), op1.data)
+    np.testing.assert_array_equal(s.data[20:30, 100:200].compute(), op1.data[20:30, 100:200])
+    assert s.polarity() == op1.polarity()
+    raw = tmp_path / "raw.tif"
+    write_stack(raw, op1.data, (0.25, 0.25, 1.5), compression=None)
+    m = open_chunked(raw)
+    assert m.metadata["format"] == "TIFF (memory-mapped)"
+    assert m.voxel_size == pytest.approx((0.25, 0.25, 1.5)) and m.voxel_size_known
+    np.testing.assert_array_equal(m.data.compute(), op1.data)
+    assert open_chunked(raw, voxel_size=(1, 1, 2)).voxel_size == (1.0, 1.0, 2.0)
+
+
+def test_zarr_roundtrip_and_atomic_write(op1, tmp_path: Path):
+    p = tmp_path / "op1.zarr"
+    write_zarr(p, op1.data, (0.5, 0.5, 3.03), chunks=(16, 128, 128))
+    z = open_chunked(p)
+    assert z.metadata["format"] == "OME-Zarr" and z.voxel_size == pytest.approx((0.5, 0.5, 3.03))
+    assert z.data.chunks[1][0] == 128
+    np.testing.assert_array_equal(z.data.compute(), op1.data)
+    with pytest.raises(OutputExistsError):
+        write_zarr(p, op1.data)
+    # from a dask array, chunk by chunk; replacing with force
+    lazy = da.from_array(op1.data, chunks=(10, 256, 256)).astype(np.float32) * 2
+    write_zarr(p, lazy, (1, 1, 2), force=True)
+    np.testing.assert_array_equal(open_chunked(p).data.compute(), op1.data.astype(np.float32) * 2)
+    # an interrupted write (Ctrl-C is a BaseException too) leaves nothing behind
+    class Interrupted(BaseException):
+        pass
+
+    def boom(b):
+        raise Interrupted
+
+    bad = da.from_array(op1.data, chunks=(10, 512, 512)).map_blocks(boom, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8))
+    with pytest.raises(Interrupted):
+        write_zarr(tmp_path / "bad.zarr", bad)
+    assert not (tmp_path / "bad.zarr").exists()
+    assert not [q for q in tmp_path.iterdir() if ".part" in q.name]
+    # a batch run opens zarr stacks the same way
+    st = batch.load_stack(p)
+    assert st.voxel_size == (1.0, 1.0, 2.0) and st.data.shape == op1.data.shape
+
+
+def test_ome_zarr_v3_with_channels_and_units(tmp_path: Path):
+    import zarr
+
+    rng = np.random.default_rng(0)
+    vol = rng.integers(0, 4000, size=(1, 2, 12, 20, 24), dtype=np.uint16)  # t c z y x
+    p = tmp_path / "cells.ome.zarr"
+    root = zarr.open_group(str(p), mode="w", zarr_format=3)
+    root.create_array("s0", shape=vol.shape, chunks=(1, 1, 6, 20, 24), dtype=vol.dtype)[:] = vol
+    root.attrs["ome"] = {
+        "version": "0.5",
+        "multiscales": [
+            {
+                "axes": [
+                    {"name": "t", "type": "time"},
+                    {"name": "c", "type": "channel"},
+                    {"name": "z", "type": "space", "unit": "nanometer"},
+                    {"name": "y", "type": "space", "unit": "nanometer"},
+                    {"name": "x", "type": "space", "unit": "nanometer"},
+                ],
+                "datasets": [{"path": "s0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1000, 200, 100]}]}],
+                "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 2, 2, 2]}],
+            }
+        ],
+    }
+    with pytest.raises(StackError, match="2 channels"):
+        open_chunked(p)
+    s = open_chunked(p, channel=1)
+    assert s.voxel_size == pytest.approx((0.2, 0.4, 2.0))  # nm -> um, both scales applied
+    np.testing.assert_array_equal(s.data.compute(), vol[0, 1])
+    with pytest.raises(StackError, match="level 3"):
+        open_chunked(p, channel=0, level=3)
+    # a plain 3-D zarr array: voxel size unknown
+    plain = tmp_path / "plain.zarr"
+    zarr.open_array(str(plain), mode="w", shape=(4, 5, 6), dtype="u1", zarr_format=2)[:] = 7
+    q = open_chunked(plain)
+    assert not q.voxel_size_known and q.data.sum().compute() == 7 * 120
+
+
+def test_bad_inputs(tmp_path: Path):
+    (tmp_path / "x.tif").write_bytes(b"nope")
+    with pytest.raises(StackError, match="not a TIFF"):
+        open_chunked(tmp_path / "x.tif")
+    with pytest.raises(StackError, match="not found"):
+        open_chunked(tmp_path / "missing.zarr")
+    (tmp_path / "empty.zarr").mkdir()
+    with pytest.raises(StackError):
+        open_chunked(tmp_path / "empty.zarr")
+    big = default_chunks((1000, 8192, 8192), 2, 64 * 2**20)  # 128 MiB slices: square tiles
+    assert big[1] < 8192 and np.prod(big) * 2 <= 64 * 2**20
+    assert default_chunks((1000, 2048, 2048), 2, 64 * 2**20) == (8, 2048, 2048)  # 8 MiB slices: slabs
+    assert default_chunks((100, 256, 256), 1, 64 * 2**20) == (100, 256, 256)
+
+
+# ---- local stages chunk by chunk -----------------------------------------------------------
+
+
+def test_map_local_equals_whole_stack_3d_tiles(tmp_path: Path):
+    rng = np.random.default_rng(1)
+    vol = rng.normal(size=(40, 90, 110)).astype(np.float32)
+    sigma = (1.0, 2.0, 1.5)
+    halo = tuple(int(np.ceil(3 * s)) + 1 for s in sigma)
+    ref = ndi.gaussian_filter(vol, sigma, mode="nearest", truncate=3.0)
+    with chunked.scratch(tmp_path) as d:
+        plan = chunked.plan_chunks(vol.shape, 17 * 2**20, halo=halo, in_itemsize=4, whole_slices=False)
+        assert plan.chunks[1] < 90 and plan.chunks[2] < 110  # really tiled in x and y
+        out = chunked.map_local(
+            ndi.gaussian_filter, vol, halo=halo, max_memory=17 * 2**20, scratch_dir=d, whole_slices=False,
+            sigma=sigma, mode="nearest", truncate=3.0,
+        )
+        np.testing.assert_array_equal(out, ref)
+        # too little halo is visibly wrong: the test can fail
+        bad = chunked.map_local(
+            ndi.gaussian_filter, vol, halo=(1, 1, 1), max_memory=17 * 2**20, scratch_dir=d, whole_slices=False,
+            sigma=sigma, mode="nearest", truncate=3.0,
+        )
+        assert np.abs(bad - ref).max() > 1e-3
+    assert not any(tmp_path.iterdir())  # scratch removed
+
+
+def test_preprocess_chunked_equals_tracer_preprocess(op1, tmp_path: Path):
+    from morph.tracing import preprocess as pre
+
+    vs = (1.0, 1.0, 3.03)
+    data = op1.data[:36]
+    ref = pre.preprocess(data, vs, polarity="fluorescence")
+    bound = 64 * 2**20
+    plan = chunked.plan_chunks(data.shape, bound, halo=(pre.halo_slices(0.8, vs), 0, 0), in_itemsize=1)
+    assert plan.chunks[0] < 36 // 3  # several slabs
+    with chunked.scratch(tmp_path) as d:
+        chunked.preprocess(data[:4], vs, polarity="fluorescence", max_memory=bound, scratch_dir=d)  # warm imports
+        tracemalloc.start()
+        try:
+            out = chunked.preprocess(data, vs, polarity="fluorescence", max_memory=bound, scratch_dir=d)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert isinstance(out, np.memmap)
+        np.testing.assert_array_equal(out, ref)
+        assert peak < bound, f"peak {peak / 2**20:.1f} MiB over the {bound / 2**20:.0f} MiB bound"
+        # the reduced representation: voxels above a threshold, slab by slab
+        zyx, vals = chunked.sparse_above(out, 3.0, max_memory=2**20)
+        np.testing.assert_array_equal(zyx, np.argwhere(ref > 3.0))
+        np.testing.assert_array_equal(vals, ref[ref > 3.0])
+
+
+def test_plan_refuses_impossible_bound():
+    with pytest.raises(TracingError, match="max-memory"):
+        chunked.plan_chunks((10, 4096, 4096), 64 * 2**20, halo=(2, 0, 0))
+    p = chunked.plan_chunks((1000, 512, 512), 512 * 2**20, halo=(3, 0, 0))
+    assert p.peak_bytes <= 512 * 2**20 and p.chunks[0] > 10
+
+
+# ---- the whole tracer -------------------------------------------------------------------------
+
+
+def test_strided_sample_matches_tracer_subsample(op1):
+    flat = op1.data.reshape(-1)
+    step = flat.size // 100_000 + 1
+    got = chunked.strided_sample(da.from_array(op1.data, chunks=(7, 512, 512)), 100_000, max_memory=2**20)
+    np.testing.assert_array_equal(got, flat[::step])
+
+
+def test_chunked_trace_equals_in_memory_trace(op1, tmp_path: Path):
+    """A real DIADEM stack (crop around the arbor's root), traced whole in memory and chunk by
+    chunk from an OME-Zarr store under a bound of about a quarter of its float32 image."""
+    from morph.tracing import trace
+
+    vs = (1.0, 1.0, 3.03)
+    crop = np.ascontiguousarray(op1.data[:, 256:, :256])
+    seed = [(30.979, 429.04 - 256, 0.0)]
+    ref = trace(crop, voxel_size=vs, seeds=seed, progress=False)
+    store = tmp_path / "crop.zarr"
+    write_zarr(store, crop, vs, chunks=(8, 256, 256))
+    bound = 24 * 2**20
+    assert crop.size * 4 > 0.5 * bound
+    got = chunked.trace(store, max_memory=bound, seeds=seed, progress=False, scratch_dir=tmp_path)
+    assert len(ref) > 100
+    np.testing.assert_array_equal(got.xyz, ref.xyz)
+    np.testing.assert_array_equal(got.parent, ref.parent)
+    np.testing.assert_array_equal(got.types, ref.types)
+    np.testing.assert_array_equal(got.radius, ref.radius)
+    assert [h for h in got.header if not h.startswith("input:")] == [h for h in ref.header if not h.startswith("input:")]
+    assert [p.name for p in tmp_path.iterdir()] == ["crop.zarr"]  # scratch image removed
