@@ -97,6 +97,8 @@ def offscreen_env() -> dict:
 
 
 def demo() -> None:
+    """Trace the sample pyramidal cell, score it against its gold standard, measure it, and
+    render it over its stack (outputs in out/demo/)."""
     ensure_system_libs()
     ensure_venv("all")
     morph = BIN / "morph"
@@ -104,15 +106,20 @@ def demo() -> None:
     out.mkdir(parents=True, exist_ok=True)
     stack = ROOT / "sample_stacks" / "pyramidal_brightfield.tif"
     gold = ROOT / "sample_stacks" / "pyramidal_brightfield.gold.swc"
+    cell = out / "pyramidal.swc"
     env = offscreen_env()
     steps = [
         [morph, "info", stack],
-        [morph, "validate", gold],
-        [morph, "info", gold],
+        [morph, "trace", stack, "-o", cell, "--force"],
+        [morph, "validate", cell],
+        [morph, "compare", cell, gold, "--plot", out / "compare.png", "--force"],
+        [morph, "features", cell, "-o", out / "features.csv", "--force"],
+        [morph, "view", cell, "--stack", stack, "--screenshot", out / "view.png", "--size", "1200", "900", "--force"],
+        [morph, "plot", cell, "-o", out / "summary.png", "--force"],
     ]
     for cmd in steps:
         sh(*cmd, env=env)
-    print(f"\ndemo outputs in {out}")
+    print(f"\ndemo outputs in {out}: pyramidal.swc, compare.png, features.csv, view.png, summary.png")
 
 
 def test() -> None:
