@@ -82,18 +82,11 @@ def _header_lines(data: bytes) -> list[str]:
 
 
 def _binary_problem(data: bytes) -> Problem | None:
-    if b"\x00" in data[:65536]:
+    """A NUL byte, or many control characters, in the first block: not a text file."""
+    head = data[:65536]
+    controls = sum(head[:4096].count(c) for c in [*range(1, 9), *range(14, 32)])
+    if b"\x00" in head or controls > 8:
         return Problem(None, "file is binary, not SWC text", "an SWC file is plain text with 7 columns")
-    try:
-        data[:65536].decode("utf-8")
-    except UnicodeDecodeError:
-        try:
-            data[:65536].decode("latin-1")
-        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes everything
-            pass
-        bad = sum(1 for b in data[:4096] if b < 9 or 13 < b < 32)
-        if bad > 8:
-            return Problem(None, "file is binary, not SWC text", "an SWC file is plain text")
     return None
 
 
