@@ -124,7 +124,7 @@ def demo() -> None:
 
 def test() -> None:
     ensure_system_libs()
-    ensure_venv("all")
+    ensure_venv("all,bench")  # bench: NeuroM and friends, for the tests that compare with them
     env = offscreen_env()
     rc = sh(PY, "-m", "pytest", "-q", *sys.argv[2:], check=False, env=env)
     if rc == 5:
