@@ -54,13 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"morph {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"morph.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"morph.cli.{name}":
-                continue
-            raise
-        mod.register(sub, common)
+        importlib.import_module(f"morph.cli.{name}").register(sub, common)
     return parser
 
 
