@@ -224,8 +224,31 @@ def test_trace_synth_module_brightfield() -> None:
     s = synth.render_stack(cell, preset="easy", voxel_size=(0.5, 0.5, 1.0), crop=(120, 120, 40), seed=2)
     m = trace(s.data, voxel_size=s.voxel_size, progress=False)
     r = compare(m, s.gold, tolerance=2.0)
-    assert r.precision >= 0.95, r.precision
-    assert r.f1 >= 0.9, r.f1
+    assert r.precision >= 0.97, r.precision
+    assert r.recall >= 0.9, r.recall
+    assert r.f1 >= 0.94, r.f1
+
+
+@pytest.mark.parametrize(
+    "seed,cell_type,render_seed,f1_min,p_min,len_range,bp_min",
+    [(11, "pyramidal", 3, 0.91, 0.97, (0.82, 1.1), 6), (5, "aspiny", 4, 0.79, 0.85, (0.77, 1.1), 7)],
+)
+def test_trace_synth_realistic_brightfield(
+    seed: int, cell_type: str, render_seed: int, f1_min: float, p_min: float,
+    len_range: tuple[float, float], bp_min: int,
+) -> None:
+    """Generated cells at the ``realistic`` preset (thin dendrites barely above the texture,
+    debris, other cells' fragments): F1 at 2 um, cable length and branch points found."""
+    synth = pytest.importorskip("morph.synth")
+    cell = synth.generate_neuron(seed, cell_type=cell_type)
+    s = synth.render_stack(cell, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=(120, 120, 40),
+                           seed=render_seed)
+    m = trace(s.data, voxel_size=s.voxel_size, progress=False)
+    r = compare(m, s.gold, tolerance=2.0)
+    assert r.f1 >= f1_min, (r.f1, r.precision, r.recall)
+    assert r.precision >= p_min, r.precision
+    assert len_range[0] <= r.trace_length / r.gold_length <= len_range[1], r.trace_length / r.gold_length
+    assert r.branch_points.found >= bp_min, r.branch_points
 
 
 @pytest.mark.parametrize("k,f1_min", [(1, 0.85), (2, 0.58), (7, 0.85), (8, 0.88)])
@@ -253,7 +276,9 @@ def test_real_brightfield_crop_is_plausible(data: Path) -> None:
     # the soma is the dark body near (92, 57) and the main neurite runs down to the bottom edge
     assert np.linalg.norm(m.soma_center[:2] - [92, 57]) < 6
     assert m.xyz[:, 1].max() > 180
-    assert 250 < m.total_length() < 600
+    # the main neurite plus side branches at the soma and the varicosity (the low brightfield
+    # threshold keeps faint side branches; 790 um traced)
+    assert 250 < m.total_length() < 900
     lo, hi = m.bounds()
     assert np.all(lo >= -0.5) and np.all(hi <= np.array([192, 192, 32]))
 

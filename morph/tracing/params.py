@@ -68,11 +68,24 @@ class TraceParams:
     gap_max_angle_deg
         A bridge must leave the traced structure within this angle of the local direction of
         the neurite it continues (bridges along the neurite, not sideways to other cells).
+    gap_from_pieces
+        Also bridge from the end of an unreached piece of foreground that points at the traced
+        tree (a faint branch cut from its parent near the branch point, where the tree has no
+        tip to bridge from); ``None``: by polarity.
+    gap_min_elongation
+        A piece of foreground is bridged only if its extent is at least this many times its
+        largest local radius (round debris and other cells' somata are never joined; 0
+        disables; ``None``: by polarity).
     min_branch_um
         (``None``: by polarity.) Terminal branches shorter than this (beyond the local radius) are pruned.
     branch_radius_factor
         A terminal branch must also be longer than this many local radii (so that the
         thickness of a neurite or of the soma never makes branches).
+    thick_spur_factor
+        After the radii are measured on the image, terminal branches reaching less than
+        ``min_branch_um`` plus this many radii of the node they hang from are removed, and
+        unbranched stems reaching less than ``min_branch_um`` plus one soma radius beyond the
+        soma's surface (the blur around dark bodies; 0 disables; ``None``: by polarity).
     tip_fraction
         Terminal branches are retracted to where the image falls below this fraction of the
         branch's mean intensity (the blur beyond a neurite's end, 0 disables).
@@ -116,7 +129,7 @@ class TraceParams:
     denoise_sigma_um: float = 0.8
     tube_scales_um: tuple[float, ...] | None = None
     tube_weight: float = 0.5
-    candidate_threshold: float = 1.5
+    candidate_threshold: float | None = None
     threshold_low: float | None = None
     threshold_high: float | None = None
     relative_threshold: float | None = None
@@ -127,8 +140,11 @@ class TraceParams:
     gap_cost: float = 4.0
     gap_min_size_um: float = 6.0
     gap_max_angle_deg: float = 60.0
+    gap_from_pieces: bool | None = None
+    gap_min_elongation: float | None = None
     min_branch_um: float | None = None
-    branch_radius_factor: float = 2.0
+    branch_radius_factor: float | None = None
+    thick_spur_factor: float | None = None
     tip_fraction: float = 0.35
     smooth_iterations: int = 2
     resample_um: float = 1.0
@@ -146,20 +162,30 @@ class TraceParams:
     def resolved(self, polarity: str) -> TraceParams:
         """A copy with the polarity-dependent defaults (``None`` fields) filled in.
 
-        Fluorescence (confocal: high contrast, thick blur along z): ``threshold_low`` 4,
-        ``threshold_high`` 10, ``tube_scales_um`` (1, 2), ``gap_um`` 8, ``relative_threshold``
-        0.09, ``min_branch_um`` 3. Brightfield (biocytin: thin dendrites barely above the
-        background texture): 3, 5, (0.5, 1), 15, 0 (the soma is far darker than the thin
-        dendrites), 4 (texture makes short spurs).
+        Fluorescence (confocal: high contrast, thick blur along z): ``candidate_threshold``
+        1.5, ``threshold_low`` 4, ``threshold_high`` 10, ``tube_scales_um`` (1, 2), ``gap_um``
+        8, ``relative_threshold`` 0.09, ``min_branch_um`` 3, ``branch_radius_factor`` 2,
+        ``gap_from_pieces`` False. Brightfield (biocytin: thin dendrites barely above the
+        background texture): 1.2, 1.7, 3.5 (a low foreground threshold: only what connects to
+        the cell is kept), (0.5, 1), 15, 0 (the soma is far darker than the thin dendrites),
+        2, 1.5 (thin side branches of thick dendrites are kept), False (slow on large noisy
+        stacks and no gain on the synthetic brightfield stacks measured); ``thick_spur_factor`` 0 for
+        fluorescence, 3 for brightfield (the halo of dark bodies makes spurs);
+        ``gap_min_elongation`` 0 for fluorescence, 6 for brightfield (round debris).
         """
         bf = polarity == "brightfield"
         defaults = {
-            "threshold_low": 3.0 if bf else 4.0,
-            "threshold_high": 5.0 if bf else 10.0,
+            "candidate_threshold": 1.2 if bf else 1.5,
+            "threshold_low": 1.7 if bf else 4.0,
+            "threshold_high": 3.5 if bf else 10.0,
             "tube_scales_um": (0.5, 1.0) if bf else (1.0, 2.0),
             "gap_um": 15.0 if bf else 8.0,
             "relative_threshold": 0.0 if bf else 0.09,
-            "min_branch_um": 4.0 if bf else 3.0,
+            "min_branch_um": 2.0 if bf else 3.0,
+            "branch_radius_factor": 1.5 if bf else 2.0,
+            "thick_spur_factor": 3.0 if bf else 0.0,
+            "gap_from_pieces": False,
+            "gap_min_elongation": 6.0 if bf else 0.0,
         }
         changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         return dataclasses.replace(self, **changes)

@@ -349,7 +349,10 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     m = _prune.smooth(m, iterations=params.smooth_iterations)
     r = _prune.estimate_radii(m, prep.image, prep.voxel_size, radius_max_um=params.radius_max_um)
     r = np.where(m.soma_mask, m.radius, r)
-    return m._derive(radius=r)
+    m = m._derive(radius=r)
+    if params.thick_spur_factor > 0:
+        m = _prune.prune_thick_spurs(m, params.min_branch_um, params.thick_spur_factor)
+    return m
 
 
 def _header(prep: Prepared, params: TraceParams, source: str | None, known: bool, extra: list[str]) -> list[str]:
@@ -513,7 +516,8 @@ def trace(
             fg, prep.graph, prep.radius, src, min_branch_um=params.min_branch_um,
             branch_radius_factor=params.branch_radius_factor, gap_um=params.gap_um, gap_cost=params.gap_cost,
             gap_min_size_um=params.gap_min_size_um, gap_max_angle_deg=params.gap_max_angle_deg,
-            strong=prep.strong, force=seeds_fg if seeds_fg.size else None,
+            gap_from_pieces=params.gap_from_pieces,
+            gap_min_elongation=params.gap_min_elongation, strong=prep.strong, force=seeds_fg if seeds_fg.size else None,
             cover_xyz=cover_xyz, cover_radius=cover_r, coverage_z_stretch=prep.stretch ** params.coverage_z_power,
         )
         tm["tree"] = time.perf_counter() - t0

@@ -117,6 +117,44 @@ def prune_spurs(m: Morphology, min_length_um: float, *, rounds: int = 3, protect
     return m
 
 
+def prune_thick_spurs(
+    m: Morphology, min_length_um: float, radius_factor: float, *, rounds: int = 2,
+    protect: NDArray[np.bool_] | None = None,
+) -> Morphology:
+    """Remove terminal sections hanging from a branch point that reach less than
+    ``min_length_um + radius_factor * r`` from it, ``r`` being the radius of the node they
+    hang from (measured on the image): the blur around a thick, dark body (a soma, a
+    varicosity, a thick dendrite) makes short spurs that radiate from it, while a real side
+    branch leaves its parent's outline. Unbranched stems leaving the soma must likewise reach
+    ``min_length_um`` plus one soma radius beyond its surface. Sections holding a node marked
+    in ``protect`` are kept.
+    """
+    for _ in range(rounds):
+        if len(m) < 3:
+            return m
+        sec = m.sections
+        terminal = sec.children_count() == 0
+        hang = sec.hang
+        from_branch = (hang >= 0) & ~m.soma_mask[np.maximum(hang, 0)] & (m.parent[sec.start] >= 0)
+        reach = np.linalg.norm(m.xyz[sec.end] - m.xyz[np.maximum(hang, 0)], axis=1)
+        need = min_length_um + radius_factor * m.radius[np.maximum(hang, 0)]
+        short = terminal & from_branch & (reach < need)
+        # unbranched stems in the soma's blur: they must reach one soma radius beyond its surface
+        from_soma = (hang >= 0) & m.soma_mask[np.maximum(hang, 0)]
+        rs = m.radius[np.maximum(hang, 0)]
+        short |= terminal & from_soma & (reach < min_length_um + 2.0 * rs)
+        if protect is not None and protect.any():
+            held = np.bincount(m.section_id[protect & (m.section_id >= 0)], minlength=sec.n) > 0
+            short &= ~held
+        if not short.any():
+            return m
+        drop = short[np.maximum(m.section_id, 0)] & (m.section_id >= 0)
+        if protect is not None:
+            protect = protect[~drop]
+        m = m.take(~drop)
+    return m
+
+
 def estimate_radii(
     m: Morphology,
     image: NDArray[Any],

@@ -352,6 +352,69 @@ def _tip_directions(
     return np.divide(d, nrm, out=np.zeros_like(d), where=nrm > 0)
 
 
+def _tip_candidates(kd: cKDTree, txyz: NDArray[np.float64], tips: NDArray[np.int64], r: float, chunk: int = 256):
+    """``(index, tip, list of target positions within r)`` for each tip, queried in chunks of
+    tips so that the Python lists held at once stay bounded (a noisy stack can have many tips
+    and many unreached voxels near them)."""
+    for a in range(0, tips.size, chunk):
+        part = tips[a:a + chunk]
+        cand = kd.query_ball_point(txyz[part], r=r)
+        for k, (t, lst) in enumerate(zip(part, cand)):
+            yield a + k, t, lst
+
+
+def _piece_bridges(
+    best: dict[int, tuple[float, int, int]],
+    xyz: NDArray[np.float64],
+    comp: NDArray[np.int64],
+    target: NDArray[np.int64],
+    tree_node: NDArray[np.int64],
+    gap_um: float,
+    cos_max: float,
+    end_um: float = 5.0,
+) -> None:
+    """Bridges from the ends of unreached pieces that point at the tree (added to ``best``).
+
+    For every unreached piece (component) its voxel nearest to the tree within ``gap_um`` is
+    its end facing the tree; the piece's direction there is from the mean of its voxels
+    within ``end_um`` of that end to the end. The bridge is kept when the segment from the
+    end to the nearest tree node lies within the angle of that direction. Pieces already
+    bridged from a tip keep the tip's bridge.
+    """
+    if target.size == 0 or tree_node.size == 0:
+        return
+    tkd = cKDTree(xyz[tree_node])
+    d, j = tkd.query(xyz[target], distance_upper_bound=gap_um)
+    near = np.isfinite(d)
+    if not near.any():
+        return
+    tv, d, j = target[near], d[near], j[near]
+    c = comp[tv]
+    order = np.lexsort((d, c))
+    first = order[np.r_[True, c[order][1:] != c[order][:-1]]]
+    pkd = cKDTree(xyz[target])
+    for k in first:  # one end per piece (bounded by the number of pieces near the tree)
+        ci = int(c[k])
+        if ci in best:
+            continue
+        v = int(tv[k])
+        lst = np.asarray(pkd.query_ball_point(xyz[v], r=end_um))
+        nb = target[lst]
+        nb = nb[comp[nb] == ci]
+        if nb.size < 3:
+            continue
+        direc = xyz[v] - xyz[nb].mean(axis=0)
+        nd = float(np.linalg.norm(direc))
+        a = int(tree_node[j[k]])
+        gap = xyz[a] - xyz[v]
+        gd = float(np.linalg.norm(gap))
+        if nd < 1e-9 or gd < 1e-9:
+            continue
+        cosang = float(direc @ gap) / (nd * gd)
+        if cosang >= cos_max:
+            best[ci] = (gd / max(cosang, 1e-3), a, v)
+
+
 def grow(
     fg: Foreground,
     graph: Graph,
@@ -364,6 +427,8 @@ def grow(
     gap_cost: float = 4.0,
     gap_min_size_um: float = 6.0,
     gap_max_angle_deg: float = 60.0,
+    gap_from_pieces: bool = False,
+    gap_min_elongation: float = 0.0,
     strong: NDArray[np.bool_] | None = None,
     force: NDArray[np.int64] | None = None,
     max_bridge_rounds: int = 8,
@@ -378,6 +443,14 @@ def grow(
     strong
         Foreground voxels above the high threshold: a piece of foreground is bridged to only
         if it holds one (hysteresis).
+    gap_from_pieces
+        Also bridge from the end of an unreached piece to the nearest node of the tree when
+        the piece points at it (within ``gap_max_angle_deg`` of the piece's direction at that
+        end), so that a faint branch separated from its parent neurite by a gap near the
+        branch point (where the tree has no tip) is joined too.
+    gap_min_elongation
+        A piece is bridged to only if its extent is at least this many times its largest
+        local radius (compact debris is never joined; 0 disables).
     force
         Foreground positions the tree must reach (user seeds), kept whatever their length.
     cover_xyz, cover_radius
@@ -402,7 +475,14 @@ def grow(
         for a in range(3):
             np.minimum.at(lo[:, a], comp, xyz[:, a])
             np.maximum.at(hi[:, a], comp, xyz[:, a])
-        comp_ok = np.linalg.norm(hi - lo, axis=1) >= gap_min_size_um
+        extent = np.linalg.norm(hi - lo, axis=1)
+        comp_ok = extent >= gap_min_size_um
+        if gap_min_elongation > 0:
+            # compact bodies (debris, other cells' somata) are not neurites: a piece must be
+            # longer than gap_min_elongation times its largest local radius
+            rmax = np.zeros(ncomp)
+            np.maximum.at(rmax, comp, radius)
+            comp_ok &= extent >= gap_min_elongation * rmax
         if strong is not None:
             comp_ok &= np.bincount(comp, weights=strong.astype(float), minlength=ncomp) > 0
     bridges_r: list[int] = []
@@ -463,10 +543,9 @@ def grow(
         back = max(2, int(round(4.0 / float(min(fg.voxel_size)))))
         dirs = _tip_directions(tree.parent, txyz, tips, back)
         kd = cKDTree(xyz[target])
-        cand = kd.query_ball_point(txyz[tips], r=gap_um)
         cos_max = np.cos(np.deg2rad(gap_max_angle_deg))
         best: dict[int, tuple[float, int, int]] = {}
-        for ti, (t, lst) in enumerate(zip(tips, cand)):  # one short list per tip
+        for ti, t, lst in _tip_candidates(kd, txyz, tips, gap_um):  # one short list per tip
             if not lst:
                 continue
             tv = target[np.asarray(lst)]
@@ -482,6 +561,8 @@ def grow(
             c = int(comp[tv[j]])
             if c not in best or score[j] < best[c][0]:
                 best[c] = (float(score[j]), int(tree.node[t]), int(tv[j]))
+        if gap_from_pieces:
+            _piece_bridges(best, xyz, comp, target, tree.node, gap_um, cos_max)
         if not best:
             break
         for _s, a, b in best.values():
