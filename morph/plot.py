@@ -221,6 +221,8 @@ def plot_projection(
     if invert_y if invert_y is not None else stack is not None:
         ax.invert_yaxis()
     ax.set_aspect("equal")
+    if stack is not None:
+        ax.set_facecolor("0.15")  # white scale bar and legend stay readable around the image
     if scale_bar:
         add_scale_bar(ax, color="white" if stack is not None else "black")
         ax.set_xticks([])
@@ -235,13 +237,15 @@ def plot_projection(
         handles = [
             Line2D([], [], color=type_color(t), lw=2, label=type_name(t).replace("_", " ")) for t in types
         ]
-        ax.legend(
+        leg = ax.legend(
             handles=handles,
             loc="upper right",
             fontsize=7,
-            frameon=False,
+            frameon=stack is not None,
             labelcolor="white" if stack is not None else None,
         )
+        if stack is not None:  # a dark box keeps the white labels readable over the image
+            leg.get_frame().set(facecolor="0.15", edgecolor="none", alpha=0.85)
     if title:
         ax.set_title(title)
     return ax
