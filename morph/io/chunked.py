@@ -21,67 +21,26 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from morph.errors import OutputExistsError, StackError
+from morph.io.stack import _UNIT_TO_UM, Stack
 
 PathLike = str | os.PathLike[str]
 
 #: Target size of one chunk when none is given (bytes of the stored type).
 DEFAULT_CHUNK_BYTES = 64 * 1024**2
 
-_UNIT_TO_UM = {
-    "micrometer": 1.0,
-    "micrometre": 1.0,
-    "micron": 1.0,
-    "um": 1.0,
-    "µm": 1.0,
-    "nanometer": 1e-3,
-    "nanometre": 1e-3,
-    "nm": 1e-3,
-    "millimeter": 1e3,
-    "millimetre": 1e3,
-    "mm": 1e3,
-    "meter": 1e6,
-    "metre": 1e6,
-    "m": 1e6,
-    "angstrom": 1e-4,
-}
 
 
 @dataclass
-class ChunkedStack:
-    """A 3-D stack held as a lazy dask array.
-
-    Attributes
-    ----------
-    data
-        ``dask.array.Array`` ``(Z, Y, X)``.
-    voxel_size
-        ``(x, y, z)`` micrometres.
-    voxel_size_known
-        False when the store carried no usable voxel size and 1 um was assumed.
-    path
-        Where it came from.
-    """
-
-    data: Any
-    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    voxel_size_known: bool = True
-    path: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.data.shape)  # type: ignore[return-value]
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.data.dtype
+class ChunkedStack(Stack):
+    """A :class:`~morph.io.Stack` whose ``data`` is a lazy ``dask.array.Array`` ``(Z, Y, X)``:
+    nothing is read until a chunk is needed."""
 
     @property
     def nbytes(self) -> int:
@@ -102,10 +61,8 @@ class ChunkedStack:
 
         return guess_polarity(self.sample())
 
-    def to_stack(self) -> Any:
-        """Read everything into memory as a :class:`morph.io.Stack`."""
-        from morph.io.stack import Stack
-
+    def to_stack(self) -> Stack:
+        """Read everything into memory as a plain :class:`morph.io.Stack`."""
         return Stack(np.asarray(self.data.compute()), self.voxel_size, self.voxel_size_known, self.path, dict(self.metadata))
 
 

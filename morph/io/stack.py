@@ -37,6 +37,12 @@ _UNIT_TO_UM = {
     "nanometer": 1e-3,
     "mm": 1e3,
     "millimeter": 1e3,
+    "nanometre": 1e-3,
+    "millimetre": 1e3,
+    "meter": 1e6,
+    "metre": 1e6,
+    "m": 1e6,
+    "angstrom": 1e-4,
 }
 
 
