@@ -9,7 +9,7 @@ chunk holding it plus a halo of ``radius_max_um``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,25 +86,24 @@ def smooth(m: Morphology, *, iterations: int = 2, keep: NDArray[np.bool_] | None
     return m._derive(xyz=xyz)
 
 
-def prune_spurs(m: Morphology, min_length_um: float, *, rounds: int = 3, protect: NDArray[np.bool_] | None = None) -> Morphology:
-    """Remove terminal sections shorter than ``min_length_um`` hanging from a branch point,
-    and stems (unbranched sections leaving the soma) reaching less than ``min_length_um``
-    beyond the soma's surface.
-
-    Repeated ``rounds`` times (removing a spur can expose another one). Sections leaving a
-    plain root, and sections holding a node marked in ``protect``, are kept.
-    """
+def _drop_short_terminals(
+    m: Morphology,
+    is_short: Callable[[Morphology, NDArray[np.int64], NDArray[np.bool_], NDArray[np.bool_]], NDArray[np.bool_]],
+    rounds: int,
+    protect: NDArray[np.bool_] | None,
+) -> Morphology:
+    """Repeatedly remove terminal sections for which ``is_short(m, hang, from_branch,
+    from_soma)`` holds (``hang``: the node each section hangs from, clipped to 0 for roots;
+    ``from_branch`` / ``from_soma``: hanging from a neurite node / a soma node). Sections
+    leaving a plain root, and sections holding a node marked in ``protect``, are kept."""
     for _ in range(rounds):
         if len(m) < 3:
             return m
         sec = m.sections
-        terminal = sec.children_count() == 0
-        hang = sec.hang
-        from_branch = (hang >= 0) & ~m.soma_mask[np.maximum(hang, 0)] & (m.parent[sec.start] >= 0)
-        from_soma = (hang >= 0) & m.soma_mask[np.maximum(hang, 0)]
-        # a stem from the soma is measured from the soma's surface
-        stem_len = sec.length + np.where(from_soma, m.edge_length[sec.start] - m.radius[np.maximum(hang, 0)], 0.0)
-        short = terminal & ((from_branch & (sec.length < min_length_um)) | (from_soma & (stem_len < min_length_um)))
+        hang = np.maximum(sec.hang, 0)
+        from_branch = (sec.hang >= 0) & ~m.soma_mask[hang] & (m.parent[sec.start] >= 0)
+        from_soma = (sec.hang >= 0) & m.soma_mask[hang]
+        short = (sec.children_count() == 0) & is_short(m, hang, from_branch, from_soma)
         if protect is not None and protect.any():
             held = np.bincount(m.section_id[protect & (m.section_id >= 0)], minlength=sec.n) > 0
             short &= ~held
@@ -115,6 +114,24 @@ def prune_spurs(m: Morphology, min_length_um: float, *, rounds: int = 3, protect
             protect = protect[~drop]
         m = m.take(~drop)
     return m
+
+
+def prune_spurs(m: Morphology, min_length_um: float, *, rounds: int = 3, protect: NDArray[np.bool_] | None = None) -> Morphology:
+    """Remove terminal sections shorter than ``min_length_um`` hanging from a branch point,
+    and stems (unbranched sections leaving the soma) reaching less than ``min_length_um``
+    beyond the soma's surface.
+
+    Repeated ``rounds`` times (removing a spur can expose another one). Sections leaving a
+    plain root, and sections holding a node marked in ``protect``, are kept.
+    """
+
+    def is_short(m: Morphology, hang: NDArray, from_branch: NDArray, from_soma: NDArray) -> NDArray[np.bool_]:
+        sec = m.sections
+        # a stem from the soma is measured from the soma's surface
+        stem_len = sec.length + np.where(from_soma, m.edge_length[sec.start] - m.radius[hang], 0.0)
+        return (from_branch & (sec.length < min_length_um)) | (from_soma & (stem_len < min_length_um))
+
+    return _drop_short_terminals(m, is_short, rounds, protect)
 
 
 def prune_thick_spurs(
@@ -129,30 +146,14 @@ def prune_thick_spurs(
     ``min_length_um`` plus one soma radius beyond its surface. Sections holding a node marked
     in ``protect`` are kept.
     """
-    for _ in range(rounds):
-        if len(m) < 3:
-            return m
-        sec = m.sections
-        terminal = sec.children_count() == 0
-        hang = sec.hang
-        from_branch = (hang >= 0) & ~m.soma_mask[np.maximum(hang, 0)] & (m.parent[sec.start] >= 0)
-        reach = np.linalg.norm(m.xyz[sec.end] - m.xyz[np.maximum(hang, 0)], axis=1)
-        need = min_length_um + radius_factor * m.radius[np.maximum(hang, 0)]
-        short = terminal & from_branch & (reach < need)
-        # unbranched stems in the soma's blur: they must reach one soma radius beyond its surface
-        from_soma = (hang >= 0) & m.soma_mask[np.maximum(hang, 0)]
-        rs = m.radius[np.maximum(hang, 0)]
-        short |= terminal & from_soma & (reach < min_length_um + 2.0 * rs)
-        if protect is not None and protect.any():
-            held = np.bincount(m.section_id[protect & (m.section_id >= 0)], minlength=sec.n) > 0
-            short &= ~held
-        if not short.any():
-            return m
-        drop = short[np.maximum(m.section_id, 0)] & (m.section_id >= 0)
-        if protect is not None:
-            protect = protect[~drop]
-        m = m.take(~drop)
-    return m
+
+    def is_short(m: Morphology, hang: NDArray, from_branch: NDArray, from_soma: NDArray) -> NDArray[np.bool_]:
+        reach = np.linalg.norm(m.xyz[m.sections.end] - m.xyz[hang], axis=1)
+        r = m.radius[hang]
+        # stems in the soma's blur must reach one soma radius beyond its surface
+        return (from_branch & (reach < min_length_um + radius_factor * r)) | (from_soma & (reach < min_length_um + 2.0 * r))
+
+    return _drop_short_terminals(m, is_short, rounds, protect)
 
 
 def estimate_radii(
