@@ -343,8 +343,7 @@ def prepare(
     import time
 
     from morph.tracing import preprocess as pre
-    from morph.tracing import tree as tr
-    from morph.tracing.pipeline import Prepared
+    from morph.tracing.pipeline import Prepared, foreground_graph
     from morph.tracing.polarity import POLARITIES, detect_polarity
     from morph.tracing.tubularity import tubularity_at
 
@@ -392,12 +391,9 @@ def prepare(
         tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise)
         val = (1 - params.tube_weight) * val + params.tube_weight * (tube - tmed) / tnoise
     ok = val > params.threshold_low
-    fg = tr.Foreground(shape, vs, idx[ok], val[ok].astype(np.float32))
-    strong = fg.value > params.threshold_high
-    stretch = tr.z_elongation(fg, strong) if params.z_blur_correction else 1.0
-    if stretch != 1.0:
-        fg = tr.Foreground(shape, (vs[0], vs[1], vs[2] / stretch), fg.index, fg.value)
-    t["tubularity"] = time.perf_counter() - t0
+    fg, graph, radius, strong, stretch = foreground_graph(
+        shape, vs, idx[ok], val[ok], noise, params, stages=stages, timings=t, t0=t0
+    )
     sparse = fg.n * SPARSE_BYTES_PER_VOXEL
     if sparse > max_memory:
         from morph.progress import warn
@@ -406,28 +402,6 @@ def prepare(
             f"{fg.n} foreground voxels: the tree stages need about {sparse / 2**20:.0f} MiB on top of the "
             f"{max_memory / 2**20:.0f} MiB bound of the image stages"
         )
-    if stages:
-        stages.step("tubularity")
-        stages.start("graph")
-    t0 = time.perf_counter()
-    if not strong.any():
-        raise TracingError(
-            "no neuron found: nothing in the stack stands out from the background "
-            f"(noise {noise:.3g} grey levels, nothing above {params.threshold_high:g} x noise)",
-            hint="check the polarity (--polarity), the file and the channel, or lower threshold_high",
-        )
-    graph = tr.build_graph(fg)
-    radius = tr.local_radius(fg, graph)
-    ref = float(np.percentile(fg.value[strong], 90))
-    f = np.clip(fg.value / max(ref, 1e-12), 0, 1)
-    if params.medial_weight > 0:
-        rounds = int(np.clip(np.ceil(np.percentile(radius[strong], 95) / min(fg.voxel_size)), 1, 6))
-        med = radius / graph.neighbourhood_max(radius, rounds)
-        f = f * (1.0 - params.medial_weight + params.medial_weight * med)
-    graph.set_cost(np.exp(params.cost_power * (1.0 - f) ** 2))
-    t["graph"] = time.perf_counter() - t0
-    if stages:
-        stages.step("graph")
     return Prepared(image, vs, pol, noise, fg, graph, radius, strong,
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t)
 

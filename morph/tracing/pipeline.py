@@ -177,16 +177,41 @@ def prepare(
         ok = val > params.threshold_low
         keep_idx.append(pre[ok])
         keep_val.append(val[ok].astype(np.float32))
-    pre = np.concatenate(keep_idx)
-    val = np.concatenate(keep_val)
-    ok = np.ones(pre.size, dtype=bool)
-    fg = _tree.Foreground(tuple(image.shape), vs, pre[ok], val[ok].astype(np.float32))  # type: ignore[arg-type]
+    fg, graph, radius, strong, stretch = foreground_graph(
+        tuple(image.shape), vs, np.concatenate(keep_idx), np.concatenate(keep_val), noise, params,
+        stages=stages, timings=t, t0=t0,
+    )
+    return Prepared(image, vs, pol, noise, fg, graph, radius, strong,
+                    np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t)
+
+
+def foreground_graph(
+    shape: tuple[int, int, int],
+    voxel_size: Sequence[float],
+    index: NDArray[np.int64],
+    value: NDArray[Any],
+    noise: float,
+    params: TraceParams,
+    *,
+    stages: Any = None,
+    timings: dict[str, float],
+    t0: float,
+) -> tuple[_tree.Foreground, _tree.Graph, NDArray[np.float64], NDArray[np.bool_], float]:
+    """The global part of :func:`prepare`, shared with the chunked runner: from the kept
+    candidate voxels (flat ``index`` and enhanced ``value`` in noise units) to the foreground
+    in tracing space (z compressed by the measured blur), its graph, local radii and costs.
+
+    Returns ``(foreground, graph, radius, strong, stretch)``; records the ``tubularity``
+    (since ``t0``) and ``graph`` timings.
+    """
+    vs = tuple(float(v) for v in voxel_size)
+    fg = _tree.Foreground(shape, vs, index, np.asarray(value, dtype=np.float32))  # type: ignore[arg-type]
     strong = fg.value > params.threshold_high
     stretch = _tree.z_elongation(fg, strong) if params.z_blur_correction else 1.0
     if stretch != 1.0:
         # tracing space: z compressed by the measured elongation of the structure
-        fg = _tree.Foreground(tuple(image.shape), (vs[0], vs[1], vs[2] / stretch), fg.index, fg.value)
-    t["tubularity"] = time.perf_counter() - t0
+        fg = _tree.Foreground(shape, (vs[0], vs[1], vs[2] / stretch), fg.index, fg.value)
+    timings["tubularity"] = time.perf_counter() - t0
     if stages:
         stages.step("tubularity")
         stages.start("graph")
@@ -198,11 +223,10 @@ def prepare(
             hint="check the polarity (--polarity), the file and the channel, or lower threshold_high",
         )
     graph, radius = _graph_and_cost(fg, strong, params)
-    t["graph"] = time.perf_counter() - t0
+    timings["graph"] = time.perf_counter() - t0
     if stages:
         stages.step("graph")
-    return Prepared(image, vs, pol, noise, fg, graph, radius, strong,
-                    np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t)
+    return fg, graph, radius, strong, stretch
 
 
 def _graph_and_cost(
