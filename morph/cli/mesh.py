@@ -41,8 +41,11 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.output, force=args.force)
     m = read_swc(args.swc)
     soma = not args.no_soma
-    if args.watertight:
-        mesh = M.watertight_mesh(m, method=args.method, sides=args.sides, pitch=args.pitch, include_soma=soma)
+    if args.watertight:  # can take a minute on a large cell: show the elapsed time
+        with progress.stages([args.method], desc=f"watertight mesh of {len(m)} nodes") as st:
+            st.start(args.method)
+            mesh = M.watertight_mesh(m, method=args.method, sides=args.sides, pitch=args.pitch, include_soma=soma)
+            st.step(args.method)
     else:
         mesh = M.frusta_mesh(m, sides=args.sides, include_soma=soma)
     M.write_mesh(mesh, args.output, force=args.force)
