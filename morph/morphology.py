@@ -507,10 +507,9 @@ class Morphology:
         mask = np.zeros(len(self), dtype=bool)
         mask[keep] = True
         anc = _tree.nearest_marked(self.parent, mask)
-        # nearest kept *strict* ancestor: nearest marked from the parent
+        # nearest kept *strict* ancestor: the nearest kept node from the parent up
         p = self.parent
         up = np.where(p >= 0, anc[np.maximum(p, 0)], -1)
-        up[p < 0] = -1
         newidx = np.full(len(self), -1, dtype=np.int64)
         newidx[mask] = np.arange(int(mask.sum()))
         newparent = np.where(up[mask] >= 0, newidx[np.maximum(up[mask], 0)], -1)

@@ -469,11 +469,9 @@ def format_swc(m: Morphology, *, precision: int = 6, extra_header: Sequence[str]
     head.append("# id type x y z radius parent")
     n = len(r)
     pid = np.where(r.parent >= 0, r.parent + 1, -1)
-    cols = np.empty((n, 7), dtype=object)
     fmt = f"%d %d %.{precision}f %.{precision}f %.{precision}f %.{precision}f %d"
     buf = io.StringIO()
     table = np.column_stack([np.arange(1, n + 1), r.types, r.xyz, r.radius, pid])
-    del cols
     np.savetxt(buf, table, fmt=fmt)
     text = buf.getvalue()
     # strip trailing zeros of the fixed-point numbers to keep files small
