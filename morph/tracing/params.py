@@ -86,6 +86,13 @@ class TraceParams:
         ``min_branch_um`` plus this many radii of the node they hang from are removed, and
         unbranched stems reaching less than ``min_branch_um`` plus one soma radius beyond the
         soma's surface (the blur around dark bodies; 0 disables; ``None``: by polarity).
+    spur_ridge, spur_ridge_factor
+        A short terminal branch that ``thick_spur_factor`` would remove is kept when it reaches
+        at least ``min_branch_um + spur_ridge_factor`` radii from the node it hangs from and
+        its nodes beyond that radius stand out by at least ``spur_ridge`` noise units from
+        the image 1.5 um to either side (median; a thin side branch near a thick dendrite is a
+        ridge of its own, a spur running out through a dark body's blur halo is not; 0
+        disables; ``None``: by polarity).
     tip_fraction
         Terminal branches are retracted to where the image falls below this fraction of the
         branch's mean intensity (the blur beyond a neurite's end, 0 disables).
@@ -145,6 +152,8 @@ class TraceParams:
     min_branch_um: float | None = None
     branch_radius_factor: float | None = None
     thick_spur_factor: float | None = None
+    spur_ridge: float | None = None
+    spur_ridge_factor: float = 1.0
     tip_fraction: float = 0.35
     smooth_iterations: int = 2
     resample_um: float = 1.0
@@ -171,7 +180,8 @@ class TraceParams:
         2, 1.5 (thin side branches of thick dendrites are kept), False (slow on large noisy
         stacks and no gain on the synthetic brightfield stacks measured); ``thick_spur_factor`` 0 for
         fluorescence, 3 for brightfield (the halo of dark bodies makes spurs);
-        ``gap_min_elongation`` 0 for fluorescence, 6 for brightfield (round debris).
+        ``gap_min_elongation`` 0 for fluorescence, 6 for brightfield (round debris);
+        ``spur_ridge`` 0 for fluorescence, 1 for brightfield.
         """
         bf = polarity == "brightfield"
         defaults = {
@@ -186,6 +196,7 @@ class TraceParams:
             "thick_spur_factor": 3.0 if bf else 0.0,
             "gap_from_pieces": False,
             "gap_min_elongation": 6.0 if bf else 0.0,
+            "spur_ridge": 1.0 if bf else 0.0,
         }
         changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         return dataclasses.replace(self, **changes)

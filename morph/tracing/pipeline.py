@@ -375,7 +375,10 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     r = np.where(m.soma_mask, m.radius, r)
     m = m._derive(radius=r)
     if params.thick_spur_factor > 0:
-        m = _prune.prune_thick_spurs(m, params.min_branch_um, params.thick_spur_factor)
+        ridge = {} if not params.spur_ridge else dict(
+            image=prep.image, voxel_size=prep.voxel_size, ridge_min=params.spur_ridge * prep.noise,
+            ridge_factor=params.spur_ridge_factor)
+        m = _prune.prune_thick_spurs(m, params.min_branch_um, params.thick_spur_factor, **ridge)
     return m
 
 

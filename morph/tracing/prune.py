@@ -134,9 +134,37 @@ def prune_spurs(m: Morphology, min_length_um: float, *, rounds: int = 3, protect
     return _drop_short_terminals(m, is_short, rounds, protect)
 
 
+def ridge_contrast(
+    m: Morphology, image: NDArray[Any], voxel_size: Sequence[float], *, offset_um: float = 1.5
+) -> NDArray[np.float64]:
+    """How much each node stands out from the image beside it: the image at the node minus
+    the brighter of the two samples ``offset_um`` away on either side, across the local
+    direction of the tree in the x-y plane (the image's units).
+
+    A neurite is a ridge: its centre is brighter than beside it. A path running straight out
+    through the blur halo of a dark body (a spur) is not: across it the halo is as bright at
+    the same distance from the body.
+    """
+    n = len(m)
+    if n == 0:
+        return np.zeros(0)
+    d = np.zeros((n, 3))
+    has = m.parent >= 0
+    d[has] = m.xyz[has] - m.xyz[m.parent[has]]
+    perp = np.stack([-d[:, 1], d[:, 0], np.zeros(n)], axis=1)
+    nrm = np.linalg.norm(perp, axis=1, keepdims=True)
+    perp = np.where(nrm > 1e-9, perp / np.maximum(nrm, 1e-12), np.array([1.0, 0.0, 0.0]))
+    vs = np.asarray(voxel_size, dtype=np.float64)
+    c = _sample(image, m.xyz, vs)
+    a = _sample(image, m.xyz + offset_um * perp, vs)
+    b = _sample(image, m.xyz - offset_um * perp, vs)
+    return c - np.maximum(a, b)
+
+
 def prune_thick_spurs(
     m: Morphology, min_length_um: float, radius_factor: float, *, rounds: int = 2,
-    protect: NDArray[np.bool_] | None = None,
+    protect: NDArray[np.bool_] | None = None, image: NDArray[Any] | None = None,
+    voxel_size: Sequence[float] | None = None, ridge_min: float = 0.0, ridge_factor: float = 1.0,
 ) -> Morphology:
     """Remove terminal sections hanging from a branch point that reach less than
     ``min_length_um + radius_factor * r`` from it, ``r`` being the radius of the node they
@@ -145,13 +173,37 @@ def prune_thick_spurs(
     branch leaves its parent's outline. Unbranched stems leaving the soma must likewise reach
     ``min_length_um`` plus one soma radius beyond its surface. Sections holding a node marked
     in ``protect`` are kept.
+
+    With ``image`` (flattened, background 0) and ``voxel_size``, a section reaching at least
+    ``min_length_um + ridge_factor * r`` is kept when the median :func:`ridge_contrast` of its
+    nodes farther than ``r`` from the node it hangs from is at least ``ridge_min`` (image
+    units): a thin side branch close to a thick dendrite is a ridge of its own, a spur in the
+    halo is not.
     """
 
     def is_short(m: Morphology, hang: NDArray, from_branch: NDArray, from_soma: NDArray) -> NDArray[np.bool_]:
-        reach = np.linalg.norm(m.xyz[m.sections.end] - m.xyz[hang], axis=1)
+        sec = m.sections
+        reach = np.linalg.norm(m.xyz[sec.end] - m.xyz[hang], axis=1)
         r = m.radius[hang]
+        short = from_branch & (reach < min_length_um + radius_factor * r)
+        if image is not None and voxel_size is not None and short.any():
+            sid = m.section_id
+            s0 = np.maximum(sid, 0)
+            distal = (sid >= 0) & (np.linalg.norm(m.xyz - m.xyz[hang[s0]], axis=1) > r[s0])
+            cand = distal & short[s0]
+            idx = np.flatnonzero(cand)
+            rd = ridge_contrast(m, image, voxel_size)[idx] if idx.size else np.zeros(0)
+            # median ridge contrast of each candidate section's distal nodes
+            o = np.lexsort((rd, sid[idx]))
+            ss = sid[idx][o]
+            lo = np.searchsorted(ss, np.arange(sec.n))
+            hi = np.searchsorted(ss, np.arange(sec.n), side="right")
+            med = np.full(sec.n, -np.inf)
+            has = hi > lo
+            med[has] = rd[o][(lo[has] + hi[has] - 1) // 2]
+            short &= ~((med >= ridge_min) & (reach >= min_length_um + ridge_factor * r))
         # stems in the soma's blur must reach one soma radius beyond its surface
-        return (from_branch & (reach < min_length_um + radius_factor * r)) | (from_soma & (reach < min_length_um + 2.0 * r))
+        return short | (from_soma & (reach < min_length_um + 2.0 * r))
 
     return _drop_short_terminals(m, is_short, rounds, protect)
 
