@@ -325,14 +325,17 @@ def skeleton_from_spt(
             allnodes = np.concatenate(nodes)
             kd2 = cKDTree(xyz[allnodes] * zs)
             rad_need = min_branch_um + branch_radius_factor * radius[leaf_of[tops[acc]]]
-            lst = kd2.query_ball_point(xyz[leaf_of[tops[acc]]] * zs, r=rad_need)
+            leaf_pts = xyz[leaf_of[tops[acc]]] * zs
             alive = np.ones(acc.size, dtype=bool)
-            for k in range(acc.size):  # one check per accepted segment of this level
-                if forced_seg[acc[k]]:
-                    continue
-                others = owner[np.asarray(lst[k], dtype=np.int64)]
-                if np.any(alive[others[others < k]]):
-                    alive[k] = False
+            for k0 in range(0, acc.size, 64):  # neighbour lists of 64 leaves at a time (bounded memory)
+                lst = kd2.query_ball_point(leaf_pts[k0 : k0 + 64], r=rad_need[k0 : k0 + 64])
+                for k in range(k0, k0 + len(lst)):  # one check per accepted segment of this level
+                    if forced_seg[acc[k]]:
+                        continue
+                    others = owner[np.asarray(lst[k - k0], dtype=np.int64)]
+                    if np.any(alive[others[others < k]]):
+                        alive[k] = False
+                del lst
             acc = acc[alive]
         kept_seg[acc] = True
         if acc.size:
