@@ -274,8 +274,10 @@ def restrict_to_signal(
     if keep.sum() < 2:
         return thr
     fg2 = _tree.Foreground(fg.shape, fg.voxel_size, fg.index[keep], fg.value[keep])
+    del d, near, keep, fg
     prep.strong = fg2.value > max(float(params.threshold_high), new)
     prep.fg = fg2
+    prep.graph = prep.radius = None  # type: ignore[assignment]  # freed before the new ones are built
     prep.graph, prep.radius = _graph_and_cost(fg2, prep.strong, params)
     return new
 
