@@ -54,13 +54,13 @@ class Foreground:
     voxel_size: tuple[float, float, float]
     index: NDArray[np.int64]
     value: NDArray[np.float32]
-    zyx: NDArray[np.int64] = field(init=False)
+    zyx: NDArray[np.int32] = field(init=False)
 
     def __post_init__(self) -> None:
         order = np.argsort(self.index, kind="stable")
         self.index = np.asarray(self.index, dtype=np.int64)[order]
         self.value = np.asarray(self.value, dtype=np.float32)[order]
-        self.zyx = np.stack(np.unravel_index(self.index, self.shape), axis=1).astype(np.int64)
+        self.zyx = np.stack(np.unravel_index(self.index, self.shape), axis=1).astype(np.int32)
 
     @property
     def n(self) -> int:
@@ -173,7 +173,7 @@ def build_graph(fg: Foreground, cost: NDArray[np.float64] | None = None) -> Grap
     srcs, dsts = [], []
     count = np.zeros(n, dtype=itype)
     for k in np.argsort(delta, kind="stable"):
-        nb = fg.zyx + _OFFSETS[k]
+        nb = fg.zyx + _OFFSETS[k].astype(fg.zyx.dtype)
         inside = np.all((nb >= 0) & (nb < shape), axis=1)
         src = np.flatnonzero(inside)
         lin = np.ravel_multi_index(tuple(nb[src].T), fg.shape)
@@ -592,6 +592,7 @@ def grow(
         newpos[kept] = np.arange(kept.size)
         kp = parent[kept]
         tree = GrownTree(reached[kept], np.where(kp >= 0, newpos[np.maximum(kp, 0)], -1), int(reached.size), len(bridges_r))
+        del dist, pred, pr, pos, parent, keep, kept, newpos, kp  # not kept into the next round's Dijkstra
         if gap_um <= 0 or _round == max_bridge_rounds:
             break
         # candidate targets: voxels of bridgeable pieces not reached yet
