@@ -310,6 +310,13 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "--one":
         print(json.dumps(one(argv[1])))
         return 0
+    if any(a in ("-h", "--help") for a in argv):
+        print(f"usage: bench/trace.py [STACK ...]   (default: every stack; one of {' '.join(ALL)})\n\n{__doc__}")
+        return 0
+    unknown = [k for k in argv if k not in ALL]
+    if unknown:
+        print(f"unknown stack(s): {' '.join(unknown)}; choose from: {' '.join(ALL)}", file=sys.stderr)
+        return 2
     keys = argv or ALL
     rows = []
     for key in keys:

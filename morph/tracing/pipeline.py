@@ -78,6 +78,9 @@ class Prepared:
     def to_physical(self, xyz_t: Any) -> NDArray[np.float64]:
         return np.asarray(xyz_t, dtype=np.float64) * np.array([1.0, 1.0, self.stretch])
     timings: dict[str, float] = field(default_factory=dict)
+    #: Computes ``image`` again (the same deterministic preprocessing of the same input), so
+    #: that :func:`trace` may drop the image while the sparse stages run; ``None``: kept.
+    recompute_image: Callable[[], NDArray[np.float32]] | None = None
 
 
 def _as_stack(stack_or_array: Any, voxel_size: Sequence[float] | None) -> tuple[Any, tuple[float, float, float], bool, str | None]:
@@ -142,10 +145,13 @@ def prepare(
         stages.step("polarity")
         stages.start("preprocess")
     t0 = time.perf_counter()
-    image = _pre.preprocess(
-        data, vs, polarity=pol, sigma_um=params.denoise_sigma_um, block_um=params.background_block_um,
-        percentile=params.background_percentile, chunk_slices=params.chunk_slices,
-    )
+    def _image() -> NDArray[np.float32]:
+        return _pre.preprocess(
+            data, vs, polarity=pol, sigma_um=params.denoise_sigma_um, block_um=params.background_block_um,
+            percentile=params.background_percentile, chunk_slices=params.chunk_slices,
+        )
+
+    image = _image()
     noise = _pre.noise_level(image, floor=params.min_noise)
     t["preprocess"] = time.perf_counter() - t0
     if stages:
@@ -182,7 +188,8 @@ def prepare(
         stages=stages, timings=t, t0=t0,
     )
     return Prepared(image, vs, pol, noise, fg, graph, radius, strong,
-                    np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t)
+                    np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t,
+                    recompute_image=_image)
 
 
 def foreground_graph(
@@ -274,8 +281,10 @@ def restrict_to_signal(
     if keep.sum() < 2:
         return thr
     fg2 = _tree.Foreground(fg.shape, fg.voxel_size, fg.index[keep], fg.value[keep])
+    del d, near, keep, fg
     prep.strong = fg2.value > max(float(params.threshold_high), new)
     prep.fg = fg2
+    prep.graph = prep.radius = None  # type: ignore[assignment]  # freed before the new ones are built
     prep.graph, prep.radius = _graph_and_cost(fg2, prep.strong, params)
     return new
 
@@ -539,6 +548,12 @@ def trace(
         st.step("soma")
         st.start("tree")
         t0 = time.perf_counter()
+        # the tree stage never reads the image: when its float64 graph matrices (about 24 bytes
+        # per edge with scipy's transposed copy) outweigh the image, the image is dropped
+        # meanwhile and computed again for refine once the graph is freed (same values)
+        reload_image = prep.recompute_image is not None and 24 * prep.graph.indices.size > prep.image.nbytes
+        if reload_image:
+            prep.image = None  # type: ignore[assignment]
         grown = _tree.grow(
             fg, prep.graph, prep.radius, src, min_branch_um=params.min_branch_um,
             branch_radius_factor=params.branch_radius_factor, gap_um=params.gap_um, gap_cost=params.gap_cost,
@@ -549,6 +564,11 @@ def trace(
         )
         tm["tree"] = time.perf_counter() - t0
         st.step("tree")
+        if reload_image:
+            t0 = time.perf_counter()
+            prep.graph = None  # type: ignore[assignment]
+            prep.image = prep.recompute_image()  # type: ignore[misc]
+            tm["preprocess"] = tm.get("preprocess", 0.0) + time.perf_counter() - t0
         st.start("refine")
         t0 = time.perf_counter()
         if extend is not None:

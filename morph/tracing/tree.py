@@ -54,13 +54,13 @@ class Foreground:
     voxel_size: tuple[float, float, float]
     index: NDArray[np.int64]
     value: NDArray[np.float32]
-    zyx: NDArray[np.int64] = field(init=False)
+    zyx: NDArray[np.int32] = field(init=False)
 
     def __post_init__(self) -> None:
         order = np.argsort(self.index, kind="stable")
         self.index = np.asarray(self.index, dtype=np.int64)[order]
         self.value = np.asarray(self.value, dtype=np.float32)[order]
-        self.zyx = np.stack(np.unravel_index(self.index, self.shape), axis=1).astype(np.int64)
+        self.zyx = np.stack(np.unravel_index(self.index, self.shape), axis=1).astype(np.int32)
 
     @property
     def n(self) -> int:
@@ -82,59 +82,120 @@ class Foreground:
 
 @dataclass
 class Graph:
-    """Foreground graph: each undirected edge once (``row < col`` not required), its physical
-    length, and the costed weights once :meth:`set_cost` was called."""
+    """Foreground graph in compressed sparse row form, each undirected edge stored once (from a
+    voxel to its neighbour of higher linear index: use ``directed=False``).
 
-    rows: NDArray[np.int32]
-    cols: NDArray[np.int32]
-    lens: NDArray[np.float32]
-    degree: NDArray[np.int64]
+    ``indptr`` and ``indices`` (int32) are the structure, ``code`` (uint8) the neighbour offset
+    of each edge, whose physical length is ``step[code]``, and ``cost`` the cost per voxel once
+    :meth:`set_cost` was called. The float64 matrices scipy's graph routines need
+    (:attr:`length`, :attr:`weight`) are built when asked for and not kept: the graph costs
+    5 bytes per edge, and one float64 matrix is alive only while it is used.
+    """
+
+    indptr: NDArray[np.int32]
+    indices: NDArray[np.int32]
+    code: NDArray[np.uint8]
+    step: NDArray[np.float32]
     n: int
-    weight: sp.csr_matrix | None = None
+    cost: NDArray[np.floating] | None = None
     cost_max: float = 1.0
+
+    def _row_blocks(self, size: int = 16384):
+        """``(a, b, rows)`` per block of ``size`` voxels: its edges ``a:b`` and their rows
+        (bounded temporaries)."""
+        for i0 in range(0, self.n, size):
+            i1 = min(self.n, i0 + size)
+            a, b = int(self.indptr[i0]), int(self.indptr[i1])
+            yield a, b, np.repeat(np.arange(i0, i1, dtype=self.indices.dtype), np.diff(self.indptr[i0 : i1 + 1]))
+
+    @property
+    def rows(self) -> NDArray[np.int32]:
+        return np.repeat(np.arange(self.n, dtype=self.indices.dtype), np.diff(self.indptr))
+
+    @property
+    def cols(self) -> NDArray[np.int32]:
+        return self.indices
+
+    @property
+    def lens(self) -> NDArray[np.float32]:
+        return self.step[self.code]
+
+    @property
+    def degree(self) -> NDArray[np.int64]:
+        return np.diff(self.indptr).astype(np.int64) + np.bincount(self.indices, minlength=self.n)
+
+    def _matrix(self, data: NDArray[np.float64]) -> sp.csr_matrix:
+        return sp.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.n), copy=False)
 
     @property
     def length(self) -> sp.csr_matrix:
-        return sp.csr_matrix((self.lens.astype(np.float64), (self.rows, self.cols)), shape=(self.n, self.n))
+        return self._matrix(self.step.astype(np.float64)[self.code])
+
+    @property
+    def weight(self) -> sp.csr_matrix | None:
+        """Costed edge weights: length times the mean cost of the two voxels (float64)."""
+        if self.cost is None:
+            return None
+        cost = self.cost
+        data = np.empty(self.indices.size, dtype=np.float64)
+        for a, b, r in self._row_blocks():
+            data[a:b] = self.step[self.code[a:b]] * 0.5 * (cost[r] + cost[self.indices[a:b]])
+        return self._matrix(data)
 
     def set_cost(self, cost: NDArray[np.float64]) -> None:
-        """Edge weights: length times the mean cost of the two voxels."""
+        """Cost per voxel: an edge weighs its length times the mean cost of its two voxels."""
         self.cost_max = float(np.max(cost)) if cost.size else 1.0
-        w = (self.lens * 0.5 * (cost[self.rows] + cost[self.cols])).astype(np.float64)
-        self.weight = sp.csr_matrix((w, (self.rows, self.cols)), shape=(self.n, self.n))
+        self.cost = np.asarray(cost)
 
     def neighbourhood_max(self, value: NDArray[np.float64], rounds: int) -> NDArray[np.float64]:
         """Maximum of ``value`` over the graph neighbourhood of ``rounds`` steps."""
         out = np.array(value, dtype=np.float64, copy=True)
         for _ in range(rounds):
             nxt = out.copy()
-            np.maximum.at(nxt, self.rows, out[self.cols])
-            np.maximum.at(nxt, self.cols, out[self.rows])
+            for a, b, r in self._row_blocks():
+                c = self.indices[a:b]
+                np.maximum.at(nxt, r, out[c])
+                np.maximum.at(nxt, c, out[r])
             out = nxt
         return out
 
 
 def build_graph(fg: Foreground, cost: NDArray[np.float64] | None = None) -> Graph:
-    """26-connected graph of the foreground voxels (edges stored once: use ``directed=False``)."""
+    """26-connected graph of the foreground voxels (edges stored once: use ``directed=False``),
+    built directly in compressed sparse row form with sorted column indices."""
     n = fg.n
     vs = np.asarray(fg.voxel_size, dtype=np.float64)
     shape = np.array(fg.shape)
-    rows, cols, lens = [], [], []
-    for off in _OFFSETS:
-        nb = fg.zyx + off
+    itype = np.int32 if 13 * n < np.iinfo(np.int32).max else np.int64
+    step = np.array([np.linalg.norm(off[::-1] * vs) for off in _OFFSETS], dtype=np.float32)
+    # the neighbours of a voxel in order of linear index (the column order of a CSR row)
+    delta = _OFFSETS @ np.array([shape[1] * shape[2], shape[2], 1])
+    srcs, dsts = [], []
+    count = np.zeros(n, dtype=itype)
+    for k in np.argsort(delta, kind="stable"):
+        nb = fg.zyx + _OFFSETS[k].astype(fg.zyx.dtype)
         inside = np.all((nb >= 0) & (nb < shape), axis=1)
         src = np.flatnonzero(inside)
         lin = np.ravel_multi_index(tuple(nb[src].T), fg.shape)
+        del nb
         pos = fg.lookup(lin)
         hit = pos >= 0
-        rows.append(src[hit].astype(np.int32))
-        cols.append(pos[hit].astype(np.int32))
-        lens.append(np.full(int(hit.sum()), float(np.linalg.norm(off[::-1] * vs)), dtype=np.float32))
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
-    ln = np.concatenate(lens)
-    degree = np.bincount(r, minlength=n) + np.bincount(c, minlength=n)
-    g = Graph(r, c, ln, degree, n)
+        srcs.append((int(k), src[hit].astype(itype)))
+        dsts.append(pos[hit].astype(itype))
+        count[srcs[-1][1]] += 1
+    indptr = np.zeros(n + 1, dtype=itype)
+    np.cumsum(count, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=itype)
+    code = np.empty(int(indptr[-1]), dtype=np.uint8)
+    nxt = indptr[:-1].copy()
+    for j in range(len(srcs)):  # 13 offsets, each voxel at most once per offset
+        k, src = srcs[j]
+        at = nxt[src]
+        indices[at] = dsts[j]
+        code[at] = k
+        nxt[src] += 1
+        srcs[j] = dsts[j] = None  # type: ignore[call-overload]
+    g = Graph(indptr, indices, code, step, n)
     if cost is not None:
         g.set_cost(cost)
     return g
@@ -325,14 +386,17 @@ def skeleton_from_spt(
             allnodes = np.concatenate(nodes)
             kd2 = cKDTree(xyz[allnodes] * zs)
             rad_need = min_branch_um + branch_radius_factor * radius[leaf_of[tops[acc]]]
-            lst = kd2.query_ball_point(xyz[leaf_of[tops[acc]]] * zs, r=rad_need)
+            leaf_pts = xyz[leaf_of[tops[acc]]] * zs
             alive = np.ones(acc.size, dtype=bool)
-            for k in range(acc.size):  # one check per accepted segment of this level
-                if forced_seg[acc[k]]:
-                    continue
-                others = owner[np.asarray(lst[k], dtype=np.int64)]
-                if np.any(alive[others[others < k]]):
-                    alive[k] = False
+            for k0 in range(0, acc.size, 64):  # neighbour lists of 64 leaves at a time (bounded memory)
+                lst = kd2.query_ball_point(leaf_pts[k0 : k0 + 64], r=rad_need[k0 : k0 + 64])
+                for k in range(k0, k0 + len(lst)):  # one check per accepted segment of this level
+                    if forced_seg[acc[k]]:
+                        continue
+                    others = owner[np.asarray(lst[k - k0], dtype=np.int64)]
+                    if np.any(alive[others[others < k]]):
+                        alive[k] = False
+                del lst
             acc = acc[alive]
         kept_seg[acc] = True
         if acc.size:
@@ -466,8 +530,7 @@ def grow(
     sources = np.unique(np.asarray(sources, dtype=np.int64))
     xyz = fg.xyz_um()
     zstretch = float(coverage_z_stretch)
-    W = graph.weight
-    ncomp, comp = connected_components(W, directed=False)
+    ncomp, comp = connected_components(graph.weight, directed=False)
     comp_ok = np.ones(ncomp, dtype=bool)
     if gap_um > 0 and ncomp > 1:
         lo = np.full((ncomp, 3), np.inf)
@@ -490,12 +553,14 @@ def grow(
     bridge_w: list[float] = []
     cmax = graph.cost_max
     for _round in range(max_bridge_rounds + 1):
+        # the costed matrix is built per round and freed before the decomposition: a single
+        # float64 copy of the graph at a time, bridges included
+        Wb = graph.weight
         if bridges_r:
-            B = sp.csr_matrix((bridge_w, (bridges_r, bridges_c)), shape=W.shape)
-            Wb = W + B
-        else:
-            Wb = W
+            B = sp.csr_matrix((bridge_w, (bridges_r, bridges_c)), shape=Wb.shape)
+            Wb = Wb + B
         dist, pred = dijkstra(Wb, directed=False, indices=sources, min_only=True, return_predecessors=True)[:2]
+        del Wb
         reached = np.flatnonzero(np.isfinite(dist))
         pos = np.full(fg.n, -1, dtype=np.int64)
         pos[reached] = np.arange(reached.size)
@@ -527,6 +592,7 @@ def grow(
         newpos[kept] = np.arange(kept.size)
         kp = parent[kept]
         tree = GrownTree(reached[kept], np.where(kp >= 0, newpos[np.maximum(kp, 0)], -1), int(reached.size), len(bridges_r))
+        del dist, pred, pr, pos, parent, keep, kept, newpos, kp  # not kept into the next round's Dijkstra
         if gap_um <= 0 or _round == max_bridge_rounds:
             break
         # candidate targets: voxels of bridgeable pieces not reached yet
