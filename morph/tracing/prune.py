@@ -253,12 +253,15 @@ def estimate_radii(
     rays = np.cos(ang)[None, :, None] * u[:, None, :] + np.sin(ang)[None, :, None] * w[:, None, :]
     radii = np.arange(1, int(np.ceil(radius_max_um / step)) + 1) * step
     centre = _sample(image, m.xyz, vs)
-    pts = m.xyz[:, None, None, :] + rays[:, :, None, :] * radii[None, None, :, None]
-    prof = _sample(image, pts.reshape(-1, 3), vs).reshape(n, n_rays, radii.size)
-    below = prof < 0.5 * centre[:, None, None]
-    first = np.where(below.any(axis=2), below.argmax(axis=2), radii.size - 1)
-    r_ray = radii[first] - 0.5 * step
-    r = np.median(r_ray, axis=1)
+    r = np.empty(n)
+    block = max(1, 2**20 // (n_rays * radii.size))  # bounded temporaries: ~1 M samples at once
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        pts = m.xyz[a:b, None, None, :] + rays[a:b, :, None, :] * radii[None, None, :, None]
+        prof = _sample(image, pts.reshape(-1, 3), vs).reshape(b - a, n_rays, radii.size)
+        below = prof < 0.5 * centre[a:b, None, None]
+        first = np.where(below.any(axis=2), below.argmax(axis=2), radii.size - 1)
+        r[a:b] = np.median(radii[first] - 0.5 * step, axis=1)
     r = np.clip(r, rmin, radius_max_um)
     bad = ~(centre > 0)
     if bad.any():
