@@ -59,72 +59,138 @@ def _one(path: str) -> int:
     return len(features.compute(read_swc(path)))
 
 
-def bench_features(n: int, workers: int) -> None:
+def _cpu() -> float:
+    """CPU seconds used by this process (all threads) and its waited-for children."""
+    import resource
+
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def _self_cpu() -> float:
+    import resource
+
+    a = resource.getrusage(resource.RUSAGE_SELF)
+    return a.ru_utime + a.ru_stime
+
+
+class _Run:
+    """Wall time, CPU of this process (client, scheduler and nannies for a LocalCluster; the
+    pool's workers for the pool) and of the Dask workers, and the 1-minute load before/after."""
+
+    def __init__(self, name: str, workers: int, client=None) -> None:
+        self.name, self.workers, self.client = name, workers, client
+        self.worker_cpu = float("nan")
+
+    def __enter__(self) -> _Run:
+        self.load0 = os.getloadavg()[0]
+        self.w0 = self.client.run(_self_cpu) if self.client is not None else None
+        self.c0 = _cpu()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self.t0
+        self.cpu = _cpu() - self.c0
+        if self.client is not None:
+            w1 = self.client.run(_self_cpu)
+            self.worker_cpu = sum(w1[k] - self.w0[k] for k in w1)
+        self.load1 = os.getloadavg()[0]
+
+
+def _replicate(d: Path, n: int) -> list[str]:
+    real = sorted(data_dir().glob("swc/*/*.swc"))
+    d.mkdir()
+    files = []
+    for k in range(n):
+        src = real[k % len(real)]
+        f = d / f"{k:05d}_{src.name}"
+        f.symlink_to(src)
+        files.append(str(f))
+    return files
+
+
+def bench_features(n: int, workers: int, dask_defaults: bool) -> None:
     import pandas as pd
-    from distributed import Client, LocalCluster
 
     from morph import batch
 
-    real = sorted(data_dir().glob("swc/*/*.swc"))
     with tempfile.TemporaryDirectory(prefix="morph-bench-batch-") as tmp:
-        d = Path(tmp) / "cells"
-        d.mkdir()
-        files = []
-        for k in range(n):
-            src = real[k % len(real)]
-            f = d / f"{k:05d}_{src.name}"
-            f.symlink_to(src)
-            files.append(str(f))
+        files = _replicate(Path(tmp) / "cells", n)
         _one(files[0])  # imports
-        rows = []
+        runs: list[_Run] = []
+        print(f"load before: {os.getloadavg()}", flush=True)
 
-        t0 = time.perf_counter()
-        for f in files:
-            _one(f)
-        t_loop = time.perf_counter() - t0
-        rows.append(("plain loop, in process", 1, t_loop))
+        with _Run("plain loop, in process", 1) as r:
+            for f in files:
+                _one(f)
+        runs.append(r)
+        t_loop = r.wall
 
         ctx = mp.get_context("fork")
-        t0 = time.perf_counter()
-        with ctx.Pool(workers) as pool:
-            pool.map(_one, files, chunksize=8)
-        t_pool = time.perf_counter() - t0
-        rows.append((f"peer: multiprocessing.Pool({workers}).map", workers, t_pool))
+        with _Run(f"peer: multiprocessing.Pool({workers}).map", workers) as r:
+            with ctx.Pool(workers) as pool:
+                pool.map(_one, files, chunksize=8)
+        runs.append(r)
 
-        t0 = time.perf_counter()
-        df_s = batch.features(files, scheduler="serial", output=Path(tmp) / "serial.parquet", quiet=True)
-        t_serial = time.perf_counter() - t0
-        rows.append(("morph.batch serial (cache + table)", 1, t_serial))
+        with _Run("morph.batch serial (cache + table)", 1) as r:
+            df_s = batch.features(files, scheduler="serial", output=Path(tmp) / "serial.parquet", quiet=True)
+        runs.append(r)
 
-        t0 = time.perf_counter()
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40)
-        client = Client(cluster)
-        client.run(_one, files[0])  # workers import morph once
-        t_start = time.perf_counter() - t0
-        try:
+        configs = [("morph's LocalCluster settings", batch.LOCAL_CLUSTER_CONFIG)]
+        if dask_defaults:
+            configs.append(("Dask's default settings", {}))
+        tables = []
+        for label, cfg in configs:
             t0 = time.perf_counter()
-            df_c = batch.features(files, client, output=Path(tmp) / "cluster.parquet", quiet=True)
-            t_cluster = time.perf_counter() - t0
-            rows.append((f"morph.batch LocalCluster({workers})", workers, t_cluster))
-            t0 = time.perf_counter()
-            batch.features(files, client, output=Path(tmp) / "cluster.parquet", quiet=True)
-            t_rerun = time.perf_counter() - t0
-            rows.append((f"morph.batch LocalCluster({workers}), re-run (all cached)", workers, t_rerun))
-        finally:
-            client.close()
-            cluster.close()
+            cluster, client = _local_cluster(workers, cfg)
+            client.run(_one, files[0])  # workers import morph once
+            t_start = time.perf_counter() - t0
+            try:
+                out = Path(tmp) / f"cluster{len(tables)}.parquet"
+                with _Run(f"morph.batch LocalCluster({workers}), {label}", workers, client) as r:
+                    df_c = batch.features(files, client, output=out, quiet=True)
+                runs.append(r)
+                tables.append(df_c)
+                if cfg:
+                    with _Run(f"morph.batch LocalCluster({workers}), re-run (all cached)", workers, client) as r:
+                        batch.features(files, client, output=out, quiet=True)
+                    runs.append(r)
+                    t_start_morph = t_start
+            finally:
+                client.close()
+                cluster.close()
         assert len(df_s) == n and df_s.attrs["summary"].ok, df_s.attrs["summary"].format()
-        same = df_s.shape == df_c.shape and df_s.equals(df_c)
-        pd.testing.assert_frame_equal(df_s, df_c)
+        same = all(df_s.equals(t) for t in tables)
+        for t in tables:
+            pd.testing.assert_frame_equal(df_s, t)
 
-    print(f"\nfeatures of {n} files ({len(real)} real SWCs replicated), {df_c.shape[1] - 1} features per cell, "
-          f"{os.cpu_count()} cores")
-    print(f"{'method':<52} {'workers':>7} {'wall s':>8} {'ms/file':>8} {'speed-up':>8} {'overhead ms/file':>16}")
-    for name, w, t in rows:
-        over = (t * w - t_loop) / n * 1000
-        print(f"{name:<52} {w:>7} {t:>8.1f} {t / n * 1000:>8.1f} {t_loop / t:>8.2f} {over:>16.1f}")
-    print(f"LocalCluster start-up (not included above): {t_start:.1f} s")
+    print(f"\nfeatures of {n} files ({len(set(Path(f).name[6:] for f in files))} real SWCs replicated), "
+          f"{df_s.shape[1] - 1} features per cell, {os.cpu_count()} cores")
+    print(f"{'method':<62} {'wall s':>7} {'ms/file':>8} {'speed-up':>8} {'overhead':>9} "
+          f"{'client CPU':>10} {'worker CPU':>10} {'load':>10}")
+    print(f"{'':<62} {'':>7} {'':>8} {'':>8} {'ms/file':>9} {'ms/file':>10} {'ms/file':>10} {'before-after':>12}")
+    for r in runs:
+        over = (r.wall * r.workers - t_loop) / n * 1000
+        wcpu = "" if r.worker_cpu != r.worker_cpu else f"{r.worker_cpu / n * 1000:.1f}"
+        print(f"{r.name:<62} {r.wall:>7.1f} {r.wall / n * 1000:>8.1f} {t_loop / r.wall:>8.2f} {over:>9.1f} "
+              f"{r.cpu / n * 1000:>10.1f} {wcpu:>10} {r.load0:>5.1f}-{r.load1:<5.1f}")
+    print("overhead: (wall x workers - plain loop wall) / files. client CPU: this process (for a "
+          "LocalCluster: the client, the scheduler and the nannies; for the pool: its workers). "
+          "worker CPU: the Dask worker processes.")
+    print(f"LocalCluster start-up (not included above): {t_start_morph:.1f} s")
     print(f"serial and cluster tables identical: {same}")
+
+
+def _local_cluster(workers: int, cfg: dict):
+    """A LocalCluster as :func:`morph.batch.dask_client` starts it, with ``cfg`` as Dask settings."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set(cfg):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=40)
+    return cluster, Client(cluster)
 
 
 def _light(m) -> dict:
@@ -135,8 +201,6 @@ def _light(m) -> dict:
 def bench_overhead(n: int, workers: int) -> None:
     """Per-file cost of the engine itself, with a per-file function that does almost nothing
     (read the SWC, count its nodes)."""
-    from distributed import Client, LocalCluster
-
     from morph import batch
     from morph.io import read_swc
 
@@ -157,8 +221,7 @@ def bench_overhead(n: int, workers: int) -> None:
         t0 = time.perf_counter()
         batch.features(files, scheduler="serial", func=_light, output=Path(tmp) / "s.parquet", quiet=True)
         t_serial = time.perf_counter() - t0
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40)
-        client = Client(cluster)
+        cluster, client = _local_cluster(workers, batch.LOCAL_CLUSTER_CONFIG)
         try:
             client.run(lambda: __import__("morph.io"))
             t0 = time.perf_counter()
@@ -168,7 +231,8 @@ def bench_overhead(n: int, workers: int) -> None:
             client.close()
             cluster.close()
         assert len(df) == n
-    print(f"\nengine cost with a trivial per-file function (read + count nodes), {n} files")
+    print(f"\nengine cost with a trivial per-file function (read + count nodes), {n} files, "
+          f"load {os.getloadavg()[0]:.1f}")
     print(f"{'method':<40} {'wall s':>8} {'ms/file':>8}")
     for name, t in (("plain loop, in process", t_loop), ("morph.batch serial (cache + table)", t_serial),
                     (f"morph.batch LocalCluster({workers})", t_cluster)):
@@ -290,6 +354,8 @@ def main() -> None:
     f = sub.add_parser("features")
     f.add_argument("--n", type=int, default=2000)
     f.add_argument("--workers", type=int, default=2)
+    f.add_argument("--dask-defaults", action="store_true",
+                   help="also run the LocalCluster with Dask's default settings (what morph changes, and why)")
     o = sub.add_parser("overhead")
     o.add_argument("--n", type=int, default=2000)
     o.add_argument("--workers", type=int, default=2)
@@ -304,7 +370,7 @@ def main() -> None:
 
     progress.set_quiet(True)
     if args.what == "features":
-        bench_features(args.n, args.workers)
+        bench_features(args.n, args.workers, args.dask_defaults)
     elif args.what == "overhead":
         bench_overhead(args.n, args.workers)
     else:

@@ -24,8 +24,10 @@ working set is about ``bytes_per_voxel * c_h`` (input copy, float32 intermediate
 that ``n_parallel * bytes_per_voxel * c_h`` plus the chunks in flight and a fixed
 :data:`FIXED_OVERHEAD` stay under ``max_memory``. Memory-mapped input and output pages are
 file cache, which the operating system reclaims; they are not counted against the bound (as
-in any out-of-core tool). The global stages on the sparse foreground come on top of the
-bound (:data:`SPARSE_BYTES_PER_VOXEL` per foreground voxel).
+in any out-of-core tool). The global stages on the sparse foreground hold it whole
+(:data:`SPARSE_BYTES_PER_VOXEL` per foreground voxel): their estimate is checked against the
+bound before they start (:func:`check_tree_memory`: a warning, or an error with
+``strict_memory``).
 """
 
 from __future__ import annotations
@@ -50,8 +52,16 @@ PREPROCESS_BYTES_PER_VOXEL = 20
 #: Memory of the machinery itself (task graph, scheduler, buffers), reserved from the bound.
 FIXED_OVERHEAD = 16 * 1024**2
 #: Memory of the tracer's global stages per foreground voxel (graph to 26 neighbours, costs,
-#: local radius, shortest-path tree), measured: they come on top of ``max_memory``.
-SPARSE_BYTES_PER_VOXEL = 1000
+#: local radius, shortest-path tree), measured by ``bench/batch.py trace`` (peak memory after
+#: the image stages over the number of foreground voxels). These stages hold the whole
+#: foreground at once: :func:`prepare` checks this estimate against ``max_memory`` before
+#: they start.
+SPARSE_BYTES_PER_VOXEL = 1200
+#: Working-set bytes per voxel of the tubularity stage (float32 slab with its halo, its
+#: smoothed copy, scipy's buffers).
+TUBE_BYTES_PER_VOXEL = 12
+#: Bytes per candidate voxel held during the tubularity stage (coordinates, values, responses).
+CANDIDATE_BYTES_PER_VOXEL = 48
 
 
 @dataclass(frozen=True)
@@ -321,6 +331,55 @@ def strided_sample(data: Any, sample: int = 2_000_000, *, max_memory: int = 64 *
     return np.concatenate(out)
 
 
+def tube_slab(shape: Sequence[int], halo: int, max_memory: int, *, n_candidates: int = 0) -> int:
+    """Slices of a slab of the tubularity stage under ``max_memory``: what the bound leaves
+    after :data:`FIXED_OVERHEAD` and the candidates (:data:`CANDIDATE_BYTES_PER_VOXEL` each),
+    at :data:`TUBE_BYTES_PER_VOXEL` per voxel of the slab and its ``halo`` slices on each side.
+
+    Raises
+    ------
+    TracingError
+        When not even one slice with its halo fits.
+    """
+    per_slice = int(shape[1]) * int(shape[2]) * TUBE_BYTES_PER_VOXEL
+    held = FIXED_OVERHEAD + int(n_candidates) * CANDIDATE_BYTES_PER_VOXEL
+    slab = int((max_memory - held) // per_slice) - 2 * int(halo)
+    if slab < 1:
+        need = held + (1 + 2 * int(halo)) * per_slice
+        raise TracingError(
+            f"the tubularity filter needs {1 + 2 * int(halo)} slices at once (one slice and {int(halo)} of halo on "
+            f"each side) and the {int(n_candidates)} candidate voxels: about {need / 2**20:.0f} MiB, over the "
+            f"{max_memory / 2**20:.0f} MiB bound",
+            hint=f"raise --max-memory to at least {int(np.ceil(need / 2**20))} MiB",
+        )
+    return min(slab, int(shape[0]))
+
+
+def check_tree_memory(n_foreground: int, max_memory: int, *, strict: bool = False) -> int:
+    """Estimated memory of the tracer's tree stages (:data:`SPARSE_BYTES_PER_VOXEL` per
+    foreground voxel), checked against ``max_memory`` before they start.
+
+    These stages (graph, costs, radii, shortest-path tree, pruning) hold the whole foreground
+    at once, so they are not bounded by chunking the image. Over the bound: a warning, or with
+    ``strict`` a :class:`~morph.errors.TracingError` (before any of that memory is taken).
+    Returns the estimate in bytes.
+    """
+    need = int(n_foreground) * SPARSE_BYTES_PER_VOXEL
+    if need > max_memory:
+        msg = (
+            f"{int(n_foreground)} foreground voxels: the tree stages need about {need / 2**20:.0f} MiB at once, "
+            f"over the {max_memory / 2**20:.0f} MiB bound (only the image stages are chunked)"
+        )
+        if strict:
+            raise TracingError(
+                msg, hint=f"raise --max-memory to about {int(np.ceil(need / 2**20))} MiB, or trace a region (roi)"
+            )
+        from morph.progress import warn
+
+        warn(msg + "; going on above the bound")
+    return need
+
+
 def prepare(
     data: Any,
     voxel_size: Sequence[float],
@@ -331,14 +390,17 @@ def prepare(
     max_memory: int,
     scratch_dir: str | os.PathLike[str],
     n_parallel: int = 1,
+    strict_memory: bool = False,
 ) -> Any:
     """:func:`morph.tracing.pipeline.prepare` with bounded memory.
 
     The dense stages run chunk by chunk: polarity and noise from the same regular subsample,
     flattening and denoising by :func:`preprocess` into a float32 memory map in
     ``scratch_dir``, the candidate voxels by :func:`sparse_above`, tubularity at those voxels
-    by the tracer's slab loop with slabs sized to the bound. What follows (foreground, graph, radii, costs)
-    works on the sparse foreground exactly as in memory.
+    by the tracer's slab loop with slabs sized to the bound (:func:`tube_slab`). What follows
+    (foreground, graph, radii, costs) works on the sparse foreground exactly as in memory;
+    before it starts, :func:`check_tree_memory` compares its estimated memory with the bound
+    (a warning, or a :class:`~morph.errors.TracingError` with ``strict_memory``).
     """
     import time
 
@@ -377,10 +439,10 @@ def prepare(
     idx = np.ravel_multi_index(tuple(zyx.T), shape) if zyx.size else np.zeros(0, np.int64)
     val = cand / noise
     if params.tube_weight > 0 and idx.size:
-        # the tracer's own slab loop, with slabs sized to the bound (float32 slab, its
-        # smoothed copy and scipy's buffers: about 12 bytes per voxel of slab and halo)
+        # the tracer's own slab loop, with slabs sized to what the bound leaves once the
+        # candidates are held (float32 slab, its smoothed copy and scipy's buffers)
         halo = max(pre.halo_slices(s, vs) + 1 for s in params.tube_scales_um)
-        slab = int(max(1, (max_memory - FIXED_OVERHEAD) // (shape[1] * shape[2] * 12) - 2 * halo))
+        slab = tube_slab(shape, halo, max_memory, n_candidates=idx.size)
         tube = tubularity_at(image, zyx, vs, scales_um=params.tube_scales_um, chunk_slices=slab)
         rng = np.random.default_rng(0)
         size = int(np.prod(shape))
@@ -391,17 +453,10 @@ def prepare(
         tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise)
         val = (1 - params.tube_weight) * val + params.tube_weight * (tube - tmed) / tnoise
     ok = val > params.threshold_low
+    check_tree_memory(int(ok.sum()), max_memory, strict=strict_memory)
     fg, graph, radius, strong, stretch = foreground_graph(
         shape, vs, idx[ok], val[ok], noise, params, stages=stages, timings=t, t0=t0
     )
-    sparse = fg.n * SPARSE_BYTES_PER_VOXEL
-    if sparse > max_memory:
-        from morph.progress import warn
-
-        warn(
-            f"{fg.n} foreground voxels: the tree stages need about {sparse / 2**20:.0f} MiB on top of the "
-            f"{max_memory / 2**20:.0f} MiB bound of the image stages"
-        )
     return Prepared(image, vs, pol, noise, fg, graph, radius, strong,
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t)
 
@@ -413,6 +468,7 @@ def trace(
     voxel_size: Sequence[float] | None = None,
     scratch_dir: str | os.PathLike[str] | None = None,
     n_parallel: int = 1,
+    strict_memory: bool = False,
     **trace_options: Any,
 ) -> Any:
     """Trace a stack of any size with the dense stages under ``max_memory`` bytes.
@@ -424,9 +480,14 @@ def trace(
         a :class:`morph.io.chunked.ChunkedStack`, a :class:`morph.io.Stack` (its data may be a
         memory map) or a ``(Z, Y, X)`` array.
     max_memory
-        Bound, in bytes, on the memory of the dense (image) stages. The global stages on the
-        sparse foreground come on top: about :data:`SPARSE_BYTES_PER_VOXEL` bytes per
-        foreground voxel (0.1 to 1% of the voxels); a warning says when they exceed the bound.
+        Bound, in bytes, on the memory of the dense (image) stages, which are chunked to fit
+        (an impossible bound is an error before they start). The tree stages on the sparse
+        foreground hold it all at once: about :data:`SPARSE_BYTES_PER_VOXEL` bytes per
+        foreground voxel (0.1 to 1% of the voxels). Their estimate is checked against the
+        bound when the foreground is known, before they start (:func:`check_tree_memory`).
+    strict_memory
+        Raise a :class:`~morph.errors.TracingError` when the tree stages would exceed
+        ``max_memory``, instead of warning and going on above the bound.
     scratch_dir
         Where the float32 intermediate image is kept while tracing (default: the system's
         temporary folder; it needs 4 bytes per voxel of free disk), removed at the end.
@@ -454,5 +515,7 @@ def trace(
     elif not isinstance(stack, Stack):
         stack = Stack(stack, (1.0, 1.0, 1.0), False) if voxel_size is None else Stack(stack, tuple(voxel_size), True)
     with scratch(scratch_dir) as d:
-        prep = functools.partial(prepare, max_memory=int(max_memory), scratch_dir=d, n_parallel=n_parallel)
+        prep = functools.partial(
+            prepare, max_memory=int(max_memory), scratch_dir=d, n_parallel=n_parallel, strict_memory=strict_memory
+        )
         return pipeline.trace(stack, voxel_size=voxel_size, prepare_fn=prep, **trace_options)
