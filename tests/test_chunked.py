@@ -213,21 +213,31 @@ def test_plan_respects_the_bound_and_uses_it(whole_slices: bool):
                 assert one_more * n_par + chunked.FIXED_OVERHEAD > bound
 
 
-def test_tube_slab_and_tree_memory_are_checked_against_the_bound(capsys):
-    shape = (400, 1000, 1000)
-    s = chunked.tube_slab(shape, 5, 256 * 2**20, n_candidates=100_000)
-    per_slice = 1000 * 1000 * chunked.TUBE_BYTES_PER_VOXEL
-    used = chunked.FIXED_OVERHEAD + 100_000 * chunked.CANDIDATE_BYTES_PER_VOXEL + (s + 10) * per_slice
-    assert s >= 1 and used <= 256 * 2**20 < used + per_slice
-    with pytest.raises(TracingError, match="tubularity filter needs 11 slices") as e:
-        chunked.tube_slab(shape, 5, 100 * 2**20, n_candidates=100_000)
-    assert "raise --max-memory to at least 147 MiB" in str(e.value.hint)
+def test_tube_groups_and_tree_memory_are_checked_against_the_bound(capsys):
+    rng = np.random.default_rng(5)
+    counts = rng.integers(0, 200_000, 400)
+    counts[100] = 1_500_000  # one dense slice
+    bound, halo, slice_voxels = 256 * 2**20, 5, 1000 * 1000
+    groups = chunked.tube_groups(counts, slice_voxels, halo, bound)
+    assert groups[0][0] == 0 and groups[-1][1] == 400
+    assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(groups, groups[1:]))  # contiguous, in order
+
+    def cost(z0, z1):
+        return (chunked.FIXED_OVERHEAD + (min(400, z1 + halo) - max(0, z0 - halo)) * slice_voxels
+                * chunked.TUBE_BYTES_PER_VOXEL + counts[z0:z1].sum() * chunked.CANDIDATE_BYTES_PER_VOXEL)
+
+    assert all(cost(z0, z1) <= bound for z0, z1 in groups)
+    assert all(cost(z0, z1 + 1) > bound for z0, z1 in groups[:-1])  # each as large as the bound allows
+    with pytest.raises(TracingError, match="needs 11 slices .* and the slice.s 1500000 candidate voxels") as e:
+        chunked.tube_groups(counts, slice_voxels, halo, 200 * 2**20)
+    need = chunked.FIXED_OVERHEAD + 11 * slice_voxels * chunked.TUBE_BYTES_PER_VOXEL + 1_500_000 * 48
+    assert f"raise --max-memory to at least {int(np.ceil(need / 2**20))} MiB" in str(e.value.hint)
     # the tree stages: an estimate before they start, a warning or (strict) an error
     assert chunked.check_tree_memory(1000, 64 * 2**20) == 1000 * chunked.SPARSE_BYTES_PER_VOXEL
     assert capsys.readouterr().err == ""
     chunked.check_tree_memory(200_000, 64 * 2**20)
     assert "200000 foreground voxels" in capsys.readouterr().err
-    with pytest.raises(TracingError, match="200000 foreground voxels: the tree stages need about 229 MiB"):
+    with pytest.raises(TracingError, match="200000 foreground voxels: the tree stages need about 191 MiB"):
         chunked.check_tree_memory(200_000, 64 * 2**20, strict=True)
 
 

@@ -93,7 +93,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     t.add_argument("--max-memory", type=memory_size, metavar="SIZE", help="peak memory bound per stack (e.g. 2GB): larger stacks are traced chunk by chunk")
     t.add_argument(
         "--strict-memory", action="store_true",
-        help="with --max-memory: fail a stack whose tree stages (about 1.2 KB per foreground voxel, held at once) "
+        help="with --max-memory: fail a stack whose tree stages (about 1 KB per foreground voxel, held at once) "
         "would exceed the bound, checked before they start, instead of warning and going on",
     )
     t.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE", help="tracing parameter (repeatable)")
