@@ -29,6 +29,7 @@ import glob
 import hashlib
 import json
 import os
+import pickle
 import sys
 import time
 import traceback
@@ -210,6 +211,26 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+#: Dask settings of the :class:`~distributed.LocalCluster` that morph starts (an existing cluster
+#: keeps its own configuration). Measured on 2 cores (``bench/batch.py``, docs/scaling.md):
+#:
+#: - the workers' statistical profiler samples the running task's stack every 10 ms (about 4%
+#:   of a core per idle worker, more while a task runs): off;
+#: - ``MALLOC_TRIM_THRESHOLD_=65536``, which Dask sets in each worker's environment to return
+#:   freed memory to the system sooner, also switches off glibc's adaptive mmap threshold, so
+#:   that every numpy array above 128 KiB is a fresh ``mmap`` with its pages zeroed on first
+#:   touch: six times more page faults and up to 30% more CPU per cell for the features. Left
+#:   unset (glibc's defaults);
+#: - the event loops' health check every 20 ms and the system monitor every 500 ms cost the
+#:   process that runs the scheduler and the nannies about 5% of a core: 1 s and 2 s.
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+}
+
+
 @contextmanager
 def dask_client(
     client: Any = None,
@@ -251,14 +272,17 @@ def dask_client(
     n = int(workers) if workers else _cpu_count()
     if n < 1:
         raise MorphError(f"workers must be at least 1, got {n}")
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        memory_limit=memory_limit,
-        dashboard_address=None,
-        silence_logs=40,  # errors only
-    )
+    import dask
+
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):  # read by the scheduler and the nannies when built
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=memory_limit,
+            dashboard_address=None,
+            silence_logs=40,  # errors only
+        )
     c = Client(cluster)
     try:
         yield c
@@ -326,9 +350,18 @@ class _Log:
             self._fh.close()
 
 
-def _guarded_many(func: Callable[..., Any], items: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Several files in one task (fewer, larger tasks: less scheduling cost per file)."""
-    return [_guarded(func, *item) for item in items]
+def _guarded_many(func: Callable[..., Any], items: list[tuple[Any, ...]]) -> bytes:
+    """Several files in one task (fewer, larger tasks: less scheduling cost per file).
+
+    The payloads are returned pickled together, as one ``bytes``: objects they share (the
+    feature names of compact rows, see :func:`_compact`) travel once per task, and Dask passes
+    the bytes through without inspecting them.
+    """
+    return pickle.dumps([_guarded(func, *item) for item in items], protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unpack(result: Any) -> Any:
+    return pickle.loads(result) if isinstance(result, bytes) else result
 
 
 def _payload(fut: Any, result: Any) -> dict[str, Any]:
@@ -405,6 +438,7 @@ def _execute(
                 for fut, result in group:
                     a, n = span.pop(fut.key)
                     fut.release()
+                    result = _unpack(result)
                     if isinstance(result, list):
                         for j, payload in enumerate(result):
                             finish(a + j, payload)
@@ -420,7 +454,7 @@ def _execute(
                 except Exception as e:  # KilledWorker: the item itself kills its worker
                     finish(k, _payload(f1, e))
                 else:
-                    finish(k, result[0])
+                    finish(k, _unpack(result)[0])
                 f1.release()
         finally:
             pending = [f for f in futures if not f.done()]
@@ -440,11 +474,73 @@ def _features_of(m: Any, *, compartments: Any = None, features: Any = None) -> d
     return feat.compute(m, compartments=compartments, features=features)
 
 
-def _features_task(func: Callable[[Any], Mapping[str, Any]], path: str) -> dict[str, Any]:
-    from morph.io import read_swc
+def _features_task(
+    func: Callable[[Any], Mapping[str, Any]], path: str, cache: tuple[str, dict[str, Any]] | None = None
+) -> Any:
+    """One file's features, measured where the task runs.
+
+    ``cache`` is ``(cache_file, record_head)``: the result is written there (atomically) by
+    the worker itself, so the process that started the run only collects compact results.
+    Returns the result as :func:`_compact` makes it.
+    """
+    from morph.io import atomic_write_text, read_swc
 
     res = func(read_swc(path))
-    return {str(k): _plain(v) for k, v in dict(res).items()}
+    values = {str(k): _plain(v) for k, v in dict(res).items()}
+    if cache is not None:
+        cache_file, head = cache
+        atomic_write_text(cache_file, json.dumps({**head, "result": values}), force=True)
+    return _compact(values)
+
+
+_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """One shared tuple object per distinct list of feature names (pickled once per task)."""
+    got = _NAMES.get(names)
+    if got is None:
+        if len(_NAMES) > 64:
+            _NAMES.clear()
+        got = _NAMES[names] = names
+    return got
+
+
+def _compact(values: Mapping[str, Any]) -> Any:
+    """``(names, float64 array)`` when every value is a float (793 names and 6 KB of values
+    for the default features, the names shared between the files of a task); otherwise the
+    dict itself (a custom function returning integers, text...)."""
+    if values and all(type(v) is float for v in values.values()):
+        return (_names(tuple(values)), np.fromiter(values.values(), dtype=np.float64, count=len(values)))
+    return dict(values)
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    if isinstance(result, tuple):
+        names, vals = result
+        return dict(zip(names, vals.tolist()))
+    return result
+
+
+def _table(files: Sequence[Path], results: Sequence[Any]) -> Any:
+    """The features table: a ``file`` column, then one column per feature, rows in path order.
+
+    Rows that are all compact with the same names are stacked as one float64 matrix; otherwise
+    the rows are dicts combined by pandas (columns in order of first appearance). Both give
+    the same table for the same values.
+    """
+    import pandas as pd
+
+    keep = [k for k, r in enumerate(results) if r is not None]
+    if not keep:
+        return pd.DataFrame({"file": pd.Series([], dtype=str)})
+    rows = [results[k] for k in keep]
+    names = rows[0][0] if isinstance(rows[0], tuple) else None
+    if names is not None and all(isinstance(r, tuple) and (r[0] is names or r[0] == names) for r in rows):
+        df = pd.DataFrame(np.vstack([r[1] for r in rows]), columns=list(names))
+        df.insert(0, "file", [str(files[k]) for k in keep])
+        return df
+    return pd.DataFrame.from_records([{"file": str(files[k]), **_as_dict(results[k])} for k in keep])
 
 
 def _cache_name(path: Path) -> str:
@@ -466,7 +562,7 @@ def _read_cache(f: Path, stamp: Mapping[str, Any], key: str) -> dict[str, Any] |
         or not isinstance(rec.get("result"), dict)
     ):
         return None
-    return rec["result"]
+    return _compact(rec["result"])
 
 
 def _write_table(df: Any, path: Path, force: bool) -> None:
@@ -553,7 +649,6 @@ def features(
         A ``file`` column then one column per feature, rows in path order, failed files left
         out. ``df.attrs["summary"]`` is the :class:`BatchSummary` (failures included).
     """
-    import pandas as pd
 
     t0 = time.perf_counter()
     files = expand_paths(paths)
@@ -591,16 +686,10 @@ def features(
 
     def on_done(j: int, payload: dict[str, Any]) -> None:
         k = todo[j]
-        if payload["ok"]:
+        if payload["ok"]:  # the worker has written the cache entry
             results[k] = payload["value"]
             summary.computed += 1
             summary.task_seconds += payload["seconds"]
-            if cache_dir is not None:
-                from morph.io import atomic_write_text
-
-                rec = {"format": _CACHE_FORMAT, "morph_version": __version__, "options_key": key, **stamps[k]}
-                rec["result"] = payload["value"]
-                atomic_write_text(cache_dir / _cache_name(files[k]), json.dumps(rec), force=True)
         else:
             fail = Failure(str(files[k]), payload["error"], payload.get("traceback", ""))
             summary.failures.append(fail)
@@ -611,9 +700,14 @@ def features(
             summary.workers = _n_workers(c)
             if files_per_task is None:  # about 16 tasks per worker, at most 16 files each
                 files_per_task = int(np.clip(len(todo) // max(1, 16 * summary.workers), 1, 16))
+            head = {"format": _CACHE_FORMAT, "morph_version": __version__, "options_key": key}
             _execute(
                 _features_task,
-                [(func, str(files[k])) for k in todo],
+                [
+                    (func, str(files[k]),
+                     None if cache_dir is None else (str(cache_dir / _cache_name(files[k])), {**head, **stamps[k]}))
+                    for k in todo
+                ],
                 c,
                 on_done=on_done,
                 desc="features",
@@ -625,8 +719,7 @@ def features(
     finally:
         flog.close()
     summary.failures.sort(key=lambda f: f.file)
-    rows = [{"file": str(files[k]), **r} for k, r in enumerate(results) if r is not None]
-    df = pd.DataFrame.from_records(rows) if rows else pd.DataFrame({"file": pd.Series([], dtype=str)})
+    df = _table(files, results)
     if out_path is not None:
         _write_table(df, out_path, force=True)
         summary.output = str(out_path)
@@ -689,9 +782,12 @@ def _trace_params(params: Any) -> Any:
 
 
 def _trace_of(
-    src: str, *, voxel_size: Any = None, max_memory: int | None = None, params: Any = None, **options: Any
+    src: str, *, voxel_size: Any = None, max_memory: int | None = None, params: Any = None,
+    strict_memory: bool = False, **options: Any
 ) -> Any:
-    """morph's tracer on the stack at ``src``: in memory, or chunk by chunk under ``max_memory``."""
+    """morph's tracer on the stack at ``src``: in memory, or chunk by chunk under ``max_memory``
+    (``strict_memory``: fail the stack when its tree stages would exceed the bound, see
+    :func:`morph.tracing.chunked.check_tree_memory`)."""
     try:
         from morph.tracing import trace as tracer
     except ModuleNotFoundError as e:  # pragma: no cover - depends on the installation
@@ -700,7 +796,10 @@ def _trace_of(
     if max_memory:
         from morph.tracing.chunked import trace as chunked_trace
 
-        return chunked_trace(src, max_memory=int(max_memory), voxel_size=voxel_size, params=params, progress=False, **options)
+        return chunked_trace(
+            src, max_memory=int(max_memory), voxel_size=voxel_size, params=params, progress=False,
+            strict_memory=strict_memory, **options,
+        )
     return tracer(load_stack(src, voxel_size=voxel_size), params=params, progress=False, **options)
 
 
@@ -788,7 +887,9 @@ def trace(
     **trace_options
         Passed to the tracing function. For morph's tracer: ``params`` (a
         :class:`~morph.tracing.TraceParams` or a dict of its fields), ``max_memory`` (bytes:
-        trace chunk by chunk with :func:`morph.tracing.chunked.trace`), ``axon``, ``roi``...
+        trace chunk by chunk with :func:`morph.tracing.chunked.trace`), ``strict_memory``
+        (with ``max_memory``: fail a stack whose tree stages would exceed the bound instead of
+        warning), ``axon``, ``roi``...
 
     Returns
     -------

@@ -128,6 +128,26 @@ def test_cluster_matches_serial(client, cells: Path, tmp_path: Path):
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "f.csv"), dist, check_exact=False, rtol=1e-12)
 
 
+def test_compact_results_give_the_same_table():
+    """Workers send float rows as (shared names, float64 array); the table built from them is
+    the one pandas builds from the dicts, failed files left out, other types kept."""
+    files = [Path(f"c{k}.swc") for k in range(5)]
+    vals = [{"all.x": 1.5 * k, "all.y": np.nan, "axon.z": float(k), "all.w": -np.inf} for k in range(5)]
+    rows = [batch._compact(v) for v in vals]
+    assert all(isinstance(r, tuple) for r in rows) and rows[1][0] is rows[0][0]  # one names tuple
+    rows[2] = None  # failed
+    ref = pd.DataFrame.from_records([{"file": str(f), **v} for k, (f, v) in enumerate(zip(files, vals)) if k != 2])
+    pd.testing.assert_frame_equal(batch._table(files, rows), ref)
+    mixed = [batch._compact(dict(v)) if k % 2 else dict(v) for k, v in enumerate(vals)]
+    mixed[2] = None
+    pd.testing.assert_frame_equal(batch._table(files, mixed), ref)
+    other = [{"n": 3, "name": "a"}, {"n": 4, "name": "b"}]
+    assert batch._compact(other[0]) == other[0]  # not all floats: kept as they are
+    got = batch._table(files[:2], [batch._compact(o) for o in other])
+    assert got["n"].dtype == np.int64 and list(got["name"]) == ["a", "b"]
+    assert list(batch._table(files, [None] * 5).columns) == ["file"]
+
+
 def test_corrupt_file_is_reported_and_others_complete(client, cells: Path, tmp_path: Path):
     (cells / "corrupt.swc").write_text("1 1 0 0 0 5 -1\n2 3 1.0 oops 0 1 1\n")
     (cells / "cycle.swc").write_text("1 1 0 0 0 5 2\n2 3 1 0 0 1 1\n")
@@ -405,6 +425,8 @@ def test_cli_trace(client, stacks: Path, tmp_path: Path, capsys):
     (stacks / "zero.tif").write_bytes(b"")
     assert main(args) == 1
     assert "zero.tif" in capsys.readouterr().err
+    assert main(args + ["--strict-memory"]) == 2  # only meaningful with --max-memory
+    assert "--strict-memory applies with --max-memory" in capsys.readouterr().err
 
 
 # ---- with morph's own features and tracer ------------------------------------------------------
@@ -437,8 +459,12 @@ def test_default_tracer_in_memory_and_chunked(client, data: Path, tmp_path: Path
     write_stack(d / "crop.tif", crop, (1.0, 1.0, 3.03))
     ref = trace(read_stack(d / "crop.tif"), progress=False)
     a = batch.trace(str(d / "*.tif"), tmp_path / "mem", client, quiet=True)
-    b = batch.trace(str(d / "*.tif"), tmp_path / "chunk", client, max_memory=24 * 2**20, quiet=True)
+    b = batch.trace(str(d / "*.tif"), tmp_path / "chunk", client, max_memory=28 * 2**20, quiet=True)
     assert a.attrs["summary"].ok and b.attrs["summary"].ok
+    # a bound too small for the chunked stages: that stack fails, with the bound it needs
+    tight = batch.trace(str(d / "*.tif"), tmp_path / "tight", scheduler="serial", max_memory=20 * 2**20, quiet=True)
+    assert tight.status[0] == "failed" and "over the 20 MiB bound" in tight.error[0]
+    assert "raise --max-memory" in tight.error[0]
     for out in (a.output[0], b.output[0]):
         np.testing.assert_allclose(read_swc(out).xyz, ref.renumber().xyz, atol=1e-5)
     bad = batch.trace(str(d / "*.tif"), tmp_path / "bad", scheduler="serial", params={"threshold_high": 1e9}, quiet=True)

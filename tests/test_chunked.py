@@ -186,6 +186,61 @@ def test_plan_refuses_impossible_bound():
     assert p.peak_bytes <= 512 * 2**20 and p.chunks[0] > 10
 
 
+@pytest.mark.parametrize("whole_slices", [True, False])
+def test_plan_respects_the_bound_and_uses_it(whole_slices: bool):
+    """Over a range of stacks, halos and bounds: the planned peak is under the bound, and one
+    more slice (or a larger tile) would not be."""
+    rng = np.random.default_rng(4)
+    for _ in range(60):
+        shape = (int(rng.integers(20, 3000)), int(rng.integers(64, 3000)), int(rng.integers(64, 3000)))
+        halo = (int(rng.integers(0, 15)), 0, 0) if whole_slices else tuple(int(h) for h in rng.integers(0, 10, 3))
+        bound = int(rng.integers(24, 4096)) * 2**20
+        n_par = int(rng.integers(1, 4))
+        try:
+            p = chunked.plan_chunks(shape, bound, halo=halo, in_itemsize=2, whole_slices=whole_slices, n_parallel=n_par)
+        except TracingError as e:
+            assert "MiB" in str(e) and e.hint
+            continue
+        assert p.peak_bytes <= bound
+        assert all(1 <= c <= s for c, s in zip(p.chunks, shape))
+        if whole_slices:
+            assert p.chunks[1:] == tuple(shape[1:])
+            if p.chunks[0] < shape[0]:  # the largest slab that fits
+                bigger = chunked.plan_chunks(shape, bound * 10, halo=halo, in_itemsize=2, n_parallel=n_par)
+                assert bigger.chunks[0] > p.chunks[0]
+                per = chunked.PREPROCESS_BYTES_PER_VOXEL + 4
+                one_more = per * min(shape[0], p.chunks[0] + 1 + 2 * halo[0]) * shape[1] * shape[2]
+                assert one_more * n_par + chunked.FIXED_OVERHEAD > bound
+
+
+def test_tube_groups_and_tree_memory_are_checked_against_the_bound(capsys):
+    rng = np.random.default_rng(5)
+    counts = rng.integers(0, 200_000, 400)
+    counts[100] = 1_500_000  # one dense slice
+    bound, halo, slice_voxels = 256 * 2**20, 5, 1000 * 1000
+    groups = chunked.tube_groups(counts, slice_voxels, halo, bound)
+    assert groups[0][0] == 0 and groups[-1][1] == 400
+    assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(groups, groups[1:]))  # contiguous, in order
+
+    def cost(z0, z1):
+        return (chunked.FIXED_OVERHEAD + (min(400, z1 + halo) - max(0, z0 - halo)) * slice_voxels
+                * chunked.TUBE_BYTES_PER_VOXEL + counts[z0:z1].sum() * chunked.CANDIDATE_BYTES_PER_VOXEL)
+
+    assert all(cost(z0, z1) <= bound for z0, z1 in groups)
+    assert all(cost(z0, z1 + 1) > bound for z0, z1 in groups[:-1])  # each as large as the bound allows
+    with pytest.raises(TracingError, match="needs 11 slices .* and the slice.s 1500000 candidate voxels") as e:
+        chunked.tube_groups(counts, slice_voxels, halo, 200 * 2**20)
+    need = chunked.FIXED_OVERHEAD + 11 * slice_voxels * chunked.TUBE_BYTES_PER_VOXEL + 1_500_000 * 48
+    assert f"raise --max-memory to at least {int(np.ceil(need / 2**20))} MiB" in str(e.value.hint)
+    # the tree stages: an estimate before they start, a warning or (strict) an error
+    assert chunked.check_tree_memory(1000, 64 * 2**20) == 1000 * chunked.SPARSE_BYTES_PER_VOXEL
+    assert capsys.readouterr().err == ""
+    chunked.check_tree_memory(200_000, 64 * 2**20)
+    assert "200000 foreground voxels" in capsys.readouterr().err
+    with pytest.raises(TracingError, match="200000 foreground voxels: the tree stages need about 191 MiB"):
+        chunked.check_tree_memory(200_000, 64 * 2**20, strict=True)
+
+
 # ---- the whole tracer -------------------------------------------------------------------------
 
 
@@ -207,7 +262,7 @@ def test_chunked_trace_equals_in_memory_trace(op1, tmp_path: Path):
     ref = trace(crop, voxel_size=vs, seeds=seed, progress=False)
     store = tmp_path / "crop.zarr"
     write_zarr(store, crop, vs, chunks=(8, 256, 256))
-    bound = 24 * 2**20
+    bound = 28 * 2**20
     assert crop.size * 4 > 0.5 * bound
     got = chunked.trace(store, max_memory=bound, seeds=seed, progress=False, scratch_dir=tmp_path)
     assert len(ref) > 100
@@ -217,3 +272,24 @@ def test_chunked_trace_equals_in_memory_trace(op1, tmp_path: Path):
     np.testing.assert_array_equal(got.radius, ref.radius)
     assert [h for h in got.header if not h.startswith("input:")] == [h for h in ref.header if not h.startswith("input:")]
     assert [p.name for p in tmp_path.iterdir()] == ["crop.zarr"]  # scratch image removed
+
+
+def test_strict_memory_fails_before_the_tree_stages(op1, tmp_path: Path, monkeypatch):
+    """With ``strict_memory``, a foreground too large for the bound is an error raised before
+    the graph is built (here the per-voxel estimate is inflated so that it is)."""
+    from morph.tracing import pipeline
+
+    crop = np.ascontiguousarray(op1.data[:, 256:, :256])
+    store = tmp_path / "crop.zarr"
+    write_zarr(store, crop, (1.0, 1.0, 3.03), chunks=(8, 256, 256))
+
+    def never(*a, **k):
+        raise AssertionError("the tree stages started")
+
+    monkeypatch.setattr(pipeline, "foreground_graph", never)
+    monkeypatch.setattr(chunked, "SPARSE_BYTES_PER_VOXEL", 10_000)
+    with pytest.raises(TracingError, match="foreground voxels: the tree stages need about") as e:
+        chunked.trace(store, max_memory=28 * 2**20, strict_memory=True, seeds=[(30.979, 173.04, 0.0)],
+                      progress=False, scratch_dir=tmp_path)
+    assert "raise --max-memory" in e.value.hint
+    assert [p.name for p in tmp_path.iterdir()] == ["crop.zarr"]  # scratch removed

@@ -91,6 +91,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     t.add_argument("-f", "--force", action="store_true", help="overwrite an existing --features table not written by this batch")
     t.add_argument("--voxel", nargs=3, type=positive_float, metavar=("X", "Y", "Z"), help="voxel size in micrometres (overrides the files' metadata)")
     t.add_argument("--max-memory", type=memory_size, metavar="SIZE", help="peak memory bound per stack (e.g. 2GB): larger stacks are traced chunk by chunk")
+    t.add_argument(
+        "--strict-memory", action="store_true",
+        help="with --max-memory: fail a stack whose tree stages (about 1 KB per foreground voxel, held at once) "
+        "would exceed the bound, checked before they start, instead of warning and going on",
+    )
     t.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE", help="tracing parameter (repeatable)")
     t.add_argument("--func", metavar="MODULE:FUNCTION", dest="function", help="trace with FUNCTION(stack, **options) -> Morphology instead of morph's tracer")
     _engine_args(t)
@@ -137,6 +142,10 @@ def run_trace(args: argparse.Namespace) -> int:
         options["params"] = dict(args.param)
     if args.max_memory:
         options["max_memory"] = args.max_memory
+        if args.strict_memory:
+            options["strict_memory"] = True
+    elif args.strict_memory:
+        raise MorphError("--strict-memory applies with --max-memory", hint="give the bound, e.g. --max-memory 2GB")
     func = batch.load_function(args.function) if args.function else None
     df = batch.trace(
         args.patterns,

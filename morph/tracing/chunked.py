@@ -24,8 +24,10 @@ working set is about ``bytes_per_voxel * c_h`` (input copy, float32 intermediate
 that ``n_parallel * bytes_per_voxel * c_h`` plus the chunks in flight and a fixed
 :data:`FIXED_OVERHEAD` stay under ``max_memory``. Memory-mapped input and output pages are
 file cache, which the operating system reclaims; they are not counted against the bound (as
-in any out-of-core tool). The global stages on the sparse foreground come on top of the
-bound (:data:`SPARSE_BYTES_PER_VOXEL` per foreground voxel).
+in any out-of-core tool). The global stages on the sparse foreground hold it whole
+(:data:`SPARSE_BYTES_PER_VOXEL` per foreground voxel): their estimate is checked against the
+bound before they start (:func:`check_tree_memory`: a warning, or an error with
+``strict_memory``).
 """
 
 from __future__ import annotations
@@ -50,8 +52,17 @@ PREPROCESS_BYTES_PER_VOXEL = 20
 #: Memory of the machinery itself (task graph, scheduler, buffers), reserved from the bound.
 FIXED_OVERHEAD = 16 * 1024**2
 #: Memory of the tracer's global stages per foreground voxel (graph to 26 neighbours, costs,
-#: local radius, shortest-path tree), measured: they come on top of ``max_memory``.
+#: local radius, shortest-path tree), measured by ``bench/batch.py trace`` (peak memory of
+#: these stages over the number of foreground voxels: 620 to 860 bytes; rounded up to keep
+#: the estimate on the safe side). These stages hold the whole
+#: foreground at once: :func:`prepare` checks this estimate against ``max_memory`` before
+#: they start.
 SPARSE_BYTES_PER_VOXEL = 1000
+#: Working-set bytes per voxel of the tubularity stage (float32 slab with its halo, its
+#: smoothed copy, scipy's buffers).
+TUBE_BYTES_PER_VOXEL = 12
+#: Bytes per candidate voxel held during the tubularity stage (coordinates, values, responses).
+CANDIDATE_BYTES_PER_VOXEL = 48
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,37 @@ def plan_chunks(
     return ChunkPlan(chunks, (hz, hy, hx), max(1, n_parallel), peak)
 
 
+_LIBC: Any = None
+
+
+def release_memory() -> None:
+    """Return the memory freed by the process to the system (glibc's ``malloc_trim``; nothing
+    elsewhere). Between chunks, the blocks just freed would otherwise stay in the allocator's
+    heap, fragmented by the next chunk's arrays of other sizes, and the resident memory would
+    grow well past what is live (measured: 130 MiB retained after the image stages of a stack
+    traced under a 64 MiB bound, none with this call after each chunk)."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            lib = ctypes.CDLL("libc.so.6")
+            _LIBC = lib if hasattr(lib, "malloc_trim") else False
+        except OSError:
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+def _trimmed(func: Callable[..., NDArray[Any]]) -> Callable[..., NDArray[Any]]:
+    def run(block: NDArray[Any], **kwargs: Any) -> NDArray[Any]:
+        out = func(block, **kwargs)
+        release_memory()
+        return out
+
+    return run
+
+
 @contextmanager
 def scratch(folder: str | os.PathLike[str] | None = None) -> Iterator[Path]:
     """A temporary folder for on-disk intermediates, removed on exit (Ctrl-C included)."""
@@ -207,7 +249,7 @@ def map_local(
     )
     src = _as_dask(data, plan.chunks)
     depth = {k: min(int(h), s - 1) if s > 1 else 0 for k, (h, s) in enumerate(zip(plan.halo, shape))}
-    res = src.map_overlap(func, depth=depth, boundary="none", trim=True, dtype=np.dtype(dtype), meta=np.empty((0, 0, 0), dtype), **kwargs)
+    res = src.map_overlap(_trimmed(func), depth=depth, boundary="none", trim=True, dtype=np.dtype(dtype), meta=np.empty((0, 0, 0), dtype), **kwargs)
     if out is None:
         if scratch_dir is None:
             raise TracingError("map_local needs an output array or a scratch folder")
@@ -321,6 +363,133 @@ def strided_sample(data: Any, sample: int = 2_000_000, *, max_memory: int = 64 *
     return np.concatenate(out)
 
 
+def tube_groups(counts: Sequence[int], slice_voxels: int, halo: int, max_memory: int) -> list[tuple[int, int]]:
+    """Consecutive z-ranges ``[z0, z1)`` for the candidate and tubularity stage under ``max_memory``.
+
+    A range holds its candidate voxels (``counts`` per slice, :data:`CANDIDATE_BYTES_PER_VOXEL`
+    each) and filters the slices of the range and ``halo`` slices on each side
+    (:data:`TUBE_BYTES_PER_VOXEL` per voxel), on top of :data:`FIXED_OVERHEAD`. Ranges are
+    grown greedily to the bound.
+
+    Raises
+    ------
+    TracingError
+        When one slice with its halo and its candidates does not fit.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    nz = counts.size
+    per_slice = int(slice_voxels) * TUBE_BYTES_PER_VOXEL
+    budget = int(max_memory) - FIXED_OVERHEAD
+
+    def cost(z0: int, z1: int, n: int) -> int:
+        return (min(nz, z1 + halo) - max(0, z0 - halo)) * per_slice + n * CANDIDATE_BYTES_PER_VOXEL
+
+    groups: list[tuple[int, int]] = []
+    z0 = 0
+    while z0 < nz:
+        n = int(counts[z0])
+        if cost(z0, z0 + 1, n) > budget:
+            need = cost(z0, z0 + 1, n) + FIXED_OVERHEAD
+            raise TracingError(
+                f"the tubularity filter needs {1 + 2 * int(halo)} slices at once (one slice and {int(halo)} of halo "
+                f"on each side) and the slice's {n} candidate voxels: about {need / 2**20:.0f} MiB, over the "
+                f"{max_memory / 2**20:.0f} MiB bound",
+                hint=f"raise --max-memory to at least {int(np.ceil(need / 2**20))} MiB",
+            )
+        z1 = z0 + 1
+        while z1 < nz and cost(z0, z1 + 1, n + int(counts[z1])) <= budget:
+            n += int(counts[z1])
+            z1 += 1
+        groups.append((z0, z1))
+        z0 = z1
+    return groups
+
+
+def foreground_voxels(
+    image: Any, voxel_size: Sequence[float], noise: float, params: Any, *, max_memory: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """The voxels the tracer keeps, as in :func:`morph.tracing.pipeline.prepare`: flat index
+    and value (noise units, blended with the normalised tubularity) of the candidates (above
+    ``candidate_threshold`` x noise) whose value exceeds ``threshold_low``, sorted by index.
+
+    Works z-range by z-range (:func:`tube_groups`): the candidates of a range are selected,
+    filtered and reduced to the kept voxels before the next range is read, so only the kept
+    voxels are held together (the candidates, several % of all voxels, never are).
+    """
+    from morph.tracing import preprocess as pre
+    from morph.tracing.tubularity import tubularity_at
+
+    vs = tuple(float(v) for v in voxel_size)
+    shape = tuple(int(s) for s in image.shape)
+    nz, ny, nx = shape
+    thr = params.candidate_threshold * noise
+    counts = np.zeros(nz, dtype=np.int64)
+    cz = int(max(1, min(nz, (max_memory // 4) // max(ny * nx * (np.dtype(image.dtype).itemsize + 1), 1))))
+    for z0 in range(0, nz, cz):
+        counts[z0 : z0 + cz] = (np.asarray(image[z0 : z0 + cz]) > thr).sum(axis=(1, 2))
+    use_tube = params.tube_weight > 0 and counts.sum() > 0
+    halo = max(pre.halo_slices(s, vs) + 1 for s in params.tube_scales_um) if use_tube else 0
+    groups = tube_groups(counts, ny * nx, halo, max_memory)
+    if use_tube:
+        # the normalisation of the tube response: a regular probe of the whole stack, filtered
+        # slab by slab with slabs of the size the bound allows
+        rng = np.random.default_rng(0)
+        size = int(np.prod(shape))
+        probe = np.sort(rng.choice(size, size=min(size, 50_000), replace=False))
+        pz = np.stack(np.unravel_index(probe, shape), axis=1)
+        slab = max(z1 - z0 for z0, z1 in tube_groups(np.bincount(pz[:, 0], minlength=nz), ny * nx, halo, max_memory))
+        tprobe = tubularity_at(image, pz, vs, scales_um=params.tube_scales_um, chunk_slices=slab)
+        tmed = float(np.median(tprobe))
+        tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise)
+        del probe, pz, tprobe
+    idx_parts, val_parts = [], []
+    for z0, z1 in groups:
+        if counts[z0:z1].sum() == 0:
+            continue
+        zyx, cand = sparse_above(image[z0:z1], thr, max_memory=max_memory // 4)
+        zyx[:, 0] += z0
+        val = cand / noise
+        if use_tube:
+            h0, h1 = max(0, z0 - halo), min(nz, z1 + halo)
+            # the range with its halo as one slab: the response inside is the whole stack's
+            tube = tubularity_at(image[h0:h1], zyx - np.array([h0, 0, 0]), vs, scales_um=params.tube_scales_um,
+                                 chunk_slices=h1 - h0)
+            val = (1 - params.tube_weight) * val + params.tube_weight * (tube - tmed) / tnoise
+        ok = val > params.threshold_low
+        idx_parts.append(np.ravel_multi_index(tuple(zyx[ok].T), shape))
+        val_parts.append(val[ok])
+        del zyx, cand, val, ok
+        release_memory()
+    if not idx_parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(idx_parts).astype(np.int64), np.concatenate(val_parts)
+
+
+def check_tree_memory(n_foreground: int, max_memory: int, *, strict: bool = False) -> int:
+    """Estimated memory of the tracer's tree stages (:data:`SPARSE_BYTES_PER_VOXEL` per
+    foreground voxel), checked against ``max_memory`` before they start.
+
+    These stages (graph, costs, radii, shortest-path tree, pruning) hold the whole foreground
+    at once, so they are not bounded by chunking the image. Over the bound: a warning, or with
+    ``strict`` a :class:`~morph.errors.TracingError` (before any of that memory is taken).
+    Returns the estimate in bytes.
+    """
+    need = int(n_foreground) * SPARSE_BYTES_PER_VOXEL
+    if need > max_memory:
+        msg = (
+            f"{int(n_foreground)} foreground voxels: the tree stages need about {need / 2**20:.0f} MiB at once, "
+            f"over the {max_memory / 2**20:.0f} MiB bound (only the image stages are chunked)"
+        )
+        if strict:
+            raise TracingError(
+                msg, hint=f"raise --max-memory to about {int(np.ceil(need / 2**20))} MiB, or trace a region (roi)"
+            )
+        from morph.progress import warn
+
+        warn(msg + "; going on above the bound")
+    return need
+
+
 def prepare(
     data: Any,
     voxel_size: Sequence[float],
@@ -331,28 +500,31 @@ def prepare(
     max_memory: int,
     scratch_dir: str | os.PathLike[str],
     n_parallel: int = 1,
+    strict_memory: bool = False,
 ) -> Any:
     """:func:`morph.tracing.pipeline.prepare` with bounded memory.
 
     The dense stages run chunk by chunk: polarity and noise from the same regular subsample,
     flattening and denoising by :func:`preprocess` into a float32 memory map in
-    ``scratch_dir``, the candidate voxels by :func:`sparse_above`, tubularity at those voxels
-    by the tracer's slab loop with slabs sized to the bound. What follows (foreground, graph, radii, costs)
-    works on the sparse foreground exactly as in memory.
+    ``scratch_dir``, then the candidate voxels, their tubularity and the selection of the kept
+    voxels z-range by z-range (:func:`foreground_voxels`). What follows
+    (foreground, graph, radii, costs) works on the sparse foreground exactly as in memory;
+    before it starts, :func:`check_tree_memory` compares its estimated memory with the bound
+    (a warning, or a :class:`~morph.errors.TracingError` with ``strict_memory``).
     """
     import time
 
     from morph.tracing import preprocess as pre
     from morph.tracing.pipeline import Prepared, foreground_graph
     from morph.tracing.polarity import POLARITIES, detect_polarity
-    from morph.tracing.tubularity import tubularity_at
 
     vs = tuple(float(v) for v in voxel_size)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     pol = str(params.polarity).lower()
     if pol == "auto":
-        pol = detect_polarity(strided_sample(data, max_memory=max_memory // 4))
+        # slabs of a quarter of a quarter: reading a dask/zarr slab holds it about three times
+        pol = detect_polarity(strided_sample(data, max_memory=max_memory // 16))
     elif pol not in POLARITIES:
         raise TracingError(f"unknown polarity {params.polarity!r}", hint="use auto, brightfield or fluorescence")
     params = params.resolved(pol)
@@ -373,35 +545,11 @@ def prepare(
         stages.start("tubularity")
     t0 = time.perf_counter()
     shape = tuple(int(s) for s in image.shape)
-    zyx, cand = sparse_above(image, params.candidate_threshold * noise, max_memory=max_memory // 4)
-    idx = np.ravel_multi_index(tuple(zyx.T), shape) if zyx.size else np.zeros(0, np.int64)
-    val = cand / noise
-    if params.tube_weight > 0 and idx.size:
-        # the tracer's own slab loop, with slabs sized to the bound (float32 slab, its
-        # smoothed copy and scipy's buffers: about 12 bytes per voxel of slab and halo)
-        halo = max(pre.halo_slices(s, vs) + 1 for s in params.tube_scales_um)
-        slab = int(max(1, (max_memory - FIXED_OVERHEAD) // (shape[1] * shape[2] * 12) - 2 * halo))
-        tube = tubularity_at(image, zyx, vs, scales_um=params.tube_scales_um, chunk_slices=slab)
-        rng = np.random.default_rng(0)
-        size = int(np.prod(shape))
-        probe = np.sort(rng.choice(size, size=min(size, 50_000), replace=False))
-        pz = np.stack(np.unravel_index(probe, shape), axis=1)
-        tprobe = tubularity_at(image, pz, vs, scales_um=params.tube_scales_um, chunk_slices=slab)
-        tmed = float(np.median(tprobe))
-        tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise)
-        val = (1 - params.tube_weight) * val + params.tube_weight * (tube - tmed) / tnoise
-    ok = val > params.threshold_low
+    idx, val = foreground_voxels(image, vs, noise, params, max_memory=max_memory)
+    check_tree_memory(int(idx.size), max_memory, strict=strict_memory)
     fg, graph, radius, strong, stretch = foreground_graph(
-        shape, vs, idx[ok], val[ok], noise, params, stages=stages, timings=t, t0=t0
+        shape, vs, idx, val, noise, params, stages=stages, timings=t, t0=t0
     )
-    sparse = fg.n * SPARSE_BYTES_PER_VOXEL
-    if sparse > max_memory:
-        from morph.progress import warn
-
-        warn(
-            f"{fg.n} foreground voxels: the tree stages need about {sparse / 2**20:.0f} MiB on top of the "
-            f"{max_memory / 2**20:.0f} MiB bound of the image stages"
-        )
     return Prepared(image, vs, pol, noise, fg, graph, radius, strong,
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t)
 
@@ -413,6 +561,7 @@ def trace(
     voxel_size: Sequence[float] | None = None,
     scratch_dir: str | os.PathLike[str] | None = None,
     n_parallel: int = 1,
+    strict_memory: bool = False,
     **trace_options: Any,
 ) -> Any:
     """Trace a stack of any size with the dense stages under ``max_memory`` bytes.
@@ -424,9 +573,14 @@ def trace(
         a :class:`morph.io.chunked.ChunkedStack`, a :class:`morph.io.Stack` (its data may be a
         memory map) or a ``(Z, Y, X)`` array.
     max_memory
-        Bound, in bytes, on the memory of the dense (image) stages. The global stages on the
-        sparse foreground come on top: about :data:`SPARSE_BYTES_PER_VOXEL` bytes per
-        foreground voxel (0.1 to 1% of the voxels); a warning says when they exceed the bound.
+        Bound, in bytes, on the memory of the dense (image) stages, which are chunked to fit
+        (an impossible bound is an error before they start). The tree stages on the sparse
+        foreground hold it all at once: about :data:`SPARSE_BYTES_PER_VOXEL` bytes per
+        foreground voxel (0.1 to 1% of the voxels). Their estimate is checked against the
+        bound when the foreground is known, before they start (:func:`check_tree_memory`).
+    strict_memory
+        Raise a :class:`~morph.errors.TracingError` when the tree stages would exceed
+        ``max_memory``, instead of warning and going on above the bound.
     scratch_dir
         Where the float32 intermediate image is kept while tracing (default: the system's
         temporary folder; it needs 4 bytes per voxel of free disk), removed at the end.
@@ -454,5 +608,7 @@ def trace(
     elif not isinstance(stack, Stack):
         stack = Stack(stack, (1.0, 1.0, 1.0), False) if voxel_size is None else Stack(stack, tuple(voxel_size), True)
     with scratch(scratch_dir) as d:
-        prep = functools.partial(prepare, max_memory=int(max_memory), scratch_dir=d, n_parallel=n_parallel)
+        prep = functools.partial(
+            prepare, max_memory=int(max_memory), scratch_dir=d, n_parallel=n_parallel, strict_memory=strict_memory
+        )
         return pipeline.trace(stack, voxel_size=voxel_size, prepare_fn=prep, **trace_options)
