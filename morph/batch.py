@@ -433,10 +433,16 @@ def _execute(
         span = {f.key: (a, min(per_task, len(items) - a)) for a, f in zip(starts, futures)}
         suspects: list[int] = []
         try:
-            # results are gathered concurrently in the background and handed over in batches
-            for group in as_completed(futures, with_results=True, raise_errors=False).batches():
-                for fut, result in group:
+            # completions are handed over in batches; each task's result (one pickled blob)
+            # is fetched here, so a result lost with a worker that died after finishing it is
+            # recomputed by the scheduler and waited for by this call
+            for group in as_completed(futures, raise_errors=False).batches():
+                for fut in group:
                     a, n = span.pop(fut.key)
+                    try:
+                        result = fut.result()
+                    except Exception as e:  # KilledWorker or a lost task
+                        result = e
                     fut.release()
                     result = _unpack(result)
                     if isinstance(result, list):

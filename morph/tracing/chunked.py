@@ -53,11 +53,12 @@ PREPROCESS_BYTES_PER_VOXEL = 20
 FIXED_OVERHEAD = 16 * 1024**2
 #: Memory of the tracer's global stages per foreground voxel (graph to 26 neighbours, costs,
 #: local radius, shortest-path tree), measured by ``bench/batch.py trace`` (peak memory of
-#: these stages over the number of foreground voxels: 620 to 860 bytes; rounded up to keep
-#: the estimate on the safe side). These stages hold the whole
+#: these stages over the number of foreground voxels: 480 bytes; 410 on a synthetic
+#: brightfield stack in ``bench/trace.py``; rounded up to keep the estimate on the safe side).
+#: These stages hold the whole
 #: foreground at once: :func:`prepare` checks this estimate against ``max_memory`` before
 #: they start.
-SPARSE_BYTES_PER_VOXEL = 1000
+SPARSE_BYTES_PER_VOXEL = 600
 #: Working-set bytes per voxel of the tubularity stage (float32 slab with its halo, its
 #: smoothed copy, scipy's buffers).
 TUBE_BYTES_PER_VOXEL = 12
