@@ -215,16 +215,8 @@ def bench_overhead(n: int, workers: int) -> None:
     from morph import batch
     from morph.io import read_swc
 
-    real = sorted(data_dir().glob("swc/*/*.swc"))
     with tempfile.TemporaryDirectory(prefix="morph-bench-batch-") as tmp:
-        d = Path(tmp) / "cells"
-        d.mkdir()
-        files = []
-        for k in range(n):
-            src = real[k % len(real)]
-            f = d / f"{k:05d}_{src.name}"
-            f.symlink_to(src)
-            files.append(str(f))
+        files = _replicate(Path(tmp) / "cells", n)
         t0 = time.perf_counter()
         for f in files:
             _light(read_swc(f))
