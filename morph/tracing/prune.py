@@ -135,29 +135,31 @@ def prune_spurs(m: Morphology, min_length_um: float, *, rounds: int = 3, protect
 
 
 def ridge_contrast(
-    m: Morphology, image: NDArray[Any], voxel_size: Sequence[float], *, offset_um: float = 1.5
+    m: Morphology, image: NDArray[Any], voxel_size: Sequence[float], *, offset_um: float = 1.5,
+    nodes: NDArray[np.int64] | None = None,
 ) -> NDArray[np.float64]:
-    """How much each node stands out from the image beside it: the image at the node minus
-    the brighter of the two samples ``offset_um`` away on either side, across the local
-    direction of the tree in the x-y plane (the image's units).
+    """How much each node (all, or ``nodes``) stands out from the image beside it: the image
+    at the node minus the brighter of the two samples ``offset_um`` away on either side,
+    across the local direction of the tree (from its parent) in the x-y plane (the image's
+    units).
 
     A neurite is a ridge: its centre is brighter than beside it. A path running straight out
     through the blur halo of a dark body (a spur) is not: across it the halo is as bright at
     the same distance from the body.
     """
-    n = len(m)
-    if n == 0:
+    idx = np.arange(len(m)) if nodes is None else np.asarray(nodes, dtype=np.int64)
+    if idx.size == 0:
         return np.zeros(0)
-    d = np.zeros((n, 3))
-    has = m.parent >= 0
-    d[has] = m.xyz[has] - m.xyz[m.parent[has]]
-    perp = np.stack([-d[:, 1], d[:, 0], np.zeros(n)], axis=1)
+    xyz = m.xyz[idx]
+    p = m.parent[idx]
+    d = np.where((p >= 0)[:, None], xyz - m.xyz[np.maximum(p, 0)], 0.0)
+    perp = np.stack([-d[:, 1], d[:, 0], np.zeros(idx.size)], axis=1)
     nrm = np.linalg.norm(perp, axis=1, keepdims=True)
     perp = np.where(nrm > 1e-9, perp / np.maximum(nrm, 1e-12), np.array([1.0, 0.0, 0.0]))
     vs = np.asarray(voxel_size, dtype=np.float64)
-    c = _sample(image, m.xyz, vs)
-    a = _sample(image, m.xyz + offset_um * perp, vs)
-    b = _sample(image, m.xyz - offset_um * perp, vs)
+    c = _sample(image, xyz, vs)
+    a = _sample(image, xyz + offset_um * perp, vs)
+    b = _sample(image, xyz - offset_um * perp, vs)
     return c - np.maximum(a, b)
 
 
@@ -192,7 +194,7 @@ def prune_thick_spurs(
             distal = (sid >= 0) & (np.linalg.norm(m.xyz - m.xyz[hang[s0]], axis=1) > r[s0])
             cand = distal & short[s0]
             idx = np.flatnonzero(cand)
-            rd = ridge_contrast(m, image, voxel_size)[idx] if idx.size else np.zeros(0)
+            rd = ridge_contrast(m, image, voxel_size, nodes=idx)
             # median ridge contrast of each candidate section's distal nodes
             o = np.lexsort((rd, sid[idx]))
             ss = sid[idx][o]
