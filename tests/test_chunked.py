@@ -228,10 +228,16 @@ def test_tube_groups_and_tree_memory_are_checked_against_the_bound(capsys):
 
     assert all(cost(z0, z1) <= bound for z0, z1 in groups)
     assert all(cost(z0, z1 + 1) > bound for z0, z1 in groups[:-1])  # each as large as the bound allows
-    with pytest.raises(TracingError, match="needs 11 slices .* and the slice.s 1500000 candidate voxels") as e:
+    with pytest.raises(TracingError, match="needs 11 slices .* the slice.s 1500000 candidate voxels") as e:
         chunked.tube_groups(counts, slice_voxels, halo, 200 * 2**20)
     need = chunked.FIXED_OVERHEAD + 11 * slice_voxels * chunked.TUBE_BYTES_PER_VOXEL + 1_500_000 * 48
     assert f"raise --max-memory to at least {int(np.ceil(need / 2**20))} MiB" in str(e.value.hint)
+    # the foreground kept so far counts against the bound: the next range is smaller
+    held = 4_000_000 * chunked.KEPT_BYTES_PER_VOXEL
+    z0, z1 = chunked.next_tube_group(groups[3][0], counts, slice_voxels, halo, bound, held=held)
+    assert z0 == groups[3][0] and z1 < groups[3][1] and cost(z0, z1) + held <= bound
+    with pytest.raises(TracingError, match="the 4000000 foreground voxels kept so far"):
+        chunked.next_tube_group(100, counts, slice_voxels, halo, bound, held=held)
     # the tree stages: an estimate before they start, a warning or (strict) an error
     assert chunked.check_tree_memory(1000, 64 * 2**20) == 1000 * chunked.SPARSE_BYTES_PER_VOXEL
     assert capsys.readouterr().err == ""

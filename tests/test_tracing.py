@@ -425,3 +425,52 @@ def test_prune_thick_spurs_keeps_ridges_and_drops_halo_spurs() -> None:
     # a branch shorter than min_length + ridge_factor radii goes even when it is a ridge
     short = prune_thick_spurs(m, 2.0, 10.0, image=img, voxel_size=vs, ridge_min=3.0, ridge_factor=9.0)
     assert len(short) == 34
+
+
+# ----------------------------------------------------------------------------- unreachable pieces
+def test_piece_labels_match_scipy_label_across_slabs() -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    mask = rng.random((23, 17, 19)) < 0.12
+    idx = np.flatnonzero(mask)
+    ref, nref = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    ref = ref.reshape(-1)[idx]
+    for slab_bytes in (5 * 17 * 19, 3 * 5 * 17 * 19, 10**9):  # 1 slice, 3 slices, all at once
+        lab, n = tr.piece_labels(mask.shape, idx, slab_bytes=slab_bytes)
+        assert n == nref
+        # the same partition: each label of one side maps to exactly one of the other
+        pairs = np.unique(np.stack([lab, ref]), axis=1)
+        assert pairs.shape[1] == n == np.unique(lab).size
+
+
+def test_reachable_pieces_drop_faint_specks_and_keep_what_the_user_points_at() -> None:
+    shape = (12, 10, 10)
+    mask = np.zeros(shape, bool)
+    mask[:, 2, 2] = True  # a piece through every slice, strong only in its last slice
+    mask[3:5, 7:9, 7:9] = True  # a faint speck
+    mask[9:11, 7:9, 1:3] = True  # a faint speck the user points at
+    idx = np.flatnonzero(mask)
+    zyx = np.stack(np.unravel_index(idx, shape), axis=1)
+    strong = (zyx[:, 0] == 11) & (zyx[:, 1] == 2)
+    vs = (0.5, 0.5, 2.0)
+    keep = tr.reachable_pieces(shape, vs, idx, strong, slab_bytes=5 * 100)  # one slice per slab
+    assert keep[(zyx[:, 1] == 2) & (zyx[:, 2] == 2)].all() and keep.sum() == 12  # the column, found across 12 slabs
+    point = np.array([[1.0 * 0.5, 8.0 * 0.5, 10.0 * 2.0]])  # x, y, z um on the second speck
+    keep = tr.reachable_pieces(shape, vs, idx, strong, keep_xyz_um=point, keep_radius_um=0.6, slab_bytes=500)
+    assert keep.sum() == 12 + 8 and not keep[(zyx[:, 0] == 3) & (zyx[:, 1] == 7) & (zyx[:, 2] == 7)].any()
+
+
+def test_trace_drops_faint_pieces_but_roots_on_one_the_user_gives(y_stack) -> None:
+    data, vs, gold = y_stack
+    faint = render_tubes([((70, 10, 10), (95, 20, 10), 0.8)], data.shape, vs, amplitude=20, noise=0, background=0)
+    img = np.clip(data.astype(float) + faint, 0, 255).astype(np.uint8)
+    m = trace(img, voxel_size=vs, progress=False)
+    note = next(h for h in m.header if h.startswith("foreground:"))
+    dropped = int(note.split("of which ")[1].split()[0])
+    assert dropped > 300  # the faint segment (about 500 voxels) never enters the graph
+    assert compare(m, gold).f1 > 0.9
+    # a root seed on the faint segment keeps it: the tree is that segment
+    m2 = trace(img, voxel_size=vs, seeds=[(71.0, 10.4, 10.0)], progress=False)
+    assert 15.0 < m2.total_length() < 35.0
+    assert np.all(m2.xyz[:, 0] > 65.0) and np.all(m2.xyz[:, 1] < 25.0)

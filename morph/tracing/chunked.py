@@ -8,11 +8,14 @@ detection, the shortest-path tree, pruning, labelling) only touch the candidate 
 sparse list of voxels (typically 1% of the stack), which is the reduced representation kept
 in memory.
 
-:func:`map_local` is the engine: ``dask.array.map_overlap`` over chunks sized by
-:func:`plan_chunks` from ``max_memory``, with ``boundary="none"`` (chunks at the stack's
-faces get no artificial padding, so the function applies its own border rule exactly as on
-the whole stack), the result streamed to an on-disk array (a memory map in a scratch folder)
-by at most ``n_parallel`` threads at a time. :func:`sparse_above` reduces a chunked image to
+:func:`map_local` is the engine: chunks sized by :func:`plan_chunks` from ``max_memory``,
+each read with its halo from the input (a numpy array, memory map, zarr or dask array: only
+that region is read), clipped at the stack's faces (no artificial padding, so the function
+applies its own border rule exactly as on the whole stack), and its inside written to an
+on-disk array (a memory map in a scratch folder), by at most ``n_parallel`` threads at a
+time. (With ``dask.array.map_overlap`` and ``dask.array.store`` instead, the peak grew by
+32 bytes per voxel of a chunk with its halo, measured on the ``bench/batch.py trace`` stack;
+with this loop and the Gaussian in place, by 12.) :func:`sparse_above` reduces a chunked image to
 the coordinates and values of the voxels above a threshold. :func:`preprocess` runs the
 tracer's flattening and denoising (:mod:`morph.tracing.preprocess`) this way, and
 :func:`trace` runs the whole tracer (:func:`morph.tracing.trace`) with these chunked dense
@@ -20,9 +23,9 @@ stages (:func:`prepare`) and its own global stages, giving the same reconstructi
 
 Memory model. A chunk of ``c`` voxels with its halo holds ``c_h`` voxels; the function's
 working set is about ``bytes_per_voxel * c_h`` (input copy, float32 intermediates and output;
-20 bytes per voxel for flatten + denoise); :func:`plan_chunks` picks the largest chunk such
-that ``n_parallel * bytes_per_voxel * c_h`` plus the chunks in flight and a fixed
-:data:`FIXED_OVERHEAD` stay under ``max_memory``. Memory-mapped input and output pages are
+:data:`PREPROCESS_BYTES_PER_VOXEL` for flatten + denoise); :func:`plan_chunks` picks the
+largest chunk such that ``n_parallel * bytes_per_voxel * c_h`` plus the input chunks and a
+fixed :data:`FIXED_OVERHEAD` stay under ``max_memory``. Memory-mapped input and output pages are
 file cache, which the operating system reclaims; they are not counted against the bound (as
 in any out-of-core tool). The global stages on the sparse foreground hold it whole
 (:data:`SPARSE_BYTES_PER_VOXEL` per foreground voxel): their estimate is checked against the
@@ -46,10 +49,13 @@ from numpy.typing import NDArray
 
 from morph.errors import TracingError
 
-#: Working-set bytes per voxel of the flatten + denoise stage (input as float32, background,
-#: smoothed copy, scipy's line buffers and the output).
-PREPROCESS_BYTES_PER_VOXEL = 20
-#: Memory of the machinery itself (task graph, scheduler, buffers), reserved from the bound.
+#: Working-set bytes per voxel of the flatten + denoise stage (the float32 flattened block,
+#: scipy's copy of it in the Gaussian, the background's per-slice buffers), measured: the peak
+#: of :func:`preprocess` grows by 12 bytes per voxel of a chunk with its halo
+#: (``bench/batch.py trace`` stack, bounds of 96 to 192 MiB); the input counts on top.
+PREPROCESS_BYTES_PER_VOXEL = 12
+#: Memory of the machinery itself (the buffers and thread arenas of dask's and zarr's readers,
+#: the intercept of the measured peaks: 8-16 MiB), reserved from the bound.
 FIXED_OVERHEAD = 16 * 1024**2
 #: Memory of the tracer's global stages per foreground voxel (graph to 26 neighbours, costs,
 #: local radius, shortest-path tree), measured by ``bench/batch.py trace`` (peak memory of
@@ -64,6 +70,8 @@ SPARSE_BYTES_PER_VOXEL = 600
 TUBE_BYTES_PER_VOXEL = 12
 #: Bytes per candidate voxel held during the tubularity stage (coordinates, values, responses).
 CANDIDATE_BYTES_PER_VOXEL = 48
+#: Bytes per kept foreground voxel held from one z-range to the next (flat index and value).
+KEPT_BYTES_PER_VOXEL = 12
 
 
 @dataclass(frozen=True)
@@ -173,15 +181,6 @@ def release_memory() -> None:
         _LIBC.malloc_trim(0)
 
 
-def _trimmed(func: Callable[..., NDArray[Any]]) -> Callable[..., NDArray[Any]]:
-    def run(block: NDArray[Any], **kwargs: Any) -> NDArray[Any]:
-        out = func(block, **kwargs)
-        release_memory()
-        return out
-
-    return run
-
-
 @contextmanager
 def scratch(folder: str | os.PathLike[str] | None = None) -> Iterator[Path]:
     """A temporary folder for on-disk intermediates, removed on exit (Ctrl-C included)."""
@@ -190,14 +189,6 @@ def scratch(folder: str | os.PathLike[str] | None = None) -> Iterator[Path]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
-
-
-def _as_dask(data: Any, chunks: tuple[int, int, int]) -> Any:
-    import dask.array as da
-
-    if isinstance(data, da.Array):
-        return data.rechunk(chunks)
-    return da.from_array(data, chunks=chunks, lock=False, asarray=False)
 
 
 def map_local(
@@ -239,7 +230,7 @@ def map_local(
         ``out`` (or the new memory map), equal to ``func(data)`` computed on the whole stack
         when ``func`` is local within ``halo``.
     """
-    import dask.array as da
+    from concurrent.futures import ThreadPoolExecutor
 
     shape = tuple(int(s) for s in data.shape)
     if len(shape) != 3:
@@ -248,19 +239,31 @@ def map_local(
         shape, max_memory, halo=halo, bytes_per_voxel=bytes_per_voxel,
         in_itemsize=np.dtype(data.dtype).itemsize, whole_slices=whole_slices, n_parallel=n_parallel,
     )
-    src = _as_dask(data, plan.chunks)
-    depth = {k: min(int(h), s - 1) if s > 1 else 0 for k, (h, s) in enumerate(zip(plan.halo, shape))}
-    res = src.map_overlap(_trimmed(func), depth=depth, boundary="none", trim=True, dtype=np.dtype(dtype), meta=np.empty((0, 0, 0), dtype), **kwargs)
     if out is None:
         if scratch_dir is None:
             raise TracingError("map_local needs an output array or a scratch folder")
         fd, name = tempfile.mkstemp(suffix=".f32", dir=scratch_dir)
         os.close(fd)
         out = np.memmap(name, dtype=np.dtype(dtype), mode="w+", shape=shape)
+    blocks = [tuple((i * c, min(n, (i + 1) * c)) for i, c, n in zip(b, plan.chunks, shape))
+              for b in np.ndindex(*(-(-n // c) for n, c in zip(shape, plan.chunks)))]
+
+    def run(block: tuple[tuple[int, int], ...]) -> None:
+        # the block with its halo, clipped at the stack's faces (no artificial padding)
+        src = tuple(slice(max(0, a - h), min(n, b + h)) for (a, b), h, n in zip(block, plan.halo, shape))
+        res = func(np.asarray(data[src]), **kwargs)
+        inner = tuple(slice(a - s.start, b - s.start) for (a, b), s in zip(block, src))
+        out[tuple(slice(a, b) for a, b in block)] = res[inner]
+        del res
+        release_memory()
+
     if plan.n_parallel == 1:
-        da.store(res, out, lock=False, scheduler="synchronous")
+        for b in blocks:
+            run(b)
     else:
-        da.store(res, out, lock=False, scheduler="threads", num_workers=plan.n_parallel)
+        with ThreadPoolExecutor(plan.n_parallel) as pool:
+            for _ in pool.map(run, blocks):
+                pass
     if isinstance(out, np.memmap):
         out.flush()
         return np.memmap(out.filename, dtype=out.dtype, mode="r", shape=shape)
@@ -295,10 +298,14 @@ def sparse_above(
 def _preprocess_block(
     block: NDArray[Any], *, voxel_size: Sequence[float], polarity: str, sigma_um: float, block_um: float, percentile: float
 ) -> NDArray[np.float32]:
+    import scipy.ndimage as ndi
+
     from morph.tracing import preprocess as pre
 
     f = pre.flatten(block, voxel_size, polarity=polarity, block_um=block_um, percentile=percentile)
-    return pre.denoise(f, voxel_size, sigma_um=sigma_um)
+    if sigma_um > 0:  # as preprocess.preprocess does it: into the flattened array, no extra copy
+        ndi.gaussian_filter(f, pre._sigma_vox(sigma_um, voxel_size), output=f, mode="nearest", truncate=3.0)
+    return f
 
 
 def preprocess(
@@ -364,12 +371,15 @@ def strided_sample(data: Any, sample: int = 2_000_000, *, max_memory: int = 64 *
     return np.concatenate(out)
 
 
-def tube_groups(counts: Sequence[int], slice_voxels: int, halo: int, max_memory: int) -> list[tuple[int, int]]:
-    """Consecutive z-ranges ``[z0, z1)`` for the candidate and tubularity stage under ``max_memory``.
+def next_tube_group(
+    z0: int, counts: Sequence[int], slice_voxels: int, halo: int, max_memory: int, *, held: int = 0
+) -> tuple[int, int]:
+    """The z-range ``[z0, z1)`` the candidate and tubularity stage takes next under
+    ``max_memory``, with ``held`` bytes already taken (the foreground kept so far).
 
     A range holds its candidate voxels (``counts`` per slice, :data:`CANDIDATE_BYTES_PER_VOXEL`
     each) and filters the slices of the range and ``halo`` slices on each side
-    (:data:`TUBE_BYTES_PER_VOXEL` per voxel), on top of :data:`FIXED_OVERHEAD`. Ranges are
+    (:data:`TUBE_BYTES_PER_VOXEL` per voxel), on top of :data:`FIXED_OVERHEAD`. The range is
     grown greedily to the bound.
 
     Raises
@@ -380,29 +390,35 @@ def tube_groups(counts: Sequence[int], slice_voxels: int, halo: int, max_memory:
     counts = np.asarray(counts, dtype=np.int64)
     nz = counts.size
     per_slice = int(slice_voxels) * TUBE_BYTES_PER_VOXEL
-    budget = int(max_memory) - FIXED_OVERHEAD
+    budget = int(max_memory) - FIXED_OVERHEAD - int(held)
 
     def cost(z0: int, z1: int, n: int) -> int:
         return (min(nz, z1 + halo) - max(0, z0 - halo)) * per_slice + n * CANDIDATE_BYTES_PER_VOXEL
 
+    n = int(counts[z0])
+    if cost(z0, z0 + 1, n) > budget:
+        need = cost(z0, z0 + 1, n) + FIXED_OVERHEAD + int(held)
+        kept = f" and the {int(held) // KEPT_BYTES_PER_VOXEL} foreground voxels kept so far" if held else ""
+        raise TracingError(
+            f"the tubularity filter needs {1 + 2 * int(halo)} slices at once (one slice and {int(halo)} of halo "
+            f"on each side), the slice's {n} candidate voxels{kept}: about {need / 2**20:.0f} MiB, over the "
+            f"{max_memory / 2**20:.0f} MiB bound",
+            hint=f"raise --max-memory to at least {int(np.ceil(need / 2**20))} MiB",
+        )
+    z1 = z0 + 1
+    while z1 < nz and cost(z0, z1 + 1, n + int(counts[z1])) <= budget:
+        n += int(counts[z1])
+        z1 += 1
+    return z0, z1
+
+
+def tube_groups(counts: Sequence[int], slice_voxels: int, halo: int, max_memory: int) -> list[tuple[int, int]]:
+    """Consecutive z-ranges covering the stack, each from :func:`next_tube_group` (nothing held)."""
     groups: list[tuple[int, int]] = []
     z0 = 0
-    while z0 < nz:
-        n = int(counts[z0])
-        if cost(z0, z0 + 1, n) > budget:
-            need = cost(z0, z0 + 1, n) + FIXED_OVERHEAD
-            raise TracingError(
-                f"the tubularity filter needs {1 + 2 * int(halo)} slices at once (one slice and {int(halo)} of halo "
-                f"on each side) and the slice's {n} candidate voxels: about {need / 2**20:.0f} MiB, over the "
-                f"{max_memory / 2**20:.0f} MiB bound",
-                hint=f"raise --max-memory to at least {int(np.ceil(need / 2**20))} MiB",
-            )
-        z1 = z0 + 1
-        while z1 < nz and cost(z0, z1 + 1, n + int(counts[z1])) <= budget:
-            n += int(counts[z1])
-            z1 += 1
-        groups.append((z0, z1))
-        z0 = z1
+    while z0 < len(counts):
+        groups.append(next_tube_group(z0, counts, slice_voxels, halo, max_memory))
+        z0 = groups[-1][1]
     return groups
 
 
@@ -413,9 +429,10 @@ def foreground_voxels(
     and value (noise units, blended with the normalised tubularity) of the candidates (above
     ``candidate_threshold`` x noise) whose value exceeds ``threshold_low``, sorted by index.
 
-    Works z-range by z-range (:func:`tube_groups`): the candidates of a range are selected,
-    filtered and reduced to the kept voxels before the next range is read, so only the kept
-    voxels are held together (the candidates, several % of all voxels, never are).
+    Works z-range by z-range (:func:`next_tube_group`): the candidates of a range are
+    selected, filtered and reduced to the kept voxels before the next range is read, so only
+    the kept voxels are held together (the candidates, several % of all voxels, never are);
+    each range is sized with the kept voxels so far counted against the bound.
     """
     from morph.tracing import preprocess as pre
     from morph.tracing.tubularity import tubularity_at
@@ -430,7 +447,7 @@ def foreground_voxels(
         counts[z0 : z0 + cz] = (np.asarray(image[z0 : z0 + cz]) > thr).sum(axis=(1, 2))
     use_tube = params.tube_weight > 0 and counts.sum() > 0
     halo = max(pre.halo_slices(s, vs) + 1 for s in params.tube_scales_um) if use_tube else 0
-    groups = tube_groups(counts, ny * nx, halo, max_memory)
+    next_tube_group(0, counts, ny * nx, halo, max_memory)  # an impossible bound fails here, before any work
     if use_tube:
         # the normalisation of the tube response: a regular probe of the whole stack, filtered
         # slab by slab with slabs of the size the bound allows
@@ -444,7 +461,10 @@ def foreground_voxels(
         tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise)
         del probe, pz, tprobe
     idx_parts, val_parts = [], []
-    for z0, z1 in groups:
+    held = 0
+    z1 = 0
+    while z1 < nz:
+        z0, z1 = next_tube_group(z1, counts, ny * nx, halo, max_memory, held=held)
         if counts[z0:z1].sum() == 0:
             continue
         zyx, cand = sparse_above(image[z0:z1], thr, max_memory=max_memory // 4)
@@ -458,7 +478,8 @@ def foreground_voxels(
             val = (1 - params.tube_weight) * val + params.tube_weight * (tube - tmed) / tnoise
         ok = val > params.threshold_low
         idx_parts.append(np.ravel_multi_index(tuple(zyx[ok].T), shape))
-        val_parts.append(val[ok])
+        val_parts.append(val[ok].astype(np.float32))
+        held += KEPT_BYTES_PER_VOXEL * int(idx_parts[-1].size)
         del zyx, cand, val, ok
         release_memory()
     if not idx_parts:
@@ -502,6 +523,8 @@ def prepare(
     scratch_dir: str | os.PathLike[str],
     n_parallel: int = 1,
     strict_memory: bool = False,
+    keep_um: NDArray[np.float64] | None = None,
+    keep_radius_um: float = 0.0,
 ) -> Any:
     """:func:`morph.tracing.pipeline.prepare` with bounded memory.
 
@@ -516,7 +539,7 @@ def prepare(
     import time
 
     from morph.tracing import preprocess as pre
-    from morph.tracing.pipeline import Prepared, foreground_graph
+    from morph.tracing.pipeline import Prepared, foreground_graph, reachable_foreground
     from morph.tracing.polarity import POLARITIES, detect_polarity
 
     vs = tuple(float(v) for v in voxel_size)
@@ -526,6 +549,7 @@ def prepare(
     if pol == "auto":
         # slabs of a quarter of a quarter: reading a dask/zarr slab holds it about three times
         pol = detect_polarity(strided_sample(data, max_memory=max_memory // 16))
+        release_memory()
     elif pol not in POLARITIES:
         raise TracingError(f"unknown polarity {params.polarity!r}", hint="use auto, brightfield or fluorescence")
     params = params.resolved(pol)
@@ -547,12 +571,16 @@ def prepare(
     t0 = time.perf_counter()
     shape = tuple(int(s) for s in image.shape)
     idx, val = foreground_voxels(image, vs, noise, params, max_memory=max_memory)
+    idx, val, note = reachable_foreground(shape, vs, idx, val, params, keep_um=keep_um, keep_radius_um=keep_radius_um,
+                                          slab_bytes=int(np.clip(max_memory // 8, 2**20, 16 * 2**20)))
+    release_memory()
     check_tree_memory(int(idx.size), max_memory, strict=strict_memory)
     fg, graph, radius, strong, stretch = foreground_graph(
         shape, vs, idx, val, noise, params, stages=stages, timings=t, t0=t0
     )
     return Prepared(image, vs, pol, noise, fg, graph, radius, strong,
-                    np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t)
+                    np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t,
+                    notes=[note])
 
 
 def trace(

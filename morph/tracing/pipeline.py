@@ -133,8 +133,13 @@ def prepare(
     *,
     offset_um: NDArray[np.float64] | None = None,
     stages: Any = None,
+    keep_um: NDArray[np.float64] | None = None,
+    keep_radius_um: float = 0.0,
 ) -> Prepared:
-    """Polarity, background, denoising, tubularity and the foreground graph of a stack."""
+    """Polarity, background, denoising, tubularity and the foreground graph of a stack.
+
+    ``keep_um`` (micrometres in ``data``) and ``keep_radius_um``: the user's points, near which
+    pieces of foreground are kept even when faint (:func:`reachable_foreground`)."""
     vs = tuple(float(v) for v in voxel_size)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -183,13 +188,53 @@ def prepare(
         ok = val > params.threshold_low
         keep_idx.append(pre[ok])
         keep_val.append(val[ok].astype(np.float32))
+    shape = tuple(int(s) for s in image.shape)
+    idx, val = np.concatenate(keep_idx), np.concatenate(keep_val)
+    del keep_idx, keep_val
+    idx, val, note = reachable_foreground(shape, vs, idx, val, params, keep_um=keep_um, keep_radius_um=keep_radius_um)
     fg, graph, radius, strong, stretch = foreground_graph(
-        tuple(image.shape), vs, np.concatenate(keep_idx), np.concatenate(keep_val), noise, params,
-        stages=stages, timings=t, t0=t0,
+        shape, vs, idx, val, noise, params, stages=stages, timings=t, t0=t0,  # type: ignore[arg-type]
     )
     return Prepared(image, vs, pol, noise, fg, graph, radius, strong,
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t,
-                    recompute_image=_image)
+                    recompute_image=_image, notes=[note])
+
+
+def reachable_foreground(
+    shape: tuple[int, int, int],
+    voxel_size: Sequence[float],
+    index: NDArray[np.int64],
+    value: NDArray[Any],
+    params: TraceParams,
+    *,
+    keep_um: NDArray[np.float64] | None = None,
+    keep_radius_um: float = 0.0,
+    slab_bytes: int = 16 * 1024**2,
+) -> tuple[NDArray[np.int64], NDArray[np.float32], str]:
+    """The kept candidate voxels (flat ``index``, ``value`` in noise units) without the pieces
+    of foreground the tree can never reach: those with no voxel above ``threshold_high`` and
+    none within ``keep_radius_um`` of the user's points ``keep_um`` (micrometres in the stack
+    given), see :func:`morph.tracing.tree.reachable_pieces`: specks of noise above the low
+    threshold (0 to 10% of the foreground on the stacks measured), whose graph would only
+    take memory.
+
+    The pieces are labelled in slabs of at most ``slab_bytes`` (5 bytes per voxel of a slab).
+    Returns ``(index, value, note)``, sorted by index, the note for the SWC header.
+    """
+    vs = tuple(float(v) for v in voxel_size)
+    index = np.asarray(index, dtype=np.int64)
+    value = np.asarray(value, dtype=np.float32)
+    if index.size > 1 and np.any(index[1:] < index[:-1]):
+        order = np.argsort(index, kind="stable")
+        index, value = index[order], value[order]
+    reach = _tree.reachable_pieces(shape, vs, index, value > params.threshold_high,  # type: ignore[arg-type]
+                                   keep_xyz_um=keep_um, keep_radius_um=keep_radius_um, slab_bytes=slab_bytes)
+    n_all = int(index.size)
+    if not reach.all():
+        index, value = index[reach], value[reach]
+    note = (f"foreground: {n_all} voxels above threshold_low, of which {n_all - index.size} in pieces with no "
+            "voxel above threshold_high (never reached, dropped before the graph)")
+    return index, value, note
 
 
 def foreground_graph(
@@ -491,9 +536,20 @@ def trace(
     if seeds is not None and len(np.asarray(seeds).reshape(-1)):
         seed_pts = np.vstack([_check_point(s, "seed") for s in np.asarray(seeds, dtype=np.float64).reshape(-1, 3)])
     tm: dict[str, float] = {} if timings is None else timings
+    snap = max(5.0, 3 * max(vs[:2]))
+    # faint pieces of foreground are kept near the user's points (the soma, within its snap
+    # distance and largest radius; seeds; the reconstruction to extend)
+    keep = ([soma_pt] if soma_pt is not None else []) + list(seed_pts)
+    keep_r = max(snap, 10.0) + float(params.soma_max_radius_um) if soma_pt is not None else snap
+    if extend is not None:
+        ex0 = extend if extend.units == "um" else extend.to_micrometres(vs)
+        keep += list((ex0.resample(0.5 * min(vs)) if len(ex0) > 1 else ex0).xyz - off)
+        keep_r = max(keep_r, 1.5 * max(vs), 1.0)
+    keep_um = np.asarray(keep, dtype=np.float64).reshape(-1, 3)
     with _progress.stages(STAGES, desc="trace", quiet=not progress) as st:
         st.start("polarity")
-        prep = (prepare_fn or prepare)(sub, vs, params, offset_um=off, stages=st)
+        prep = (prepare_fn or prepare)(sub, vs, params, offset_um=off, stages=st, keep_um=keep_um,
+                                       keep_radius_um=keep_r)
         params = prep.params or params
         tm.update(prep.timings)
         prep.notes.extend(notes)
@@ -501,7 +557,6 @@ def trace(
         t0 = time.perf_counter()
         fg = prep.fg
         kw = dict(min_radius_um=params.soma_min_radius_um, max_radius_um=params.soma_max_radius_um)
-        snap = max(5.0, 3 * max(vs[:2]))
         if extend is None:
             if soma_pt is not None:
                 s0 = _soma.soma_at(fg, prep.radius, prep.to_trace_space(soma_pt), snap_um=max(snap, 10.0), **kw)

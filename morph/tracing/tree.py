@@ -160,6 +160,106 @@ class Graph:
         return out
 
 
+def piece_labels(
+    shape: tuple[int, int, int], index: NDArray[np.int64], *, slab_bytes: int = 16 * 1024**2
+) -> tuple[NDArray[np.int32] | NDArray[np.int64], int]:
+    """26-connected pieces of a sparse foreground: ``(label per voxel, number of pieces)``.
+
+    ``index`` holds sorted linear indices into a ``(Z, Y, X)`` stack. The pieces are labelled
+    slab by slab of whole slices (:func:`scipy.ndimage.label` on a dense mask of at most
+    ``slab_bytes`` at 5 bytes per voxel), and the labels of pieces that touch across a slab
+    boundary are merged (a connected-components pass on the small graph of labels), so the
+    memory is that of one slab plus 4 bytes per foreground voxel (int32 labels; int64 beyond
+    two billion voxels).
+    """
+    from scipy import ndimage
+
+    nz, ny, nx = (int(s) for s in shape)
+    plane = ny * nx
+    n = int(index.size)
+    lab = np.empty(n, dtype=np.int32 if n < np.iinfo(np.int32).max else np.int64)
+    if n == 0:
+        return lab, 0
+    cz = int(max(1, min(nz, slab_bytes // max(5 * plane, 1))))
+    full = np.ones((3, 3, 3), dtype=bool)
+    pairs_a: list[NDArray[np.int64]] = []
+    pairs_b: list[NDArray[np.int64]] = []
+    prev_last: NDArray[np.int64] | None = None
+    base = 0
+    for z0 in range(0, nz, cz):
+        z1 = min(nz, z0 + cz)
+        p0, p1 = (int(p) for p in np.searchsorted(index, [z0 * plane, z1 * plane]))
+        if p0 == p1:
+            prev_last = None
+            continue
+        local = index[p0:p1] - z0 * plane
+        mask = np.zeros((z1 - z0, ny, nx), dtype=bool)
+        mask.reshape(-1)[local] = True
+        lbl = np.empty(mask.shape, dtype=np.int32)
+        count = int(ndimage.label(mask, structure=full, output=lbl))
+        del mask
+        lab[p0:p1] = lbl.reshape(-1)[local]
+        lab[p0:p1] += base - 1
+        if prev_last is not None:
+            cur = np.where(lbl[0] > 0, lbl[0].astype(np.int64) + (base - 1), -1)
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    a = prev_last[max(dy, 0) : ny + min(dy, 0), max(dx, 0) : nx + min(dx, 0)]
+                    b = cur[max(-dy, 0) : ny + min(-dy, 0), max(-dx, 0) : nx + min(-dx, 0)]
+                    both = (a >= 0) & (b >= 0)
+                    if both.any():
+                        pairs_a.append(a[both])
+                        pairs_b.append(b[both])
+        prev_last = np.where(lbl[-1] > 0, lbl[-1].astype(np.int64) + (base - 1), -1)
+        base += count
+        del lbl
+    if pairs_a:
+        a = np.concatenate(pairs_a)
+        b = np.concatenate(pairs_b)
+        g = sp.coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(base, base)).tocsr()
+        ncomp, comp = connected_components(g, directed=False)
+        return comp.astype(lab.dtype)[lab], int(ncomp)
+    return lab, base
+
+
+def reachable_pieces(
+    shape: tuple[int, int, int],
+    voxel_size: tuple[float, float, float],
+    index: NDArray[np.int64],
+    strong: NDArray[np.bool_],
+    *,
+    keep_xyz_um: NDArray[np.float64] | None = None,
+    keep_radius_um: float = 0.0,
+    slab_bytes: int = 16 * 1024**2,
+) -> NDArray[np.bool_]:
+    """Which foreground voxels lie in a piece the tree can ever reach.
+
+    :func:`grow` reaches the pieces that hold its sources and bridges only to pieces that hold
+    a ``strong`` voxel (above the high threshold). A 26-connected piece with no strong voxel,
+    typically a speck of background noise above the low threshold, can therefore only be
+    reached when it holds a source, that is when it lies at a point the user gave: pieces
+    with a voxel within ``keep_radius_um`` of ``keep_xyz_um`` (micrometres, ``(k, 3)``) are
+    kept too. Dropping the others before the graph is built changes no path, no local radius
+    (a voxel's neighbours are in its own piece) and no statistic of the strong voxels; it
+    saves the tree stages' memory for those voxels (measured: 0 to 10% of the foreground, the
+    most on noisy brightfield stacks).
+
+    Returns a boolean mask over ``index``.
+    """
+    lab, n = piece_labels(shape, index, slab_bytes=slab_bytes)
+    good = np.zeros(n, dtype=bool)
+    good[lab[np.asarray(strong, dtype=bool)]] = True
+    if keep_xyz_um is not None and len(keep_xyz_um) and not good.all():
+        kd = cKDTree(np.asarray(keep_xyz_um, dtype=np.float64).reshape(-1, 3))
+        vs = np.asarray(voxel_size, dtype=np.float64)
+        block = 1 << 20
+        for s in range(0, index.size, block):
+            zyx = np.stack(np.unravel_index(index[s : s + block], shape), axis=1)
+            d, _j = kd.query(zyx[:, ::-1] * vs, distance_upper_bound=float(keep_radius_um) + 1e-9)
+            good[lab[s : s + block][np.isfinite(d)]] = True
+    return good[lab]
+
+
 def build_graph(fg: Foreground, cost: NDArray[np.float64] | None = None) -> Graph:
     """26-connected graph of the foreground voxels (edges stored once: use ``directed=False``),
     built directly in compressed sparse row form with sorted column indices."""
