@@ -247,7 +247,10 @@ def test_existing_output_not_overwritten_without_force(cells: Path, tmp_path: Pa
 
 
 _SCRIPT = """
-import functools, sys
+import functools, signal, sys
+# Ctrl-C raises KeyboardInterrupt even when this process was started with SIGINT ignored
+# (as background jobs of a non-interactive shell are, e.g. a CI script run with nohup ... &)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from morph import batch
 from test_batch import recording_standin
@@ -316,9 +319,7 @@ def test_ctrl_c_leaves_no_half_written_file(cells: Path, tmp_path: Path):
     pattern = str(cells / "**/*.swc")
     out, calls = tmp_path / "f.parquet", tmp_path / "calls.txt"
     cache = tmp_path / "f.parquet.cache"
-    # 1.5 s per file: the 5 files left after the first 2 take at least 3 s more on 2 workers,
-    # so the signal lands mid-run even on a loaded machine
-    proc = _start(tmp_path, pattern, out, calls, 1.5, None)
+    proc = _start(tmp_path, pattern, out, calls, 0.6, None)
     try:
         _wait_for(cache, 2, proc, timeout=90)
         proc.send_signal(signal.SIGINT)
@@ -333,7 +334,7 @@ def test_ctrl_c_leaves_no_half_written_file(cells: Path, tmp_path: Path):
     n_cached = len(list(cache.glob("*.json")))
     assert 2 <= n_cached < 7
     df = batch.features(
-        pattern, scheduler="serial", func=functools.partial(recording_standin, calls=str(calls), delay=1.5),
+        pattern, scheduler="serial", func=functools.partial(recording_standin, calls=str(calls), delay=0.6),
         output=out, quiet=True,
     )
     assert df.attrs["summary"].skipped == n_cached and len(pd.read_parquet(out)) == 7
