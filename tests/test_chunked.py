@@ -277,14 +277,19 @@ def test_chunked_trace_equals_in_memory_trace(op1, tmp_path: Path):
     np.testing.assert_array_equal(got.parent, ref.parent)
     np.testing.assert_array_equal(got.types, ref.types)
     np.testing.assert_array_equal(got.radius, ref.radius)
-    assert [h for h in got.header if not h.startswith("input:")] == [h for h in ref.header if not h.startswith("input:")]
+    # the headers differ only in the input and in how much of the foreground the bounded
+    # tree stages held (the pieces within reach of the root)
+    same = ("input:", "polarity:", "tree stages on")
+    assert [h for h in got.header if not h.startswith(same)] == [h for h in ref.header if not h.startswith(same)]
+    focus = next(h for h in got.header if h.startswith("tree stages on"))
+    n_focus, n_all = (int(w) for w in focus.split()[3:6:2])
+    assert n_focus < n_all and f"foreground voxels {n_all}" in next(h for h in ref.header if h.startswith("polarity:"))
     assert [p.name for p in tmp_path.iterdir()] == ["crop.zarr"]  # scratch image removed
 
 
 def test_strict_memory_fails_before_the_tree_stages(op1, tmp_path: Path, monkeypatch):
     """With ``strict_memory``, a foreground too large for the bound is an error raised before
     the graph is built (here the per-voxel estimate is inflated so that it is)."""
-    from morph.tracing import pipeline
 
     crop = np.ascontiguousarray(op1.data[:, 256:, :256])
     store = tmp_path / "crop.zarr"
@@ -293,9 +298,11 @@ def test_strict_memory_fails_before_the_tree_stages(op1, tmp_path: Path, monkeyp
     def never(*a, **k):
         raise AssertionError("the tree stages started")
 
-    monkeypatch.setattr(pipeline, "foreground_graph", never)
+    from morph.tracing import tree
+
+    monkeypatch.setattr(tree, "build_graph", never)
     monkeypatch.setattr(chunked, "SPARSE_BYTES_PER_VOXEL", 10_000)
-    with pytest.raises(TracingError, match="foreground voxels: the tree stages need about") as e:
+    with pytest.raises(TracingError, match="voxels in the largest piece .*: the tree stages need about") as e:
         chunked.trace(store, max_memory=28 * 2**20, strict_memory=True, seeds=[(30.979, 173.04, 0.0)],
                       progress=False, scratch_dir=tmp_path)
     assert "raise --max-memory" in e.value.hint

@@ -474,3 +474,24 @@ def test_trace_drops_faint_pieces_but_roots_on_one_the_user_gives(y_stack) -> No
     m2 = trace(img, voxel_size=vs, seeds=[(71.0, 10.4, 10.0)], progress=False)
     assert 15.0 < m2.total_length() < 35.0
     assert np.all(m2.xyz[:, 0] > 65.0) and np.all(m2.xyz[:, 1] < 25.0)
+
+
+def test_reachable_from_follows_chains_of_gaps_and_stops_beyond_them() -> None:
+    shape = (5, 40, 120)
+    mask = np.zeros(shape, bool)
+    mask[2, 20, 0:20] = True  # A: holds the source
+    mask[2, 20, 26:40] = True  # B: 6 voxels beyond A's end
+    mask[2, 20, 46:60] = True  # C: 6 beyond B (12 beyond A): reached through B
+    mask[2, 20, 80:100] = True  # D: 20 beyond C
+    mask[2, 24, 22:24] = True  # E: near A's end but faint (no strong voxel)
+    idx = np.flatnonzero(mask)
+    fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.ones(idx.size, np.float32))
+    x = fg.zyx[:, 2]
+    strong = ~((fg.zyx[:, 1] == 24))
+    src = np.array([int(np.flatnonzero(x == 0)[0])])
+    keep = tr.reachable_from(fg, src, strong, gap_um=8.0)
+    assert keep[x < 60].sum() == 20 + 14 + 14 and not keep[x >= 80].any() and not keep[fg.zyx[:, 1] == 24].any()
+    assert keep.sum() == tr.reachable_from(fg, src, strong, gap_um=8.0, block=7).sum()  # boxes built in blocks
+    only_a = tr.reachable_from(fg, src, strong, gap_um=5.0)  # gaps of 6 are too wide
+    assert only_a.sum() == 20
+    assert tr.reachable_from(fg, src, strong, gap_um=30.0).sum() == idx.size - 2

@@ -72,6 +72,9 @@ TUBE_BYTES_PER_VOXEL = 12
 CANDIDATE_BYTES_PER_VOXEL = 48
 #: Bytes per kept foreground voxel held from one z-range to the next (flat index and value).
 KEPT_BYTES_PER_VOXEL = 12
+#: Bytes per voxel of the whole foreground held while the tree stages choose their pieces
+#: (index, value, coordinates, local radius, strong flag, piece label).
+FOREGROUND_BYTES_PER_VOXEL = 40
 
 
 @dataclass(frozen=True)
@@ -487,20 +490,24 @@ def foreground_voxels(
     return np.concatenate(idx_parts).astype(np.int64), np.concatenate(val_parts)
 
 
-def check_tree_memory(n_foreground: int, max_memory: int, *, strict: bool = False) -> int:
-    """Estimated memory of the tracer's tree stages (:data:`SPARSE_BYTES_PER_VOXEL` per
-    foreground voxel), checked against ``max_memory`` before they start.
+def check_tree_memory(n_foreground: int, max_memory: int, *, strict: bool = False, held: int = 0,
+                      what: str = "foreground voxels") -> int:
+    """Estimated memory of a graph stage of the tracer on ``n_foreground`` voxels
+    (:data:`SPARSE_BYTES_PER_VOXEL` each) plus ``held`` bytes already taken, checked against
+    ``max_memory`` before the stage starts.
 
-    These stages (graph, costs, radii, shortest-path tree, pruning) hold the whole foreground
-    at once, so they are not bounded by chunking the image. Over the bound: a warning, or with
-    ``strict`` a :class:`~morph.errors.TracingError` (before any of that memory is taken).
-    Returns the estimate in bytes.
+    The graph stages (graph, costs, radii, shortest-path tree, pruning) hold their voxels at
+    once: the local radii a batch of whole pieces at a time, the tree the pieces within reach
+    of the root (:meth:`morph.tracing.pipeline.Prepared.focus`). A single piece, or the
+    reachable pieces, may need more than the bound. Over it: a warning, or with ``strict`` a
+    :class:`~morph.errors.TracingError` (before any of that memory is taken). Returns the
+    estimate in bytes.
     """
-    need = int(n_foreground) * SPARSE_BYTES_PER_VOXEL
+    need = int(n_foreground) * SPARSE_BYTES_PER_VOXEL + int(held)
     if need > max_memory:
         msg = (
-            f"{int(n_foreground)} foreground voxels: the tree stages need about {need / 2**20:.0f} MiB at once, "
-            f"over the {max_memory / 2**20:.0f} MiB bound (only the image stages are chunked)"
+            f"{int(n_foreground)} {what}: the tree stages need about {need / 2**20:.0f} MiB at once, "
+            f"over the {max_memory / 2**20:.0f} MiB bound"
         )
         if strict:
             raise TracingError(
@@ -574,13 +581,22 @@ def prepare(
     idx, val, note = reachable_foreground(shape, vs, idx, val, params, keep_um=keep_um, keep_radius_um=keep_radius_um,
                                           slab_bytes=int(np.clip(max_memory // 8, 2**20, 16 * 2**20)))
     release_memory()
-    check_tree_memory(int(idx.size), max_memory, strict=strict_memory)
-    fg, graph, radius, strong, stretch = foreground_graph(
-        shape, vs, idx, val, noise, params, stages=stages, timings=t, t0=t0
+    # the radii are computed a batch of pieces at a time, in what the bound leaves beside the
+    # whole foreground's arrays; the graph is built for the pieces within reach of the root
+    held = FIXED_OVERHEAD + FOREGROUND_BYTES_PER_VOXEL * int(idx.size)
+    batch = max(1, (int(max_memory) - held) // SPARSE_BYTES_PER_VOXEL)
+
+    def check(n: int, what: str) -> None:
+        check_tree_memory(n, max_memory, strict=strict_memory, held=held, what=what)
+
+    fg, graph, radius, strong, stretch, stats = foreground_graph(
+        shape, vs, idx, val, noise, params, stages=stages, timings=t, t0=t0, batch_voxels=batch,
+        check_memory=check,
     )
-    return Prepared(image, vs, pol, noise, fg, graph, radius, strong,
+    release_memory()
+    return Prepared(image, vs, pol, noise, fg, graph, radius, strong,  # type: ignore[arg-type]
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t,
-                    notes=[note])
+                    notes=[note], batch_voxels=batch, cost_stats=stats, check_memory=check)
 
 
 def trace(

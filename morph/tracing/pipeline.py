@@ -81,6 +81,50 @@ class Prepared:
     #: Computes ``image`` again (the same deterministic preprocessing of the same input), so
     #: that :func:`trace` may drop the image while the sparse stages run; ``None``: kept.
     recompute_image: Callable[[], NDArray[np.float32]] | None = None
+    #: Bounded mode (:mod:`morph.tracing.chunked`): the local radii are computed a batch of
+    #: pieces of at most this many voxels at a time, and the graph (``graph`` None until then)
+    #: is built by :meth:`focus` for the pieces the tree can reach only. ``None``: the graph of
+    #: the whole foreground is built at once.
+    batch_voxels: int | None = None
+    #: The whole foreground's cost statistics in bounded mode: ``(ref, rounds, cost_max)``.
+    cost_stats: tuple[float, int, float] | None = None
+    #: Called with a number of voxels and what they are before a graph of them is built
+    #: (bounded mode: the memory check).
+    check_memory: Callable[[int, str], Any] | None = None
+
+    def set_foreground(self, fg: _tree.Foreground, strong: NDArray[np.bool_], params: TraceParams) -> None:
+        """Use ``fg`` (and its ``strong`` voxels): its graph, radii and costs at once, or in
+        bounded mode its radii and cost statistics batch by batch (the graph waits for
+        :meth:`focus`)."""
+        self.fg, self.strong = fg, strong
+        self.graph = self.radius = None  # type: ignore[assignment]  # freed before the new ones are built
+        if self.batch_voxels is None:
+            self.graph, self.radius = _graph_and_cost(fg, strong, params)
+        else:
+            self.radius, self.cost_stats = _batched_radius_and_cost(fg, strong, params, self.batch_voxels,
+                                                                    check_memory=self.check_memory)
+
+    def focus(self, sources: NDArray[np.int64], params: TraceParams) -> NDArray[np.int64]:
+        """Bounded mode: keep only the pieces of foreground the tree can reach from the
+        foreground voxels ``sources`` (:func:`morph.tracing.tree.reachable_from`) and build
+        their graph, with the costs the whole foreground's graph would give them. Returns the
+        new position of each old voxel (-1: dropped). Without bounded mode, or when the graph
+        exists, nothing changes (identity)."""
+        if self.graph is not None:
+            return np.arange(self.fg.n, dtype=np.int64)
+        keep = _tree.reachable_from(self.fg, sources, self.strong, gap_um=float(params.gap_um or 0.0))
+        pos = np.full(self.fg.n, -1, dtype=np.int64)
+        pos[keep] = np.arange(int(keep.sum()))
+        fg = _tree.Foreground(self.fg.shape, self.fg.voxel_size, self.fg.index[keep], self.fg.value[keep])
+        self.notes.append(f"tree stages on {fg.n} of {self.fg.n} foreground voxels: the pieces within reach "
+                          "of the root (gap bridging distance)")
+        if self.check_memory is not None:
+            self.check_memory(fg.n, "foreground voxels within reach of the root")
+        self.fg, self.strong, self.radius = fg, self.strong[keep], self.radius[keep]
+        ref, rounds, cmax = self.cost_stats  # type: ignore[misc]
+        self.graph, _r = _graph_and_cost(fg, self.strong, params, ref=ref, rounds=rounds, radius=self.radius)
+        self.graph.cost_max = cmax
+        return pos
 
 
 def _as_stack(stack_or_array: Any, voxel_size: Sequence[float] | None) -> tuple[Any, tuple[float, float, float], bool, str | None]:
@@ -192,10 +236,10 @@ def prepare(
     idx, val = np.concatenate(keep_idx), np.concatenate(keep_val)
     del keep_idx, keep_val
     idx, val, note = reachable_foreground(shape, vs, idx, val, params, keep_um=keep_um, keep_radius_um=keep_radius_um)
-    fg, graph, radius, strong, stretch = foreground_graph(
+    fg, graph, radius, strong, stretch, _stats = foreground_graph(
         shape, vs, idx, val, noise, params, stages=stages, timings=t, t0=t0,  # type: ignore[arg-type]
     )
-    return Prepared(image, vs, pol, noise, fg, graph, radius, strong,
+    return Prepared(image, vs, pol, noise, fg, graph, radius, strong,  # type: ignore[arg-type]
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t,
                     recompute_image=_image, notes=[note])
 
@@ -248,13 +292,19 @@ def foreground_graph(
     stages: Any = None,
     timings: dict[str, float],
     t0: float,
-) -> tuple[_tree.Foreground, _tree.Graph, NDArray[np.float64], NDArray[np.bool_], float]:
+    batch_voxels: int | None = None,
+    check_memory: Callable[[int, str], Any] | None = None,
+) -> tuple[_tree.Foreground, _tree.Graph | None, NDArray[np.float64], NDArray[np.bool_], float,
+           tuple[float, int, float] | None]:
     """The global part of :func:`prepare`, shared with the chunked runner: from the kept
     candidate voxels (flat ``index`` and enhanced ``value`` in noise units) to the foreground
     in tracing space (z compressed by the measured blur), its graph, local radii and costs.
 
-    Returns ``(foreground, graph, radius, strong, stretch)``; records the ``tubularity``
-    (since ``t0``) and ``graph`` timings.
+    With ``batch_voxels`` (bounded mode) no graph is returned: the radii and the cost
+    statistics are computed a batch of pieces at a time (see :meth:`Prepared.focus`).
+
+    Returns ``(foreground, graph, radius, strong, stretch, cost statistics)``; records the
+    ``tubularity`` (since ``t0``) and ``graph`` timings.
     """
     vs = tuple(float(v) for v in voxel_size)
     fg = _tree.Foreground(shape, vs, index, np.asarray(value, dtype=np.float32))  # type: ignore[arg-type]
@@ -274,29 +324,89 @@ def foreground_graph(
             f"(noise {noise:.3g} grey levels, nothing above {params.threshold_high:g} x noise)",
             hint="check the polarity (--polarity), the file and the channel, or lower threshold_high",
         )
-    graph, radius = _graph_and_cost(fg, strong, params)
+    graph: _tree.Graph | None = None
+    stats = None
+    if batch_voxels is None:
+        graph, radius = _graph_and_cost(fg, strong, params)
+    else:
+        radius, stats = _batched_radius_and_cost(fg, strong, params, batch_voxels, check_memory=check_memory)
     timings["graph"] = time.perf_counter() - t0
     if stages:
         stages.step("graph")
-    return fg, graph, radius, strong, stretch
+    return fg, graph, radius, strong, stretch, stats
+
+
+def _cost_ref(fg: _tree.Foreground, strong: NDArray[np.bool_]) -> float:
+    """The enhanced value scaled to 1 by the cost: the 90th percentile of the strong voxels."""
+    return float(np.percentile(fg.value[strong], 90)) if strong.any() else float(fg.value.max(initial=1.0))
+
+
+def _medial_rounds(fg: _tree.Foreground, strong: NDArray[np.bool_], radius: NDArray[np.float64]) -> int:
+    """Graph steps over which the medialness looks for the largest radius nearby."""
+    rs = radius[strong] if strong.any() else radius
+    return int(np.clip(np.ceil(np.percentile(rs, 95) / min(fg.voxel_size)), 1, 6))
 
 
 def _graph_and_cost(
-    fg: _tree.Foreground, strong: NDArray[np.bool_], params: TraceParams
+    fg: _tree.Foreground, strong: NDArray[np.bool_], params: TraceParams, *, ref: float | None = None,
+    rounds: int | None = None, radius: NDArray[np.float64] | None = None,
 ) -> tuple[_tree.Graph, NDArray[np.float64]]:
-    """Foreground graph, local radius and the gray-weighted, medial cost of each voxel."""
+    """Foreground graph, local radius and the gray-weighted, medial cost of each voxel.
+
+    ``ref`` and ``rounds`` (the cost's statistics) and ``radius`` default to those of ``fg``
+    itself; :meth:`Prepared.focus` passes the whole foreground's for a part of it.
+    """
     graph = _tree.build_graph(fg)
-    radius = _tree.local_radius(fg, graph)
-    ref = float(np.percentile(fg.value[strong], 90)) if strong.any() else float(fg.value.max(initial=1.0))
+    if radius is None:
+        radius = _tree.local_radius(fg, graph)
+    if ref is None:
+        ref = _cost_ref(fg, strong)
     f = np.clip(fg.value / max(ref, 1e-12), 0, 1)
     if params.medial_weight > 0 and fg.n:
         # medialness: local radius relative to the largest radius nearby (1 on the centreline)
-        rs = radius[strong] if strong.any() else radius
-        rounds = int(np.clip(np.ceil(np.percentile(rs, 95) / min(fg.voxel_size)), 1, 6))
+        if rounds is None:
+            rounds = _medial_rounds(fg, strong, radius)
         med = radius / graph.neighbourhood_max(radius, rounds)
         f = f * (1.0 - params.medial_weight + params.medial_weight * med)
     graph.set_cost(np.exp(params.cost_power * (1.0 - f) ** 2))
     return graph, radius
+
+
+def _batched_radius_and_cost(
+    fg: _tree.Foreground, strong: NDArray[np.bool_], params: TraceParams, batch_voxels: int, *,
+    check_memory: Callable[[int, str], Any] | None = None,
+) -> tuple[NDArray[np.float64], tuple[float, int, float]]:
+    """Local radii of the whole foreground and its cost statistics ``(ref, rounds,
+    cost_max)``, equal to :func:`_graph_and_cost`'s, with the graph built for a batch of whole
+    pieces (26-connected) of at most ``batch_voxels`` voxels at a time (a larger piece alone):
+    a voxel's radius and medialness only depend on its own piece. ``check_memory`` is called
+    with the largest batch before any graph is built."""
+    labels, n = _tree.piece_labels(fg.shape, fg.index)
+    order = np.argsort(labels, kind="stable")
+    ends = np.cumsum(np.bincount(labels, minlength=n))
+    del labels
+    batches: list[NDArray[np.int64]] = []
+    a = 0
+    while a < n:
+        lo = int(ends[a - 1]) if a else 0
+        b = max(a + 1, int(np.searchsorted(ends, lo + batch_voxels, side="right")))
+        batches.append(np.sort(order[lo : int(ends[b - 1])]))
+        a = b
+    del order
+    if check_memory is not None and batches:
+        check_memory(max(x.size for x in batches), "voxels in the largest piece of foreground (or batch of pieces)")
+    radius = np.empty(fg.n, dtype=np.float64)
+    for sel in batches:
+        sub = _tree.Foreground(fg.shape, fg.voxel_size, fg.index[sel], fg.value[sel])
+        radius[sel] = _tree.local_radius(sub, _tree.build_graph(sub))
+    ref = _cost_ref(fg, strong)
+    rounds = _medial_rounds(fg, strong, radius)
+    cmax = 1.0 if fg.n == 0 else -np.inf
+    for sel in batches:
+        sub = _tree.Foreground(fg.shape, fg.voxel_size, fg.index[sel], fg.value[sel])
+        g, _r = _graph_and_cost(sub, strong[sel], params, ref=ref, rounds=rounds, radius=radius[sel])
+        cmax = max(cmax, g.cost_max)
+    return radius, (ref, rounds, float(cmax))
 
 
 def restrict_to_signal(
@@ -314,9 +424,13 @@ def restrict_to_signal(
     thr = float(params.threshold_low)
     if params.relative_threshold <= 0 or fg.n == 0:
         return thr
-    d = np.linalg.norm(fg.xyz_um() - root_xyz_t, axis=1)
-    near = (d <= soma_radius + max(10.0, 3 * max(prep.voxel_size))) & (d >= soma_radius)
-    if not near.any():
+    reach = soma_radius + max(10.0, 3 * max(prep.voxel_size))
+    near_parts = []
+    for s in range(0, fg.n, 1 << 20):  # distances a block at a time (no 32 bytes per voxel at once)
+        d = np.linalg.norm(fg.xyz_um(np.arange(s, min(fg.n, s + (1 << 20)))) - root_xyz_t, axis=1)
+        near_parts.append(s + np.flatnonzero((d <= reach) & (d >= soma_radius)))
+    near = np.concatenate(near_parts) if near_parts else np.zeros(0, dtype=np.int64)
+    if near.size == 0:
         return thr
     ref = float(np.percentile(fg.value[near], 90))
     new = params.relative_threshold * ref
@@ -326,11 +440,9 @@ def restrict_to_signal(
     if keep.sum() < 2:
         return thr
     fg2 = _tree.Foreground(fg.shape, fg.voxel_size, fg.index[keep], fg.value[keep])
-    del d, near, keep, fg
-    prep.strong = fg2.value > max(float(params.threshold_high), new)
-    prep.fg = fg2
-    prep.graph = prep.radius = None  # type: ignore[assignment]  # freed before the new ones are built
-    prep.graph, prep.radius = _graph_and_cost(fg2, prep.strong, params)
+    del near, keep, fg
+    prep.fg = None  # type: ignore[assignment]
+    prep.set_foreground(fg2, fg2.value > max(float(params.threshold_high), new), params)
     return new
 
 
@@ -597,6 +709,10 @@ def trace(
             src = root.voxels
             if not root.is_soma:
                 prep.notes.append("no soma found: the tree is rooted at the thickest stained place")
+        if prep.graph is None:
+            # bounded mode: the graph of the pieces within reach of the root (and seeds) only
+            pos = prep.focus(np.concatenate([np.asarray(src, dtype=np.int64), seeds_fg]), params)
+            src, seeds_fg, fg = pos[src], pos[seeds_fg], prep.fg
         if root is not None:
             root.centre = prep.to_physical(root.centre)
         tm["soma"] = time.perf_counter() - t0
