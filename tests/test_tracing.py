@@ -487,7 +487,7 @@ def test_reachable_from_follows_chains_of_gaps_and_stops_beyond_them() -> None:
     idx = np.flatnonzero(mask)
     fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.ones(idx.size, np.float32))
     x = fg.zyx[:, 2]
-    strong = ~((fg.zyx[:, 1] == 24))
+    strong = ~(fg.zyx[:, 1] == 24)
     src = np.array([int(np.flatnonzero(x == 0)[0])])
     keep = tr.reachable_from(fg, src, strong, gap_um=8.0)
     assert keep[x < 60].sum() == 20 + 14 + 14 and not keep[x >= 80].any() and not keep[fg.zyx[:, 1] == 24].any()

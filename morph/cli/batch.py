@@ -93,8 +93,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     t.add_argument("--max-memory", type=memory_size, metavar="SIZE", help="peak memory bound per stack (e.g. 2GB): larger stacks are traced chunk by chunk")
     t.add_argument(
         "--strict-memory", action="store_true",
-        help="with --max-memory: fail a stack whose tree stages (about 1 KB per foreground voxel, held at once) "
-        "would exceed the bound, checked before they start, instead of warning and going on",
+        help="with --max-memory: fail a stack whose tree stages (about 600 bytes per voxel of the cell's "
+        "foreground, held at once) would exceed the bound, checked before they start, instead of warning and going on",
     )
     t.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE", help="tracing parameter (repeatable)")
     t.add_argument("--func", metavar="MODULE:FUNCTION", dest="function", help="trace with FUNCTION(stack, **options) -> Morphology instead of morph's tracer")

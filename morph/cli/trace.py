@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "--max-memory",
         type=memory_size,
         metavar="SIZE",
-        help="bound the image stages' memory (e.g. 2GB): the stack is read and preprocessed chunk by "
+        help="bound the memory of the run (e.g. 2GB): the stack is read and preprocessed chunk by "
         "chunk (TIFF, OME-Zarr), for stacks larger than memory; same result as in memory",
     )
     p.set_defaults(func=run)

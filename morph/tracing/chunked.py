@@ -618,13 +618,15 @@ def trace(
         a :class:`morph.io.chunked.ChunkedStack`, a :class:`morph.io.Stack` (its data may be a
         memory map) or a ``(Z, Y, X)`` array.
     max_memory
-        Bound, in bytes, on the memory of the dense (image) stages, which are chunked to fit
-        (an impossible bound is an error before they start). The tree stages on the sparse
-        foreground hold it all at once: about :data:`SPARSE_BYTES_PER_VOXEL` bytes per
-        foreground voxel (0.1 to 1% of the voxels). Their estimate is checked against the
-        bound when the foreground is known, before they start (:func:`check_tree_memory`).
+        Bound, in bytes, on the memory of the run. The dense (image) stages are chunked to
+        fit (an impossible bound is an error before they start); the local radii of the
+        sparse foreground are computed a batch of whole pieces at a time, and the tree holds
+        only the pieces within reach of the root (:meth:`~morph.tracing.pipeline.Prepared.focus`),
+        about :data:`SPARSE_BYTES_PER_VOXEL` bytes per voxel. A piece, or the cell's pieces,
+        larger than the bound allows is found before its graph is built
+        (:func:`check_tree_memory`).
     strict_memory
-        Raise a :class:`~morph.errors.TracingError` when the tree stages would exceed
+        Raise a :class:`~morph.errors.TracingError` when a graph stage would exceed
         ``max_memory``, instead of warning and going on above the bound.
     scratch_dir
         Where the float32 intermediate image is kept while tracing (default: the system's
