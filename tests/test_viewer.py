@@ -599,3 +599,41 @@ def test_movie_format_checked_before_rendering(data, tmp_path):
     swc = next((data / "swc" / "allen").glob("bmtk_Rbp4*.swc"))
     r = _morph("view", str(swc), "--movie", str(tmp_path / "t.webp"), "-q")
     assert r.returncode == 2 and "unknown movie format" in r.stderr
+
+
+def test_lazy_stack_shows_the_same_pictures_as_in_memory(spine, tmp_path):
+    """An OME-Zarr store is opened lazily (never read whole): its projection, slices (read
+    plane by plane, also after moving one) and volume look exactly like the in-memory stack's."""
+    _gl_or_skip()
+    from morph.io.chunked import ChunkedStack, write_zarr
+    from viewers.app import open_stack
+
+    m, st = spine
+    store = tmp_path / "spine.ome.zarr"
+    write_zarr(store, np.asarray(st.data), st.voxel_size, chunks=(4, 64, 64))
+    lazy = open_stack(store)
+    assert isinstance(lazy, ChunkedStack) and hasattr(lazy.data, "compute")
+
+    def pictures(stack):
+        s = Scene((240, 320))
+        s.add_morphology(m)
+        s.add_stack(stack, layers=(), polarity="fluorescence")
+        s.set_neuron_visible(0, False)
+        s.legend.SetVisibility(False)
+        s.set_camera("iso", parallel=True)
+        out = []
+        for name in ("mip", "slices", "volume"):
+            s.show_image(name, True)
+            out.append(s.screenshot().astype(int))
+            if name == "slices":
+                s.move_slice(2, -3)
+                s.move_slice(0, 5)
+                out.append(s.screenshot().astype(int))
+            s.show_image(name, False)
+        s.close()
+        return out
+
+    pa, pb = pictures(st), pictures(lazy)
+    for name, a, b in zip(("mip", "slices", "moved slices", "volume"), pa, pb):
+        assert np.abs(a - b).max() <= 1, name
+    assert (np.abs(pb[1] - pb[2]).sum(-1) > 30).mean() > 0.01  # the moved planes were read anew

@@ -340,6 +340,27 @@ class Viewer:
 MESH_SUFFIXES = (".ply", ".stl", ".obj", ".glb", ".gltf", ".off")
 
 
+#: Stacks larger than this (uncompressed), and every zarr store, are opened lazily by
+#: :func:`open_stack`.
+LAZY_STACK_BYTES = 1024**3
+
+
+def open_stack(path: str | os.PathLike[str], *, voxel_size: Sequence[float] | None = None) -> Any:
+    """The stack to show: read into memory (:func:`morph.io.read_stack`), or, for an
+    OME-Zarr/zarr store or a TIFF over :data:`LAZY_STACK_BYTES`, opened lazily
+    (:func:`morph.io.chunked.open_chunked`), so that the viewer reads only what it shows
+    (the projection chunk by chunk, single planes, a strided subsample for the volume) and a
+    stack larger than memory can be viewed."""
+    from morph.io import read_stack
+
+    p = Path(path)
+    if p.is_dir() or (p.is_file() and p.stat().st_size > LAZY_STACK_BYTES):
+        from morph.io.chunked import open_chunked
+
+        return open_chunked(p, voxel_size=voxel_size)
+    return read_stack(p, voxel_size=voxel_size)
+
+
 def build_scene(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -367,10 +388,9 @@ def build_scene(
     """Read reconstructions (SWC), meshes (PLY/STL/OBJ/GLB) and an optional stack into a
     :class:`Scene` (see ``morph view``)."""
     from morph import progress
-    from morph.io import read_stack
     from morph.plot import load_morphology
 
-    st = read_stack(stack, voxel_size=voxel) if stack is not None else None
+    st = open_stack(stack, voxel_size=voxel) if stack is not None else None
     vs = voxel or (st.voxel_size if st is not None else None)
     scene = Scene(size, offscreen=offscreen, background=background)
     for p in progress.bar(list(paths), desc="reading", unit="file"):

@@ -351,6 +351,7 @@ class Scene:
         self.image_props: dict[str, Any] = {}
         self.image_visible: dict[str, bool] = {}
         self.slice_index = [0, 0, 0]
+        self._lazy = False
         self.y_down = False
         self.color_by: str | NDArray[Any] = "compartment"
         self.cmap = "viridis"
@@ -959,7 +960,11 @@ class Scene:
         max_volume_voxels
             Larger stacks are subsampled (by whole strides) for volume rendering only.
         """
-        data = np.asarray(stack.data)
+        # a lazy (dask) stack, larger than memory, is never read whole: the projection is a
+        # chunked reduction, the slices are single planes read on demand, the volume a
+        # strided subsample
+        lazy = hasattr(stack.data, "compute")
+        data = stack.data if lazy else np.asarray(stack.data)
         if data.ndim == 2:
             data = data[None]
         if data.ndim != 3:
@@ -970,8 +975,12 @@ class Scene:
             )
         self.stack = stack
         self._data = data
+        self._lazy = lazy
         pol = polarity or stack.polarity()
-        sample = data.reshape(-1)[:: max(1, data.size // 2_000_000)].astype(np.float64)
+        if lazy:
+            sample = np.asarray(stack.sample(), dtype=np.float64).reshape(-1)  # type: ignore[attr-defined]
+        else:
+            sample = data.reshape(-1)[:: max(1, data.size // 2_000_000)].astype(np.float64)
         lo, hi = np.percentile(sample, [0.5, 99.9])
         if hi <= lo:
             hi = lo + 1.0
@@ -1033,12 +1042,30 @@ class Scene:
         img.GetPointData().SetScalars(_np2vtk(np.ascontiguousarray(data).reshape(-1), "intensity"))
         return img
 
+    def _plane_image(self, axis: int, index: int) -> Any:
+        """One plane of the stack across ``axis`` (0 x, 1 y, 2 z) at ``index``, as image data
+        whose extent starts at ``index`` on that axis (so it sits where the whole stack's
+        slice would): what a lazy stack shows instead of the whole volume."""
+        vs = np.asarray(self.stack.voxel_size, dtype=np.float64)
+        sl = [slice(None)] * 3
+        sl[2 - axis] = slice(index, index + 1)
+        plane = self._data[tuple(sl)]
+        if self._lazy:
+            plane = plane.compute()
+        img = self._image_data(np.asarray(plane), vs)
+        ext = [0, plane.shape[2] - 1, 0, plane.shape[1] - 1, 0, plane.shape[0] - 1]
+        ext[2 * axis] = ext[2 * axis + 1] = index
+        img.SetExtent(*ext)
+        return img
+
     def _build_image(self, name: str) -> Any:
         from vtkmodules.vtkRenderingCore import vtkImageSlice, vtkImageSliceMapper
 
         vs = np.asarray(self.stack.voxel_size, dtype=np.float64)
         if name == "mip":
             proj = self._data.min(axis=0) if self.polarity == "brightfield" else self._data.max(axis=0)
+            if self._lazy:
+                proj = np.asarray(proj.compute())  # a reduction chunk by chunk
             img = self._image_data(proj[None], vs, (0, 0, self._mip_z()))
             mapper = vtkImageSliceMapper()
             mapper.SetInputData(img)
@@ -1049,13 +1076,12 @@ class Scene:
         if name == "slices":
             from vtkmodules.vtkRenderingCore import vtkAssembly
 
-            img = self._image_data(self._data, vs)
-            self._volume_image = img
+            img = None if self._lazy else self._image_data(self._data, vs)
             group = vtkAssembly()
             self._slice_mappers = []
             for axis in range(3):
                 mapper = vtkImageSliceMapper()
-                mapper.SetInputData(img)
+                mapper.SetInputData(img if img is not None else self._plane_image(axis, self.slice_index[axis]))
                 (mapper.SetOrientationToX, mapper.SetOrientationToY, mapper.SetOrientationToZ)[axis]()
                 mapper.SetSliceNumber(self.slice_index[axis])
                 sl = vtkImageSlice()
@@ -1073,7 +1099,8 @@ class Scene:
             step = 1
             while data[::step, ::step, ::step].size > self.max_volume_voxels:
                 step += 1
-            img = self._image_data(data[::step, ::step, ::step], vs * step)
+            sub = data[::step, ::step, ::step]
+            img = self._image_data(np.asarray(sub.compute()) if self._lazy else sub, vs * step)
             mapper = vtkOpenGLGPUVolumeRayCastMapper()
             mapper.SetInputData(img)
             mapper.SetBlendModeToComposite()
@@ -1183,7 +1210,10 @@ class Scene:
         n = (x, y, z)[axis]
         self.slice_index[axis] = int(np.clip(self.slice_index[axis] + delta, 0, n - 1))
         if "slices" in self.image_props:
-            self._slice_mappers[axis][0].SetSliceNumber(self.slice_index[axis])
+            mapper = self._slice_mappers[axis][0]
+            if self._lazy:  # read the new plane
+                mapper.SetInputData(self._plane_image(axis, self.slice_index[axis]))
+            mapper.SetSliceNumber(self.slice_index[axis])
         return self.slice_index[axis]
 
     # ---------------------------------------------------------------- meshes
