@@ -492,6 +492,8 @@ def test_reachable_from_follows_chains_of_gaps_and_stops_beyond_them() -> None:
     keep = tr.reachable_from(fg, src, strong, gap_um=8.0)
     assert keep[x < 60].sum() == 20 + 14 + 14 and not keep[x >= 80].any() and not keep[fg.zyx[:, 1] == 24].any()
     assert keep.sum() == tr.reachable_from(fg, src, strong, gap_um=8.0, block=7).sum()  # boxes built in blocks
+    one_round = tr.reachable_from(fg, src, strong, gap_um=8.0, rounds=1)  # C is two bridges away
+    assert one_round.sum() == 20 + 14 and not one_round[(x >= 46) & (x < 60)].any()
     only_a = tr.reachable_from(fg, src, strong, gap_um=5.0)  # gaps of 6 are too wide
     assert only_a.sum() == 20
     assert tr.reachable_from(fg, src, strong, gap_um=30.0).sum() == idx.size - 2

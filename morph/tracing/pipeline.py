@@ -118,9 +118,10 @@ class Prepared:
         fg = _tree.Foreground(self.fg.shape, self.fg.voxel_size, self.fg.index[keep], self.fg.value[keep])
         self.notes.append(f"tree stages on {fg.n} of {self.fg.n} foreground voxels: the pieces within reach "
                           "of the root (gap bridging distance)")
+        self.fg, self.strong, self.radius = fg, self.strong[keep], self.radius[keep]  # the rest is freed
+        del keep
         if self.check_memory is not None:
             self.check_memory(fg.n, "foreground voxels within reach of the root")
-        self.fg, self.strong, self.radius = fg, self.strong[keep], self.radius[keep]
         ref, rounds, cmax = self.cost_stats  # type: ignore[misc]
         self.graph, _r = _graph_and_cost(fg, self.strong, params, ref=ref, rounds=rounds, radius=self.radius)
         self.graph.cost_max = cmax
@@ -710,7 +711,9 @@ def trace(
             if not root.is_soma:
                 prep.notes.append("no soma found: the tree is rooted at the thickest stained place")
         if prep.graph is None:
-            # bounded mode: the graph of the pieces within reach of the root (and seeds) only
+            # bounded mode: the graph of the pieces within reach of the root (and seeds) only;
+            # the whole foreground is let go of before that graph is built
+            fg = None  # type: ignore[assignment]
             pos = prep.focus(np.concatenate([np.asarray(src, dtype=np.int64), seeds_fg]), params)
             src, seeds_fg, fg = pos[src], pos[seeds_fg], prep.fg
         if root is not None:

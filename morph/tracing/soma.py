@@ -30,9 +30,17 @@ class Soma:
     origin: str
 
 
+def _distances(fg: Foreground, point: NDArray[np.float64], block: int = 1 << 20) -> NDArray[np.float64]:
+    """Distance (um) from every foreground voxel to ``point``, a block of voxels at a time (no
+    coordinate array of the whole foreground)."""
+    d = np.empty(fg.n, dtype=np.float64)
+    for s in range(0, fg.n, block):
+        d[s : s + block] = np.linalg.norm(fg.xyz_um(np.arange(s, min(fg.n, s + block))) - point, axis=1)
+    return d
+
+
 def _inside(fg: Foreground, centre: NDArray[np.float64], radius: float, anchor: int) -> NDArray[np.int64]:
-    d = np.linalg.norm(fg.xyz_um() - centre, axis=1)
-    vox = np.flatnonzero(d <= radius)
+    vox = np.flatnonzero(_distances(fg, centre) <= radius)
     return np.union1d(vox, [anchor])
 
 
@@ -88,8 +96,7 @@ def soma_at(
     p = np.asarray(point_um, dtype=np.float64)
     if fg.n == 0:
         raise TracingError(f"the {what} point lies on background: no foreground in the stack")
-    xyz = fg.xyz_um()
-    d = np.linalg.norm(xyz - p, axis=1)
+    d = _distances(fg, p)
     near = np.flatnonzero(d <= snap_um)
     if near.size == 0:
         j = int(np.argmin(d))
@@ -104,6 +111,6 @@ def soma_at(
         best = int(near[np.argmin(d[near])])
     r = float(min(local_radius[best], max_radius_um))
     is_soma = as_soma and r >= min_radius_um
-    centre = xyz[best]
+    centre = fg.xyz_um(np.array([best]))[0]
     vox = _inside(fg, centre, r, best) if is_soma else np.array([best])
     return Soma(centre, r, vox, is_soma, "given")

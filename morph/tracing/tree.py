@@ -39,6 +39,10 @@ from scipy.spatial import cKDTree
 
 from morph import _tree
 
+#: Rounds of gap bridging in :func:`grow` (each bridges from the tips of the tree of the
+#: round before, then regrows it).
+MAX_BRIDGE_ROUNDS = 8
+
 # the 13 "forward" neighbour offsets of the 26-neighbourhood
 _OFFSETS = np.array(
     [(dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dz, dy, dx) > (0, 0, 0)],
@@ -273,17 +277,20 @@ def reachable_pieces(
 
 def reachable_from(
     fg: Foreground, sources: NDArray[np.int64], strong: NDArray[np.bool_], *, gap_um: float,
-    block: int = 1 << 20,
+    rounds: int | None = None, block: int = 1 << 20,
 ) -> NDArray[np.bool_]:
     """Which foreground voxels :func:`grow` can reach from ``sources`` (positions in ``fg``).
 
-    The pieces (26-connected) holding a source, and, when ``gap_um`` > 0, repeatedly every
+    The pieces (26-connected) holding a source, and, when ``gap_um`` > 0, for each of
+    ``rounds`` bridging rounds (default :data:`MAX_BRIDGE_ROUNDS`, as :func:`grow`), every
     piece holding a ``strong`` voxel (the only pieces bridged to) whose bounding box lies
     within ``gap_um`` of the box of a piece reached so far. A bridge joins two voxels at most
-    ``gap_um`` apart (in the tracing space of ``fg``), each inside its piece's box, so no
-    piece the tree can reach is left out (the box test may keep a few that it cannot).
-    Returns a boolean mask over ``fg``.
+    ``gap_um`` apart (in the tracing space of ``fg``), each inside its piece's box, and each
+    round of :func:`grow` bridges once from the tree of the round before, so no piece the
+    tree can reach is left out (the box test may keep some that it cannot). Returns a
+    boolean mask over ``fg``.
     """
+    rounds = MAX_BRIDGE_ROUNDS if rounds is None else int(rounds)
     labels, n = piece_labels(fg.shape, fg.index)
     reached = np.zeros(n, dtype=bool)
     reached[labels[np.asarray(sources, dtype=np.int64)]] = True
@@ -297,21 +304,37 @@ def reachable_from(
         target = np.bincount(labels, weights=np.asarray(strong, dtype=np.float64), minlength=n) > 0
         centre, half = 0.5 * (lo + hi), np.linalg.norm(0.5 * (hi - lo), axis=1)
         kd = cKDTree(centre)
-        hmax = float(half.max())
+        # candidates by box centre within reach of the frontier's boxes; the few largest
+        # pieces (half-diagonal above the 99th percentile) are tested against every
+        # frontier box directly, so that they do not widen every query
+        hsmall = float(np.percentile(half, 99))
+        big = np.flatnonzero(half > hsmall)
+
+        def close(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.bool_]:
+            sep = np.maximum(0.0, np.maximum(lo[a] - hi[b], lo[b] - hi[a]))
+            return np.linalg.norm(sep, axis=-1) <= gap_um
+
         frontier = np.flatnonzero(reached)
-        while frontier.size:
+        for _round in range(rounds):
+            if frontier.size == 0:
+                break
             found: list[NDArray[np.int64]] = []
-            near = kd.query_ball_point(centre[frontier], gap_um + half[frontier] + hmax)
+            near = kd.query_ball_point(centre[frontier], gap_um + half[frontier] + hsmall)
             for f, cand in zip(frontier, near):
                 c = np.asarray(cand, dtype=np.int64)
                 c = c[target[c] & ~reached[c]]
-                if c.size == 0:
-                    continue
-                sep = np.maximum(0.0, np.maximum(lo[c] - hi[f], lo[f] - hi[c]))
-                c = c[np.linalg.norm(sep, axis=1) <= gap_um]
-                reached[c] = True
-                found.append(c)
-            frontier = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+                if c.size:
+                    found.append(c[close(c, np.full(c.size, f))])
+            cb = big[target[big] & ~reached[big]]
+            for k in range(0, frontier.size, 4096):
+                if cb.size:
+                    hit = close(cb[:, None], frontier[None, k : k + 4096]).any(axis=1)
+                    found.append(cb[hit])
+                    cb = cb[~hit]
+            new = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+            new = new[~reached[new]]
+            reached[new] = True
+            frontier = new
     return reached[labels]
 
 
@@ -650,7 +673,7 @@ def grow(
     gap_min_elongation: float = 0.0,
     strong: NDArray[np.bool_] | None = None,
     force: NDArray[np.int64] | None = None,
-    max_bridge_rounds: int = 8,
+    max_bridge_rounds: int = MAX_BRIDGE_ROUNDS,
     cover_xyz: NDArray[np.float64] | None = None,
     cover_radius: NDArray[np.float64] | None = None,
     coverage_z_stretch: float = 1.0,
