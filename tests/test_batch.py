@@ -453,7 +453,7 @@ def test_default_features_on_cluster_equal_direct_computation(client, cells: Pat
 
 def test_default_tracer_in_memory_and_chunked(client, data: Path, tmp_path: Path):
     from morph.io import write_stack
-    from morph.tracing import trace
+    from morph.tracing import chunked, trace
 
     op1 = read_stack(data / "images" / "diadem_OP" / "OP_1.tif")
     crop = np.ascontiguousarray(op1.data[:, 256:, :256])
@@ -462,7 +462,7 @@ def test_default_tracer_in_memory_and_chunked(client, data: Path, tmp_path: Path
     write_stack(d / "crop.tif", crop, (1.0, 1.0, 3.03))
     ref = trace(read_stack(d / "crop.tif"), progress=False)
     a = batch.trace(str(d / "*.tif"), tmp_path / "mem", client, quiet=True)
-    b = batch.trace(str(d / "*.tif"), tmp_path / "chunk", client, max_memory=28 * 2**20, quiet=True)
+    b = batch.trace(str(d / "*.tif"), tmp_path / "chunk", client, max_memory=chunked.FIXED_OVERHEAD + 12 * 2**20, quiet=True)
     assert a.attrs["summary"].ok and b.attrs["summary"].ok
     # a bound too small for the chunked stages: that stack fails, with the bound it needs
     tight = batch.trace(str(d / "*.tif"), tmp_path / "tight", scheduler="serial", max_memory=20 * 2**20, quiet=True)

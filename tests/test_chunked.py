@@ -137,16 +137,17 @@ def test_map_local_equals_whole_stack_3d_tiles(tmp_path: Path):
     halo = tuple(int(np.ceil(3 * s)) + 1 for s in sigma)
     ref = ndi.gaussian_filter(vol, sigma, mode="nearest", truncate=3.0)
     with chunked.scratch(tmp_path) as d:
-        plan = chunked.plan_chunks(vol.shape, 17 * 2**20, halo=halo, in_itemsize=4, whole_slices=False)
+        bound = chunked.FIXED_OVERHEAD + 2**20  # 1 MiB for the chunks: tiles in x and y
+        plan = chunked.plan_chunks(vol.shape, bound, halo=halo, in_itemsize=4, whole_slices=False)
         assert plan.chunks[1] < 90 and plan.chunks[2] < 110  # really tiled in x and y
         out = chunked.map_local(
-            ndi.gaussian_filter, vol, halo=halo, max_memory=17 * 2**20, scratch_dir=d, whole_slices=False,
+            ndi.gaussian_filter, vol, halo=halo, max_memory=bound, scratch_dir=d, whole_slices=False,
             sigma=sigma, mode="nearest", truncate=3.0,
         )
         np.testing.assert_array_equal(out, ref)
         # too little halo is visibly wrong: the test can fail
         bad = chunked.map_local(
-            ndi.gaussian_filter, vol, halo=(1, 1, 1), max_memory=17 * 2**20, scratch_dir=d, whole_slices=False,
+            ndi.gaussian_filter, vol, halo=(1, 1, 1), max_memory=bound, scratch_dir=d, whole_slices=False,
             sigma=sigma, mode="nearest", truncate=3.0,
         )
         assert np.abs(bad - ref).max() > 1e-3
@@ -269,8 +270,8 @@ def test_chunked_trace_equals_in_memory_trace(op1, tmp_path: Path):
     ref = trace(crop, voxel_size=vs, seeds=seed, progress=False)
     store = tmp_path / "crop.zarr"
     write_zarr(store, crop, vs, chunks=(8, 256, 256))
-    bound = 28 * 2**20
-    assert crop.size * 4 > 0.5 * bound
+    bound = chunked.FIXED_OVERHEAD + 12 * 2**20
+    assert crop.size * 4 > 1.2 * (bound - chunked.FIXED_OVERHEAD)  # the float32 image exceeds what chunks may use
     got = chunked.trace(store, max_memory=bound, seeds=seed, progress=False, scratch_dir=tmp_path)
     assert len(ref) > 100
     np.testing.assert_array_equal(got.xyz, ref.xyz)
@@ -303,7 +304,7 @@ def test_strict_memory_fails_before_the_tree_stages(op1, tmp_path: Path, monkeyp
     monkeypatch.setattr(tree, "build_graph", never)
     monkeypatch.setattr(chunked, "SPARSE_BYTES_PER_VOXEL", 10_000)
     with pytest.raises(TracingError, match="voxels in the largest piece .*: the tree stages need about") as e:
-        chunked.trace(store, max_memory=28 * 2**20, strict_memory=True, seeds=[(30.979, 173.04, 0.0)],
+        chunked.trace(store, max_memory=chunked.FIXED_OVERHEAD + 12 * 2**20, strict_memory=True, seeds=[(30.979, 173.04, 0.0)],
                       progress=False, scratch_dir=tmp_path)
     assert "raise --max-memory" in e.value.hint
     assert [p.name for p in tmp_path.iterdir()] == ["crop.zarr"]  # scratch removed

@@ -54,9 +54,10 @@ from morph.errors import TracingError
 #: of :func:`preprocess` grows by 12 bytes per voxel of a chunk with its halo
 #: (``bench/batch.py trace`` stack, bounds of 96 to 192 MiB); the input counts on top.
 PREPROCESS_BYTES_PER_VOXEL = 12
-#: Memory of the machinery itself (the buffers and thread arenas of dask's and zarr's readers,
-#: the intercept of the measured peaks: 8-16 MiB), reserved from the bound.
-FIXED_OVERHEAD = 16 * 1024**2
+#: Memory of the machinery itself, reserved from the bound: the buffers of dask's and zarr's
+#: readers, and what the allocator keeps of the stages before (measured: 25 MiB held when
+#: the candidate stage starts, on the ``bench/batch.py trace`` stack at a 96 MiB bound).
+FIXED_OVERHEAD = 28 * 1024**2
 #: Memory of the tracer's global stages per foreground voxel (graph to 26 neighbours, costs,
 #: local radius, shortest-path tree), measured by ``bench/batch.py trace`` (peak memory of
 #: these stages over the number of foreground voxels: 480 bytes; 410 on a synthetic
