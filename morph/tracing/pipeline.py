@@ -263,8 +263,8 @@ def reachable_foreground(
     threshold (0 to 10% of the foreground on the stacks measured), whose graph would only
     take memory.
 
-    The pieces are labelled in slabs of at most ``slab_bytes`` (5 bytes per voxel of a slab).
-    Returns ``(index, value, note)``, sorted by index, the note for the SWC header.
+    The pieces are labelled a z-range at a time in about ``slab_bytes`` of working memory
+    (:func:`morph.tracing.tree.piece_labels`). Returns ``(index, value, note)``, sorted by index, the note for the SWC header.
     """
     vs = tuple(float(v) for v in voxel_size)
     index = np.asarray(index, dtype=np.int64)
