@@ -587,8 +587,10 @@ def prepare(
     held = FIXED_OVERHEAD + FOREGROUND_BYTES_PER_VOXEL * int(idx.size)
     batch = max(1, (int(max_memory) - held) // SPARSE_BYTES_PER_VOXEL)
 
-    def check(n: int, what: str) -> None:
-        check_tree_memory(n, max_memory, strict=strict_memory, held=held, what=what)
+    def check(n: int, n_held: int, what: str) -> None:
+        # n voxels in a graph, beside the arrays of n_held foreground voxels
+        check_tree_memory(n, max_memory, strict=strict_memory, what=what,
+                          held=FIXED_OVERHEAD + FOREGROUND_BYTES_PER_VOXEL * int(n_held))
 
     fg, graph, radius, strong, stretch, stats = foreground_graph(
         shape, vs, idx, val, noise, params, stages=stages, timings=t, t0=t0, batch_voxels=batch,

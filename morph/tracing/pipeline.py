@@ -88,9 +88,9 @@ class Prepared:
     batch_voxels: int | None = None
     #: The whole foreground's cost statistics in bounded mode: ``(ref, rounds, cost_max)``.
     cost_stats: tuple[float, int, float] | None = None
-    #: Called with a number of voxels and what they are before a graph of them is built
-    #: (bounded mode: the memory check).
-    check_memory: Callable[[int, str], Any] | None = None
+    #: Called with the number of voxels of a graph about to be built, the number of foreground
+    #: voxels held meanwhile and what the graph's voxels are (bounded mode: the memory check).
+    check_memory: Callable[[int, int, str], Any] | None = None
 
     def set_foreground(self, fg: _tree.Foreground, strong: NDArray[np.bool_], params: TraceParams) -> None:
         """Use ``fg`` (and its ``strong`` voxels): its graph, radii and costs at once, or in
@@ -121,7 +121,7 @@ class Prepared:
         self.fg, self.strong, self.radius = fg, self.strong[keep], self.radius[keep]  # the rest is freed
         del keep
         if self.check_memory is not None:
-            self.check_memory(fg.n, "foreground voxels within reach of the root")
+            self.check_memory(fg.n, fg.n, "foreground voxels within reach of the root")
         ref, rounds, cmax = self.cost_stats  # type: ignore[misc]
         self.graph, _r = _graph_and_cost(fg, self.strong, params, ref=ref, rounds=rounds, radius=self.radius)
         self.graph.cost_max = cmax
@@ -294,7 +294,7 @@ def foreground_graph(
     timings: dict[str, float],
     t0: float,
     batch_voxels: int | None = None,
-    check_memory: Callable[[int, str], Any] | None = None,
+    check_memory: Callable[[int, int, str], Any] | None = None,
 ) -> tuple[_tree.Foreground, _tree.Graph | None, NDArray[np.float64], NDArray[np.bool_], float,
            tuple[float, int, float] | None]:
     """The global part of :func:`prepare`, shared with the chunked runner: from the kept
@@ -375,7 +375,7 @@ def _graph_and_cost(
 
 def _batched_radius_and_cost(
     fg: _tree.Foreground, strong: NDArray[np.bool_], params: TraceParams, batch_voxels: int, *,
-    check_memory: Callable[[int, str], Any] | None = None,
+    check_memory: Callable[[int, int, str], Any] | None = None,
 ) -> tuple[NDArray[np.float64], tuple[float, int, float]]:
     """Local radii of the whole foreground and its cost statistics ``(ref, rounds,
     cost_max)``, equal to :func:`_graph_and_cost`'s, with the graph built for a batch of whole
@@ -395,7 +395,7 @@ def _batched_radius_and_cost(
         a = b
     del order
     if check_memory is not None and batches:
-        check_memory(max(x.size for x in batches), "voxels in the largest piece of foreground (or batch of pieces)")
+        check_memory(max(x.size for x in batches), fg.n, "voxels in the largest piece of foreground (or batch of pieces)")
     radius = np.empty(fg.n, dtype=np.float64)
     for sel in batches:
         sub = _tree.Foreground(fg.shape, fg.voxel_size, fg.index[sel], fg.value[sel])
