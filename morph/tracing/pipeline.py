@@ -254,7 +254,7 @@ def reachable_foreground(
     *,
     keep_um: NDArray[np.float64] | None = None,
     keep_radius_um: float = 0.0,
-    slab_bytes: int = 16 * 1024**2,
+    slab_bytes: int = 4 * 1024**2,
 ) -> tuple[NDArray[np.int64], NDArray[np.float32], str]:
     """The kept candidate voxels (flat ``index``, ``value`` in noise units) without the pieces
     of foreground the tree can never reach: those with no voxel above ``threshold_high`` and

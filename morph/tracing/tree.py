@@ -165,7 +165,7 @@ class Graph:
 
 
 def piece_labels(
-    shape: tuple[int, int, int], index: NDArray[np.int64], *, slab_bytes: int = 16 * 1024**2
+    shape: tuple[int, int, int], index: NDArray[np.int64], *, slab_bytes: int = 4 * 1024**2
 ) -> tuple[NDArray[np.int32] | NDArray[np.int64], int]:
     """26-connected pieces of a sparse foreground: ``(label per voxel, number of pieces)``.
 
@@ -245,7 +245,7 @@ def reachable_pieces(
     *,
     keep_xyz_um: NDArray[np.float64] | None = None,
     keep_radius_um: float = 0.0,
-    slab_bytes: int = 16 * 1024**2,
+    slab_bytes: int = 4 * 1024**2,
 ) -> NDArray[np.bool_]:
     """Which foreground voxels lie in a piece the tree can ever reach.
 
