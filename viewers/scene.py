@@ -1042,6 +1042,23 @@ class Scene:
         img.GetPointData().SetScalars(_np2vtk(np.ascontiguousarray(data).reshape(-1), "intensity"))
         return img
 
+    def _lazy_projection(self) -> NDArray[Any]:
+        """The projection of a lazy stack (minimum for brightfield, maximum otherwise), read a
+        slab of its chunks at a time, with a progress bar on stderr."""
+        from morph import progress
+
+        reduce = np.minimum if self.polarity == "brightfield" else np.maximum
+        bounds = np.cumsum((0,) + tuple(self._data.chunks[0]))
+        # whole chunks, about 16 MiB at a time
+        per_chunk = max(1, int(np.prod(self._data.shape[1:])) * self._data.dtype.itemsize * int(self._data.chunks[0][0]))
+        bounds = np.unique(np.r_[bounds[:: max(1, (16 * 2**20) // per_chunk)], bounds[-1]])
+        proj = None
+        for z0, z1 in progress.bar(list(zip(bounds[:-1], bounds[1:])), desc="projection", unit="slab"):
+            slab = np.asarray(self._data[int(z0) : int(z1)].compute(scheduler="synchronous"))
+            part = slab.min(axis=0) if self.polarity == "brightfield" else slab.max(axis=0)
+            proj = part if proj is None else reduce(proj, part)
+        return proj  # type: ignore[return-value]
+
     def _plane_image(self, axis: int, index: int) -> Any:
         """One plane of the stack across ``axis`` (0 x, 1 y, 2 z) at ``index``, as image data
         whose extent starts at ``index`` on that axis (so it sits where the whole stack's
@@ -1051,7 +1068,7 @@ class Scene:
         sl[2 - axis] = slice(index, index + 1)
         plane = self._data[tuple(sl)]
         if self._lazy:
-            plane = plane.compute()
+            plane = plane.compute(scheduler="synchronous")
         img = self._image_data(np.asarray(plane), vs)
         ext = [0, plane.shape[2] - 1, 0, plane.shape[1] - 1, 0, plane.shape[0] - 1]
         ext[2 * axis] = ext[2 * axis + 1] = index
@@ -1063,9 +1080,10 @@ class Scene:
 
         vs = np.asarray(self.stack.voxel_size, dtype=np.float64)
         if name == "mip":
-            proj = self._data.min(axis=0) if self.polarity == "brightfield" else self._data.max(axis=0)
             if self._lazy:
-                proj = np.asarray(proj.compute())  # a reduction chunk by chunk
+                proj = self._lazy_projection()
+            else:
+                proj = self._data.min(axis=0) if self.polarity == "brightfield" else self._data.max(axis=0)
             img = self._image_data(proj[None], vs, (0, 0, self._mip_z()))
             mapper = vtkImageSliceMapper()
             mapper.SetInputData(img)
@@ -1100,7 +1118,7 @@ class Scene:
             while data[::step, ::step, ::step].size > self.max_volume_voxels:
                 step += 1
             sub = data[::step, ::step, ::step]
-            img = self._image_data(np.asarray(sub.compute()) if self._lazy else sub, vs * step)
+            img = self._image_data(np.asarray(sub.compute(scheduler="synchronous")) if self._lazy else sub, vs * step)
             mapper = vtkOpenGLGPUVolumeRayCastMapper()
             mapper.SetInputData(img)
             mapper.SetBlendModeToComposite()
