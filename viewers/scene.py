@@ -1054,8 +1054,7 @@ class Scene:
         bounds = np.unique(np.r_[bounds[:: max(1, (16 * 2**20) // per_chunk)], bounds[-1]])
         proj = None
         for z0, z1 in progress.bar(list(zip(bounds[:-1], bounds[1:])), desc="projection", unit="slab"):
-            slab = np.asarray(self._data[int(z0) : int(z1)].compute(scheduler="synchronous"))
-            part = slab.min(axis=0) if self.polarity == "brightfield" else slab.max(axis=0)
+            part = reduce.reduce(np.asarray(self._data[int(z0) : int(z1)].compute(scheduler="synchronous")), axis=0)
             proj = part if proj is None else reduce(proj, part)
         return proj  # type: ignore[return-value]
 

@@ -425,12 +425,9 @@ def restrict_to_signal(
     thr = float(params.threshold_low)
     if params.relative_threshold <= 0 or fg.n == 0:
         return thr
-    reach = soma_radius + max(10.0, 3 * max(prep.voxel_size))
-    near_parts = []
-    for s in range(0, fg.n, 1 << 20):  # distances a block at a time (no 32 bytes per voxel at once)
-        d = np.linalg.norm(fg.xyz_um(np.arange(s, min(fg.n, s + (1 << 20)))) - root_xyz_t, axis=1)
-        near_parts.append(s + np.flatnonzero((d <= reach) & (d >= soma_radius)))
-    near = np.concatenate(near_parts) if near_parts else np.zeros(0, dtype=np.int64)
+    d = fg.distances_to(root_xyz_t)
+    near = np.flatnonzero((d <= soma_radius + max(10.0, 3 * max(prep.voxel_size))) & (d >= soma_radius))
+    del d
     if near.size == 0:
         return thr
     ref = float(np.percentile(fg.value[near], 90))

@@ -30,17 +30,8 @@ class Soma:
     origin: str
 
 
-def _distances(fg: Foreground, point: NDArray[np.float64], block: int = 1 << 20) -> NDArray[np.float64]:
-    """Distance (um) from every foreground voxel to ``point``, a block of voxels at a time (no
-    coordinate array of the whole foreground)."""
-    d = np.empty(fg.n, dtype=np.float64)
-    for s in range(0, fg.n, block):
-        d[s : s + block] = np.linalg.norm(fg.xyz_um(np.arange(s, min(fg.n, s + block))) - point, axis=1)
-    return d
-
-
 def _inside(fg: Foreground, centre: NDArray[np.float64], radius: float, anchor: int) -> NDArray[np.int64]:
-    vox = np.flatnonzero(_distances(fg, centre) <= radius)
+    vox = np.flatnonzero(fg.distances_to(centre) <= radius)
     return np.union1d(vox, [anchor])
 
 
@@ -96,7 +87,7 @@ def soma_at(
     p = np.asarray(point_um, dtype=np.float64)
     if fg.n == 0:
         raise TracingError(f"the {what} point lies on background: no foreground in the stack")
-    d = _distances(fg, p)
+    d = fg.distances_to(p)
     near = np.flatnonzero(d <= snap_um)
     if near.size == 0:
         j = int(np.argmin(d))

@@ -75,6 +75,14 @@ class Foreground:
         zyx = self.zyx if nodes is None else self.zyx[nodes]
         return zyx[:, ::-1] * np.asarray(self.voxel_size, dtype=np.float64)
 
+    def distances_to(self, point: NDArray[np.float64], block: int = 1 << 20) -> NDArray[np.float64]:
+        """Distance (um) from every voxel to ``point``, computed a block of voxels at a time
+        (no coordinate array of the whole foreground)."""
+        d = np.empty(self.n, dtype=np.float64)
+        for s in range(0, self.n, block):
+            d[s : s + block] = np.linalg.norm(self.xyz_um(np.arange(s, min(self.n, s + block))) - point, axis=1)
+        return d
+
     def lookup(self, linear: NDArray[np.int64]) -> NDArray[np.int64]:
         """Position of linear voxel indices in the foreground, -1 when absent."""
         pos = np.searchsorted(self.index, linear)
