@@ -251,6 +251,23 @@ def test_trace_synth_realistic_brightfield(
     assert r.branch_points.found >= bp_min, r.branch_points
 
 
+def test_trace_synth_realistic_allen_cell(data: Path) -> None:
+    """A real Allen reconstruction (dendrites, soma, first 100 um of axon) at the ``realistic``
+    preset, 200 x 200 x 60 um (``bench/trace.py``'s ``SYN_allen2``). Its dendrites fade into
+    gaps: a piece joined by a bridge stays in the tree in the later bridging rounds (it was
+    lost before when its far end came near other branches: F1 0.778)."""
+    synth = pytest.importorskip("morph.synth")
+    cell = read_swc(data / "swc/allen/bmtk_Pvalb_469628681_m.swc")
+    ax = cell.types == AXON
+    cell = cell.take(~ax | (cell.path_distance <= cell.path_distance[ax].min() + 100.0))
+    s = synth.render_stack(cell, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=(200, 200, 60), seed=2)
+    m = trace(s.data, voxel_size=s.voxel_size, progress=False)
+    r = compare(m, s.gold, tolerance=2.0)
+    assert r.f1 >= 0.81, (r.f1, r.precision, r.recall)
+    assert r.precision >= 0.87, r.precision
+    assert r.recall >= 0.75, r.recall
+
+
 @pytest.mark.parametrize("k,f1_min", [(1, 0.85), (2, 0.58), (7, 0.85), (8, 0.88)])
 def test_diadem_op(data: Path, k: int, f1_min: float) -> None:
     stack = read_stack(data / f"images/diadem_OP/OP_{k}.tif", voxel_size=DIADEM_OP_VOXEL)

@@ -703,6 +703,10 @@ def grow(
         local radius (compact debris is never joined; 0 disables).
     force
         Foreground positions the tree must reach (user seeds), kept whatever their length.
+        The far end of every bridge made is added to them for the later rounds: a piece
+        joined by a bridge stays in the tree (regrown with new bridges, the segment holding
+        it can otherwise be dropped when its far end comes near another branch, taking the
+        end of the neurite it continues with it).
     cover_xyz, cover_radius
         Structure already traced (extend mode), see :func:`skeleton_from_spt`.
     coverage_z_stretch
@@ -759,8 +763,12 @@ def grow(
             parent[sp_] = pos[anchor]
             parent[pos[anchor]] = -1
         f = None
-        if force is not None and len(force):
-            f = pos[np.asarray(force)]
+        # user seeds, and the far ends of the bridges made so far (a bridged piece stays)
+        must = np.asarray(force if force is not None else [], dtype=np.int64)
+        if bridges_c:
+            must = np.concatenate([must, np.asarray(bridges_c, dtype=np.int64)])
+        if must.size:
+            f = pos[must]
             f = f[f >= 0]
         keep = skeleton_from_spt(
             parent,
