@@ -254,8 +254,8 @@ def test_trace_synth_realistic_brightfield(
 def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     """A real Allen reconstruction (dendrites, soma, first 100 um of axon) at the ``realistic``
     preset, 200 x 200 x 60 um (``bench/trace.py``'s ``SYN_allen2``). Its dendrites fade into
-    gaps: a piece joined by a bridge stays in the tree in the later bridging rounds (it was
-    lost before when its far end came near other branches: F1 0.778)."""
+    gaps: a piece joined by a bridge stays in the tree in the later bridging rounds (before,
+    the next round's tree could lose it and the tip it was bridged from: F1 0.778)."""
     synth = pytest.importorskip("morph.synth")
     cell = read_swc(data / "swc/allen/bmtk_Pvalb_469628681_m.swc")
     ax = cell.types == AXON

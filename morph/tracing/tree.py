@@ -704,9 +704,10 @@ def grow(
     force
         Foreground positions the tree must reach (user seeds), kept whatever their length.
         The far end of every bridge made is added to them for the later rounds: a piece
-        joined by a bridge stays in the tree (regrown with new bridges, the segment holding
-        it can otherwise be dropped when its far end comes near another branch, taking the
-        end of the neurite it continues with it).
+        joined by a bridge stays in the tree. Otherwise the tree regrown with the next
+        round's bridges can lose it, with the end of the neurite it continues (on the
+        synthetic SYN_allen2 stack, both the tip a bridge left from and the bridged piece
+        were gone from the next round's tree).
     cover_xyz, cover_radius
         Structure already traced (extend mode), see :func:`skeleton_from_spt`.
     coverage_z_stretch
