@@ -474,10 +474,13 @@ def skeleton_from_spt(
     reaches furthest). Segments are then examined level by level from the roots (hierarchical
     pruning, as APP2 does): a segment whose parent segment is kept is kept when its farthest
     node (its leaf) lies at least ``min_branch_um + branch_radius_factor * r`` away from
-    every node kept so far, ``r`` being the local radius of the nearest kept node; otherwise
-    the segment is a redundant path inside an already traced neurite (or a spur) and goes,
-    with all segments hanging from it. Within a level, of two segments whose leaves cover each
-    other the one reaching further wins.
+    every node kept so far, ``r`` being the local radius of the nearest kept node. A segment
+    whose leaf lies inside that coverage is cut back to its last node outside it (a neurite
+    that runs far on its own and only ends next to another branch keeps what it traced
+    alone); a segment with no node outside it is a redundant path inside an already traced
+    neurite (or a spur) and goes. Nodes cut or dropped take the segments hanging from them
+    along. Within a level, of two segments whose (cut) leaves cover each other the one
+    reaching further wins.
 
     Parameters
     ----------
@@ -523,7 +526,7 @@ def skeleton_from_spt(
     tpos[tops] = np.arange(tops.size)
     sp_idx = np.where(seg_parent >= 0, tpos[np.maximum(seg_parent, 0)], -1)
     level = _tree.depth(sp_idx)
-    reach = height[tops] - np.where(has[tops], arc[np.maximum(parent[tops], 0)], arc[tops])
+    base = np.where(has[tops], arc[np.maximum(parent[tops], 0)], arc[tops])
     forced_seg = np.zeros(tops.size, dtype=bool)
     if force is not None and len(force):
         mark = np.zeros(n, dtype=bool)
@@ -548,12 +551,22 @@ def skeleton_from_spt(
             return np.zeros(0, dtype=np.int64)
         return np.concatenate([node_order[a:b] for a, b in zip(lo, hi)])
 
+    # a segment whose leaf lies inside what is kept is cut back to its last node outside it
+    # (``leaf_now``; nodes beyond ``cut_arc`` go, with the segments hanging from them)
+    leaf_now = leaf_of[tops].copy()
+    cut_arc = np.full(tops.size, np.inf)
+
+    def kept_part(segs: NDArray[np.int64]) -> NDArray[np.int64]:
+        nodes = nodes_of(segs)
+        return nodes[arc[nodes] <= cut_arc[tpos[seg[nodes]]]]
+
     kept_nodes = nodes_of(np.flatnonzero(kept_seg))
     zs = np.array([1.0, 1.0, 1.0 / max(z_stretch, 1e-9)])
     for lev in range(0 if extending else 1, int(level.max(initial=0)) + 1):
         cand = np.flatnonzero((level == lev) & ((sp_idx >= 0) if lev else True))
         if lev:
             cand = cand[kept_seg[sp_idx[cand]]]
+            cand = cand[arc[parent[tops[cand]]] <= cut_arc[sp_idx[cand]]]
         if not cand.size:
             break
         pts = np.vstack([xyz[kept_nodes], cov_xyz]) * zs
@@ -563,16 +576,30 @@ def skeleton_from_spt(
         d, j = kd.query(xyz[leaves] * zs)
         need = min_branch_um + branch_radius_factor * prad[j]
         ok = (d >= need) | forced_seg[cand]
+        if not ok.all():
+            bad = cand[~ok]
+            nodes = nodes_of(bad)
+            dn, jn = kd.query(xyz[nodes] * zs)
+            out = nodes[dn >= min_branch_um + branch_radius_factor * prad[jn]]
+            if out.size:
+                # the farthest (by arc) node of each segment that lies outside what is kept
+                o = np.lexsort((-arc[out], seg[out]))
+                out = out[o]
+                first_out = np.r_[True, seg[out][1:] != seg[out][:-1]]
+                cut = tpos[seg[out][first_out]]
+                leaf_now[cut] = out[first_out]
+                cut_arc[cut] = arc[out[first_out]]
+                ok = ok | np.isin(cand, cut)
         acc = cand[ok]
         if acc.size > 1:
             # siblings covering each other: the one reaching further wins
-            acc = acc[np.argsort(-reach[acc] - 1e9 * forced_seg[acc], kind="stable")]
-            nodes = [nodes_of(acc[k : k + 1]) for k in range(acc.size)]
+            acc = acc[np.argsort(-(arc[leaf_now[acc]] - base[acc]) - 1e9 * forced_seg[acc], kind="stable")]
+            nodes = [kept_part(acc[k : k + 1]) for k in range(acc.size)]
             owner = np.concatenate([np.full(v.size, k) for k, v in enumerate(nodes)])
             allnodes = np.concatenate(nodes)
             kd2 = cKDTree(xyz[allnodes] * zs)
-            rad_need = min_branch_um + branch_radius_factor * radius[leaf_of[tops[acc]]]
-            leaf_pts = xyz[leaf_of[tops[acc]]] * zs
+            rad_need = min_branch_um + branch_radius_factor * radius[leaf_now[acc]]
+            leaf_pts = xyz[leaf_now[acc]] * zs
             alive = np.ones(acc.size, dtype=bool)
             for k0 in range(0, acc.size, 64):  # neighbour lists of 64 leaves at a time (bounded memory)
                 lst = kd2.query_ball_point(leaf_pts[k0 : k0 + 64], r=rad_need[k0 : k0 + 64])
@@ -586,8 +613,8 @@ def skeleton_from_spt(
             acc = acc[alive]
         kept_seg[acc] = True
         if acc.size:
-            kept_nodes = np.concatenate([kept_nodes, nodes_of(acc)])
-    return kept_seg[tpos[seg]]
+            kept_nodes = np.concatenate([kept_nodes, kept_part(acc)])
+    return kept_seg[tpos[seg]] & (arc <= cut_arc[tpos[seg]])
 
 
 def _tip_directions(
@@ -703,11 +730,6 @@ def grow(
         local radius (compact debris is never joined; 0 disables).
     force
         Foreground positions the tree must reach (user seeds), kept whatever their length.
-        The far end of every bridge made is added to them for the later rounds: a piece
-        joined by a bridge stays in the tree. Otherwise the tree regrown with the next
-        round's bridges can lose it, with the end of the neurite it continues (on the
-        synthetic SYN_allen2 stack, both the tip a bridge left from and the bridged piece
-        were gone from the next round's tree).
     cover_xyz, cover_radius
         Structure already traced (extend mode), see :func:`skeleton_from_spt`.
     coverage_z_stretch
@@ -764,12 +786,8 @@ def grow(
             parent[sp_] = pos[anchor]
             parent[pos[anchor]] = -1
         f = None
-        # user seeds, and the far ends of the bridges made so far (a bridged piece stays)
-        must = np.asarray(force if force is not None else [], dtype=np.int64)
-        if bridges_c:
-            must = np.concatenate([must, np.asarray(bridges_c, dtype=np.int64)])
-        if must.size:
-            f = pos[must]
+        if force is not None and len(force):
+            f = pos[np.asarray(force)]
             f = f[f >= 0]
         keep = skeleton_from_spt(
             parent,
