@@ -93,7 +93,7 @@ def tubularity_at(
     *,
     scales_um: Sequence[float] = (1.0, 2.0),
     chunk_slices: int = 32,
-    batch: int = 65536,
+    batch: int = 16384,
 ) -> NDArray[np.float32]:
     """Maximum over scales of the tube response at voxels ``zyx`` of ``image``.
 
