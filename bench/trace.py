@@ -15,7 +15,9 @@ speed target (>= 2 M voxels/s end to end) is read on it.
 
 Each stack runs in its own process so that peak memory is its own: ``peak B/vox`` is the
 largest resident set during tracing minus the resident set just before it, plus the input,
-per voxel of the input (uint8: 1 byte/voxel), the resident set being sampled every 10 ms;
+per voxel of the input (uint8: 1 byte/voxel), the largest resident set being the kernel's
+high-water mark (``VmHWM``, reset just before tracing; where it cannot be reset, the
+resident set sampled every 10 ms);
 ``py B/vox`` is the peak of the allocations Python's tracemalloc sees (numpy buffers, input
 excluded) per voxel, measured in a second, untimed run (tracemalloc slows allocation-heavy
 code down many times).
@@ -74,12 +76,22 @@ SYNTH = {
 ALL = [f"OP_{k}" for k in range(1, 10)] + list(SYNTH)
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return float(line.split()[1]) / 1024.0
     return float("nan")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's high-water mark of the resident set (``VmHWM``; Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return abs(_rss_mb("VmHWM") - _rss_mb()) < 1.0
 
 
 def _allen_cell(path: Path, axon_um: float = 100.0):
@@ -244,20 +256,25 @@ def one(key: str) -> dict:
     rss0 = _rss_mb()
     peak = [rss0]
     done = threading.Event()
+    exact = _reset_peak_rss()  # the kernel's own peak, else sampling every 10 ms
 
-    def sample() -> None:  # resident set sampled every 10 ms during the run
+    def sample() -> None:
         while not done.is_set():
             peak[0] = max(peak[0], _rss_mb())
             time.sleep(0.01)
 
     th = threading.Thread(target=sample, daemon=True)
-    th.start()
+    if not exact:
+        th.start()
     tm: dict[str, float] = {}
     t0 = time.perf_counter()
     m = trace(data, voxel_size=vs, seeds=seeds, progress=False, timings=tm)
     total = time.perf_counter() - t0
-    done.set()
-    th.join()
+    if exact:
+        peak[0] = _rss_mb("VmHWM")
+    else:
+        done.set()
+        th.join()
     peak_extra_mb = max(peak[0] - rss0, 0.0)
     # Python's view of the allocations in a second run: tracemalloc slows down code that
     # allocates many small arrays many times over, so it is kept out of the timed run
