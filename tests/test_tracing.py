@@ -172,6 +172,27 @@ def test_skeleton_cuts_a_branch_back_where_it_ends_next_to_another() -> None:
     assert b[~down].all() and b[down & (xyz[100:][:, 1] >= 4)].all() and not b[down & (xyz[100:][:, 1] < 4)].any()
 
 
+def test_grow_bridges_from_a_piece_end_that_points_at_the_tree() -> None:
+    # a stem along x and, off its middle, a branch running away along y whose first voxels
+    # are missing (a gap at its branch point): no tip of the tree is near it, so only a
+    # bridge from the branch's own end joins it, and only when that end is close enough
+    shape = (3, 60, 61)
+    for gap, piece_um, joined in ((3, 4.0, True), (6, 4.0, False), (6, 8.0, True)):
+        mask = np.zeros(shape, bool)
+        mask[1, 10, 0:61] = True
+        mask[1, 10 + gap : 10 + gap + 25, 30] = True
+        idx = np.flatnonzero(mask)
+        fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
+        graph = tr.build_graph(fg, np.ones(idx.size))
+        radius = tr.local_radius(fg, graph)
+        src = np.flatnonzero((fg.zyx[:, 1] == 10) & (fg.zyx[:, 2] == 0))
+        kw = dict(min_branch_um=2.0, branch_radius_factor=1.5, gap_um=8.0, strong=np.ones(idx.size, bool))
+        grown = tr.grow(fg, graph, radius, src, gap_from_pieces=True, gap_piece_um=piece_um, **kw)
+        on_branch = fg.zyx[grown.node, 1] > 10
+        assert (on_branch.sum() >= 20) == joined, (gap, piece_um, on_branch.sum())
+        assert not (fg.zyx[tr.grow(fg, graph, radius, src, **kw).node, 1] > 10).any()  # tips only: not joined
+
+
 def test_estimate_radii_from_image() -> None:
     vs = (0.25, 0.25, 0.5)
     for radius in (0.8, 1.6):
@@ -271,7 +292,9 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     preset, 200 x 200 x 60 um (``bench/trace.py``'s ``SYN_allen2``). Its dendrites fade into
     gaps; continued across one, a dendrite here ends next to another branch, and its whole
     segment (the bridged piece and the tip it was bridged from) used to be pruned for where
-    it ends: F1 0.778 then. It is now cut back to its last node away from that branch."""
+    it ends: F1 0.778 then; cut back to its last node away from that branch, 0.825. Bridges
+    from the ends of pieces (``gap_from_pieces``, 4 um) join faint branches whose start is
+    lost near the branch point: 0.843 (precision 0.898, recall 0.794)."""
     synth = pytest.importorskip("morph.synth")
     cell = read_swc(data / "swc/allen/bmtk_Pvalb_469628681_m.swc")
     ax = cell.types == AXON
@@ -279,9 +302,9 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     s = synth.render_stack(cell, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=(200, 200, 60), seed=2)
     m = trace(s.data, voxel_size=s.voxel_size, progress=False)
     r = compare(m, s.gold, tolerance=2.0)
-    assert r.f1 >= 0.81, (r.f1, r.precision, r.recall)
+    assert r.f1 >= 0.83, (r.f1, r.precision, r.recall)
     assert r.precision >= 0.88, r.precision
-    assert r.recall >= 0.75, r.recall
+    assert r.recall >= 0.78, r.recall
 
 
 @pytest.mark.parametrize("k,f1_min", [(1, 0.85), (2, 0.58), (7, 0.85), (8, 0.88)])

@@ -72,6 +72,10 @@ class TraceParams:
         Also bridge from the end of an unreached piece of foreground that points at the traced
         tree (a faint branch cut from its parent near the branch point, where the tree has no
         tip to bridge from); ``None``: by polarity.
+    gap_piece_um
+        Longest bridge from the end of a piece (``gap_from_pieces``): shorter than ``gap_um``,
+        since a piece's end that points at the tree from further away is as often another
+        cell's fragment or noise as a branch of this one.
     gap_min_elongation
         A piece of foreground is bridged only if its extent is at least this many times its
         largest local radius (round debris and other cells' somata are never joined; 0
@@ -148,6 +152,7 @@ class TraceParams:
     gap_min_size_um: float = 6.0
     gap_max_angle_deg: float = 60.0
     gap_from_pieces: bool | None = None
+    gap_piece_um: float = 4.0
     gap_min_elongation: float | None = None
     min_branch_um: float | None = None
     branch_radius_factor: float | None = None
@@ -177,8 +182,10 @@ class TraceParams:
         ``gap_from_pieces`` False. Brightfield (biocytin: thin dendrites barely above the
         background texture): 1.2, 1.7, 3.5 (a low foreground threshold: only what connects to
         the cell is kept), (0.5, 1), 15, 0 (the soma is far darker than the thin dendrites),
-        2, 1.5 (thin side branches of thick dendrites are kept), False (slow on large noisy
-        stacks and no gain on the synthetic brightfield stacks measured); ``thick_spur_factor`` 0 for
+        2, 1.5 (thin side branches of thick dendrites are kept), True (with bridges from a
+        piece's end of at most ``gap_piece_um``, 4 um: a faint branch whose start is lost near
+        its branch point is joined; as long as ``gap_um`` they joined other cells' fragments
+        too); ``thick_spur_factor`` 0 for
         fluorescence, 3 for brightfield (the halo of dark bodies makes spurs);
         ``gap_min_elongation`` 0 for fluorescence, 6 for brightfield (round debris);
         ``spur_ridge`` 0 for fluorescence, 1 for brightfield.
@@ -194,7 +201,7 @@ class TraceParams:
             "min_branch_um": 2.0 if bf else 3.0,
             "branch_radius_factor": 1.5 if bf else 2.0,
             "thick_spur_factor": 3.0 if bf else 0.0,
-            "gap_from_pieces": False,
+            "gap_from_pieces": bf,
             "gap_min_elongation": 6.0 if bf else 0.0,
             "spur_ridge": 1.0 if bf else 0.0,
         }

@@ -729,7 +729,7 @@ def trace(
             fg, prep.graph, prep.radius, src, min_branch_um=params.min_branch_um,
             branch_radius_factor=params.branch_radius_factor, gap_um=params.gap_um, gap_cost=params.gap_cost,
             gap_min_size_um=params.gap_min_size_um, gap_max_angle_deg=params.gap_max_angle_deg,
-            gap_from_pieces=params.gap_from_pieces,
+            gap_from_pieces=params.gap_from_pieces, gap_piece_um=params.gap_piece_um,
             gap_min_elongation=params.gap_min_elongation, strong=prep.strong, force=seeds_fg if seeds_fg.size else None,
             cover_xyz=cover_xyz, cover_radius=cover_r, coverage_z_stretch=prep.stretch ** params.coverage_z_power,
         )

@@ -705,6 +705,7 @@ def grow(
     gap_min_size_um: float = 6.0,
     gap_max_angle_deg: float = 60.0,
     gap_from_pieces: bool = False,
+    gap_piece_um: float | None = None,
     gap_min_elongation: float = 0.0,
     strong: NDArray[np.bool_] | None = None,
     force: NDArray[np.int64] | None = None,
@@ -725,6 +726,8 @@ def grow(
         the piece points at it (within ``gap_max_angle_deg`` of the piece's direction at that
         end), so that a faint branch separated from its parent neurite by a gap near the
         branch point (where the tree has no tip) is joined too.
+    gap_piece_um
+        Longest bridge from the end of a piece (``None``: ``gap_um``).
     gap_min_elongation
         A piece is bridged to only if its extent is at least this many times its largest
         local radius (compact debris is never joined; 0 disables).
@@ -841,7 +844,8 @@ def grow(
             if c not in best or score[j] < best[c][0]:
                 best[c] = (float(score[j]), int(tree.node[t]), int(tv[j]))
         if gap_from_pieces:
-            _piece_bridges(best, xyz, comp, target, tree.node, gap_um, cos_max)
+            piece_um = gap_um if gap_piece_um is None else min(gap_um, gap_piece_um)
+            _piece_bridges(best, xyz, comp, target, tree.node, piece_um, cos_max)
         if not best:
             break
         for _s, a, b in best.values():
