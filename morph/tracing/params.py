@@ -73,9 +73,9 @@ class TraceParams:
         tree (a faint branch cut from its parent near the branch point, where the tree has no
         tip to bridge from); ``None``: by polarity.
     gap_piece_um
-        Longest bridge from the end of a piece (``gap_from_pieces``): shorter than ``gap_um``,
-        since a piece's end that points at the tree from further away is as often another
-        cell's fragment or noise as a branch of this one.
+        Longest bridge from the end of a piece (``gap_from_pieces``), shorter than ``gap_um``:
+        on the synthetic brightfield stacks longer ones joined pieces that are not part of
+        the cell (precision 0.949 at 4 um, 0.931 at 6, 0.910 at 8, 0.877 at 15).
     gap_min_elongation
         A piece of foreground is bridged only if its extent is at least this many times its
         largest local radius (round debris and other cells' somata are never joined; 0
@@ -184,8 +184,8 @@ class TraceParams:
         the cell is kept), (0.5, 1), 15, 0 (the soma is far darker than the thin dendrites),
         2, 1.5 (thin side branches of thick dendrites are kept), True (with bridges from a
         piece's end of at most ``gap_piece_um``, 4 um: a faint branch whose start is lost near
-        its branch point is joined; as long as ``gap_um`` they joined other cells' fragments
-        too); ``thick_spur_factor`` 0 for
+        its branch point is joined; bridges as long as ``gap_um`` cost precision on the
+        synthetic stacks); ``thick_spur_factor`` 0 for
         fluorescence, 3 for brightfield (the halo of dark bodies makes spurs);
         ``gap_min_elongation`` 0 for fluorescence, 6 for brightfield (round debris);
         ``spur_ridge`` 0 for fluorescence, 1 for brightfield.
