@@ -545,11 +545,11 @@ def skeleton_from_spt(
     seg_sorted = seg[node_order]
 
     def nodes_of(segs: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The nodes of segments ``segs``, grouped by segment in the order given."""
         lo = np.searchsorted(seg_sorted, tops[segs], side="left")
-        hi = np.searchsorted(seg_sorted, tops[segs], side="right")
-        if not segs.size:
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate([node_order[a:b] for a, b in zip(lo, hi)])
+        cnt = np.searchsorted(seg_sorted, tops[segs], side="right") - lo
+        start = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
+        return node_order[start + np.arange(start.size)]
 
     # a segment whose leaf lies inside what is kept is cut back to its last node outside it
     # (``leaf_now``; nodes beyond ``cut_arc`` go, with the segments hanging from them)
@@ -594,9 +594,10 @@ def skeleton_from_spt(
         if acc.size > 1:
             # siblings covering each other: the one reaching further wins
             acc = acc[np.argsort(-(arc[leaf_now[acc]] - base[acc]) - 1e9 * forced_seg[acc], kind="stable")]
-            nodes = [kept_part(acc[k : k + 1]) for k in range(acc.size)]
-            owner = np.concatenate([np.full(v.size, k) for k, v in enumerate(nodes)])
-            allnodes = np.concatenate(nodes)
+            allnodes = kept_part(acc)  # grouped by segment, in the order of acc
+            rank = np.empty(tops.size, dtype=np.int64)
+            rank[acc] = np.arange(acc.size)
+            owner = rank[tpos[seg[allnodes]]]
             kd2 = cKDTree(xyz[allnodes] * zs)
             rad_need = min_branch_um + branch_radius_factor * radius[leaf_now[acc]]
             leaf_pts = xyz[leaf_now[acc]] * zs
