@@ -38,6 +38,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 from morph import _tree
+from morph.tracing.chunked import release_memory
 
 #: Rounds of gap bridging in :func:`grow` (each bridges from the tips of the tree of the
 #: round before, then regrows it).
@@ -394,6 +395,7 @@ def local_radius(fg: Foreground, graph: Graph) -> NDArray[np.float64]:
     boundary = np.flatnonzero(graph.degree < 26)
     if boundary.size == 0:
         return np.full(fg.n, half)
+    release_memory()  # the graph construction's freed blocks, before the decomposition's
     d = dijkstra(graph.length, directed=False, indices=boundary, min_only=True)
     d[~np.isfinite(d)] = 0.0
     return d + half
@@ -602,8 +604,8 @@ def skeleton_from_spt(
             rad_need = min_branch_um + branch_radius_factor * radius[leaf_now[acc]]
             leaf_pts = xyz[leaf_now[acc]] * zs
             alive = np.ones(acc.size, dtype=bool)
-            for k0 in range(0, acc.size, 64):  # neighbour lists of 64 leaves at a time (bounded memory)
-                lst = kd2.query_ball_point(leaf_pts[k0 : k0 + 64], r=rad_need[k0 : k0 + 64])
+            for k0 in range(0, acc.size, 8):  # neighbour lists of 8 leaves at a time (bounded memory)
+                lst = kd2.query_ball_point(leaf_pts[k0 : k0 + 8], r=rad_need[k0 : k0 + 8])
                 for k in range(k0, k0 + len(lst)):  # one check per accepted segment of this level
                     if forced_seg[acc[k]]:
                         continue
@@ -771,11 +773,17 @@ def grow(
     cmax = graph.cost_max
     for _round in range(max_bridge_rounds + 1):
         # the costed matrix is built per round and freed before the decomposition: a single
-        # float64 copy of the graph at a time, bridges included
+        # float64 copy of the graph at a time, bridges included. The blocks freed by the round
+        # before go back to the system first, and again before the decomposition: its large
+        # arrays would otherwise come on top of them (glibc keeps freed blocks that small live
+        # ones fragment)
+        release_memory()
         Wb = graph.weight
         if bridges_r:
             B = sp.csr_matrix((bridge_w, (bridges_r, bridges_c)), shape=Wb.shape)
             Wb = Wb + B
+            del B
+            release_memory()
         dist, pred = dijkstra(Wb, directed=False, indices=sources, min_only=True, return_predecessors=True)[:2]
         del Wb
         reached = np.flatnonzero(np.isfinite(dist))
@@ -789,6 +797,8 @@ def grow(
             sp_ = pos[sources]
             parent[sp_] = pos[anchor]
             parent[pos[anchor]] = -1
+        del dist, pred, pr
+        release_memory()  # the decomposition's blocks, before the pruning's many smaller ones
         f = None
         if force is not None and len(force):
             f = pos[np.asarray(force)]
@@ -809,7 +819,7 @@ def grow(
         newpos[kept] = np.arange(kept.size)
         kp = parent[kept]
         tree = GrownTree(reached[kept], np.where(kp >= 0, newpos[np.maximum(kp, 0)], -1), int(reached.size), len(bridges_r))
-        del dist, pred, pr, pos, parent, keep, kept, newpos, kp  # not kept into the next round's Dijkstra
+        del pos, parent, keep, kept, newpos, kp  # not kept into the next round's Dijkstra
         if gap_um <= 0 or _round == max_bridge_rounds:
             break
         # candidate targets: voxels of bridgeable pieces not reached yet

@@ -152,6 +152,7 @@ def tubularity_at(
                 ev = sorted_eigenvalues(hessian_at(buf, pts[b0:b1], vs_f, padded=True))
                 seg = out[lo + b0 : lo + b1]
                 np.maximum(seg, tube_response(ev, s).astype(np.float32), out=seg)
+            del buf, slab  # not alive while the next slab (or scale) allocates its own
     return out
 
 
