@@ -110,6 +110,41 @@ def test_background_flattening_and_noise() -> None:
     assert pp.noise_level(flat) == pytest.approx(2.0, rel=0.15)
 
 
+def test_packed_image_round_trip() -> None:
+    rng = np.random.default_rng(5)
+    img = rng.normal(0, 7.0, (37, 21, 19)).astype(np.float32)
+    img[3, 4, 5], img[30, 2, 1] = -80.0, 175.5  # the range is set by the extremes
+    ref = img.copy()
+    bound = (175.5 + 80.0) / 131070
+    # a copy (the image is still referred to by ``ref``'s sibling name): the image is untouched
+    keep = img
+    pk = pp.pack_image(img, chunk_slices=8, in_place=True)  # several slabs and a short last one
+    assert not pk.in_place and np.array_equal(img, ref) and keep is img
+    assert pk.codes.dtype == np.uint16 and pk.codes.shape == img.shape and pk.nbytes * 2 == img.nbytes
+    back = pk.unpack()
+    assert back.dtype == np.float32 and back.shape == img.shape
+    err = np.abs(back - ref)
+    assert err.max() <= bound * 1.01 and err.max() > 0.1 * bound  # quantised, within its bound
+    assert back[3, 4, 5] == pytest.approx(-80.0, abs=1e-4) and back[30, 2, 1] == pytest.approx(175.5, abs=1e-3)
+    assert np.array_equal(pk.unpack(), back)  # a copy keeps its codes
+    del keep, img
+    # in place: the image's own buffer holds the codes, shrunk to half, and is grown back
+    for shape in [(37, 21, 19), (5, 3, 7)]:  # an odd number of voxels too
+        img = rng.normal(0, 7.0, shape).astype(np.float32)
+        ref = img.copy()
+        pk = pp.pack_image(img, chunk_slices=4, in_place=True)
+        del img
+        assert pk.in_place and pk.nbytes == 4 * ((ref.size + 1) // 2)
+        assert np.array_equal(pk.codes, pp.PackedImage(ref, chunk_slices=4).codes)  # same codes as a copy
+        back = pk.unpack()
+        assert back.shape == ref.shape and back.dtype == np.float32
+        assert np.abs(back - ref).max() <= (ref.max() - ref.min()) / 131070 * 1.01
+        with pytest.raises(RuntimeError, match="unpacked already"):
+            pk.unpack()
+    flat = pp.PackedImage(np.full((3, 4, 5), 2.5, dtype=np.float32)).unpack()
+    assert np.all(flat == 2.5)  # a constant image comes back exactly
+
+
 def test_eigenvalues_closed_form() -> None:
     rng = np.random.default_rng(3)
     a = rng.normal(size=(500, 3, 3))

@@ -47,6 +47,7 @@ from morph.tracing import preprocess as _pre
 from morph.tracing import prune as _prune
 from morph.tracing import soma as _soma
 from morph.tracing import tree as _tree
+from morph.tracing.chunked import release_memory
 from morph.tracing.params import TraceParams
 from morph.tracing.polarity import resolve_polarity
 from morph.tracing.tubularity import tubularity_at
@@ -58,7 +59,7 @@ STAGES = ["polarity", "preprocess", "tubularity", "graph", "soma", "tree", "refi
 class Prepared:
     """Everything the tree stages need, computed once per stack (or ROI)."""
 
-    image: NDArray[np.float32]
+    image: NDArray[np.float32] | None  # None while packed_image holds it
     voxel_size: tuple[float, float, float]
     polarity: str
     noise: float
@@ -78,9 +79,9 @@ class Prepared:
     def to_physical(self, xyz_t: Any) -> NDArray[np.float64]:
         return np.asarray(xyz_t, dtype=np.float64) * np.array([1.0, 1.0, self.stretch])
     timings: dict[str, float] = field(default_factory=dict)
-    #: Computes ``image`` again (the same deterministic preprocessing of the same input), so
-    #: that :func:`trace` may drop the image while the sparse stages run; ``None``: kept.
-    recompute_image: Callable[[], NDArray[np.float32]] | None = None
+    #: The image as 16-bit codes while the sparse stages run (``image`` is then ``None``):
+    #: :meth:`restore_image` gives it back before the stages that read it.
+    packed_image: _pre.PackedImage | None = None
     #: Bounded mode (:mod:`morph.tracing.chunked`): the local radii are computed a batch of
     #: pieces of at most this many voxels at a time, and the graph (``graph`` None until then)
     #: is built by :meth:`focus` for the pieces the tree can reach only. ``None``: the graph of
@@ -91,6 +92,11 @@ class Prepared:
     #: Called with the number of voxels of a graph about to be built, the number of foreground
     #: voxels held meanwhile and what the graph's voxels are (bounded mode: the memory check).
     check_memory: Callable[[int, int, str], Any] | None = None
+
+    def restore_image(self) -> None:
+        """Make ``image`` available again (from its 16-bit codes)."""
+        if self.image is None and self.packed_image is not None:
+            self.image, self.packed_image = self.packed_image.unpack(), None
 
     def set_foreground(self, fg: _tree.Foreground, strong: NDArray[np.bool_], params: TraceParams) -> None:
         """Use ``fg`` (and its ``strong`` voxels): its graph, radii and costs at once, or in
@@ -195,13 +201,10 @@ def prepare(
         stages.step("polarity")
         stages.start("preprocess")
     t0 = time.perf_counter()
-    def _image() -> NDArray[np.float32]:
-        return _pre.preprocess(
-            data, vs, polarity=pol, sigma_um=params.denoise_sigma_um, block_um=params.background_block_um,
-            percentile=params.background_percentile, chunk_slices=params.chunk_slices,
-        )
-
-    image = _image()
+    image = _pre.preprocess(
+        data, vs, polarity=pol, sigma_um=params.denoise_sigma_um, block_um=params.background_block_um,
+        percentile=params.background_percentile, chunk_slices=params.chunk_slices,
+    )
     noise = _pre.noise_level(image, floor=params.min_noise)
     t["preprocess"] = time.perf_counter() - t0
     if stages:
@@ -236,13 +239,19 @@ def prepare(
     shape = tuple(int(s) for s in image.shape)
     idx, val = np.concatenate(keep_idx), np.concatenate(keep_val)
     del keep_idx, keep_val
+    # the stages up to refine never read the image: it waits as 16-bit codes written over its
+    # own buffer, shrunk to half (each value within 1/131070 of the image's range;
+    # Prepared.restore_image)
+    release_memory()
+    packed = _pre.pack_image(image, chunk_slices=params.chunk_slices, in_place=True)
+    del image  # in place: now the codes' storage
     idx, val, note = reachable_foreground(shape, vs, idx, val, params, keep_um=keep_um, keep_radius_um=keep_radius_um)
     fg, graph, radius, strong, stretch, _stats = foreground_graph(
         shape, vs, idx, val, noise, params, stages=stages, timings=t, t0=t0,  # type: ignore[arg-type]
     )
-    return Prepared(image, vs, pol, noise, fg, graph, radius, strong,  # type: ignore[arg-type]
+    return Prepared(None, vs, pol, noise, fg, graph, radius, strong,  # type: ignore[arg-type]
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t,
-                    recompute_image=_image, notes=[note])
+                    packed_image=packed, notes=[note])
 
 
 def reachable_foreground(
@@ -719,12 +728,6 @@ def trace(
         st.step("soma")
         st.start("tree")
         t0 = time.perf_counter()
-        # the tree stage never reads the image: when its float64 graph matrices (about 24 bytes
-        # per edge with scipy's transposed copy) outweigh the image, the image is dropped
-        # meanwhile and computed again for refine once the graph is freed (same values)
-        reload_image = prep.recompute_image is not None and 24 * prep.graph.indices.size > prep.image.nbytes
-        if reload_image:
-            prep.image = None  # type: ignore[assignment]
         grown = _tree.grow(
             fg, prep.graph, prep.radius, src, min_branch_um=params.min_branch_um,
             branch_radius_factor=params.branch_radius_factor, gap_um=params.gap_um, gap_cost=params.gap_cost,
@@ -735,11 +738,13 @@ def trace(
         )
         tm["tree"] = time.perf_counter() - t0
         st.step("tree")
-        if reload_image:
-            t0 = time.perf_counter()
-            prep.graph = None  # type: ignore[assignment]
-            prep.image = prep.recompute_image()  # type: ignore[misc]
-            tm["preprocess"] = tm.get("preprocess", 0.0) + time.perf_counter() - t0
+        # refine reads the image (held as 16-bit codes since the candidates were taken), not
+        # the graph: the graph and what the tree stage freed go first
+        prep.graph = None  # type: ignore[assignment]
+        release_memory()
+        t0 = time.perf_counter()
+        prep.restore_image()
+        tm["preprocess"] = tm.get("preprocess", 0.0) + time.perf_counter() - t0
         st.start("refine")
         t0 = time.perf_counter()
         if extend is not None:

@@ -8,6 +8,7 @@ polarity of the input.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -160,6 +161,7 @@ def preprocess(
         if sigma_um > 0:
             ndi.gaussian_filter(f, _sigma_vox(sigma_um, voxel_size), output=f, mode="nearest", truncate=3.0)
         out[z0:z1] = f[z0 - h0 : z0 - h0 + (z1 - z0)]
+        del f  # not alive while the next slab is flattened
     return out
 
 
@@ -177,3 +179,141 @@ def noise_level(image: NDArray[Any], *, sample: int = 1_000_000, floor: float = 
     med = np.median(flat)
     mad = float(np.median(np.abs(flat - med)) * 1.4826)
     return float(max(mad, floor))
+
+
+class PackedImage:
+    """A float32 image held as 16-bit codes while it is not read (half the memory).
+
+    The values are mapped linearly from ``[min, max]`` to the codes 0..65535, so
+    :meth:`unpack` returns each value within ``(max - min) / 131070`` of the original: for a
+    flattened 8-bit stack (a range of at most 255 grey levels) within 0.002 of a grey level.
+    Both directions work ``chunk_slices`` slices at a time (no whole-image temporary).
+
+    :func:`pack_image` can write the codes over the image's own buffer instead of a new one.
+    """
+
+    def __init__(self, image: NDArray[np.float32], *, chunk_slices: int = 16, _own: bool = False) -> None:
+        own = bool(_own)
+        arr = np.asarray(image)
+        del image
+        self.shape: tuple[int, ...] = tuple(arr.shape)
+        self.size = int(arr.size)
+        self.in_place = bool(own)
+        self._rows = max(1, int(chunk_slices)) * int(np.prod(self.shape[1:], dtype=np.int64))
+        self.lo, self.step = code_range(arr, chunk_slices=chunk_slices)
+        flat = arr.reshape(-1)
+        codes = flat.view(np.uint16) if own else np.empty(self.size, dtype=np.uint16)
+        for a in range(0, self.size, self._rows):
+            b = min(self.size, a + self._rows)
+            # in place, the codes a:b overlay floats a/2:b/2, already read
+            codes[a:b] = _codes(flat[a:b], self.lo, self.step)
+        del flat
+        if own:
+            del codes
+            arr.resize(((self.size + 1) // 2,), refcheck=False)  # no other reference (checked above)
+            self._store: NDArray[Any] = arr
+        else:
+            self._store = codes
+
+    @property
+    def codes(self) -> NDArray[np.uint16]:
+        """The 16-bit codes (a view of the storage), shaped like the image."""
+        return self._store.view(np.uint16)[: self.size].reshape(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._store.nbytes)
+
+    def unpack(self) -> NDArray[np.float32]:
+        """The image again, float32. In place, the pack is used up (the image is its storage
+        grown back); otherwise the codes are kept."""
+        lo, step = np.float32(self.lo), np.float32(self.step)
+        if not self.in_place:
+            out = np.empty(self.size, dtype=np.float32)
+            codes = self._store
+            for a in range(0, self.size, self._rows):
+                b = min(self.size, a + self._rows)
+                np.multiply(codes[a:b], step, out=out[a:b])
+                out[a:b] += lo
+            return out.reshape(self.shape)
+        if self._store.size == 0:
+            raise RuntimeError("this packed image was unpacked already")
+        arr = self._store
+        self._store = np.empty(0, dtype=np.float32)
+        arr.resize(self.shape, refcheck=False)  # realloc: grown in place or moved, not copied by us
+        flat = arr.reshape(-1)
+        codes = flat.view(np.uint16)
+        # from the end: floats a:b overlay codes 2a:2b, all at or after a, already read
+        for b in range(self.size, 0, -self._rows):
+            a = max(0, b - self._rows)
+            c = codes[a:b] * step
+            c += lo
+            flat[a:b] = c
+            del c
+        del codes, flat
+        return arr  # owns its buffer
+
+
+def code_range(image: NDArray[Any], *, chunk_slices: int = 16) -> tuple[float, float]:
+    """``(lo, step)`` of the 16-bit codes of ``image``: its minimum and its range / 65535
+    (1 for a constant image). Slab by slab (a memory map is not read whole at once)."""
+    lo, hi = np.inf, -np.inf
+    for z0 in range(0, image.shape[0], max(1, int(chunk_slices))):
+        part = np.asarray(image[z0 : z0 + max(1, int(chunk_slices))])
+        if part.size:
+            lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
+    if not np.isfinite(lo):
+        return 0.0, 1.0
+    return lo, ((hi - lo) / 65535.0 if hi > lo else 1.0)
+
+
+def _codes(values: NDArray[Any], lo: float, step: float) -> NDArray[np.float32]:
+    """The codes of ``values`` (float32 holding integers 0..65535: a new array)."""
+    c = (np.asarray(values, dtype=np.float32) - np.float32(lo)) * np.float32(1.0 / step)
+    np.rint(c, out=c)
+    np.clip(c, 0, 65535, out=c)
+    return c
+
+
+def quantise(image: NDArray[Any], *, chunk_slices: int = 16) -> None:
+    """Replace each value of the float32 ``image`` (an array or a writable memory map) by what
+    :class:`PackedImage` gives back for it: the same values in every mode of tracing (in
+    memory the image waits packed; the bounded mode's memory map is quantised in place).
+    Slab by slab."""
+    lo, step = code_range(image, chunk_slices=chunk_slices)
+    n = max(1, int(chunk_slices))
+    for z0 in range(0, image.shape[0], n):
+        c = _codes(image[z0 : z0 + n], lo, step).astype(np.uint16)
+        out = c * np.float32(step)  # as PackedImage.unpack: uint16 codes times step, plus lo
+        out += np.float32(lo)
+        image[z0 : z0 + n] = out
+        del c, out
+
+
+def _refs(x: object) -> int:
+    return sys.getrefcount(x)
+
+
+def _sole_refs() -> int:
+    a = np.empty(1)
+    return _refs(a)  # one name in the calling frame, as measured by _refs from a function
+
+
+_SOLE_REFS = _sole_refs()
+
+
+def pack_image(image: NDArray[np.float32], *, chunk_slices: int = 16, in_place: bool = False) -> PackedImage:
+    """``image`` as :class:`PackedImage` codes.
+
+    With ``in_place``, when nothing but the caller's one name refers to ``image`` (no view,
+    no other name) and it owns a contiguous float32 buffer, the codes are written over that
+    buffer, which is then shrunk to half (``realloc``: the freed half goes back to the system
+    at once); :meth:`PackedImage.unpack` grows it back and expands the codes into it from the
+    end. Image and codes are never held side by side. The caller must drop its name right
+    after (the array is now the codes' storage). Otherwise the codes go to a new array.
+    """
+    # references: the caller's name and this parameter, as one name and _refs's parameter
+    # are for the calibration (one more for any view or other name)
+    own = (in_place and type(image) is np.ndarray and _refs(image) <= _SOLE_REFS + 1
+           and image.dtype == np.float32 and image.flags.owndata and image.flags.c_contiguous and image.size > 0)
+    return PackedImage(image, chunk_slices=chunk_slices, _own=own)
