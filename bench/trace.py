@@ -14,7 +14,8 @@ two generated pyramidal and two generated aspiny cells; F1 at 2 um). OP_6 is 512
 speed target (>= 2 M voxels/s end to end) is read on it.
 
 Each stack runs in its own process so that peak memory is its own: ``peak B/vox`` is the
-largest resident set during tracing minus the resident set just before it, plus the input,
+largest resident set during tracing minus the resident set just before it (after the memory
+that loading or rendering the stack freed is returned to the system), plus the input,
 per voxel of the input (uint8: 1 byte/voxel), the largest resident set being the kernel's
 high-water mark (``VmHWM``, reset just before tracing; where it cannot be reset, the
 resident set sampled every 10 ms);
@@ -243,6 +244,7 @@ def one(key: str) -> dict:
     import morph.progress as pg
     from morph.compare import compare
     from morph.tracing import trace
+    from morph.tracing.chunked import release_memory
 
     pg.set_quiet(True)
     warnings.simplefilter("ignore")
@@ -253,6 +255,9 @@ def one(key: str) -> dict:
     import threading
 
     gc.collect()
+    # what loading (reading or rendering the stack) freed goes back to the system first: the
+    # allocator would otherwise hand it to the tracer without the resident set growing
+    release_memory()
     rss0 = _rss_mb()
     peak = [rss0]
     done = threading.Event()
