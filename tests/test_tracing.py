@@ -252,6 +252,21 @@ def test_prune_spurs_and_trim_tips() -> None:
     assert 14 <= t.xyz[:, 0].max() <= 15
 
 
+def test_prune_z_spurs_bounded_by_the_blur() -> None:
+    # a stem along x with two terminal branches from x = 10: a short tail straight down in z
+    # (3 um) and a long branch rising steeply in z (12 um up, 1.5 um across)
+    stem = [[x, 0, 20] for x in range(21)]
+    tail = [[10, 0, 20 - k] for k in (1, 2, 3)]
+    steep = [[10 + 0.125 * k, 0, 20 + k] for k in range(1, 13)]
+    xyz = stem + tail + steep
+    parent = list(range(-1, 20)) + [10, 21, 22] + [10] + list(range(24, 35))
+    m = Morphology(xyz, np.full(len(xyz), 0.5), np.full(len(xyz), 3), parent)
+    cut_all = prune.prune_z_spurs(m, 2.0)  # no bound: both go (x-y reach < 2 + 0.5)
+    assert len(cut_all) == 21
+    bounded = prune.prune_z_spurs(m, 2.0, z_blur=2.0)  # tails up to 2 x 2.5 = 5 um along z go
+    assert len(bounded) == 21 + 12 and bounded.xyz[:, 2].max() == 32 and bounded.xyz[:, 2].min() == 20
+
+
 def test_label_axon_given_and_heuristic() -> None:
     segs, gold = y_cell()
     m, rep = lab.label(gold.resample(1.0), axon_point=(10, 60, 8))

@@ -170,6 +170,7 @@ class TraceParams:
     apical_dominance: float = 2.0
     root_is_endpoint: bool = True
     z_blur_correction: bool = True
+    z_spur_bounded: bool | None = None
     coverage_z_power: float = 0.0
     chunk_slices: int = 12
 
@@ -188,7 +189,9 @@ class TraceParams:
         synthetic stacks); ``thick_spur_factor`` 0 for
         fluorescence, 3 for brightfield (the halo of dark bodies makes spurs);
         ``gap_min_elongation`` 0 for fluorescence, 6 for brightfield (round debris);
-        ``spur_ridge`` 0 for fluorescence, 1 for brightfield.
+        ``spur_ridge`` 0 for fluorescence, 1 for brightfield; ``z_spur_bounded`` False for
+        fluorescence, True for brightfield (a z-blur tail is no longer than the blur: branches
+        running steeply along z are kept; confocal blur tails are longer and are all cut).
         """
         bf = polarity == "brightfield"
         defaults = {
@@ -204,6 +207,7 @@ class TraceParams:
             "gap_from_pieces": bf,
             "gap_min_elongation": 6.0 if bf else 0.0,
             "spur_ridge": 1.0 if bf else 0.0,
+            "z_spur_bounded": bf,
         }
         changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         return dataclasses.replace(self, **changes)

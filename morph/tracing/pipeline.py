@@ -540,7 +540,8 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
             _d, j = cKDTree(m.xyz).query(keep_pts)
             protect = np.zeros(len(m), dtype=bool)
             protect[j] = True
-        m = _prune.prune_z_spurs(m, params.min_branch_um, protect=protect)
+        m = _prune.prune_z_spurs(m, params.min_branch_um, protect=protect,
+                                 z_blur=prep.stretch if params.z_spur_bounded else None)
     m = _prune.trim_tips(m, prep.image, prep.voxel_size, fraction=params.tip_fraction)
     m = m.resample(params.resample_um)
     m = _prune.smooth(m, iterations=params.smooth_iterations)

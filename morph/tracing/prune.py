@@ -315,12 +315,17 @@ def trim_tips(
 
 
 def prune_z_spurs(
-    m: Morphology, min_reach_um: float, *, rounds: int = 2, protect: NDArray[np.bool_] | None = None
+    m: Morphology, min_reach_um: float, *, rounds: int = 2, protect: NDArray[np.bool_] | None = None,
+    z_blur: float | None = None,
 ) -> Morphology:
     """Remove terminal sections (hanging from a branch point) whose reach in x-y from the node
     they hang from is less than ``min_reach_um`` plus that node's radius: in a stack whose
     structure is blurred along z, such branches are the blur's tail, not neurites (a true
     neurite that runs only along z for less than the blur is lost with them).
+
+    With ``z_blur`` (the stack's z elongation), only sections whose reach along z is also
+    less than ``z_blur`` times that bound go: a tail of the blur is no longer than the blur,
+    and a branch that runs steeply along z beyond it is kept.
     """
     for _ in range(rounds):
         if len(m) < 3:
@@ -338,6 +343,11 @@ def prune_z_spurs(
         reach = np.zeros(sec.n)
         np.maximum.at(reach, sid[neur], dxy[neur])
         short = terminal & from_branch & (reach < min_reach_um + m.radius[hang_c])
+        if z_blur is not None:
+            dz = np.abs(m.xyz[:, 2] - m.xyz[hang_c[np.maximum(sid, 0)], 2])
+            zreach = np.zeros(sec.n)
+            np.maximum.at(zreach, sid[neur], dz[neur])
+            short &= zreach < z_blur * (min_reach_um + m.radius[hang_c])
         if protect is not None and protect.any():
             held = np.bincount(sid[protect & neur], minlength=sec.n) > 0
             short &= ~held
@@ -348,3 +358,4 @@ def prune_z_spurs(
             protect = protect[~drop]
         m = m.take(~drop)
     return m
+
