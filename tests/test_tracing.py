@@ -267,6 +267,32 @@ def test_prune_z_spurs_bounded_by_the_blur() -> None:
     assert len(bounded) == 21 + 12 and bounded.xyz[:, 2].max() == 32 and bounded.xyz[:, 2].min() == 20
 
 
+def test_extend_tips_follows_a_fading_branch_and_stops_at_bodies() -> None:
+    import scipy.ndimage as ndi
+
+    stem = Morphology([[x, 20, 6] for x in range(5, 21)], np.full(16, 0.5), np.full(16, 3), np.arange(16) - 1)
+    line = np.zeros((12, 40, 60), np.float32)
+    line[6, 20, 5:21] = 1.0  # the traced stem
+    bright = ndi.gaussian_filter(line, 0.8)
+    faint = np.zeros_like(line)
+    faint[6, 20, 21:41] = 1.0  # its continuation, fading below a foreground threshold
+    img = (15 * bright + 4 * ndi.gaussian_filter(faint, 0.8)) / bright.max()
+    out = prune.extend_tips(stem, img, (1, 1, 1), noise=1.0)
+    new = out.xyz[len(stem):]
+    assert len(out) > len(stem) and out.parent[len(stem)] == len(stem) - 1  # grown from the tip
+    assert 38 <= new[:, 0].max() <= 42  # to where the faint branch ends
+    assert np.abs(new[:, 1] - 20).max() < 1.0 and np.abs(new[:, 2] - 6).max() < 1.0
+    alone = prune.extend_tips(stem, 15 * bright / bright.max(), (1, 1, 1), noise=1.0)
+    assert alone.xyz[:, 0].max() <= 21.5  # nothing beyond: at most a step into the stem's blur
+    # a bright body just beyond the tip: as bright on both sides, so not walked into
+    zz, yy, xx = np.mgrid[:12, :40, :60]
+    body = 15 * bright / bright.max() + 20 * ((xx - 28) ** 2 + (yy - 20) ** 2 + (zz - 6) ** 2 <= 36)
+    assert out.xyz[:, 0].max() > 30  # (the faint branch was walked)
+    into = prune.extend_tips(stem, body.astype(np.float32), (1, 1, 1), noise=1.0)
+    assert into.xyz[:, 0].max() <= 24  # stops at its edge (x = 22)
+    assert prune.extend_tips(stem, body.astype(np.float32), (1, 1, 1), noise=1.0, contrast=0).xyz[:, 0].max() > 28
+
+
 def test_label_axon_given_and_heuristic() -> None:
     segs, gold = y_cell()
     m, rep = lab.label(gold.resample(1.0), axon_point=(10, 60, 8))
@@ -317,7 +343,7 @@ def test_trace_synth_module_brightfield() -> None:
 
 @pytest.mark.parametrize(
     "seed,cell_type,render_seed,f1_min,p_min,len_range,bp_min",
-    [(11, "pyramidal", 3, 0.92, 0.97, (0.82, 1.1), 7), (5, "aspiny", 4, 0.81, 0.86, (0.77, 1.1), 7)],
+    [(11, "pyramidal", 3, 0.94, 0.98, (0.88, 1.1), 8), (5, "aspiny", 4, 0.84, 0.88, (0.8, 1.1), 8)],
 )
 def test_trace_synth_realistic_brightfield(
     seed: int, cell_type: str, render_seed: int, f1_min: float, p_min: float,
@@ -344,7 +370,8 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     segment (the bridged piece and the tip it was bridged from) used to be pruned for where
     it ends: F1 0.778 then; cut back to its last node away from that branch, 0.825. Bridges
     from the ends of pieces (``gap_from_pieces``, 4 um) join faint branches whose start is
-    lost near the branch point: 0.843 (precision 0.898, recall 0.794)."""
+    lost near the branch point: 0.843 (precision 0.898, recall 0.794). Faded tips walked on
+    along the image (``tip_extend_um``): 0.849 (precision 0.880, recall 0.819)."""
     synth = pytest.importorskip("morph.synth")
     cell = read_swc(data / "swc/allen/bmtk_Pvalb_469628681_m.swc")
     ax = cell.types == AXON
@@ -352,9 +379,9 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     s = synth.render_stack(cell, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=(200, 200, 60), seed=2)
     m = trace(s.data, voxel_size=s.voxel_size, progress=False)
     r = compare(m, s.gold, tolerance=2.0)
-    assert r.f1 >= 0.83, (r.f1, r.precision, r.recall)
-    assert r.precision >= 0.88, r.precision
-    assert r.recall >= 0.78, r.recall
+    assert r.f1 >= 0.84, (r.f1, r.precision, r.recall)
+    assert r.precision >= 0.87, r.precision
+    assert r.recall >= 0.81, r.recall
 
 
 @pytest.mark.parametrize("k,f1_min", [(1, 0.85), (2, 0.58), (7, 0.85), (8, 0.88)])

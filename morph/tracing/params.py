@@ -160,6 +160,9 @@ class TraceParams:
     spur_ridge: float | None = None
     spur_ridge_factor: float = 1.0
     tip_fraction: float = 0.35
+    tip_extend_um: float | None = None
+    tip_extend_threshold: float = 1.8
+    tip_extend_contrast: float = 1.5
     smooth_iterations: int = 2
     resample_um: float = 1.0
     radius_max_um: float = 10.0
@@ -189,7 +192,9 @@ class TraceParams:
         synthetic stacks); ``thick_spur_factor`` 0 for
         fluorescence, 3 for brightfield (the halo of dark bodies makes spurs);
         ``gap_min_elongation`` 0 for fluorescence, 6 for brightfield (round debris);
-        ``spur_ridge`` 0 for fluorescence, 1 for brightfield; ``z_spur_bounded`` False for
+        ``spur_ridge`` 0 for fluorescence, 1 for brightfield; ``tip_extend_um`` 0 for
+        fluorescence (not measured on confocal stacks), 20 for brightfield (thin branches fade
+        towards their tips, below the foreground threshold); ``z_spur_bounded`` False for
         fluorescence, True for brightfield (a z-blur tail is no longer than the blur: branches
         running steeply along z are kept; confocal blur tails are longer and are all cut).
         """
@@ -208,6 +213,7 @@ class TraceParams:
             "gap_min_elongation": 6.0 if bf else 0.0,
             "spur_ridge": 1.0 if bf else 0.0,
             "z_spur_bounded": bf,
+            "tip_extend_um": 20.0 if bf else 0.0,
         }
         changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         return dataclasses.replace(self, **changes)

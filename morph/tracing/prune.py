@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.ndimage as ndi
 from numpy.typing import NDArray
+from scipy.spatial import cKDTree
 
 from morph.morphology import Morphology
 
@@ -359,3 +360,159 @@ def prune_z_spurs(
         m = m.take(~drop)
     return m
 
+
+def _cone_directions(d: NDArray[np.float64], angles_deg: Sequence[float], ring: Sequence[int]) -> NDArray[np.float64]:
+    """Unit directions around each axis ``d`` (n, 3): the axis itself and, per angle in
+    ``angles_deg``, a ring of ``ring`` directions that far off it. Shape ``(n, k, 3)``."""
+    a = np.where(np.abs(d[:, :1]) < 0.9, np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 0]]))
+    u = np.cross(d, a)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    v = np.cross(d, u)
+    dirs = [d[:, None, :]]
+    for th, k in zip(angles_deg, ring):
+        t = np.deg2rad(th)
+        phi = 2 * np.pi * np.arange(k) / k
+        off = np.cos(phi)[None, :, None] * u[:, None, :] + np.sin(phi)[None, :, None] * v[:, None, :]
+        dirs.append(np.cos(t) * d[:, None, :] + np.sin(t) * off)
+    out = np.concatenate(dirs, axis=1)
+    return out / np.linalg.norm(out, axis=2, keepdims=True)
+
+
+def extend_tips(
+    m: Morphology,
+    image: NDArray[Any],
+    voxel_size: Sequence[float],
+    *,
+    noise: float,
+    threshold: float = 1.8,
+    contrast: float = 1.5,
+    max_um: float = 20.0,
+    step_um: float = 1.0,
+    cone_deg: float = 30.0,
+    back_um: float = 4.0,
+    gap_steps: int = 3,
+    stop_um: float = 1.0,
+    side_um: float = 1.5,
+) -> Morphology:
+    """Continue each terminal branch along the image beyond where the foreground ended.
+
+    Thin branches fade towards their tips below the foreground threshold, which is set for
+    voxels judged alone. Here each step is judged with the branch behind it: from each tip,
+    steps of ``step_um`` go along the branch's direction (over its last ``back_um``) or up to
+    ``cone_deg`` off it, each to the direction whose mean image value along the step is the
+    highest. A step counts when that mean reaches ``threshold`` and the step is brighter than
+    both sides across it in x-y (``side_um`` away) by ``contrast`` (inside a bright body, the
+    soma or debris, the sides are as bright). A walk ends after more than ``gap_steps`` failed
+    steps in a row, after ``max_um``, on leaving the image, or on coming within ``stop_um``
+    of another part of the tree (beyond that node's radius: the soma's surface); it keeps its steps up to the last one that counted. The direction follows the
+    counted steps (half the old, half the new).
+
+    Parameters
+    ----------
+    m
+        Reconstruction in the image's physical frame (micrometres, origin at voxel 0).
+    image
+        Flattened, denoised image (bright structure on a background of 0), (Z, Y, X).
+    voxel_size
+        ``(x, y, z)`` micrometres.
+    noise
+        The image's noise level: ``threshold`` and ``contrast`` are in its units.
+
+    Returns
+    -------
+    Morphology
+        ``m`` with the new nodes appended (typed and sized like their tips).
+    """
+    n = len(m)
+    if n < 2 or max_um <= 0:
+        return m
+    par = m.parent
+    xyz = m.xyz
+    nch = np.bincount(par[par >= 0], minlength=n)
+    tips = np.flatnonzero((nch == 0) & (par >= 0) & ~m.soma_mask)
+    if not tips.size:
+        return m
+    anc, run = tips.copy(), np.zeros(tips.size)
+    for _ in range(int(np.ceil(back_um / 0.25)) + 1):
+        p = par[anc]
+        ok = (p >= 0) & (run < back_um) & ~m.soma_mask[np.maximum(p, 0)]
+        if not ok.any():
+            break
+        step = np.linalg.norm(xyz[np.maximum(p, 0)] - xyz[anc], axis=1)
+        run = np.where(ok, run + step, run)
+        anc = np.where(ok, p, anc)
+    d = xyz[tips] - xyz[anc]
+    nrm = np.linalg.norm(d, axis=1)
+    extent = (np.asarray(image.shape[::-1], dtype=np.float64) - 1) * np.asarray(voxel_size, dtype=np.float64)
+    margin = np.maximum(np.asarray(voxel_size, dtype=np.float64), step_um)
+    inside = np.all((xyz[tips] >= margin) & (xyz[tips] <= extent - margin), axis=1)
+    use = (nrm > 0.5 * back_um) & inside  # a branch that reaches the image's edge leaves it there
+    tips, d = tips[use], d[use] / nrm[use, None]
+    if not tips.size:
+        return m
+    kd = cKDTree(xyz)
+    soma = np.flatnonzero(m.soma_mask)
+    nsteps = int(np.floor(max_um / step_um))
+    pos = xyz[tips].copy()
+    alive = np.ones(tips.size, dtype=bool)
+    misses = np.zeros(tips.size, dtype=np.int64)
+    path = np.full((tips.size, nsteps, 3), np.nan)
+    good = np.zeros((tips.size, nsteps), dtype=bool)
+    fr = np.array([0.25, 0.5, 0.75, 1.0])
+    thr = threshold * noise
+    for s in range(nsteps):
+        act = np.flatnonzero(alive)
+        if not act.size:
+            break
+        dirs = _cone_directions(d[act], [cone_deg / 2, cone_deg], [6, 8])
+        pts = pos[act, None, None, :] + step_um * fr[None, None, :, None] * dirs[:, :, None, :]
+        val = _sample(image, pts.reshape(-1, 3), voxel_size).reshape(act.size, dirs.shape[1], fr.size).mean(axis=2)
+        k = np.argmax(val, axis=1)
+        best = val[np.arange(act.size), k]
+        newd = dirs[np.arange(act.size), k]
+        newp = pos[act] + step_um * newd
+        ok = best >= thr
+        if contrast > 0:
+            # a neurite, not the inside of a bright body: darker on both sides across it, in x-y
+            h = np.cross(newd, np.array([0.0, 0.0, 1.0]))
+            hn = np.linalg.norm(h, axis=1, keepdims=True)
+            h = np.where(hn > 0.2, h / np.maximum(hn, 1e-9), np.array([1.0, 0.0, 0.0]))
+            mid = pos[act] + 0.5 * step_um * newd
+            cen = 0.5 * (_sample(image, mid, voxel_size) + _sample(image, newp, voxel_size))
+            sides = [0.5 * (_sample(image, mid + sgn * side_um * h, voxel_size) + _sample(image, newp + sgn * side_um * h, voxel_size))
+                     for sgn in (1.0, -1.0)]
+            ok &= (cen - np.maximum(sides[0], sides[1])) >= contrast * noise
+        # another part of the tree (not the tip itself) within its radius + stop_um, the soma
+        # included, or the image's edge
+        dist, jn = kd.query(newp, k=min(4, n))
+        dist, jn = dist.reshape(act.size, -1), jn.reshape(act.size, -1)
+        near = (dist < m.radius[jn] + stop_um) & (jn != tips[act, None])
+        hit_tree = near.any(axis=1)
+        if soma.size:
+            ds = np.linalg.norm(newp[:, None, :] - xyz[soma][None, :, :], axis=2)
+            hit_tree |= (ds < m.radius[soma][None, :] + stop_um).any(axis=1)
+        hit_tree |= ((newp < 0) | (newp > extent)).any(axis=1)
+        path[act, s] = newp
+        good[act, s] = ok & ~hit_tree
+        misses[act] = np.where(ok, 0, misses[act] + 1)
+        pos[act] = newp
+        nd = d[act] + np.where(ok[:, None], newd, 0.0)
+        d[act] = nd / np.linalg.norm(nd, axis=1, keepdims=True)
+        alive[act] = ~hit_tree & (misses[act] <= gap_steps)
+    # keep each walk up to its last good step
+    last = np.where(good.any(axis=1), nsteps - 1 - np.argmax(good[:, ::-1], axis=1), -1)
+    cnt = last + 1
+    if not cnt.any():
+        return m
+    which = np.repeat(np.arange(tips.size), cnt)
+    stepi = np.arange(which.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    new_xyz = path[which, stepi]
+    new_idx = n + np.arange(which.size)
+    new_par = np.where(stepi == 0, tips[which], new_idx - 1)
+    return m._derive(
+        xyz=np.vstack([xyz, new_xyz]),
+        radius=np.concatenate([m.radius, m.radius[tips[which]]]),
+        types=np.concatenate([m.types, m.types[tips[which]]]),
+        parent=np.concatenate([par, new_par]),
+        ids=None,
+    )
