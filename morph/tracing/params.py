@@ -193,7 +193,7 @@ class TraceParams:
         fluorescence, 3 for brightfield (the halo of dark bodies makes spurs);
         ``gap_min_elongation`` 0 for fluorescence, 6 for brightfield (round debris);
         ``spur_ridge`` 0 for fluorescence, 1 for brightfield; ``tip_extend_um`` 0 for
-        fluorescence (not measured on confocal stacks), 20 for brightfield (thin branches fade
+        fluorescence (it lowers F1 on every DIADEM stack), 20 for brightfield (thin branches fade
         towards their tips, below the foreground threshold); ``z_spur_bounded`` False for
         fluorescence, True for brightfield (a z-blur tail is no longer than the blur: branches
         running steeply along z are kept; confocal blur tails are longer and are all cut).
