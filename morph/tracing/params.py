@@ -162,7 +162,7 @@ class TraceParams:
     tip_fraction: float = 0.35
     tip_extend_um: float | None = None
     tip_extend_threshold: float = 1.8
-    tip_extend_contrast: float = 1.5
+    tip_extend_contrast: float = 1.2
     smooth_iterations: int = 2
     resample_um: float = 1.0
     radius_max_um: float = 10.0

@@ -385,7 +385,7 @@ def extend_tips(
     *,
     noise: float,
     threshold: float = 1.8,
-    contrast: float = 1.5,
+    contrast: float = 1.2,
     max_um: float = 20.0,
     step_um: float = 1.0,
     cone_deg: float = 30.0,
