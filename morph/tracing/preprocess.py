@@ -193,12 +193,11 @@ class PackedImage:
     """
 
     def __init__(self, image: NDArray[np.float32], *, chunk_slices: int = 16, _own: bool = False) -> None:
-        own = bool(_own)
+        own = self.in_place = bool(_own)
         arr = np.asarray(image)
         del image
         self.shape: tuple[int, ...] = tuple(arr.shape)
         self.size = int(arr.size)
-        self.in_place = bool(own)
         self._rows = max(1, int(chunk_slices)) * int(np.prod(self.shape[1:], dtype=np.int64))
         self.lo, self.step = code_range(arr, chunk_slices=chunk_slices)
         flat = arr.reshape(-1)
@@ -227,14 +226,11 @@ class PackedImage:
     def unpack(self) -> NDArray[np.float32]:
         """The image again, float32. In place, the pack is used up (the image is its storage
         grown back); otherwise the codes are kept."""
-        lo, step = np.float32(self.lo), np.float32(self.step)
         if not self.in_place:
             out = np.empty(self.size, dtype=np.float32)
-            codes = self._store
             for a in range(0, self.size, self._rows):
                 b = min(self.size, a + self._rows)
-                np.multiply(codes[a:b], step, out=out[a:b])
-                out[a:b] += lo
+                out[a:b] = _values(self._store[a:b], self.lo, self.step)
             return out.reshape(self.shape)
         if self._store.size == 0:
             raise RuntimeError("this packed image was unpacked already")
@@ -246,10 +242,7 @@ class PackedImage:
         # from the end: floats a:b overlay codes 2a:2b, all at or after a, already read
         for b in range(self.size, 0, -self._rows):
             a = max(0, b - self._rows)
-            c = codes[a:b] * step
-            c += lo
-            flat[a:b] = c
-            del c
+            flat[a:b] = _values(codes[a:b], self.lo, self.step)  # a new array: codes a:b are read first
         del codes, flat
         return arr  # owns its buffer
 
@@ -275,6 +268,14 @@ def _codes(values: NDArray[Any], lo: float, step: float) -> NDArray[np.float32]:
     return c
 
 
+def _values(codes: NDArray[Any], lo: float, step: float) -> NDArray[np.float32]:
+    """The float32 values of 16-bit ``codes`` (a new array). The one place this arithmetic is
+    written: :meth:`PackedImage.unpack` and :func:`quantise` must give identical values."""
+    out = np.asarray(codes, dtype=np.uint16) * np.float32(step)
+    out += np.float32(lo)
+    return out
+
+
 def quantise(image: NDArray[Any], *, chunk_slices: int = 16) -> None:
     """Replace each value of the float32 ``image`` (an array or a writable memory map) by what
     :class:`PackedImage` gives back for it: the same values in every mode of tracing (in
@@ -283,11 +284,7 @@ def quantise(image: NDArray[Any], *, chunk_slices: int = 16) -> None:
     lo, step = code_range(image, chunk_slices=chunk_slices)
     n = max(1, int(chunk_slices))
     for z0 in range(0, image.shape[0], n):
-        c = _codes(image[z0 : z0 + n], lo, step).astype(np.uint16)
-        out = c * np.float32(step)  # as PackedImage.unpack: uint16 codes times step, plus lo
-        out += np.float32(lo)
-        image[z0 : z0 + n] = out
-        del c, out
+        image[z0 : z0 + n] = _values(_codes(image[z0 : z0 + n], lo, step).astype(np.uint16), lo, step)
 
 
 def _refs(x: object) -> int:
