@@ -244,7 +244,7 @@ def one(key: str) -> dict:
     import morph.progress as pg
     from morph.compare import compare
     from morph.tracing import trace
-    from morph.tracing.chunked import release_memory
+    from morph.tracing.memory import release_memory
 
     pg.set_quiet(True)
     warnings.simplefilter("ignore")

@@ -48,6 +48,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from morph.errors import TracingError
+from morph.tracing.memory import release_memory
 
 #: Working-set bytes per voxel of the flatten + denoise stage (the float32 flattened block,
 #: scipy's copy of it in the Gaussian, the background's per-slice buffers), measured: the peak
@@ -161,30 +162,6 @@ def plan_chunks(
         chunks = (cz, min(lo, ny), min(lo, nx))
     peak = int(cost(*chunks) * max(1, n_parallel) + FIXED_OVERHEAD)
     return ChunkPlan(chunks, (hz, hy, hx), max(1, n_parallel), peak)
-
-
-_LIBC: Any = None
-
-
-def release_memory() -> None:
-    """Return the memory freed by the process to the system (glibc's ``malloc_trim``; nothing
-    elsewhere). Between chunks, and between the in-memory tracer's stages, the blocks just
-    freed would otherwise stay in the allocator's heap, fragmented by the next arrays of other
-    sizes, and the resident memory would grow well past what is live (measured: 130 MiB
-    retained after the image stages of a stack traced under a 64 MiB bound, none with this
-    call after each chunk; 15-20 MiB over the live arrays of the in-memory tree stage on a
-    5 M voxel stack without it). A call costs about 1-3 ms."""
-    global _LIBC
-    if _LIBC is None:
-        try:
-            import ctypes
-
-            lib = ctypes.CDLL("libc.so.6")
-            _LIBC = lib if hasattr(lib, "malloc_trim") else False
-        except OSError:
-            _LIBC = False
-    if _LIBC:
-        _LIBC.malloc_trim(0)
 
 
 @contextmanager

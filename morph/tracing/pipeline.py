@@ -47,7 +47,7 @@ from morph.tracing import preprocess as _pre
 from morph.tracing import prune as _prune
 from morph.tracing import soma as _soma
 from morph.tracing import tree as _tree
-from morph.tracing.chunked import release_memory
+from morph.tracing.memory import release_memory
 from morph.tracing.params import TraceParams
 from morph.tracing.polarity import resolve_polarity
 from morph.tracing.tubularity import tubularity_at

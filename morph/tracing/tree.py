@@ -38,7 +38,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 from morph import _tree
-from morph.tracing.chunked import release_memory
+from morph.tracing.memory import release_memory
 
 #: Rounds of gap bridging in :func:`grow` (each bridges from the tips of the tree of the
 #: round before, then regrows it).
