@@ -257,7 +257,7 @@ def estimate_radii(
     radii = np.arange(1, int(np.ceil(radius_max_um / step)) + 1) * step
     centre = _sample(image, m.xyz, vs)
     r = np.empty(n)
-    block = max(1, 2**18 // (n_rays * radii.size))  # bounded temporaries: ~0.25 M samples at once
+    block = max(1, 2**16 // (n_rays * radii.size))  # bounded temporaries: ~65 k samples (about 4 MiB) at once
     for a in range(0, n, block):
         b = min(n, a + block)
         pts = m.xyz[a:b, None, None, :] + rays[a:b, :, None, :] * radii[None, None, :, None]
