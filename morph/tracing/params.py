@@ -100,6 +100,18 @@ class TraceParams:
     tip_fraction
         Terminal branches are retracted to where the image falls below this fraction of the
         branch's mean intensity (the blur beyond a neurite's end, 0 disables).
+    tip_extend_um, tip_extend_threshold, tip_extend_contrast
+        Longest walk from a tip along the image, in 1 um steps within 30 degrees of the
+        branch's direction; a step counts when its mean value reaches ``tip_extend_threshold``
+        noise units and it stands ``tip_extend_contrast`` above both sides 1.5 um across it in
+        x-y (a thin branch fading below the foreground threshold; 0 disables; ``None``: by
+        polarity). See :func:`morph.tracing.prune.extend_tips`.
+    side_branch_um
+        Longest walk of a side branch started from the tree: from every unbranched node, rays
+        leave at 45-90 degrees off the neurite, the one standing out most above its sides is
+        walked like a tip, and it becomes a branch when 6 of its first 7 steps count (thin side
+        branches whose start is below the foreground threshold; 0 disables; ``None``: by
+        polarity). See :func:`morph.tracing.prune.find_side_branches`.
     smooth_iterations
         Rounds of smoothing of node positions along the tree (each: average with neighbours).
     resample_um
@@ -163,6 +175,7 @@ class TraceParams:
     tip_extend_um: float | None = None
     tip_extend_threshold: float = 1.8
     tip_extend_contrast: float = 1.2
+    side_branch_um: float | None = None
     smooth_iterations: int = 2
     resample_um: float = 1.0
     radius_max_um: float = 10.0
@@ -194,7 +207,8 @@ class TraceParams:
         ``gap_min_elongation`` 0 for fluorescence, 6 for brightfield (round debris);
         ``spur_ridge`` 0 for fluorescence, 1 for brightfield; ``tip_extend_um`` 0 for
         fluorescence (it lowers F1 on every DIADEM stack), 20 for brightfield (thin branches fade
-        towards their tips, below the foreground threshold); ``z_spur_bounded`` False for
+        towards their tips, below the foreground threshold); ``side_branch_um`` 0 for fluorescence
+        (on the DIADEM stacks it adds 54-97 % cable), 20 for brightfield; ``z_spur_bounded`` False for
         fluorescence, True for brightfield (a z-blur tail is no longer than the blur: branches
         running steeply along z are kept; confocal blur tails are longer and are all cut).
         """
@@ -214,6 +228,7 @@ class TraceParams:
             "spur_ridge": 1.0 if bf else 0.0,
             "z_spur_bounded": bf,
             "tip_extend_um": 20.0 if bf else 0.0,
+            "side_branch_um": 20.0 if bf else 0.0,
         }
         changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         return dataclasses.replace(self, **changes)

@@ -543,6 +543,9 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
         m = _prune.prune_z_spurs(m, params.min_branch_um, protect=protect,
                                  z_blur=prep.stretch if params.z_spur_bounded else None)
     m = _prune.trim_tips(m, prep.image, prep.voxel_size, fraction=params.tip_fraction)
+    if params.side_branch_um:
+        m = _prune.find_side_branches(m, prep.image, prep.voxel_size, noise=prep.noise, max_um=params.side_branch_um,
+                                      threshold=params.tip_extend_threshold, contrast=params.tip_extend_contrast)
     if params.tip_extend_um:
         m = _prune.extend_tips(m, prep.image, prep.voxel_size, noise=prep.noise, max_um=params.tip_extend_um,
                                threshold=params.tip_extend_threshold, contrast=params.tip_extend_contrast)

@@ -26,6 +26,18 @@ def _sample(image: NDArray[Any], xyz_um: NDArray[np.float64], voxel_size: Sequen
     return ndi.map_coordinates(image, v[:, ::-1].T, order=1, mode="constant", cval=0.0)
 
 
+def _sample_nearest(image: NDArray[Any], xyz_um: NDArray[np.float64], voxel_size: Sequence[float]) -> NDArray[np.float64]:
+    """Nearest-voxel samples of ``image`` (Z, Y, X) at physical points (n, 3), 0 outside
+    (a fast screen; :func:`_sample` interpolates)."""
+    v = np.rint(xyz_um * (1.0 / np.asarray(voxel_size, dtype=np.float64))).astype(np.int64)
+    nz, ny, nx = image.shape
+    inside = (v[:, 0] >= 0) & (v[:, 0] < nx) & (v[:, 1] >= 0) & (v[:, 1] < ny) & (v[:, 2] >= 0) & (v[:, 2] < nz)
+    lin = (v[:, 2] * ny + v[:, 1]) * nx + v[:, 0]
+    out = np.take(image.reshape(-1), np.where(inside, lin, 0)).astype(np.float64)
+    out[~inside] = 0.0
+    return out
+
+
 def centre_on_image(
     xyz_um: NDArray[np.float64],
     image: NDArray[Any],
@@ -378,6 +390,114 @@ def _cone_directions(d: NDArray[np.float64], angles_deg: Sequence[float], ring: 
     return out / np.linalg.norm(out, axis=2, keepdims=True)
 
 
+def _walk(
+    m: Morphology,
+    image: NDArray[Any],
+    voxel_size: Sequence[float],
+    pos: NDArray[np.float64],
+    d: NDArray[np.float64],
+    *,
+    origin: NDArray[np.int64],
+    noise: float,
+    threshold: float,
+    contrast: float,
+    nsteps: int,
+    step_um: float,
+    cone_deg: float,
+    gap_steps: int,
+    stop_um: float,
+    side_um: float,
+    own_um: NDArray[np.float64] | None = None,
+    must_count: int = 0,
+    must_miss: int = 0,
+    ceiling: NDArray[np.float64] | None = None,
+    margin: float | NDArray[np.float64] = 0.0,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Walks along the image from points ``pos`` (n, 3) in directions ``d`` (unit, n x 3), with
+    the steps and stops described in :func:`extend_tips`.
+
+    Each walk belongs to the tree node ``origin``: that node does not stop it. For walks that
+    leave the side of a neurite (``own_um`` given), neither do the nodes within ``own_um[i]``
+    of it, and a side sample of the contrast test that lies on the tree (within a node's
+    radius + 1 um: the neurite the walk leaves) is not compared with. A walk ends at the
+    first step among its first ``must_count`` that brings its failed steps above
+    ``must_miss``. A step with a mean above ``ceiling[i]`` (image units) fails, and
+    ``margin`` (um, per axis) keeps walks that far inside the image's faces.
+
+    Returns the step positions ``(n, nsteps, 3)`` (NaN after a walk ended) and whether each
+    step counted.
+    """
+    xyz = m.xyz
+    n = len(m)
+    extent = (np.asarray(image.shape[::-1], dtype=np.float64) - 1) * np.asarray(voxel_size, dtype=np.float64)
+    kd = cKDTree(xyz)
+    soma = np.flatnonzero(m.soma_mask)
+    nw = pos.shape[0]
+    pos = pos.copy()
+    d = d.copy()
+    alive = np.ones(nw, dtype=bool)
+    misses = np.zeros(nw, dtype=np.int64)
+    path = np.full((nw, nsteps, 3), np.nan)
+    good = np.zeros((nw, nsteps), dtype=bool)
+    fr = np.array([0.25, 0.5, 0.75, 1.0])
+    thr = threshold * noise
+    kq = min(4 if own_um is None else 8, n)
+    for s in range(nsteps):
+        act = np.flatnonzero(alive)
+        if not act.size:
+            break
+        dirs = _cone_directions(d[act], [cone_deg / 2, cone_deg], [6, 8])
+        pts = pos[act, None, None, :] + step_um * fr[None, None, :, None] * dirs[:, :, None, :]
+        val = _sample(image, pts.reshape(-1, 3), voxel_size).reshape(act.size, dirs.shape[1], fr.size).mean(axis=2)
+        k = np.argmax(val, axis=1)
+        best = val[np.arange(act.size), k]
+        newd = dirs[np.arange(act.size), k]
+        newp = pos[act] + step_um * newd
+        ok = best >= thr
+        if ceiling is not None:
+            ok &= best <= ceiling[act]
+        if contrast > 0:
+            # a neurite, not the inside of a bright body: darker on both sides across it, in x-y
+            h = np.cross(newd, np.array([0.0, 0.0, 1.0]))
+            hn = np.linalg.norm(h, axis=1, keepdims=True)
+            h = np.where(hn > 0.2, h / np.maximum(hn, 1e-9), np.array([1.0, 0.0, 0.0]))
+            mid = pos[act] + 0.5 * step_um * newd
+            cen = 0.5 * (_sample(image, mid, voxel_size) + _sample(image, newp, voxel_size))
+            sides = []
+            for sgn in (1.0, -1.0):
+                a, b = mid + sgn * side_um * h, newp + sgn * side_um * h
+                sv = 0.5 * (_sample(image, a, voxel_size) + _sample(image, b, voxel_size))
+                if own_um is not None:
+                    # a side lying on the tree itself (the branch a walk leaves) is not judged
+                    da, ja = kd.query(a)
+                    db, jb = kd.query(b)
+                    sv = np.where((da < m.radius[ja] + 1.0) | (db < m.radius[jb] + 1.0), -np.inf, sv)
+                sides.append(sv)
+            ok &= (cen - np.maximum(sides[0], sides[1])) >= contrast * noise
+        # another part of the tree (not the walk's own origin) within its radius + stop_um,
+        # the soma included, or the image's edge
+        dist, jn = kd.query(newp, k=kq)
+        dist, jn = dist.reshape(act.size, -1), jn.reshape(act.size, -1)
+        own = jn == origin[act, None]
+        if own_um is not None:
+            own |= np.linalg.norm(xyz[jn] - xyz[origin[act]][:, None, :], axis=2) < own_um[act, None]
+        near = (dist < m.radius[jn] + stop_um) & ~own
+        hit_tree = near.any(axis=1)
+        if soma.size:
+            ds = np.linalg.norm(newp[:, None, :] - xyz[soma][None, :, :], axis=2)
+            hit_tree |= (ds < m.radius[soma][None, :] + stop_um).any(axis=1)
+        hit_tree |= ((newp < margin) | (newp > extent - margin)).any(axis=1)
+        path[act, s] = newp
+        good[act, s] = ok & ~hit_tree
+        misses[act] = np.where(ok, 0, misses[act] + 1)
+        pos[act] = newp
+        nd = d[act] + np.where(ok[:, None], newd, 0.0)
+        d[act] = nd / np.linalg.norm(nd, axis=1, keepdims=True)
+        early = good[act, : s + 1].sum(axis=1) + must_miss >= min(s + 1, must_count)
+        alive[act] = ~hit_tree & (misses[act] <= gap_steps) & ((s >= must_count) | early)
+    return path, good
+
+
 def extend_tips(
     m: Morphology,
     image: NDArray[Any],
@@ -450,55 +570,10 @@ def extend_tips(
     tips, d = tips[use], d[use] / nrm[use, None]
     if not tips.size:
         return m
-    kd = cKDTree(xyz)
-    soma = np.flatnonzero(m.soma_mask)
     nsteps = int(np.floor(max_um / step_um))
-    pos = xyz[tips].copy()
-    alive = np.ones(tips.size, dtype=bool)
-    misses = np.zeros(tips.size, dtype=np.int64)
-    path = np.full((tips.size, nsteps, 3), np.nan)
-    good = np.zeros((tips.size, nsteps), dtype=bool)
-    fr = np.array([0.25, 0.5, 0.75, 1.0])
-    thr = threshold * noise
-    for s in range(nsteps):
-        act = np.flatnonzero(alive)
-        if not act.size:
-            break
-        dirs = _cone_directions(d[act], [cone_deg / 2, cone_deg], [6, 8])
-        pts = pos[act, None, None, :] + step_um * fr[None, None, :, None] * dirs[:, :, None, :]
-        val = _sample(image, pts.reshape(-1, 3), voxel_size).reshape(act.size, dirs.shape[1], fr.size).mean(axis=2)
-        k = np.argmax(val, axis=1)
-        best = val[np.arange(act.size), k]
-        newd = dirs[np.arange(act.size), k]
-        newp = pos[act] + step_um * newd
-        ok = best >= thr
-        if contrast > 0:
-            # a neurite, not the inside of a bright body: darker on both sides across it, in x-y
-            h = np.cross(newd, np.array([0.0, 0.0, 1.0]))
-            hn = np.linalg.norm(h, axis=1, keepdims=True)
-            h = np.where(hn > 0.2, h / np.maximum(hn, 1e-9), np.array([1.0, 0.0, 0.0]))
-            mid = pos[act] + 0.5 * step_um * newd
-            cen = 0.5 * (_sample(image, mid, voxel_size) + _sample(image, newp, voxel_size))
-            sides = [0.5 * (_sample(image, mid + sgn * side_um * h, voxel_size) + _sample(image, newp + sgn * side_um * h, voxel_size))
-                     for sgn in (1.0, -1.0)]
-            ok &= (cen - np.maximum(sides[0], sides[1])) >= contrast * noise
-        # another part of the tree (not the tip itself) within its radius + stop_um, the soma
-        # included, or the image's edge
-        dist, jn = kd.query(newp, k=min(4, n))
-        dist, jn = dist.reshape(act.size, -1), jn.reshape(act.size, -1)
-        near = (dist < m.radius[jn] + stop_um) & (jn != tips[act, None])
-        hit_tree = near.any(axis=1)
-        if soma.size:
-            ds = np.linalg.norm(newp[:, None, :] - xyz[soma][None, :, :], axis=2)
-            hit_tree |= (ds < m.radius[soma][None, :] + stop_um).any(axis=1)
-        hit_tree |= ((newp < 0) | (newp > extent)).any(axis=1)
-        path[act, s] = newp
-        good[act, s] = ok & ~hit_tree
-        misses[act] = np.where(ok, 0, misses[act] + 1)
-        pos[act] = newp
-        nd = d[act] + np.where(ok[:, None], newd, 0.0)
-        d[act] = nd / np.linalg.norm(nd, axis=1, keepdims=True)
-        alive[act] = ~hit_tree & (misses[act] <= gap_steps)
+    path, good = _walk(m, image, voxel_size, xyz[tips], d, origin=tips, noise=noise, threshold=threshold,
+                       contrast=contrast, nsteps=nsteps, step_um=step_um, cone_deg=cone_deg, gap_steps=gap_steps,
+                       stop_um=stop_um, side_um=side_um)
     # keep each walk up to its last good step
     last = np.where(good.any(axis=1), nsteps - 1 - np.argmax(good[:, ::-1], axis=1), -1)
     cnt = last + 1
@@ -513,6 +588,161 @@ def extend_tips(
         xyz=np.vstack([xyz, new_xyz]),
         radius=np.concatenate([m.radius, m.radius[tips[which]]]),
         types=np.concatenate([m.types, m.types[tips[which]]]),
+        parent=np.concatenate([par, new_par]),
+        ids=None,
+    )
+
+
+def find_side_branches(
+    m: Morphology,
+    image: NDArray[Any],
+    voxel_size: Sequence[float],
+    *,
+    noise: float,
+    threshold: float = 1.8,
+    contrast: float = 1.2,
+    max_um: float = 20.0,
+    probe_steps: int = 6,
+    probe_miss: int = 1,
+    angles_deg: Sequence[float] = (45.0, 60.0, 75.0, 90.0),
+    ring: Sequence[int] = (12, 14, 16, 16),
+    step_um: float = 1.0,
+    cone_deg: float = 30.0,
+    gap_steps: int = 3,
+    stop_um: float = 1.0,
+    side_um: float = 1.5,
+    clearance_um: float = 1.5,
+) -> Morphology:
+    """Start the thin side branches that leave the tree below the foreground threshold.
+
+    The foreground misses a thin branch whose voxels stay below its threshold from where the
+    branch leaves its parent: the tree never reaches it, and it has no tip to walk on from
+    (:func:`extend_tips`). Here every unbranched neurite node (not within a voxel or a step
+    of the image's faces) looks for one:
+
+    1. *Screen*: straight rays leave at ``angles_deg`` off the neurite's direction (``ring``
+       directions each), from 1 um beyond the node's radius, ``probe_steps`` steps long
+       (sampled once per step, nearest voxel). A ray counts when its mean value reaches
+       ``threshold`` noise units; of those, the one standing highest above the darker of its
+       two sides (``side_um`` across, in x-y; the other side may be the parent) is taken,
+       when that rise reaches ``contrast``.
+    2. *Probe*: the ray is walked as :func:`extend_tips` walks (same ``threshold``,
+       ``contrast``, 30 degree cone, stops), with three differences: the neurite it leaves
+       (nodes within its radius + 2.5 um of the start) neither stops it nor serves as a side
+       of the contrast test; a step brighter than the image at the node it leaves fails (a
+       side branch is no brighter than its parent: this keeps walks out of dark bodies beside
+       a neurite); and the walk must count ``probe_steps`` of its first ``probe_steps +
+       probe_miss`` steps, else it is dropped.
+    3. Of walks whose probes come within ``clearance_um`` of each other (neighbouring nodes
+       finding the same branch), the one with the highest rise is kept; it goes on up to
+       ``max_um`` and is kept up to its last step that counted.
+
+    Parameters
+    ----------
+    m
+        Reconstruction in the image's physical frame (micrometres, origin at voxel 0).
+    image
+        Flattened, denoised image (bright structure on a background of 0), (Z, Y, X).
+    voxel_size
+        ``(x, y, z)`` micrometres.
+    noise
+        The image's noise level: ``threshold`` and ``contrast`` are in its units.
+
+    Returns
+    -------
+    Morphology
+        ``m`` with the new branches appended (typed like the node they leave, radius at most
+        0.5 um until measured).
+    """
+    n = len(m)
+    if n < 3 or max_um <= 0:
+        return m
+    par = m.parent
+    xyz = m.xyz
+    nch = np.bincount(par[par >= 0], minlength=n)
+    child = np.full(n, -1)
+    child[par[par >= 0]] = np.flatnonzero(par >= 0)
+    org = np.flatnonzero((nch == 1) & (par >= 0) & ~m.soma_mask)
+    org = org[~m.soma_mask[par[org]]]
+    # nothing starts or runs within a voxel (and a step) of the image's faces: beyond them
+    # lies structure the stack holds only the blur of
+    extent = (np.asarray(image.shape[::-1], dtype=np.float64) - 1) * np.asarray(voxel_size, dtype=np.float64)
+    margin = np.maximum(np.asarray(voxel_size, dtype=np.float64), step_um)
+    org = org[np.all((xyz[org] >= margin) & (xyz[org] <= extent - margin), axis=1)]
+    if not org.size:
+        return m
+    t = xyz[child[org]] - xyz[par[org]]
+    tn = np.linalg.norm(t, axis=1)
+    org, t = org[tn > 0], t[tn > 0] / tn[tn > 0, None]
+    if not org.size:
+        return m
+    # a cheap screen of straight rays over the probe's length: the mean must reach the
+    # threshold; of those, the ray standing out most above its sides is walked
+    # (in batches of nodes: bounded temporaries)
+    fr = step_um * np.arange(1, probe_steps + 1, dtype=np.float64)
+    nd = int(sum(ring))
+    d0 = np.zeros((org.size, 3))
+    p0 = np.zeros((org.size, 3))
+    best = np.zeros(org.size)
+
+    def ray_mean(a: NDArray[np.float64], dd: NDArray[np.float64]) -> NDArray[np.float64]:
+        pts = a[..., None, :] + fr[:, None] * dd[..., None, :]
+        return _sample_nearest(image, pts.reshape(-1, 3), voxel_size).reshape(a.shape[:-1] + (fr.size,)).mean(axis=-1)
+
+    batch = max(1, (1 << 15) // (nd * fr.size))
+    for b0 in range(0, org.size, batch):
+        b = slice(b0, min(org.size, b0 + batch))
+        dirs = _cone_directions(t[b], angles_deg, ring)[:, 1:]  # (n, k, 3), the axis itself left out
+        start = xyz[org[b], None, :] + (m.radius[org[b], None, None] + 1.0) * dirs
+        val = ray_mean(start, dirs)
+        bright = val >= threshold * noise  # the sides only of the rays that pass (a few %)
+        score = np.full(val.shape, -np.inf)
+        dd, a = dirs[bright], start[bright]
+        h = np.cross(dd, np.array([0.0, 0.0, 1.0]))
+        hn = np.linalg.norm(h, axis=1, keepdims=True)
+        h = np.where(hn > 0.2, h / np.maximum(hn, 1e-9), np.array([1.0, 0.0, 0.0]))
+        score[bright] = val[bright] - np.minimum(ray_mean(a + side_um * h, dd), ray_mean(a - side_um * h, dd))
+        k = np.argmax(score, axis=1)
+        rows = np.arange(score.shape[0])
+        best[b], d0[b], p0[b] = score[rows, k], dirs[rows, k], start[rows, k]
+    keep = best >= contrast * noise
+    if not keep.any():
+        return m
+    org, best, d0, p0 = org[keep], best[keep], d0[keep], p0[keep]
+    nsteps = max(probe_steps, int(np.floor(max_um / step_um)))
+    path, good = _walk(m, image, voxel_size, p0, d0, origin=org, noise=noise, threshold=threshold,
+                       contrast=contrast, nsteps=nsteps, step_um=step_um, cone_deg=cone_deg, gap_steps=gap_steps,
+                       stop_um=stop_um, side_um=side_um, own_um=m.radius[org] + 2.5,
+                       must_count=probe_steps + probe_miss, must_miss=probe_miss,
+                       ceiling=_sample(image, xyz[org], voxel_size), margin=margin)
+    ok = good[:, : probe_steps + probe_miss].sum(axis=1) >= probe_steps
+    if not ok.any():
+        return m
+    org, best, p0, path, good = org[ok], best[ok], p0[ok], path[ok], good[ok]
+    # one branch per place: of the walks whose probes come close, the one standing out most
+    order = np.argsort(-best)
+    probe = path[:, :probe_steps]
+    taken = np.zeros(org.size, dtype=bool)
+    acc: list[int] = []
+    for i in order:
+        if taken[i]:
+            continue
+        acc.append(int(i))
+        dd = np.linalg.norm(probe[:, :, None, :] - probe[i][None, None, :, :], axis=3).min(axis=(1, 2))
+        taken |= dd < clearance_um
+    sel = np.array(acc)
+    org, p0, path, good = org[sel], p0[sel], path[sel], good[sel]
+    last = nsteps - 1 - np.argmax(good[:, ::-1], axis=1)
+    cnt = last + 2  # the start point and the steps up to the last good one
+    which = np.repeat(np.arange(org.size), cnt)
+    stepi = np.arange(which.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    new_xyz = np.where((stepi == 0)[:, None], p0[which], path[which, np.maximum(stepi - 1, 0)])
+    new_idx = n + np.arange(which.size)
+    new_par = np.where(stepi == 0, org[which], new_idx - 1)
+    return m._derive(
+        xyz=np.vstack([xyz, new_xyz]),
+        radius=np.concatenate([m.radius, np.minimum(m.radius[org[which]], 0.5)]),
+        types=np.concatenate([m.types, m.types[org[which]]]),
         parent=np.concatenate([par, new_par]),
         ids=None,
     )
