@@ -229,10 +229,20 @@ def test_tube_groups_and_tree_memory_are_checked_against_the_bound(capsys):
 
     assert all(cost(z0, z1) <= bound for z0, z1 in groups)
     assert all(cost(z0, z1 + 1) > bound for z0, z1 in groups[:-1])  # each as large as the bound allows
-    with pytest.raises(TracingError, match="needs 11 slices .* the slice.s 1500000 candidate voxels") as e:
+    with pytest.raises(TracingError, match="needs 11 slices .* slice 100.s 1500000 candidate voxels") as e:
         chunked.tube_groups(counts, slice_voxels, halo, 200 * 2**20)
     need = chunked.FIXED_OVERHEAD + 11 * slice_voxels * chunked.TUBE_BYTES_PER_VOXEL + 1_500_000 * 48
     assert f"raise --max-memory to at least {int(np.ceil(need / 2**20))} MiB" in str(e.value.hint)
+    # the hint is the need of the widest window, not of the first slice that fails (near the
+    # stack's ends the halo is clipped): the bound it names is enough for every slice
+    flat = np.zeros(50, dtype=np.int64)
+    bound6 = chunked.FIXED_OVERHEAD + 8 * slice_voxels * chunked.TUBE_BYTES_PER_VOXEL  # 6-8 slices fit, 11 do not
+    with pytest.raises(TracingError, match="slice 3's 0 candidate voxels") as e:
+        chunked.tube_groups(flat, slice_voxels, halo, bound6)
+    widest = int(np.ceil((chunked.FIXED_OVERHEAD + 11 * slice_voxels * chunked.TUBE_BYTES_PER_VOXEL) / 2**20))
+    assert f"at least {widest} MiB, what the widest window" in str(e.value.hint)
+    assert chunked.tube_groups(flat, slice_voxels, halo, widest * 2**20)[-1][1] == 50
+    assert chunked.tube_window_bytes(flat, slice_voxels, halo).max() == 11 * slice_voxels * chunked.TUBE_BYTES_PER_VOXEL
     # the foreground kept so far counts against the bound: the next range is smaller
     held = 4_000_000 * chunked.KEPT_BYTES_PER_VOXEL
     z0, z1 = chunked.next_tube_group(groups[3][0], counts, slice_voxels, halo, bound, held=held)

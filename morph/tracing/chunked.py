@@ -401,18 +401,32 @@ def next_tube_group(
     n = int(counts[z0])
     if cost(z0, z0 + 1, n) > budget:
         need = cost(z0, z0 + 1, n) + FIXED_OVERHEAD + int(held)
+        # the hint covers every slice, not just this one: near the stack's ends the halo is
+        # clipped, so the first slice to fail is often not the one that needs the most
+        worst = int(tube_window_bytes(counts, slice_voxels, halo).max()) + FIXED_OVERHEAD + int(held)
         kept = f" and the {int(held) // KEPT_BYTES_PER_VOXEL} foreground voxels kept so far" if held else ""
         raise TracingError(
             f"the tubularity filter needs {1 + 2 * int(halo)} slices at once (one slice and {int(halo)} of halo "
-            f"on each side), the slice's {n} candidate voxels{kept}: about {need / 2**20:.0f} MiB, over the "
+            f"on each side), slice {z0}'s {n} candidate voxels{kept}: about {need / 2**20:.0f} MiB, over the "
             f"{max_memory / 2**20:.0f} MiB bound",
-            hint=f"raise --max-memory to at least {int(np.ceil(need / 2**20))} MiB",
+            hint=f"raise --max-memory to at least {int(np.ceil(worst / 2**20))} MiB, what the widest window of this "
+            "stack needs" + (" with the foreground kept so far (which grows as the run goes on)" if held else ""),
         )
     z1 = z0 + 1
     while z1 < nz and cost(z0, z1 + 1, n + int(counts[z1])) <= budget:
         n += int(counts[z1])
         z1 += 1
     return z0, z1
+
+
+def tube_window_bytes(counts: Sequence[int], slice_voxels: int, halo: int) -> NDArray[np.int64]:
+    """Bytes the candidate and tubularity stage needs for each slice taken alone (its
+    candidates and its window of slices with the halo, clipped at the stack's ends), without
+    :data:`FIXED_OVERHEAD`: the smallest range :func:`next_tube_group` can plan."""
+    counts = np.asarray(counts, dtype=np.int64)
+    z = np.arange(counts.size)
+    window = np.minimum(counts.size, z + 1 + int(halo)) - np.maximum(0, z - int(halo))
+    return window * int(slice_voxels) * TUBE_BYTES_PER_VOXEL + counts * CANDIDATE_BYTES_PER_VOXEL
 
 
 def tube_groups(counts: Sequence[int], slice_voxels: int, halo: int, max_memory: int) -> list[tuple[int, int]]:
@@ -450,7 +464,8 @@ def foreground_voxels(
         counts[z0 : z0 + cz] = (np.asarray(image[z0 : z0 + cz]) > thr).sum(axis=(1, 2))
     use_tube = params.tube_weight > 0 and counts.sum() > 0
     halo = max(pre.halo_slices(s, vs) + 1 for s in params.tube_scales_um) if use_tube else 0
-    next_tube_group(0, counts, ny * nx, halo, max_memory)  # an impossible bound fails here, before any work
+    # an impossible bound fails here, before any work: the slice whose window needs the most
+    next_tube_group(int(np.argmax(tube_window_bytes(counts, ny * nx, halo))), counts, ny * nx, halo, max_memory)
     if use_tube:
         # the normalisation of the tube response: a regular probe of the whole stack, filtered
         # slab by slab with slabs of the size the bound allows
