@@ -247,8 +247,14 @@ def test_tube_groups_and_tree_memory_are_checked_against_the_bound(capsys):
     held = 4_000_000 * chunked.KEPT_BYTES_PER_VOXEL
     z0, z1 = chunked.next_tube_group(groups[3][0], counts, slice_voxels, halo, bound, held=held)
     assert z0 == groups[3][0] and z1 < groups[3][1] and cost(z0, z1) + held <= bound
-    with pytest.raises(TracingError, match="the 4000000 foreground voxels kept so far"):
+    with pytest.raises(TracingError, match="the 4000000 foreground voxels kept so far") as e:
         chunked.next_tube_group(100, counts, slice_voxels, halo, bound, held=held)
+    # the hint projects what is kept to the whole stack, at the rate of the slices before
+    projected = held * counts.sum() // counts[:100].sum()
+    widest = chunked.tube_window_bytes(counts, slice_voxels, halo).max()
+    hint = int(np.ceil((widest + chunked.FIXED_OVERHEAD + projected) / 2**20))
+    assert f"at least {hint} MiB, what the widest window of this stack needs with the foreground kept so far " \
+        "projected to the whole stack" in str(e.value.hint)
     # the tree stages: an estimate before they start, a warning or (strict) an error
     assert chunked.check_tree_memory(1000, 64 * 2**20) == 1000 * chunked.SPARSE_BYTES_PER_VOXEL
     assert capsys.readouterr().err == ""

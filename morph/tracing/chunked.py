@@ -403,14 +403,18 @@ def next_tube_group(
         need = cost(z0, z0 + 1, n) + FIXED_OVERHEAD + int(held)
         # the hint covers every slice, not just this one: near the stack's ends the halo is
         # clipped, so the first slice to fail is often not the one that needs the most
-        worst = int(tube_window_bytes(counts, slice_voxels, halo).max()) + FIXED_OVERHEAD + int(held)
+        # and the foreground kept so far grows as the run goes on: projected to the whole stack
+        # at the rate it was kept over the candidates seen so far
+        done = int(counts[:z0].sum())
+        projected = int(held) * int(counts.sum()) // done if done else int(held)
+        worst = int(tube_window_bytes(counts, slice_voxels, halo).max()) + FIXED_OVERHEAD + projected
         kept = f" and the {int(held) // KEPT_BYTES_PER_VOXEL} foreground voxels kept so far" if held else ""
         raise TracingError(
             f"the tubularity filter needs {1 + 2 * int(halo)} slices at once (one slice and {int(halo)} of halo "
             f"on each side), slice {z0}'s {n} candidate voxels{kept}: about {need / 2**20:.0f} MiB, over the "
             f"{max_memory / 2**20:.0f} MiB bound",
             hint=f"raise --max-memory to at least {int(np.ceil(worst / 2**20))} MiB, what the widest window of this "
-            "stack needs" + (" with the foreground kept so far (which grows as the run goes on)" if held else ""),
+            "stack needs" + (" with the foreground kept so far projected to the whole stack" if held else ""),
         )
     z1 = z0 + 1
     while z1 < nz and cost(z0, z1 + 1, n + int(counts[z1])) <= budget:
