@@ -5,7 +5,7 @@ Run by hand::
 
     .venv/bin/python bench/batch.py features --n 2000 --workers 2 [--dask-defaults]
     .venv/bin/python bench/batch.py overhead --n 2000 --workers 2
-    .venv/bin/python bench/batch.py trace --voxel 0.6 0.6 0.5 --max-memory 64MiB --ratio 3.2
+    .venv/bin/python bench/batch.py trace --voxel 0.6 0.6 0.5 --max-memory 96MiB --ratio 3.2
 
 The machine may be shared: each run prints the 1-minute load average before and after it;
 repeat a measurement taken under load (a load above the number of cores slows every process).
@@ -416,7 +416,7 @@ def main() -> None:
     t = sub.add_parser("trace")
     t.add_argument("--voxel", type=float, nargs=3, default=(0.6, 0.6, 0.5), metavar=("X", "Y", "Z"),
                    help="voxel size of the rendered stack (smaller: a larger stack)")
-    t.add_argument("--max-memory", default="64MiB")
+    t.add_argument("--max-memory", default="96MiB")
     t.add_argument("--seed", type=int, default=3)
     t.add_argument("--ratio", type=float, default=3.2,
                    help="make the stack at least this many times the bound, with background slices after the cell")
