@@ -390,6 +390,14 @@ def _cone_directions(d: NDArray[np.float64], angles_deg: Sequence[float], ring: 
     return out / np.linalg.norm(out, axis=2, keepdims=True)
 
 
+def _across_xy(d: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Unit vectors across unit directions ``d`` (n, 3) in the x-y plane (``d`` x z); x for
+    directions within about 12 degrees of z, where that is ill-defined."""
+    h = np.cross(d, np.array([0.0, 0.0, 1.0]))
+    hn = np.linalg.norm(h, axis=1, keepdims=True)
+    return np.where(hn > 0.2, h / np.maximum(hn, 1e-9), np.array([1.0, 0.0, 0.0]))
+
+
 def _walk(
     m: Morphology,
     image: NDArray[Any],
@@ -458,9 +466,7 @@ def _walk(
             ok &= best <= ceiling[act]
         if contrast > 0:
             # a neurite, not the inside of a bright body: darker on both sides across it, in x-y
-            h = np.cross(newd, np.array([0.0, 0.0, 1.0]))
-            hn = np.linalg.norm(h, axis=1, keepdims=True)
-            h = np.where(hn > 0.2, h / np.maximum(hn, 1e-9), np.array([1.0, 0.0, 0.0]))
+            h = _across_xy(newd)
             mid = pos[act] + 0.5 * step_um * newd
             cen = 0.5 * (_sample(image, mid, voxel_size) + _sample(image, newp, voxel_size))
             sides = []
@@ -698,9 +704,7 @@ def find_side_branches(
         bright = val >= threshold * noise  # the sides only of the rays that pass (a few %)
         score = np.full(val.shape, -np.inf)
         dd, a = dirs[bright], start[bright]
-        h = np.cross(dd, np.array([0.0, 0.0, 1.0]))
-        hn = np.linalg.norm(h, axis=1, keepdims=True)
-        h = np.where(hn > 0.2, h / np.maximum(hn, 1e-9), np.array([1.0, 0.0, 0.0]))
+        h = _across_xy(dd)
         score[bright] = val[bright] - np.minimum(ray_mean(a + side_um * h, dd), ray_mean(a - side_um * h, dd))
         k = np.argmax(score, axis=1)
         rows = np.arange(score.shape[0])
