@@ -504,6 +504,39 @@ def _walk(
     return path, good
 
 
+def _append_walks(
+    m: Morphology,
+    origin: NDArray[np.int64],
+    path: NDArray[np.float64],
+    good: NDArray[np.bool_],
+    *,
+    start: NDArray[np.float64] | None = None,
+    radius: NDArray[np.float64] | None = None,
+) -> Morphology:
+    """``m`` with each walk of :func:`_walk` appended as a chain of nodes hanging from its
+    ``origin`` node: its steps up to the last one that counted, after ``start`` (its first
+    point, when given); a walk with no step that counted adds nothing. The new nodes are typed
+    like their origin, with ``radius`` per walk (default: the origin's)."""
+    nsteps = path.shape[1]
+    last = np.where(good.any(axis=1), nsteps - 1 - np.argmax(good[:, ::-1], axis=1), -1)
+    pts = path if start is None else np.concatenate([start[:, None, :], path], axis=1)
+    cnt = np.where(last >= 0, last + 1 + (start is not None), 0)
+    if not cnt.any():
+        return m
+    n = len(m)
+    which = np.repeat(np.arange(origin.size), cnt)
+    stepi = np.arange(which.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    new_idx = n + np.arange(which.size)
+    rad = m.radius[origin] if radius is None else radius
+    return m._derive(
+        xyz=np.vstack([m.xyz, pts[which, stepi]]),
+        radius=np.concatenate([m.radius, rad[which]]),
+        types=np.concatenate([m.types, m.types[origin[which]]]),
+        parent=np.concatenate([m.parent, np.where(stepi == 0, origin[which], new_idx - 1)]),
+        ids=None,
+    )
+
+
 def extend_tips(
     m: Morphology,
     image: NDArray[Any],
@@ -580,23 +613,7 @@ def extend_tips(
     path, good = _walk(m, image, voxel_size, xyz[tips], d, origin=tips, noise=noise, threshold=threshold,
                        contrast=contrast, nsteps=nsteps, step_um=step_um, cone_deg=cone_deg, gap_steps=gap_steps,
                        stop_um=stop_um, side_um=side_um)
-    # keep each walk up to its last good step
-    last = np.where(good.any(axis=1), nsteps - 1 - np.argmax(good[:, ::-1], axis=1), -1)
-    cnt = last + 1
-    if not cnt.any():
-        return m
-    which = np.repeat(np.arange(tips.size), cnt)
-    stepi = np.arange(which.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    new_xyz = path[which, stepi]
-    new_idx = n + np.arange(which.size)
-    new_par = np.where(stepi == 0, tips[which], new_idx - 1)
-    return m._derive(
-        xyz=np.vstack([xyz, new_xyz]),
-        radius=np.concatenate([m.radius, m.radius[tips[which]]]),
-        types=np.concatenate([m.types, m.types[tips[which]]]),
-        parent=np.concatenate([par, new_par]),
-        ids=None,
-    )
+    return _append_walks(m, tips, path, good)
 
 
 def find_side_branches(
@@ -735,18 +752,5 @@ def find_side_branches(
         dd = np.linalg.norm(probe[:, :, None, :] - probe[i][None, None, :, :], axis=3).min(axis=(1, 2))
         taken |= dd < clearance_um
     sel = np.array(acc)
-    org, p0, path, good = org[sel], p0[sel], path[sel], good[sel]
-    last = nsteps - 1 - np.argmax(good[:, ::-1], axis=1)
-    cnt = last + 2  # the start point and the steps up to the last good one
-    which = np.repeat(np.arange(org.size), cnt)
-    stepi = np.arange(which.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    new_xyz = np.where((stepi == 0)[:, None], p0[which], path[which, np.maximum(stepi - 1, 0)])
-    new_idx = n + np.arange(which.size)
-    new_par = np.where(stepi == 0, org[which], new_idx - 1)
-    return m._derive(
-        xyz=np.vstack([xyz, new_xyz]),
-        radius=np.concatenate([m.radius, np.minimum(m.radius[org[which]], 0.5)]),
-        types=np.concatenate([m.types, m.types[org[which]]]),
-        parent=np.concatenate([par, new_par]),
-        ids=None,
-    )
+    org = org[sel]
+    return _append_walks(m, org, path[sel], good[sel], start=p0[sel], radius=np.minimum(m.radius[org], 0.5))
