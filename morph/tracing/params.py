@@ -118,6 +118,10 @@ class TraceParams:
         Node spacing of the output.
     radius_max_um
         Largest radius measured from the image profile.
+    psf_sigma_um
+        Lateral Gaussian sigma of the microscope's blur, taken out of the measured radii with
+        the denoising and the voxels' footprint (0.2 um: about a 0.7-NA objective in visible
+        light; a 1.4-NA oil objective is nearer 0.1). See :mod:`morph.tracing.radius`.
     soma_min_radius_um
         Smallest body that counts as a soma; a seed on a thinner structure is a root point.
     soma_max_radius_um
@@ -179,6 +183,7 @@ class TraceParams:
     smooth_iterations: int = 2
     resample_um: float = 1.0
     radius_max_um: float = 10.0
+    psf_sigma_um: float = 0.2
     soma_min_radius_um: float = 3.0
     soma_max_radius_um: float = 25.0
     axon_confidence_min: float = 0.5

@@ -45,6 +45,7 @@ from morph.morphology import BASAL, SOMA, Morphology
 from morph.tracing import label as _label
 from morph.tracing import preprocess as _pre
 from morph.tracing import prune as _prune
+from morph.tracing import radius as _radius
 from morph.tracing import soma as _soma
 from morph.tracing import tree as _tree
 from morph.tracing.memory import release_memory
@@ -559,7 +560,13 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
             image=prep.image, voxel_size=prep.voxel_size, ridge_min=params.spur_ridge * prep.noise,
             ridge_factor=params.spur_ridge_factor)
         m = _prune.prune_thick_spurs(m, params.min_branch_um, params.thick_spur_factor, **ridge)
-    return m
+    # the half widths above decide the pruning (the blur's extent is what makes spurs); the
+    # radii written out are the neurites' own, the blur taken out
+    r, report = _radius.measure_radii(m, prep.image, prep.voxel_size, noise=prep.noise,
+                                      sigma_um=params.denoise_sigma_um, psf_sigma_um=params.psf_sigma_um,
+                                      radius_max_um=params.radius_max_um, extent_um=m.radius)
+    prep.notes.append(report.note())
+    return m._derive(radius=np.where(m.soma_mask, m.radius, r))
 
 
 def _header(prep: Prepared, params: TraceParams, source: str | None, known: bool, extra: list[str]) -> list[str]:
