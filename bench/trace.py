@@ -29,6 +29,11 @@ how much the metric (3 voxels with z scaled by 3.03, i.e. about one slice) leave
 tracer that places nodes where the image says. ``F1 zsl``: the same trace scored at 3 voxels
 in (x, y, slice) space, z not scaled.
 
+``r/gold``: the median, over the traced neurite nodes within 1 um of the gold (DIADEM: 1.5
+voxels in (x, y, slice) space, radii in x pixels), of the traced radius over the gold's
+radius at the nearest gold point. The DIADEM gold radii are coarse (OP_3's are 1 or 2 pixels,
+OP_6's mostly 0.73); the synthetic gold's are the rendered ones.
+
 ``visible`` (synthetic only): the fraction of the gold's neurite cable that the image shows
 at all, i.e. where the tracer's flattened, denoised image reaches its foreground threshold
 (``threshold_low`` noise units) on the gold's centre line. The renderer's thinnest
@@ -295,6 +300,15 @@ def one(key: str) -> dict:
         return compare(tt, gold, **cmp)
 
     r = score(m)
+    # radii: median traced / gold radius over the traced neurite nodes within 1 um (DIADEM:
+    # 1.5 voxels in (x, y, slice) space, radii in x pixels) of the gold
+    from scipy.spatial import cKDTree
+
+    tt = m.to_voxels(vs) if to_vox else m
+    gg = gold.resample(0.25)
+    dist, j = cKDTree(gg.xyz).query(tt.xyz)
+    near = ~tt.soma_mask & (tt.parent >= 0) & (dist <= (1.5 if to_vox else 1.0)) & ~gg.soma_mask[j] & (gg.radius[j] > 0)
+    radius_ratio = float(np.median(tt.radius[near] / gg.radius[j[near]])) if near.any() else float("nan")
     start = np.asarray(seeds[0]) if seeds else (m.soma_center if m.soma_nodes.size else m.xyz[0])
     base = baselines(data, vs, start, "brightfield" in " ".join(m.header))
     res = {
@@ -302,7 +316,7 @@ def one(key: str) -> dict:
         "vox_per_s": nvox / total, "peak_b_per_vox": (peak_extra_mb * 2**20 + data.nbytes) / nvox,
         "py_b_per_vox": py_peak / nvox, "f1": r.f1, "precision": r.precision, "recall": r.recall,
         "length": r.trace_length, "gold_length": r.gold_length, "bp_found": r.branch_points.found,
-        "bp_gold": r.branch_points.gold, "baselines": {},
+        "bp_gold": r.branch_points.gold, "radius_ratio": radius_ratio, "baselines": {},
     }
     if key.startswith("OP_"):
         # what the metric allows: the gold itself, its z moved to the image's centre along z
@@ -352,7 +366,7 @@ def main(argv: list[str]) -> int:
     stages = ["polarity", "preprocess", "tubularity", "graph", "soma", "tree", "refine", "label"]
     head = (f"{'stack':10} {'shape (z,y,x)':>15} {'Mvox':>6} " + " ".join(f"{s[:6]:>6}" for s in stages)
             + f" {'total s':>7} {'Mvox/s':>6} {'peakB/v':>7} {'pyB/v':>6} {'F1':>6} {'P':>6} {'R':>6}"
-            + f" {'len/gold':>8} {'bp':>7} {'otsu+sk':>7} {'kimimaro':>8} {'ceiling':>7} {'F1 zsl':>7} {'visible':>7}")
+            + f" {'len/gold':>8} {'bp':>7} {'r/gold':>6} {'otsu+sk':>7} {'kimimaro':>8} {'ceiling':>7} {'F1 zsl':>7} {'visible':>7}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -362,7 +376,8 @@ def main(argv: list[str]) -> int:
             + " ".join(f"{r['stages'].get(s, 0):6.2f}" for s in stages)
             + f" {r['time']:7.2f} {r['vox_per_s'] / 1e6:6.2f} {r['peak_b_per_vox']:7.2f} {r['py_b_per_vox']:6.2f}"
             + f" {r['f1']:6.3f} {r['precision']:6.3f} {r['recall']:6.3f} {r['length'] / max(r['gold_length'], 1e-9):8.2f}"
-            + f" {r['bp_found']:>3}/{r['bp_gold']:<3} {b.get('otsu+skel', {}).get('f1', float('nan')):7.3f}"
+            + f" {r['bp_found']:>3}/{r['bp_gold']:<3} {r.get('radius_ratio', float('nan')):6.2f}"
+            + f" {b.get('otsu+skel', {}).get('f1', float('nan')):7.3f}"
             + f" {b.get('kimimaro', {}).get('f1', float('nan')):8.3f} {r.get('gold_z_ceiling', float('nan')):7.3f} {r.get('f1_slices', float('nan')):7.3f}"
             + f" {r.get('gold_visible', float('nan')):7.2f}"
         )
