@@ -45,7 +45,7 @@ away from the soma (two soma radii) and from branch points. With at least
 ``sqrt(integral / (k pi))``; with fewer (a cell whose neurites are all thinner than the
 blur) it stays the width's, an overestimate for neurites much thinner than the blur.
 
-The radii are smoothed along the tree (median of a node, its parent and its first child);
+The radii are smoothed along the tree (median over a node and two nodes either way);
 nodes with no measurable profile take the median of their section, or ``min_radius_um``.
 """
 
@@ -341,12 +341,14 @@ def measure_radii(
         med[has] = s_r[(first[has] + last[has] - 1) // 2]
     r = np.where(measured, r, med[sec])
     r = np.where(np.isfinite(r), r, min_radius_um)
-    # smoothing along the tree: median of node, parent and first child
+    # smoothing along the tree: median over the node and two nodes either way (parent,
+    # grandparent; first child, its first child): a stretch of one or two nodes widened by
+    # debris against the neurite or by a crossing goes, a change of radius along it stays
     par = np.where(m.parent >= 0, m.parent, np.arange(n))
     child = np.full(n, n)
     kids = np.flatnonzero(m.parent >= 0)
     np.minimum.at(child, m.parent[kids], kids)  # the first child of each node
     child = np.where(child < n, child, np.arange(n))
-    r = np.median(np.stack([r, r[par], r[child]]), axis=0)
+    r = np.median(np.stack([r, r[par], r[par[par]], r[child], r[child[child]]]), axis=0)
     r = np.clip(r, min_radius_um, radius_max_um)
     return r, RadiusReport(blur, int(resolved.sum()), ncand, calibrated, k, r_cal)
