@@ -474,6 +474,7 @@ def test_trace_path_and_extend(y_stack) -> None:
     assert p.roots.size == 1 and p.branch_points.size == 0
     assert np.abs(p.xyz[:, 0] - 40).max() < 1.0
     assert p.total_length() == pytest.approx(22.0, rel=0.1)
+    assert any(h.startswith("radii: image half width less a blur") for h in p.header)
     full = trace(data, voxel_size=vs, progress=False)
     part = full.take(full.xyz[:, 0] >= 38)  # soma + the up and right neurites
     part = part.take(part.parent >= -1)

@@ -880,7 +880,8 @@ def trace_path(
         xyz = path[:, ::-1] * np.asarray(vs)
         n = xyz.shape[0]
         m = Morphology(xyz, np.ones(n), np.full(n, BASAL), np.arange(n) - 1, units="um", voxel_size=vs)
-        prep = Prepared(img, vs, pol, 0.0, _tree.Foreground(tuple(sub.shape), vs, np.zeros(0, np.int64), np.zeros(0, np.float32)),
+        noise = _pre.noise_level(img, floor=params.min_noise)  # the radii's measure of a clean profile
+        prep = Prepared(img, vs, pol, noise, _tree.Foreground(tuple(sub.shape), vs, np.zeros(0, np.int64), np.zeros(0, np.float32)),
                         None, np.zeros(0), np.zeros(0, bool), off)  # type: ignore[arg-type]
         m = refine(m, prep, params.replace(min_branch_um=0.0))
         m = m.translate(off)
@@ -891,7 +892,7 @@ def trace_path(
         f"voxel size (x, y, z): {vs[0]:g} {vs[1]:g} {vs[2]:g} um" + ("" if known else " (ASSUMED)"),
         f"path from {a[0]:.2f} {a[1]:.2f} {a[2]:.2f} to {b[0]:.2f} {b[1]:.2f} {b[2]:.2f} um, "
         f"length {m.total_length():.2f} um",
-    ] + params.header_lines()
+    ] + params.header_lines() + prep.notes
     if into is None:
         return m._derive(header=header, source=source)
     base = into if into.units == "um" else into.to_micrometres(vs)

@@ -111,6 +111,7 @@ class RadiusReport:
     """How the radii were measured (written to the SWC header by the tracer)."""
 
     blur_um: float
+    nodes: int
     resolved: int
     clean_nodes: int
     calibrated: bool
@@ -118,14 +119,16 @@ class RadiusReport:
     calibration_radius_um: float
 
     def note(self) -> str:
+        head = (f"radii: image half width less a blur of {self.blur_um:.2f} um for {self.resolved} of "
+                f"{self.nodes} nodes")
+        if self.resolved >= self.nodes:
+            return head
         if self.calibrated:
-            how = (f"the others from their stain, calibrated on the most stained tenth of "
-                   f"{self.clean_nodes} clean nodes (radius {self.calibration_radius_um:.2f} um)")
-        else:
-            how = ("no calibration of the stain (too few clean nodes, or none resolved): the others "
-                   "from their width too, an overestimate for neurites much thinner than the blur")
-        return (f"radii: image half width less a blur of {self.blur_um:.2f} um for "
-                f"{self.resolved} nodes; {how}")
+            return (f"{head}; the others from their stain, calibrated on the most stained tenth of "
+                    f"{self.clean_nodes} clean nodes (radius {self.calibration_radius_um:.2f} um)")
+        return (f"{head}; the others from their width too (no calibration of the stain: {self.clean_nodes} "
+                "clean nodes, or their radius under 0.6 blur), an overestimate for neurites much thinner "
+                "than the blur")
 
 
 def _directions(m: Morphology) -> NDArray[np.float64]:
@@ -257,7 +260,7 @@ def measure_radii(
     vs = np.asarray(voxel_size, dtype=np.float64)
     blur = total_blur(vs, sigma_um=sigma_um, psf_sigma_um=psf_sigma_um)
     if n == 0:
-        return np.zeros(0), RadiusReport(blur, 0, 0, False, float("nan"), float("nan"))
+        return np.zeros(0), RadiusReport(blur, 0, 0, 0, False, float("nan"), float("nan"))
     d = _directions(m)
     u = np.stack([-d[:, 1], d[:, 0], np.zeros(n)], axis=1)  # horizontal, across the neurite
     un = np.linalg.norm(u, axis=1, keepdims=True)
@@ -351,4 +354,4 @@ def measure_radii(
     child = np.where(child < n, child, np.arange(n))
     r = np.median(np.stack([r, r[par], r[par[par]], r[child], r[child[child]]]), axis=0)
     r = np.clip(r, min_radius_um, radius_max_um)
-    return r, RadiusReport(blur, int(resolved.sum()), ncand, calibrated, k, r_cal)
+    return r, RadiusReport(blur, n, int(resolved.sum()), ncand, calibrated, k, r_cal)
