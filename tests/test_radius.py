@@ -110,3 +110,22 @@ def test_measure_radii_no_signal_takes_the_section_median() -> None:
     beyond = m.xyz[:, 0] > 38.0
     assert beyond.sum() >= 2
     assert np.all(np.abs(r[beyond] - np.median(r[~beyond])) < 0.2), r[beyond]
+
+
+def test_soma_radius_is_where_the_ball_falls_half_way() -> None:
+    """A ball of 5 um blurred by 0.85 um across and 1.5 um along z, with two thick stems
+    leaving it (as bright as the ball, so their lines never fall half way): the radius is the
+    ball's, not the stems' length and not the blur's outer edge (4.73 um: the z blur dims the
+    ball's section near its edge, where the ball is thin along z); NaN on a flat image."""
+    zz, yy, xx = np.meshgrid(*[np.arange(n) for n in SHAPE], indexing="ij")
+    x, y, z = xx * VS[0], yy * VS[1], zz * VS[2]
+    c = np.array([26.0, 20.0, 10.0])
+    d = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)
+    body = (d <= 5.0).astype(float)
+    body += (np.abs(y - c[1]) <= 1.5) * (np.abs(z - c[2]) <= 1.5) * (x > c[0])  # a stem to +x
+    body += (np.abs(x - c[0]) <= 1.5) * (np.abs(z - c[2]) <= 1.5) * (y > c[1])  # a stem to +y
+    img = ndi.gaussian_filter(60.0 * np.minimum(body, 1.0), (1.5 / VS[2], 0.85 / VS[1], 0.85 / VS[0]))
+    img += np.random.default_rng(2).normal(0, 0.5, SHAPE)
+    r = rad.measure_soma_radius(img.astype(np.float32), c, VS, radius_hint=8.0)
+    assert r == pytest.approx(5.0, rel=0.08)
+    assert np.isnan(rad.measure_soma_radius(np.zeros(SHAPE, np.float32), c, VS, radius_hint=8.0))

@@ -349,6 +349,7 @@ def test_trace_synthetic_fluorescence(y_stack) -> None:
     assert r.f1 >= 0.97, r.f1
     assert m.soma_nodes.size == 1
     assert np.linalg.norm(m.soma_center - gold.soma_center) < 2.0
+    assert m.soma_radius == pytest.approx(6.0, rel=0.05)  # where the ball's edge falls half way
     assert abs(m.total_length() - gold.total_length()) < 0.12 * gold.total_length()
     assert r.branch_points.found >= 1
     assert any("trace parameter" in h for h in m.header)
@@ -410,6 +411,9 @@ def test_trace_synth_realistic_brightfield(
     assert len_range[0] <= r.trace_length / r.gold_length <= len_range[1], r.trace_length / r.gold_length
     assert r.branch_points.found >= bp_min, r.branch_points
     assert 0.85 <= radius_ratio(m, s.gold) <= radius_max, radius_ratio(m, s.gold)
+    # the soma's radius where its image falls half way to the background (1.15 and 1.09 x
+    # gold; the depth of the foreground at its centre, used before, 1.6-1.9)
+    assert 0.85 <= m.soma_radius / s.gold.soma_radius <= 1.2, m.soma_radius / s.gold.soma_radius
 
 
 def test_trace_synth_realistic_allen_cell(data: Path) -> None:

@@ -566,7 +566,15 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
                                       sigma_um=params.denoise_sigma_um, psf_sigma_um=params.psf_sigma_um,
                                       radius_max_um=params.radius_max_um, extent_um=m.radius)
     prep.notes.append(report.note())
-    return m._derive(radius=np.where(m.soma_mask, m.radius, r))
+    r = np.where(m.soma_mask, m.radius, r)
+    if m.soma_nodes.size == 1:  # a detected or given soma (the tracer writes one node)
+        s = int(m.soma_nodes[0])
+        rs = _radius.measure_soma_radius(prep.image, m.xyz[s], prep.voxel_size, radius_hint=float(m.radius[s]))
+        if np.isfinite(rs) and rs > 0:
+            prep.notes.append(f"soma radius: {rs:.2f} um where the image falls half way from the soma's core to the "
+                              f"background ({m.radius[s]:.2f} um to the edge of the foreground)")
+            r[s] = rs
+    return m._derive(radius=r)
 
 
 def _header(prep: Prepared, params: TraceParams, source: str | None, known: bool, extra: list[str]) -> list[str]:

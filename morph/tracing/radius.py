@@ -355,3 +355,65 @@ def measure_radii(
     r = np.median(np.stack([r, r[par], r[par[par]], r[child], r[child[child]]]), axis=0)
     r = np.clip(r, min_radius_um, radius_max_um)
     return r, RadiusReport(blur, n, int(resolved.sum()), ncand, calibrated, k, r_cal)
+
+
+def measure_soma_radius(
+    image: NDArray[Any],
+    centre: Sequence[float],
+    voxel_size: Sequence[float],
+    *,
+    radius_hint: float,
+    n_directions: int = 16,
+    core_um: float = 1.0,
+) -> float:
+    """Radius of the soma at ``centre``: where the image, along horizontal lines from the
+    centre, falls half way from the soma's core to the background (median over
+    ``n_directions`` directions; NaN when it cannot be measured).
+
+    The tracer's soma radius is the depth of its foreground at the centre, whose edge lies far
+    out in the blur of a body much darker than the foreground threshold (1.6-1.9 times the
+    gold radius on synthetic brightfield stacks). For a ball much larger than the blur the
+    half-way point is near its edge: 1.05-1.10 times the gold radius on synthetic
+    brightfield stacks (the centre saturated); in a section (fluorescence) the blur along z
+    dims the ball's edge, where it is thin along z, so a ball of 5 um under a z blur of
+    1.5 um reads 4.7. Lines along the optical axis are left out (the blur there is two to
+    four times wider). A stem leaving along a direction can keep that
+    direction's line above half way; the median over directions ignores a few.
+
+    Parameters
+    ----------
+    image
+        Flattened, denoised image (Z, Y, X; structure positive).
+    centre
+        Soma centre (x, y, z) micrometres.
+    voxel_size
+        ``(x, y, z)`` micrometres.
+    radius_hint
+        The tracer's own estimate; lines run to three times it.
+    n_directions
+        Horizontal directions.
+    core_um
+        The core value is the median of the line's first ``core_um``.
+    """
+    vs = np.asarray(voxel_size, dtype=np.float64)
+    c = np.asarray(centre, dtype=np.float64)
+    step = 0.25 * float(vs[:2].min())
+    x = np.arange(0.0, 3.0 * max(float(radius_hint), 1.0) + step, step)
+    a = np.arange(n_directions) * (2.0 * np.pi / n_directions)
+    e = np.stack([np.cos(a), np.sin(a), np.zeros_like(a)], axis=1)
+    pts = c[None, None, :] + x[None, :, None] * e[:, None, :]
+    prof = ndi.map_coordinates(image, (pts.reshape(-1, 3) / vs)[:, ::-1].T, order=1, mode="nearest")
+    prof = prof.reshape(n_directions, x.size)
+    core = np.median(prof[:, : max(1, int(round(core_um / step)))], axis=1)
+    base = prof.min(axis=1)
+    half = base + 0.5 * (core - base)
+    below = prof < half[:, None]
+    ok = below.any(axis=1) & (core > base)
+    if not ok.any():
+        return float("nan")
+    k = below.argmax(axis=1)
+    rows = np.arange(n_directions)
+    y0, y1 = prof[rows, np.maximum(k - 1, 0)], prof[rows, k]
+    t = np.clip((y0 - half) / np.maximum(y0 - y1, 1e-12), 0.0, 1.0)
+    r = x[np.maximum(k - 1, 0)] + t * step
+    return float(np.median(r[ok]))
