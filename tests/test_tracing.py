@@ -412,7 +412,7 @@ def test_trace_synth_realistic_brightfield(
     assert r.branch_points.found >= bp_min, r.branch_points
     assert 0.85 <= radius_ratio(m, s.gold) <= radius_max, radius_ratio(m, s.gold)
     # the soma's radius where its image falls half way to the background (1.15 and 1.09 x
-    # gold; the depth of the foreground at its centre, used before, 1.6-1.9)
+    # gold; the depth of the foreground at its centre, used before, 1.5-1.9)
     assert 0.85 <= m.soma_radius / s.gold.soma_radius <= 1.2, m.soma_radius / s.gold.soma_radius
 
 
