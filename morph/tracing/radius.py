@@ -373,7 +373,7 @@ def measure_soma_radius(
     The tracer's soma radius is the depth of its foreground at the centre, whose edge lies far
     out in the blur of a body much darker than the foreground threshold (1.5-1.9 times the
     gold radius on synthetic brightfield stacks). For a ball much larger than the blur the
-    half-way point is near its edge: 0.98-1.11 times the gold radius on synthetic
+    half-way point is near its edge: 0.97-1.10 times the gold radius on synthetic
     brightfield stacks (the centre saturated); in a section (fluorescence) the blur along z
     dims the ball's edge, where it is thin along z, so a ball of 5 um under a z blur of
     1.5 um reads 4.7. Lines along the optical axis are left out (the blur there is two to
