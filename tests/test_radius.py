@@ -129,3 +129,19 @@ def test_soma_radius_is_where_the_ball_falls_half_way() -> None:
     r = rad.measure_soma_radius(img.astype(np.float32), c, VS, radius_hint=8.0)
     assert r == pytest.approx(5.0, rel=0.08)
     assert np.isnan(rad.measure_soma_radius(np.zeros(SHAPE, np.float32), c, VS, radius_hint=8.0))
+
+
+def test_cap_in_soma_blur_takes_the_stems_own_radius() -> None:
+    """Stem nodes in the soma's blurred edge (within the soma radius plus three blurs) take at
+    most the radius of their stem just beyond; a stem that ends inside that zone keeps its
+    radii."""
+    xyz = [(0.0, 0.0, 0.0)] + [(x, 0.0, 0.0) for x in np.arange(6.0, 21.0)] + [(0.0, 6.0, 0.0), (0.0, 7.0, 0.0)]
+    parent = [-1] + [0] + list(range(1, 15)) + [0, 16]
+    types = [1] + [3] * 17
+    m = Morphology(np.asarray(xyz), np.ones(18), np.asarray(types), np.asarray(parent), units="um")
+    r = np.where(np.asarray(xyz)[:, 0] < 7.5, 3.0, 0.8)
+    r[0] = 5.0
+    out = rad.cap_in_soma_blur(m, r, soma_radius=5.0, blur_um=0.85)
+    assert out[0] == 5.0
+    assert np.allclose(out[1:16], 0.8)  # the stem along x, its first nodes capped
+    assert np.allclose(out[16:], 3.0)  # the short stem along y: nothing beyond to compare

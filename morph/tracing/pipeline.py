@@ -574,6 +574,8 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
             prep.notes.append(f"soma radius: {rs:.2f} um where the image falls half way from the soma's core to the "
                               f"background ({m.radius[s]:.2f} um to the edge of the foreground)")
             r[s] = rs
+            # the stems' first micrometres lie in the soma's blurred edge
+            r = _radius.cap_in_soma_blur(m, r, soma_radius=rs, blur_um=report.blur_um)
     return m._derive(radius=r)
 
 

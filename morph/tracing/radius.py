@@ -417,3 +417,42 @@ def measure_soma_radius(
     t = np.clip((y0 - half) / np.maximum(y0 - y1, 1e-12), 0.0, 1.0)
     r = x[np.maximum(k - 1, 0)] + t * step
     return float(np.median(r[ok]))
+
+
+def cap_in_soma_blur(m: Morphology, radii: NDArray[np.float64], *, soma_radius: float, blur_um: float,
+                     zone_blurs: float = 3.0, reference_um: float = 5.0) -> NDArray[np.float64]:
+    """Radii of the stems' first micrometres, where the soma's blurred edge widens their
+    profiles, capped at the stem's own radius just beyond.
+
+    Nodes closer to the soma's centre than ``soma_radius + zone_blurs * blur_um`` take at most
+    the median radius of their stem's nodes in the next ``reference_um``; a stem with no node
+    there keeps its radii. ``radii`` of soma nodes are returned unchanged.
+    """
+    from morph import _tree
+
+    r = np.asarray(radii, dtype=np.float64).copy()
+    if m.soma_nodes.size == 0 or not np.isfinite(soma_radius):
+        return r
+    first = np.flatnonzero(~m.soma_mask & ((m.parent < 0) | m.parent_is_soma))
+    mark = np.zeros(len(m), dtype=bool)
+    mark[first] = True
+    owner = _tree.nearest_marked(m.parent, mark)  # the first node of each node's stem
+    d = np.linalg.norm(m.xyz - m.soma_center, axis=1)
+    zone = soma_radius + zone_blurs * blur_um
+    inside = ~m.soma_mask & (owner >= 0) & (d < zone)
+    ref_nodes = ~m.soma_mask & (owner >= 0) & (d >= zone) & (d < zone + reference_um)
+    if not inside.any() or not ref_nodes.any():
+        return r
+    # median radius of each stem's reference nodes (sorted by stem, then radius)
+    o = owner[ref_nodes]
+    rr = r[ref_nodes]
+    srt = np.lexsort((rr, o))
+    o, rr = o[srt], rr[srt]
+    stems, start, count = np.unique(o, return_index=True, return_counts=True)
+    med = rr[start + (count - 1) // 2]
+    pos = np.searchsorted(stems, owner[inside])
+    pos = np.clip(pos, 0, stems.size - 1)
+    has = stems[pos] == owner[inside]
+    idx = np.flatnonzero(inside)[has]
+    r[idx] = np.minimum(r[idx], med[pos[has]])
+    return r
