@@ -38,12 +38,16 @@ Thin neurites (amplitude)
 Below ``r / s`` of about 1 the half width barely changes with ``r`` (a 3 % error in it is
 0.4 um of radius), but the amount of stain does: the integral of the image over the plane
 across the neurite is ``k * pi * r**2``. It is measured as ``peak * 2 pi s_h s_v`` (the two
-Gaussian widths, horizontal and vertical) and ``k`` is calibrated on the cell itself: the
-median of ``integral / (pi r**2)`` over the nodes with ``r / s >= 0.6`` measured cleanly,
-away from the soma (two soma radii) and from branch points. With at least
-``min_calibration`` such nodes the radius of every node that is not resolved is
-``sqrt(integral / (k pi))``; with fewer (a cell whose neurites are all thinner than the
-blur) it stays the width's, an overestimate for neurites much thinner than the blur.
+Gaussian widths, horizontal and vertical) and ``k`` is calibrated on the cell itself. Of the
+clean, bright nodes away from the soma (two soma radii) and from branch points (two blurs),
+the tenth holding the most stain (at least ``min_calibration // 3``) are the thickest; the
+radius their median half width gives, ``r_c``, and their median integral fix ``k``. They are
+selected by stain, not by width: among neurites all thinner than the blur, the nodes whose
+width resolves them are those noise or a neighbour widened (selected that way, such cells'
+radii came out twice the gold's). With at least ``min_calibration`` clean, bright nodes and
+``r_c`` at least 0.6 blur, every node that is not resolved gets ``sqrt(integral / (k pi))``;
+otherwise (too few, or a cell whose neurites are all thinner than the blur) it keeps the
+width's radius, an overestimate for neurites much thinner than the blur.
 
 The radii are smoothed along the tree (median over a node and two nodes either way);
 nodes with no measurable profile take the median of their section, or ``min_radius_um``.
