@@ -145,3 +145,15 @@ def test_cap_in_soma_blur_takes_the_stems_own_radius() -> None:
     assert out[0] == 5.0
     assert np.allclose(out[1:16], 0.8)  # the stem along x, its first nodes capped
     assert np.allclose(out[16:], 3.0)  # the short stem along y: nothing beyond to compare
+
+
+def test_measure_radii_degenerate_trees() -> None:
+    """No nodes, a soma alone, nodes off the image: radii of the floor, no error."""
+    img = np.zeros((10, 20, 20), np.float32)
+    empty = Morphology(np.zeros((0, 3)), [], [], [], units="um")
+    assert rad.measure_radii(empty, img, (1, 1, 1), noise=1.0)[0].size == 0
+    soma = Morphology(np.array([[5.0, 5, 5]]), [1.0], [1], [-1], units="um")
+    r, rep = rad.measure_radii(soma, img, (1, 1, 1), noise=1.0)
+    assert r.tolist() == [0.05] and not rep.calibrated
+    off = Morphology(np.array([[-50.0, 5, 5], [-49, 5, 5]]), [1.0, 1.0], [3, 3], [-1, 0], units="um")
+    assert np.all(rad.measure_radii(off, img, (1, 1, 1), noise=1.0)[0] == 0.05)

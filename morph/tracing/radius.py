@@ -346,14 +346,18 @@ def measure_radii(
         last = np.searchsorted(s_ids, np.arange(ns), side="right")
         has = last > first
         med[has] = s_r[(first[has] + last[has] - 1) // 2]
-    r = np.where(measured, r, med[sec])
+    sec_med = np.full(n, np.nan)
+    in_sec = sec >= 0  # soma nodes belong to no section
+    sec_med[in_sec] = med[sec[in_sec]]
+    r = np.where(measured, r, sec_med)
     r = np.where(np.isfinite(r), r, min_radius_um)
     # smoothing along the tree: median over the node and two nodes either way (parent,
     # grandparent; first child, its first child): a stretch of one or two nodes widened by
     # debris against the neurite or by a crossing goes, a change of radius along it stays
-    par = np.where(m.parent >= 0, m.parent, np.arange(n))
+    # (the soma is nobody's neighbour here: its profile is the soma's)
+    par = np.where((m.parent >= 0) & ~m.soma_mask[np.maximum(m.parent, 0)], m.parent, np.arange(n))
     child = np.full(n, n)
-    kids = np.flatnonzero(m.parent >= 0)
+    kids = np.flatnonzero((m.parent >= 0) & ~m.soma_mask)
     np.minimum.at(child, m.parent[kids], kids)  # the first child of each node
     child = np.where(child < n, child, np.arange(n))
     r = np.median(np.stack([r, r[par], r[par[par]], r[child], r[child[child]]]), axis=0)
