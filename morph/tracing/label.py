@@ -5,14 +5,17 @@
   click is found (it must be within ``snap_um``); the axon is the whole stem (the subtree
   leaving the soma) that holds it; with no soma (a plain root), the subtree of the section
   holding the click. Confidence 1.
-* **Axon, heuristic** (no click; needs a soma and at least two stems). Each stem gets four
+* **Axon, heuristic** (no click; needs a soma and at least two stems). Each stem gets three
   axon-likeness scores, ranked among the stems into [0, 1] (1 = most axon-like):
-  thin (low median radius, weight 0.35), smooth (low coefficient of variation of the radius,
-  0.25), few spines (few terminal branches shorter than 5 um per 100 um of cable, 0.2),
-  leaving downwards (away from the pia; without a pia direction, towards +y of the image,
-  the bottom of an upright slice, 0.2). The best stem is the axon when its confidence,
+  thin (low median radius, weight 0.35), smooth, i.e. few spines (few terminal branches
+  shorter than 5 um per 100 um of cable, 0.2), leaving downwards (away from the pia; without
+  a pia direction, towards +y of the image, the bottom of an upright slice, 0.2); the score
+  is their weighted sum over 0.75. The best stem is the axon when its confidence,
   ``0.5 + (best - second best)``, reaches ``axon_confidence_min``; the confidence is always
-  written to the SWC header.
+  written to the SWC header. (The coefficient of variation of the radius along a stem, once
+  a fourth score, reads the stem's taper rather than its smoothness: on 18 synthetic stacks
+  whose axon the trace reaches, the heuristic picks it on 9 without that score, on 7 with
+  it; see docs/tracing.md.)
 * **Apical**: with a pia direction, the stem reaching furthest towards the pia is apical when
   its reach is at least ``apical_dominance`` times the next stem's; without one, up in the
   image (-y) is used and twice that dominance is required.
@@ -137,8 +140,8 @@ def label(
     elif has_soma and first.size >= 2:
         f = stem_features(m, down=down)
         ok = f["length"] >= 10.0
-        score = (0.35 * _rank01(-f["median_radius"]) + 0.25 * _rank01(-f["radius_cv"])
-                 + 0.2 * _rank01(-f["spines_per_100um"]) + 0.2 * _rank01(f["downness"]))
+        score = (0.35 * _rank01(-f["median_radius"]) + 0.2 * _rank01(-f["spines_per_100um"])
+                 + 0.2 * _rank01(f["downness"])) / 0.75
         score[~ok] = -1
         order = np.argsort(-score)
         conf = float(np.clip(0.5 + score[order[0]] - max(score[order[1]], 0.0), 0, 1)) if ok.sum() >= 2 else 0.0
@@ -146,7 +149,7 @@ def label(
         if conf >= axon_confidence_min:
             axon_stem = int(order[0])
             types[stem == axon_stem] = AXON
-            rep.axon = f"heuristic: stem {axon_stem} (thin, smooth, few spines, leaving downwards)"
+            rep.axon = f"heuristic: stem {axon_stem} (thin, few spines, leaving downwards)"
         else:
             rep.axon = "not identified (heuristic below the confidence threshold)"
     else:
