@@ -425,7 +425,7 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     from the ends of pieces (``gap_from_pieces``, 4 um) join faint branches whose start is
     lost near the branch point: 0.843 (precision 0.898, recall 0.794). Faded tips walked on
     along the image (``tip_extend_um``): 0.847 (precision 0.877, recall 0.820). Its dendrites
-    are all thinner than the blur (gold radii 0.15-0.45 um): radii from their stain, median
+    are all thinner than the blur (gold radii 0.14-0.36 um, 5th-95th percentile): radii from their stain, median
     traced / gold 1.31."""
     synth = pytest.importorskip("morph.synth")
     cell = read_swc(data / "swc/allen/bmtk_Pvalb_469628681_m.swc")
