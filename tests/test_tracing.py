@@ -487,6 +487,28 @@ def test_trace_path_and_extend(y_stack) -> None:
     assert ext.roots.size == part.roots.size
 
 
+def test_extend_restores_a_removed_stem_without_tracing_the_soma_blur() -> None:
+    """``--extend`` on a realistic brightfield render: the trace with its longest stem removed
+    is extended back. What the reconstruction covers is what the image shows of it (the soma's
+    whole body, and each point at least as deep as the foreground beside it): before, only
+    the soma's centre point and the file's radii covered, and 360 new nodes retraced the
+    soma's blur within two soma radii (F1 0.806; now 0.847, the full trace 0.844)."""
+    synth = pytest.importorskip("morph.synth")
+    s = synth.render_stack(synth.generate_neuron(5, cell_type="aspiny"), preset="realistic",
+                           voxel_size=(0.5, 0.5, 1.0), crop=(120, 120, 40), seed=4)
+    full = trace(s.data, voxel_size=s.voxel_size, progress=False)
+    _first, stem = lab._stems(full)
+    lengths = lab.stem_features(full, down=np.array([0.0, 1.0, 0.0]))["length"]
+    part = full.take(stem != int(np.argmax(lengths)))
+    ext = trace(s.data, voxel_size=s.voxel_size, extend=part, progress=False)
+    new = np.arange(len(ext)) >= len(part)
+    near_soma = np.linalg.norm(ext.xyz[new] - full.soma_center, axis=1) < 2 * full.soma_radius
+    assert near_soma.sum() <= 30, near_soma.sum()
+    f_full, f_part, f_ext = (compare(t, s.gold, tolerance=2.0).f1 for t in (full, part, ext))
+    assert f_part < f_full - 0.2
+    assert f_ext >= f_full - 0.005, (f_full, f_part, f_ext)
+
+
 # ----------------------------------------------------------------------------- bad input
 def test_bad_input_library(y_stack) -> None:
     data, vs, _ = y_stack

@@ -727,7 +727,26 @@ def trace(
             if src.size == 0:
                 raise TracingError("the reconstruction to extend does not touch any stained voxel of the stack",
                                    hint="check that it belongs to this stack and that its units are right")
-            cover_xyz, cover_r = pts_ex, r_ex
+            # what the reconstruction covers is what the image shows of it, as when tracing
+            # from scratch (the tree's own nodes cover as far as the foreground is deep where
+            # they lie): each point covers at least the depth of the foreground beside it,
+            # whatever radius the file gives it; and a soma covers its whole body in the
+            # foreground, not just its centre point
+            near = np.isfinite(d)
+            deep = np.zeros(len(pts_ex))
+            np.maximum.at(deep, _j[near], prep.radius[near])
+            cover_xyz, cover_r = pts_ex, np.maximum(r_ex, deep)
+            s_ex = None
+            if ex.soma_nodes.size:
+                try:
+                    s_ex = _soma.soma_at(fg, prep.radius, prep.to_trace_space(ex.soma_center - off),
+                                         snap_um=max(snap, 10.0), **kw)
+                except TracingError:  # its soma lies on no stained body of this stack
+                    s_ex = None
+                if s_ex is not None and s_ex.is_soma:
+                    src = np.union1d(src, s_ex.voxels)
+                    cover_xyz = np.vstack([cover_xyz, fg.xyz_um(s_ex.voxels)])
+                    cover_r = np.concatenate([cover_r, prep.radius[s_ex.voxels]])
             root = None
         elif soma_pt is not None:
             root = _soma.soma_at(fg, prep.radius, prep.to_trace_space(soma_pt), snap_um=max(snap, 10.0), **kw)
