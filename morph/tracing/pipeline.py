@@ -732,9 +732,8 @@ def trace(
             # they lie): each point covers at least the depth of the foreground beside it,
             # whatever radius the file gives it; and a soma covers its whole body in the
             # foreground, not just its centre point
-            near = np.isfinite(d)
             deep = np.zeros(len(pts_ex))
-            np.maximum.at(deep, _j[near], prep.radius[near])
+            np.maximum.at(deep, _j[src], prep.radius[src])
             cover_xyz, cover_r = pts_ex, np.maximum(r_ex, deep)
             s_ex = None
             if ex.soma_nodes.size:
