@@ -415,15 +415,10 @@ def measure_soma_radius(
     core = np.median(prof[:, : max(1, int(round(core_um / step)))], axis=1)
     base = prof.min(axis=1)
     half = base + 0.5 * (core - base)
-    below = prof < half[:, None]
-    ok = below.any(axis=1) & (core > base)
+    ok = (prof[:, 1:] < half[:, None]).any(axis=1) & (core > base)
     if not ok.any():
         return float("nan")
-    k = below.argmax(axis=1)
-    rows = np.arange(n_directions)
-    y0, y1 = prof[rows, np.maximum(k - 1, 0)], prof[rows, k]
-    t = np.clip((y0 - half) / np.maximum(y0 - y1, 1e-12), 0.0, 1.0)
-    r = x[np.maximum(k - 1, 0)] + t * step
+    r, _left = _crossings(prof, x, np.zeros(n_directions, dtype=np.int64), half)
     return float(np.median(r[ok]))
 
 
