@@ -341,6 +341,68 @@ def test_label_axon_given_and_heuristic() -> None:
     assert "confidence" in rep2.header_lines()[0]
 
 
+
+def _polyline_cell(branches: list[tuple[int, tuple[float, float, float], float, float]]) -> tuple[Morphology, list[int]]:
+    """A soma (node 0, radius 5, at the origin) and branches drawn every 1 um: each branch is
+    ``(parent branch or -1 for the soma, end point, start radius, end radius)`` and starts at
+    its parent branch's last point (or at the soma's surface towards its end). Returns the
+    tree and the first node of each branch."""
+    xyz, rad, par, first, last = [(0.0, 0.0, 0.0)], [5.0], [-1], [], []
+    for pb, end, r0, r1 in branches:
+        e = np.asarray(end, float)
+        a = e / np.linalg.norm(e) * 5.0 if pb < 0 else np.asarray(xyz[last[pb]])
+        n = max(int(np.ceil(np.linalg.norm(e - a))), 1)
+        prev = 0 if pb < 0 else last[pb]
+        for k in range(1, n + 1) if pb >= 0 else range(0, n + 1):
+            xyz.append(tuple(a + (e - a) * k / n))
+            rad.append(r0 + (r1 - r0) * k / n)
+            par.append(prev)
+            prev = len(xyz) - 1
+            if len(first) == len(last):
+                first.append(prev)
+        last.append(prev)
+    types = [SOMA] + [3] * (len(xyz) - 1)
+    return Morphology(xyz, rad, types, par), first
+
+
+def test_label_axon_leaving_a_dendrite() -> None:
+    """The axon leaves a thick dendrite 30 um out (as 5 of the 18 Allen cells in the shared data
+    do): a click on it, near its start or far out, labels the axon and its collateral but not
+    the dendrite carrying it; the heuristic, which picks that stem, labels the same; an axon
+    leaving the soma with a collateral is labelled whole."""
+    cell, first = _polyline_cell([
+        (-1, (35, 0, 0), 1.1, 0.9),  # 0: dendrite trunk, to the right
+        (0, (80, -10, 0), 0.8, 0.5),  # 1: the dendrite goes on
+        (1, (95, -30, 0), 0.45, 0.3),  # 2: its own branch
+        (1, (100, 5, 0), 0.45, 0.3),  # 3
+        (0, (35, 130, 0), 0.3, 0.3),  # 4: the axon, down
+        (4, (5, 80, 0), 0.25, 0.25),  # 5: an axon collateral
+        (-1, (-60, -10, 0), 1.0, 0.6),  # 6, 7: two more dendrites
+        (-1, (0, -80, 0), 1.2, 0.8),
+    ])
+    want = np.zeros(len(cell), bool)
+    want[first[4]:first[6]] = True  # branches 4 and 5
+    for click in ((35, 110, 0), (35, 4, 0), (20, 90, 0)):
+        m, rep = lab.label(cell, axon_point=click)
+        assert np.array_equal(m.types == AXON, want), click
+        assert "from a dendrite 35.0 um" in rep.axon and rep.axon_confidence == 1.0
+    m, rep = lab.label(cell)
+    assert np.array_equal(m.types == AXON, want) and "heuristic: stem 0, from a dendrite" in rep.axon
+    assert np.all(m.types[first[0]:first[4]] == 3)
+    # a dendrite whose branches taper as much (1.1 -> 0.8) is not taken for the axon's start
+    # when the click is beyond them on the axon
+    cell2, first2 = _polyline_cell([
+        (-1, (0, 60, 0), 0.3, 0.3),  # 0: axon leaving the soma, down
+        (0, (20, 90, 0), 0.3, 0.25),  # 1: main axon on
+        (0, (-25, 80, 0), 0.25, 0.25),  # 2: collateral
+        (-1, (60, 0, 0), 1.1, 0.8),
+        (-1, (-60, 0, 0), 1.1, 0.8),
+    ])
+    m2, rep2 = lab.label(cell2, axon_point=(20, 88, 0))
+    assert np.all(m2.types[first2[0]:first2[3]] == AXON) and np.all(m2.types[first2[3]:] == 3)
+    assert rep2.axon == "given by the user, from the soma"
+    assert lab.axon_origin(cell2, first2[2] + 5) == first2[0]
+
 # ----------------------------------------------------------------------------- whole pipeline
 def test_trace_synthetic_fluorescence(y_stack) -> None:
     data, vs, gold = y_stack

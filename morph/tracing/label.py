@@ -1,24 +1,40 @@
 """Compartment labels: soma 1, axon 2, (basal) dendrite 3, apical dendrite 4.
 
 * Every neurite starts as dendrite (3).
+* **Where the axon starts** (:func:`axon_origin`). An axon leaves the soma or, on an
+  axon-carrying dendrite, that dendrite's proximal trunk (5 of the 18 Allen cells in the shared
+  data, 9-23 um from the soma); a trace also joins an axon to a dendrite where the two touch
+  near the soma. Given a node on the axon, the path from its stem's first node through that
+  node to the farthest tip beyond it is searched: at each branch point on the path before the
+  node and within ``max_um`` (50 um) of the stem's first node, the median radius over
+  ``window_um`` (15 um) of path before the branch point (the trunk) is compared with the median
+  over the same length after it. The axon is the subtree after the branch point nearest to the
+  node where the trunk is at least ``origin_drop`` (1.3) times as thick; where there is none,
+  the whole stem. The axon's own collaterals do not change its radius, so they are not taken
+  for its start, and a dendrite's branch points before the axon's start are passed over. The
+  distance bound keeps a traced axon's own taper further out (its radius falling 1.5 times
+  over 30 um on the aspiny demo stack) from being taken for its start.
 * **Axon, given** (``axon_point``, the user's click on the axon): the node nearest to the
-  click is found (it must be within ``snap_um``); the axon is the whole stem (the subtree
-  leaving the soma) that holds it; with no soma (a plain root), the subtree of the section
-  holding the click. Confidence 1.
+  click is found (it must be within ``snap_um``); the axon is the subtree from its start
+  (above) on the way to the click. With no soma (a plain root), the path starts at the root.
+  Confidence 1.
 * **Axon, heuristic** (no click; needs a soma and at least two stems). Each stem gets three
   axon-likeness scores, ranked among the stems into [0, 1] (1 = most axon-like):
   thin (low median radius, weight 0.35), smooth, i.e. few spines (few terminal branches
   shorter than 5 um per 100 um of cable, 0.2), leaving downwards (away from the pia; without
   a pia direction, towards +y of the image, the bottom of an upright slice, 0.2); the score
-  is their weighted sum over 0.75. The best stem is the axon when its confidence,
+  is their weighted sum over 0.75. The best stem holds the axon when its confidence,
   ``0.5 + (best - second best)``, reaches ``axon_confidence_min``; the confidence is always
-  written to the SWC header. (The coefficient of variation of the radius along a stem, once
-  a fourth score, reads the stem's taper rather than its smoothness: on 18 synthetic stacks
-  whose axon the trace reaches, the heuristic picks it on 9 without that score, on 7 with
-  it; see docs/tracing.md.)
+  written to the SWC header. The axon is then the subtree from its start (above) on the way
+  to the stem's farthest tip by path length (an axon runs on, out of the field, where
+  dendrites end). (The coefficient of variation of the radius along a stem, once a fourth
+  score, reads the stem's taper rather than its smoothness: on 18 synthetic stacks whose
+  axon the trace reaches, the heuristic picks it on 9 without that score, on 7 with it; see
+  docs/tracing.md.)
 * **Apical**: with a pia direction, the stem reaching furthest towards the pia is apical when
   its reach is at least ``apical_dominance`` times the next stem's; without one, up in the
-  image (-y) is used and twice that dominance is required.
+  image (-y) is used and twice that dominance is required. Only the stem's dendrite nodes
+  become apical.
 """
 
 from __future__ import annotations
@@ -96,6 +112,78 @@ def stem_features(m: Morphology, *, down: NDArray[np.float64]) -> dict[str, NDAr
             "spines_per_100um": spines, "downness": downness}
 
 
+def _path_up(parent: NDArray[np.int64], node: int, stop: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """Nodes from ``node`` up its parents to (and with) the first node whose parent is a root
+    or a ``stop`` node, in that order."""
+    out = [node]
+    k = int(parent[node])
+    while k >= 0 and not stop[k]:
+        out.append(k)
+        k = int(parent[k])
+    return np.asarray(out, dtype=np.int64)
+
+
+def axon_origin(
+    m: Morphology, node: int, *, window_um: float = 15.0, origin_drop: float = 1.3, max_um: float = 50.0
+) -> int:
+    """First node of the axon that holds ``node``: the whole stem's first node, or the child of
+    the branch point where a thin axon leaves a thicker dendrite (module docstring).
+
+    Parameters
+    ----------
+    m
+        The tree, in micrometres.
+    node
+        Index of a (non-soma) node on the axon.
+    window_um
+        Path length over which the radius is taken before and after each branch point.
+    origin_drop
+        How many times thicker than the path after a branch point the trunk before it must be.
+    max_um
+        Farthest an axon's start may be from the stem's first node, along the path.
+
+    Returns
+    -------
+    int
+        Index of the axon's first node; its subtree is the axon.
+    """
+    par = m.parent
+    pd = m.path_distance
+    # the path on: from the node to the farthest tip (by path length) of its subtree
+    below = np.flatnonzero(_tree.subtree_mask(par, node))
+    tip = int(below[np.argmax(pd[below])])
+    up = _path_up(par, node, m.soma_mask)[::-1]  # stem's first node .. node
+    path = up
+    if tip != node:
+        at_node = np.zeros(len(m), dtype=bool)
+        at_node[node] = True
+        path = np.concatenate([up, _path_up(par, tip, at_node)[::-1]])
+    n_up = up.size
+    nch = np.bincount(par[par >= 0], minlength=len(m))
+    ppd = pd[path]
+    r = m.radius[path]
+    # branch points strictly before the node and within max_um of the stem's start, nearest
+    # to the node first
+    for i in range(n_up - 2, -1, -1):
+        if nch[path[i]] < 2 or ppd[i] - ppd[0] > max_um:
+            continue
+        before = r[(ppd <= ppd[i]) & (ppd >= ppd[i] - window_um)]
+        after = r[(ppd > ppd[i]) & (ppd <= ppd[i] + window_um)]
+        if after.size and np.median(before) >= origin_drop * np.median(after):
+            return int(path[i + 1])
+    return int(path[0])
+
+
+def _origin_note(m: Morphology, start: int) -> str:
+    """Where the axon starts, for the header."""
+    par = int(m.parent[start])
+    if par < 0 or not m.soma_nodes.size:
+        return ""
+    if m.soma_mask[par]:
+        return ", from the soma"
+    return f", from a dendrite {m.path_distance[par]:.1f} um from the soma's centre along the path"
+
+
 def label(
     m: Morphology,
     *,
@@ -104,8 +192,35 @@ def label(
     axon_confidence_min: float = 0.5,
     apical_dominance: float = 2.0,
     snap_um: float = 10.0,
+    origin_window_um: float = 15.0,
+    origin_drop: float = 1.3,
+    origin_max_um: float = 50.0,
 ) -> tuple[Morphology, LabelReport]:
-    """Label the neurites of ``m`` (micrometres); see the module docstring for the rules."""
+    """Label the neurites of ``m`` (micrometres); see the module docstring for the rules.
+
+    Parameters
+    ----------
+    m
+        The traced tree, in micrometres.
+    axon_point
+        ``(x, y, z)`` in micrometres on the axon (the user's click), or ``None`` for the
+        heuristic.
+    pia_direction
+        Unit-free vector towards the pia, or ``None`` (then -y of the image is up).
+    axon_confidence_min
+        Heuristic confidence below which no axon is labelled.
+    apical_dominance
+        How many times further towards the pia than any other stem the apical must reach.
+    snap_um
+        Largest distance from ``axon_point`` to the tree.
+    origin_window_um, origin_drop, origin_max_um
+        Where the axon starts (:func:`axon_origin`).
+
+    Returns
+    -------
+    Morphology, LabelReport
+        The tree with its types set, and what was decided (for the SWC header).
+    """
     rep = LabelReport()
     types = np.where(m.soma_mask, SOMA, BASAL).astype(np.int64)
     if len(m) == 0:
@@ -117,7 +232,6 @@ def label(
         pia = np.asarray(pia_direction, dtype=np.float64)
         pia = pia / max(np.linalg.norm(pia), 1e-12)
     down = -pia if pia is not None else np.array([0.0, 1.0, 0.0])
-    axon_stem = -1
     if axon_point is not None:
         p = np.asarray(axon_point, dtype=np.float64)
         d = np.linalg.norm(m.xyz - p, axis=1)
@@ -129,14 +243,9 @@ def label(
                 f"(more than {snap_um:g} um)",
                 hint="click on a traced neurite (the axon) or give a --seeds point on it",
             )
-        if has_soma:
-            axon_stem = int(stem[j])
-            types[stem == axon_stem] = AXON
-        else:
-            sid = m.section_id[j]
-            start = m.sections.start[sid]
-            types[_tree.subtree_mask(m.parent, int(start))] = AXON
-        rep.axon, rep.axon_confidence = "given by the user", 1.0
+        start = axon_origin(m, j, window_um=origin_window_um, origin_drop=origin_drop, max_um=origin_max_um)
+        types[_tree.subtree_mask(m.parent, start)] = AXON
+        rep.axon, rep.axon_confidence = "given by the user" + _origin_note(m, start), 1.0
     elif has_soma and first.size >= 2:
         f = stem_features(m, down=down)
         ok = f["length"] >= 10.0
@@ -148,8 +257,11 @@ def label(
         rep.axon_confidence = conf
         if conf >= axon_confidence_min:
             axon_stem = int(order[0])
-            types[stem == axon_stem] = AXON
-            rep.axon = f"heuristic: stem {axon_stem} (thin, few spines, leaving downwards)"
+            in_stem = np.flatnonzero(stem == axon_stem)
+            far = int(in_stem[np.argmax(m.path_distance[in_stem])])
+            start = axon_origin(m, far, window_um=origin_window_um, origin_drop=origin_drop, max_um=origin_max_um)
+            types[_tree.subtree_mask(m.parent, start)] = AXON
+            rep.axon = f"heuristic: stem {axon_stem}{_origin_note(m, start)} (thin, few spines, leaving downwards)"
         else:
             rep.axon = "not identified (heuristic below the confidence threshold)"
     else:
@@ -159,10 +271,9 @@ def label(
         need = apical_dominance if pia is not None else 2 * apical_dominance
         cen = m.soma_center
         reach = np.full(first.size, -np.inf)
-        neur = stem >= 0
+        dend = (stem >= 0) & (types == BASAL)
         proj = (m.xyz - cen) @ up
-        np.maximum.at(reach, stem[neur], proj[neur])
-        reach[axon_stem] = -np.inf if axon_stem >= 0 else reach[axon_stem]
+        np.maximum.at(reach, stem[dend], proj[dend])
         o = np.argsort(-reach)
         if reach[o[0]] > 0 and reach[o[0]] >= need * max(reach[o[1]], 1e-9):
             types[(stem == o[0]) & (types == BASAL)] = APICAL

@@ -128,6 +128,12 @@ class TraceParams:
         Largest soma radius considered.
     axon_confidence_min
         The axon heuristic labels a stem as axon only above this confidence.
+    axon_origin_drop
+        Where the axon starts on the stem that holds it: after the branch point nearest to the
+        axon where the trunk's radius is at least this many times the path's after it
+        (:func:`morph.tracing.label.axon_origin`).
+    axon_origin_max_um
+        Farthest along its stem, from the soma, that an axon's start is looked for.
     pia_direction
         Unit vector ``(x, y, z)`` pointing to the pia, if known (for the apical dendrite);
         ``None``: up in the image (-y) is used only when one upward dendrite clearly dominates.
@@ -187,6 +193,8 @@ class TraceParams:
     soma_min_radius_um: float = 3.0
     soma_max_radius_um: float = 25.0
     axon_confidence_min: float = 0.5
+    axon_origin_drop: float = 1.3
+    axon_origin_max_um: float = 50.0
     pia_direction: tuple[float, float, float] | None = None
     apical_dominance: float = 2.0
     root_is_endpoint: bool = True
