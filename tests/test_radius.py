@@ -157,3 +157,43 @@ def test_measure_radii_degenerate_trees() -> None:
     assert r.tolist() == [0.05] and not rep.calibrated
     off = Morphology(np.array([[-50.0, 5, 5], [-49, 5, 5]]), [1.0, 1.0], [3, 3], [-1, 0], units="um")
     assert np.all(rad.measure_radii(off, img, (1, 1, 1), noise=1.0)[0] == 0.05)
+
+
+def test_cap_at_branch_points_takes_the_branchs_own_radius() -> None:
+    """A thin branch (0.4 um) leaving a thick neurite (1.5 um): the profiles across the
+    branch's first micrometres also cross the thick neurite and read it wider; capped at the
+    branch's radius just beyond, they read the branch's. The thick neurite barely changes."""
+    zz, yy, xx = np.meshgrid(*[np.arange(n) for n in SHAPE], indexing="ij")
+    p = np.stack([xx * VS[0], yy * VS[1], zz * VS[2]], axis=-1)
+    z0 = SHAPE[0] * VS[2] / 2
+    bp = np.array([26.0, 14.0, z0])
+    d = np.array([0.5, np.sqrt(3) / 2, 0.0])  # 60 degrees off the trunk
+
+    def seg_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        t = np.clip(((p - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+        return np.linalg.norm(p - (a + t[..., None] * (b - a)), axis=-1)
+
+    trunk = seg_dist(np.array([4.0, 14.0, z0]), np.array([48.0, 14.0, z0])) <= 1.5
+    branch = seg_dist(bp, bp + 22 * d) <= 0.4
+    blur = rad.total_blur(VS, sigma_um=0.8, psf_sigma_um=0.2)
+    sig = np.sqrt(blur**2 - VS[0] ** 2 / 4)
+    img = ndi.gaussian_filter((trunk | branch).astype(np.float32) * 40, (sig / VS[2], sig / VS[1], sig / VS[0]))
+    img += np.random.default_rng(0).normal(0, 0.5, SHAPE).astype(np.float32)
+    xs = np.arange(6.0, 47.0)
+    trunk_xyz = np.c_[xs, np.full(xs.size, 14.0), np.full(xs.size, z0)]
+    k = int(np.flatnonzero(xs == 26.0)[0])
+    t = np.arange(1.0, 21.0)
+    br_xyz = bp + t[:, None] * d
+    xyz = np.vstack([trunk_xyz, br_xyz])
+    parent = np.r_[-1, np.arange(xs.size - 1), k, xs.size + np.arange(t.size - 1)]
+    m = Morphology(xyz, np.ones(len(xyz)), np.full(len(xyz), 3), parent, units="um")
+    r, rep = rad.measure_radii(m, img, VS, noise=0.5, sigma_um=0.8, psf_sigma_um=0.2, min_calibration=20)
+    first = xs.size + np.flatnonzero(t <= 2.0)
+    beyond = xs.size + np.flatnonzero(t >= 6.0)
+    assert np.median(r[beyond]) == pytest.approx(0.4, rel=0.35)
+    assert r[first].max() > 1.3 * np.median(r[beyond])  # the junction widens the profiles
+    out = rad.cap_at_branch_points(m, r, blur_um=rep.blur_um)
+    assert out[first].max() <= 1.05 * np.median(r[beyond])
+    # the thick neurite goes on past the branch point (a branch of it too): next to unchanged
+    assert np.allclose(out[: xs.size], r[: xs.size], rtol=0.05)
+    assert np.median(out[: xs.size]) == pytest.approx(1.5, rel=0.2)

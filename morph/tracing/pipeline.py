@@ -576,6 +576,8 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
             r[s] = rs
             # the stems' first micrometres lie in the soma's blurred edge
             r = _radius.cap_in_soma_blur(m, r, soma_radius=rs, blur_um=report.blur_um)
+    # a branch's first micrometres: the profiles also cross the branch point's other neurites
+    r = _radius.cap_at_branch_points(m, r, blur_um=report.blur_um)
     return m._derive(radius=r)
 
 

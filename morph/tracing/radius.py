@@ -444,18 +444,51 @@ def cap_in_soma_blur(m: Morphology, radii: NDArray[np.float64], *, soma_radius: 
     zone = soma_radius + zone_blurs * blur_um
     inside = ~m.soma_mask & (owner >= 0) & (d < zone)
     ref_nodes = ~m.soma_mask & (owner >= 0) & (d >= zone) & (d < zone + reference_um)
+    return _cap_at_group_median(r, owner, inside, ref_nodes)
+
+
+def _cap_at_group_median(r: NDArray[np.float64], group: NDArray[np.int64], inside: NDArray[np.bool_],
+                         ref_nodes: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Cap ``r`` at ``inside`` nodes to the median radius of the ``ref_nodes`` of their
+    ``group``; groups without reference nodes keep their radii. Modifies and returns ``r``."""
     if not inside.any() or not ref_nodes.any():
         return r
-    # median radius of each stem's reference nodes (sorted by stem, then radius)
-    o = owner[ref_nodes]
+    o = group[ref_nodes]
     rr = r[ref_nodes]
     srt = np.lexsort((rr, o))
     o, rr = o[srt], rr[srt]
-    stems, start, count = np.unique(o, return_index=True, return_counts=True)
+    groups, start, count = np.unique(o, return_index=True, return_counts=True)
     med = rr[start + (count - 1) // 2]
-    pos = np.searchsorted(stems, owner[inside])
-    pos = np.clip(pos, 0, stems.size - 1)
-    has = stems[pos] == owner[inside]
+    pos = np.clip(np.searchsorted(groups, group[inside]), 0, groups.size - 1)
+    has = groups[pos] == group[inside]
     idx = np.flatnonzero(inside)[has]
     r[idx] = np.minimum(r[idx], med[pos[has]])
     return r
+
+
+def cap_at_branch_points(m: Morphology, radii: NDArray[np.float64], *, blur_um: float,
+                         zone_blurs: float = 3.0, reference_um: float = 5.0) -> NDArray[np.float64]:
+    """Radii of a branch's first micrometres, where the profiles across it also cross the
+    branch point's other neurites, capped at the branch's own radius just beyond.
+
+    Nodes of a section that leaves a branch point ``b`` (not the soma) closer to ``b``, along
+    the path, than ``radii[b] + zone_blurs * blur_um`` take at most the median radius of the
+    section's nodes in the next ``reference_um``; a section with no node there keeps its
+    radii.
+    """
+    r = np.asarray(radii, dtype=np.float64).copy()
+    sid = m.section_id
+    ok = ~m.soma_mask & (sid >= 0)
+    if not ok.any():
+        return r
+    start = m.sections.start[np.maximum(sid, 0)]
+    b = m.parent[start]
+    ok &= b >= 0
+    ok &= ~m.soma_mask[np.maximum(b, 0)]
+    bb = np.maximum(b, 0)
+    pd = m.path_distance
+    dist = pd - pd[bb]
+    zone = r[bb] + zone_blurs * blur_um
+    inside = ok & (dist < zone)
+    ref_nodes = ok & (dist >= zone) & (dist < zone + reference_um)
+    return _cap_at_group_median(r, sid.astype(np.int64), inside, ref_nodes)
