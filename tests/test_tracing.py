@@ -403,6 +403,25 @@ def test_label_axon_leaving_a_dendrite() -> None:
     assert rep2.axon == "given by the user, from the soma"
     assert lab.axon_origin(cell2, first2[2] + 5) == first2[0]
 
+
+def test_axon_heuristic_does_not_depend_on_the_order_of_the_stems() -> None:
+    """Stems that tie on a score (here: none has spines) share its mean rank; before, ties were
+    ranked by their order in the file, and the last stem got a bonus of up to 0.27."""
+    stems = [
+        (-1, (0, 90, 0), 0.3, 0.3),  # thin, down: the axon
+        (-1, (-70, -40, 0), 0.9, 0.6),
+        (-1, (70, 10, 0), 0.5, 0.4),
+        (-1, (20, -80, 0), 1.0, 0.7),
+    ]
+    results = []
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]):
+        cell, _ = _polyline_cell([stems[i] for i in order])
+        m, rep = lab.label(cell)
+        ax = m.xyz[m.types == AXON]
+        results.append((round(rep.axon_confidence, 6), ax.shape[0], tuple(np.round(ax.mean(axis=0), 3))))
+    assert results[0] == results[1] == results[2], results
+    assert results[0][1] > 0 and results[0][2][1] > 40  # the downward stem
+
 # ----------------------------------------------------------------------------- whole pipeline
 def test_trace_synthetic_fluorescence(y_stack) -> None:
     data, vs, gold = y_stack

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.stats import rankdata
 
 from morph import _tree
 from morph.errors import TracingError
@@ -76,11 +77,10 @@ def _stems(m: Morphology) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
 
 
 def _rank01(v: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Rank of each value in [0, 1] (1 for the largest)."""
+    """Rank of each value in [0, 1] (1 for the largest); equal values share their mean rank."""
     if v.size < 2:
-        return np.ones_like(v)
-    r = np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(float)
-    return r / (v.size - 1)
+        return np.ones_like(v, dtype=np.float64)
+    return (rankdata(v, method="average") - 1.0) / (v.size - 1)
 
 
 def stem_features(m: Morphology, *, down: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
