@@ -14,6 +14,9 @@ Robustness, as for a production job:
   the summary (``DataFrame.attrs["summary"]``), and the run goes on;
 - every per-file output is written atomically (temporary file + rename), so a killed run or a
   Ctrl-C never leaves a half-written file;
+- a run never waits for ever for workers that are gone: when the cluster has had no worker
+  for ``WORKERLESS_GRACE_S`` (120 s), having had some, the files still waiting are reported
+  as failed;
 - re-running skips what is already done and valid. For features, each file's result is kept in
   a cache folder next to the output (``<output>.cache/``, one JSON per file) stamped with the
   source's size and modification time, the morph version and the options; for tracing, each
@@ -379,6 +382,42 @@ def _payload(fut: Any, result: Any) -> dict[str, Any]:
     return result
 
 
+#: How long a run on a cluster waits with no worker at all (after it had some) before the items
+#: still waiting are reported as failed: a local worker killed under load is sometimes not
+#: restarted, and nothing would run them.
+WORKERLESS_GRACE_S = 120.0
+
+
+class _WorkerWatch:
+    """Whether the cluster has had no worker for ``grace_s`` seconds, having had some; asks the
+    scheduler at most once a second."""
+
+    def __init__(self, client: Any, grace_s: float) -> None:
+        self.client, self.grace_s = client, grace_s
+        self.seen = False
+        self.none_since: float | None = None
+        self.asked = -np.inf
+
+    def lost(self) -> bool:
+        now = time.monotonic()
+        if now - self.asked >= 1.0:
+            self.asked = now
+            try:
+                n = len(self.client.nthreads())
+            except Exception:  # the scheduler itself is gone: as good as no workers
+                n = 0
+            if n:
+                self.seen, self.none_since = True, None
+            elif self.none_since is None:
+                self.none_since = now
+        return self.seen and self.none_since is not None and now - self.none_since >= self.grace_s
+
+    def failure(self) -> dict[str, Any]:
+        return {"ok": False, "seconds": 0.0, "traceback": "",
+                "error": f"no Dask worker left to run it: all workers died and none came back within "
+                         f"{self.grace_s:g} s (killed by the memory limit or the system?); run it again"}
+
+
 def _execute(
     func: Callable[..., Any],
     items: list[tuple[Any, ...]],
@@ -432,35 +471,63 @@ def _execute(
         )
         span = {f.key: (a, min(per_task, len(items) - a)) for a, f in zip(starts, futures)}
         suspects: list[int] = []
+        watch = _WorkerWatch(client, WORKERLESS_GRACE_S)
+
+        def take(fut: Any) -> None:
+            a, n = span.pop(fut.key)
+            try:
+                result = fut.result()
+            except Exception as e:  # KilledWorker or a lost task
+                result = e
+            fut.release()
+            result = _unpack(result)
+            if isinstance(result, list):
+                for j, payload in enumerate(result):
+                    finish(a + j, payload)
+            else:  # the worker died: Dask blames every task that was running on it
+                suspects.extend(range(a, a + n))
+
         try:
             # completions are handed over in batches; each task's result (one pickled blob)
             # is fetched here, so a result lost with a worker that died after finishing it is
             # recomputed by the scheduler and waited for by this call
-            for group in as_completed(futures, raise_errors=False).batches():
+            ac = as_completed(futures, raise_errors=False)
+            while not ac.is_empty():
+                group = ac.next_batch(block=False)
                 for fut in group:
-                    a, n = span.pop(fut.key)
-                    try:
-                        result = fut.result()
-                    except Exception as e:  # KilledWorker or a lost task
-                        result = e
-                    fut.release()
-                    result = _unpack(result)
-                    if isinstance(result, list):
-                        for j, payload in enumerate(result):
-                            finish(a + j, payload)
-                    else:  # the worker died: Dask blames every task that was running on it
-                        suspects.extend(range(a, a + n))
+                    take(fut)
+                if group:
+                    continue
+                if watch.lost():  # what is still waiting would wait for ever
+                    for fut in [f for f in futures if f.key in span]:
+                        if fut.done():
+                            take(fut)
+                        else:
+                            a, n = span.pop(fut.key)
+                            for j in range(n):
+                                finish(a + j, watch.failure())
+                    break
+                time.sleep(0.05)
             # run each item of a lost task again, alone on the cluster, one after the other:
             # only an item that kills its worker by itself is reported as failed
             for k in suspects:
+                if watch.lost():
+                    finish(k, watch.failure())
+                    continue
                 f1 = client.submit(_guarded_many, func, [items[k]], pure=False)
                 futures.append(f1)
-                try:
-                    result = f1.result()
-                except Exception as e:  # KilledWorker: the item itself kills its worker
-                    finish(k, _payload(f1, e))
-                else:
-                    finish(k, _unpack(result)[0])
+                while True:
+                    try:
+                        result = f1.result(timeout=1.0)
+                    except TimeoutError:
+                        if not watch.lost():
+                            continue
+                        finish(k, watch.failure())
+                    except Exception as e:  # KilledWorker: the item itself kills its worker
+                        finish(k, _payload(f1, e))
+                    else:
+                        finish(k, _unpack(result)[0])
+                    break
                 f1.release()
         finally:
             pending = [f for f in futures if not f.done()]
