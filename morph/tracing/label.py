@@ -19,7 +19,8 @@
   (above) on the way to the click. With no soma (a plain root), the path starts at the root.
   Confidence 1.
 * **Axon, heuristic** (no click; needs a soma and at least two stems). Each stem gets three
-  axon-likeness scores, ranked among the stems into [0, 1] (1 = most axon-like):
+  axon-likeness scores, ranked among the stems into [0, 1] (1 = most axon-like; stems that
+  tie share their mean rank):
   thin (low median radius, weight 0.35), smooth, i.e. few spines (few terminal branches
   shorter than 5 um per 100 um of cable, 0.2), leaving downwards (away from the pia; without
   a pia direction, towards +y of the image, the bottom of an upright slice, 0.2); the score
