@@ -13,7 +13,7 @@
   the whole stem. The axon's own collaterals do not change its radius, so they are not taken
   for its start, and a dendrite's branch points before the axon's start are passed over. The
   distance bound keeps a traced axon's own taper further out (its radius falling 1.5 times
-  over 30 um on the aspiny demo stack) from being taken for its start.
+  over 30 um on sample_stacks/aspiny_brightfield.tif) from being taken for its start.
 * **Axon, given** (``axon_point``, the user's click on the axon): the node nearest to the
   click is found (it must be within ``snap_um``); the axon is the subtree from its start
   (above) on the way to the click. With no soma (a plain root), the path starts at the root.
