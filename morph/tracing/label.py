@@ -190,7 +190,7 @@ def label(
     *,
     axon_point: Any = None,
     pia_direction: Any = None,
-    axon_confidence_min: float = 0.5,
+    axon_confidence_min: float = 0.6,
     apical_dominance: float = 2.0,
     snap_um: float = 10.0,
     origin_window_um: float = 15.0,

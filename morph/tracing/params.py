@@ -192,7 +192,7 @@ class TraceParams:
     psf_sigma_um: float = 0.2
     soma_min_radius_um: float = 3.0
     soma_max_radius_um: float = 25.0
-    axon_confidence_min: float = 0.5
+    axon_confidence_min: float = 0.6
     axon_origin_drop: float = 1.3
     axon_origin_max_um: float = 50.0
     pia_direction: tuple[float, float, float] | None = None
