@@ -404,6 +404,23 @@ def test_label_axon_leaving_a_dendrite() -> None:
     assert lab.axon_origin(cell2, first2[2] + 5) == first2[0]
 
 
+def test_label_axon_click_without_a_soma() -> None:
+    """A tree rooted at a seed, no soma: the path from the root is searched as from a stem's
+    first node, so a thin neurite is axon whole, and a thin branch off a thick trunk is axon
+    from where it leaves; the header says nothing of a soma."""
+    xs = np.arange(0.0, 61.0)
+    thin = Morphology(np.c_[xs, np.zeros_like(xs), np.zeros_like(xs)], np.full(xs.size, 0.3), np.full(xs.size, 3),
+                      np.arange(xs.size) - 1)
+    m, rep = lab.label(thin, axon_point=(50, 0, 0))
+    assert np.all(m.types == AXON) and rep.axon == "given by the user"
+    ys = np.arange(1.0, 41.0)
+    xyz = np.vstack([np.c_[xs, np.zeros_like(xs), np.zeros_like(xs)], np.c_[np.full(ys.size, 20.0), ys, np.zeros_like(ys)]])
+    radius = np.r_[np.full(xs.size, 1.0), np.full(ys.size, 0.3)]
+    parent = np.r_[np.arange(xs.size) - 1, 20, xs.size + np.arange(ys.size - 1)]
+    trunk = Morphology(xyz, radius, np.full(len(xyz), 3), parent)
+    m2, _ = lab.label(trunk, axon_point=(20, 35, 0))
+    assert np.all(m2.types[xs.size:] == AXON) and np.all(m2.types[: xs.size] == 3)
+
 def test_axon_heuristic_does_not_depend_on_the_order_of_the_stems() -> None:
     """Stems that tie on a score (here: none has spines) share its mean rank; before, ties were
     ranked by their order in the file, and the last stem got a bonus of up to 0.27."""
