@@ -114,8 +114,8 @@ def stem_features(m: Morphology, *, down: NDArray[np.float64]) -> dict[str, NDAr
 
 
 def _path_up(parent: NDArray[np.int64], node: int, stop: NDArray[np.bool_]) -> NDArray[np.int64]:
-    """Nodes from ``node`` up its parents to (and with) the first node whose parent is a root
-    or a ``stop`` node, in that order."""
+    """Nodes from ``node`` up its parents, in that order, to its root (included) or to the
+    last node before a ``stop`` node (a soma node: the stem's first node)."""
     out = [node]
     k = int(parent[node])
     while k >= 0 and not stop[k]:
@@ -150,22 +150,18 @@ def axon_origin(
     """
     par = m.parent
     pd = m.path_distance
-    # the path on: from the node to the farthest tip (by path length) of its subtree
+    # the path from the stem's first node through the node to the farthest tip (by path
+    # length) of the node's subtree
     below = np.flatnonzero(_tree.subtree_mask(par, node))
     tip = int(below[np.argmax(pd[below])])
-    up = _path_up(par, node, m.soma_mask)[::-1]  # stem's first node .. node
-    path = up
-    if tip != node:
-        at_node = np.zeros(len(m), dtype=bool)
-        at_node[node] = True
-        path = np.concatenate([up, _path_up(par, tip, at_node)[::-1]])
-    n_up = up.size
+    path = _path_up(par, tip, m.soma_mask)[::-1]
+    at = int(np.flatnonzero(path == node)[0])
     nch = np.bincount(par[par >= 0], minlength=len(m))
     ppd = pd[path]
     r = m.radius[path]
     # branch points strictly before the node and within max_um of the stem's start, nearest
     # to the node first
-    for i in range(n_up - 2, -1, -1):
+    for i in range(at - 1, -1, -1):
         if nch[path[i]] < 2 or ppd[i] - ppd[0] > max_um:
             continue
         before = r[(ppd <= ppd[i]) & (ppd >= ppd[i] - window_um)]
