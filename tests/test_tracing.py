@@ -488,7 +488,7 @@ def radius_ratio(m: Morphology, gold: Morphology) -> float:
 
 @pytest.mark.parametrize(
     "seed,cell_type,render_seed,f1_min,p_min,len_range,bp_min,radius_max",
-    [(11, "pyramidal", 3, 0.945, 0.98, (0.9, 1.1), 9, 1.3), (5, "aspiny", 4, 0.84, 0.88, (0.8, 1.1), 8, 1.4)],
+    [(11, "pyramidal", 3, 0.945, 0.98, (0.9, 1.1), 9, 1.3), (5, "aspiny", 4, 0.855, 0.91, (0.75, 1.1), 8, 1.4)],
 )
 def test_trace_synth_realistic_brightfield(
     seed: int, cell_type: str, render_seed: int, f1_min: float, p_min: float,
@@ -563,9 +563,18 @@ def test_real_brightfield_crop_is_plausible(data: Path) -> None:
     # the soma is the dark body near (92, 57) and the main neurite runs down to the bottom edge
     assert np.linalg.norm(m.soma_center[:2] - [92, 57]) < 6
     assert m.xyz[:, 1].max() > 180
-    # the main neurite plus side branches at the soma and the varicosity (the low brightfield
-    # threshold keeps faint side branches; 790 um traced)
-    assert 250 < m.total_length() < 900
+    # the main neurite from the top edge to the bottom edge through the soma and the
+    # varicosity, the faint stem up and to the right, and the faint branch to the speck at
+    # (70, 117): 459 um. Before terminal branches had to be ridges, 814 um and 33 tips, 7 of
+    # them at the first or last slice inside the field: paths through the varicosity's halo
+    # and down the blur along z
+    assert m.xyz[:, 1].min() < 3 and m.xyz[:, 0].min() < 75
+    assert 400 < m.total_length() < 600
+    nch = np.bincount(m.parent[m.parent >= 0], minlength=len(m))
+    tips = m.xyz[(nch == 0) & ~m.soma_mask]
+    assert len(tips) <= 20
+    inside = np.all((tips[:, :2] > 3) & (tips[:, :2] < 188), axis=1)
+    assert not np.any(inside & ((tips[:, 2] < 2) | (tips[:, 2] > 29)))
     lo, hi = m.bounds()
     assert np.all(lo >= -0.5) and np.all(hi <= np.array([192, 192, 32]))
 
@@ -590,7 +599,10 @@ def test_extend_restores_a_removed_stem_without_tracing_the_soma_blur() -> None:
     is extended back. What the reconstruction covers is what the image shows of it (the soma's
     whole body, and each point at least as deep as the foreground beside it): before, only
     the soma's centre point and the file's radii covered, and 360 new nodes retraced the
-    soma's blur within two soma radii (F1 0.806; now 0.847, the full trace 0.844)."""
+    soma's blur within two soma radii (F1 0.806; then 0.847, the full trace 0.844). Since
+    terminal branches must be ridges (``terminal_ridge``), the full trace scores 0.862 and the
+    extended one 0.853: a 29 um false piece hanging from the given tree, whose branches
+    stand out from their sides, stays."""
     synth = pytest.importorskip("morph.synth")
     s = synth.render_stack(synth.generate_neuron(5, cell_type="aspiny"), preset="realistic",
                            voxel_size=(0.5, 0.5, 1.0), crop=(120, 120, 40), seed=4)
@@ -604,7 +616,7 @@ def test_extend_restores_a_removed_stem_without_tracing_the_soma_blur() -> None:
     assert near_soma.sum() <= 30, near_soma.sum()
     f_full, f_part, f_ext = (compare(t, s.gold, tolerance=2.0).f1 for t in (full, part, ext))
     assert f_part < f_full - 0.2
-    assert f_ext >= f_full - 0.005, (f_full, f_part, f_ext)
+    assert f_ext >= f_full - 0.012 and f_ext > 0.85, (f_full, f_part, f_ext)
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -735,6 +747,47 @@ def test_prune_thick_spurs_keeps_ridges_and_drops_halo_spurs() -> None:
     # a branch shorter than min_length + ridge_factor radii goes even when it is a ridge
     short = prune_thick_spurs(m, 2.0, 10.0, image=img, voxel_size=vs, ridge_min=3.0, ridge_factor=9.0)
     assert len(short) == 34
+
+
+def test_prune_flat_terminals_drops_halo_paths_however_long() -> None:
+    from morph.tracing.prune import prune_flat_terminals, prune_thick_spurs
+
+    img, m = _spur_scene()
+    vs = (0.25, 0.25, 0.25)
+    # the 8 um spur reaches beyond 2 um + 1 radius of the body it hangs from: the length test
+    # keeps it, and so the spur and the side branch both stay
+    assert len(prune_thick_spurs(m, 2.0, 1.0)) == len(m)
+    # across the spur the halo is as bright beside it as on it; the side branch is a ridge
+    out = prune_flat_terminals(m, img, vs, 3.0)
+    assert len(out) == 34 + 12
+    assert np.isclose(out.xyz[:, 1].max(), 22.0)
+    # the dendrite beyond the side branch is a ridge and stays; a threshold above the side
+    # branch's contrast removes it too
+    assert len(prune_flat_terminals(m, img, vs, 30.0)) == 34
+    # a node the user asked for holds its section
+    held = np.zeros(len(m), dtype=bool)
+    held[52] = True
+    assert len(prune_flat_terminals(m, img, vs, 3.0, protect=held)) == len(m)
+
+
+def test_prune_flat_terminals_samples_beside_thick_neurites() -> None:
+    """The side samples lie ``max(1.5, r + 1)`` um away: 1.5 um from the centre of a neurite
+    of radius 2 um is still inside it, and it would look flat."""
+    from morph.tracing.prune import prune_flat_terminals
+
+    vs = 0.5
+    z, y, x = np.mgrid[0:8, 0:60, 0:80].astype(float) * vs
+    img = 20.0 * np.exp(-((y - 10) ** 2 + (z - 2) ** 2) / (2 * 2.0**2))  # trunk along x
+    img += 20.0 * np.exp(-((x - 20) ** 2 + (z - 2) ** 2) / (2 * 2.0**2)) * (y > 10)  # thick branch along +y
+    img = img.astype(np.float32)
+    trunk = np.stack([np.arange(2, 38, 1.0), np.full(36, 10.0), np.full(36, 2.0)], axis=1)
+    branch = np.stack([np.full(15, 20.0), 10.0 + np.arange(1, 16, 1.0), np.full(15, 2.0)], axis=1)
+    xyz = np.vstack([trunk, branch])
+    parent = np.r_[-1, np.arange(35), 18, np.arange(36, 50)]
+    m = Morphology(xyz, np.full(51, 2.0), np.full(51, 3), parent)
+    assert len(prune_flat_terminals(m, img, (vs, vs, vs), 5.0)) == len(m)
+    # sampled 1.5 um away, both branches past the branch point look flat (4.9 of 20)
+    assert len(prune_flat_terminals(m, img, (vs, vs, vs), 5.0, margin_um=-0.5)) == 19
 
 
 # ----------------------------------------------------------------------------- unreachable pieces

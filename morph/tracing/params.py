@@ -97,6 +97,14 @@ class TraceParams:
         the image 1.5 um to either side (median; a thin side branch near a thick dendrite is a
         ridge of its own, a spur running out through a dark body's blur halo is not; 0
         disables; ``None``: by polarity).
+    terminal_ridge, terminal_ridge_margin_um
+        Last, every terminal branch (from a branch point or the soma) must stand out as a
+        ridge: the median over its nodes of the image at the node minus the brighter of the
+        two samples beside it, ``max(1.5, r + terminal_ridge_margin_um)`` um away across it
+        in x-y (``r`` the node's radius), must reach ``terminal_ridge`` noise units, however
+        long the branch. Paths through the blur halo of a dark body, or down its blur along
+        z, run over a smooth slope and are removed (0 disables). See
+        :func:`morph.tracing.prune.prune_flat_terminals`.
     tip_fraction
         Terminal branches are retracted to where the image falls below this fraction of the
         branch's mean intensity (the blur beyond a neurite's end, 0 disables).
@@ -183,6 +191,8 @@ class TraceParams:
     thick_spur_factor: float | None = None
     spur_ridge: float | None = None
     spur_ridge_factor: float = 1.0
+    terminal_ridge: float = 0.8
+    terminal_ridge_margin_um: float = 1.0
     tip_fraction: float = 0.35
     tip_extend_um: float | None = None
     tip_extend_threshold: float = 1.8

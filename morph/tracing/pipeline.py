@@ -578,7 +578,17 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
             r = _radius.cap_in_soma_blur(m, r, soma_radius=rs, blur_um=report.blur_um)
     # a branch's first micrometres: the profiles also cross the branch point's other neurites
     r = _radius.cap_at_branch_points(m, r, blur_um=report.blur_um)
-    return m._derive(radius=r)
+    m = m._derive(radius=r)
+    if params.terminal_ridge:
+        # with the neurites' own radii: the sides are sampled just outside each neurite
+        held = None
+        if protect is not None:
+            _d, j = cKDTree(m.xyz).query(keep_pts)
+            held = np.zeros(len(m), dtype=bool)
+            held[j] = True
+        m = _prune.prune_flat_terminals(m, prep.image, prep.voxel_size, params.terminal_ridge * prep.noise,
+                                        margin_um=params.terminal_ridge_margin_um, protect=held)
+    return m
 
 
 def _header(prep: Prepared, params: TraceParams, source: str | None, known: bool, extra: list[str]) -> list[str]:
@@ -850,6 +860,13 @@ def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology,
         _d, j = kd.query(piece.xyz[0])
         out = out.merge(piece._derive(types=np.where(piece.types == BASAL, existing.types[j] if existing.types[j] != SOMA else BASAL, piece.types)),
                         attach_to=int(j))
+    if params.terminal_ridge and len(out) > len(existing):
+        # attached, a new piece is a branch like any other and must be a ridge (refine kept
+        # it whole: it left a root of its own); the given reconstruction stays as it is
+        held = np.arange(len(out)) < len(existing)
+        out = _prune.prune_flat_terminals(out.translate(-off), prep.image, prep.voxel_size,
+                                          params.terminal_ridge * prep.noise,
+                                          margin_um=params.terminal_ridge_margin_um, protect=held).translate(off)
     return out
 
 

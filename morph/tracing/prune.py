@@ -148,13 +148,13 @@ def prune_spurs(m: Morphology, min_length_um: float, *, rounds: int = 3, protect
 
 
 def ridge_contrast(
-    m: Morphology, image: NDArray[Any], voxel_size: Sequence[float], *, offset_um: float = 1.5,
-    nodes: NDArray[np.int64] | None = None,
+    m: Morphology, image: NDArray[Any], voxel_size: Sequence[float], *,
+    offset_um: float | NDArray[np.float64] = 1.5, nodes: NDArray[np.int64] | None = None,
 ) -> NDArray[np.float64]:
     """How much each node (all, or ``nodes``) stands out from the image beside it: the image
     at the node minus the brighter of the two samples ``offset_um`` away on either side,
     across the local direction of the tree (from its parent) in the x-y plane (the image's
-    units).
+    units). ``offset_um`` is one distance or one per node.
 
     A neurite is a ridge: its centre is brighter than beside it. A path running straight out
     through the blur halo of a dark body (a spur) is not: across it the halo is as bright at
@@ -170,10 +170,61 @@ def ridge_contrast(
     nrm = np.linalg.norm(perp, axis=1, keepdims=True)
     perp = np.where(nrm > 1e-9, perp / np.maximum(nrm, 1e-12), np.array([1.0, 0.0, 0.0]))
     vs = np.asarray(voxel_size, dtype=np.float64)
+    off = np.broadcast_to(np.asarray(offset_um, dtype=np.float64).reshape(-1, 1), (idx.size, 1))
     c = _sample(image, xyz, vs)
-    a = _sample(image, xyz + offset_um * perp, vs)
-    b = _sample(image, xyz - offset_um * perp, vs)
+    a = _sample(image, xyz + off * perp, vs)
+    b = _sample(image, xyz - off * perp, vs)
     return c - np.maximum(a, b)
+
+
+def _section_medians(values: NDArray[np.float64], sid: NDArray[np.int64], n: int) -> NDArray[np.float64]:
+    """Median of ``values`` per section (``sid``: each value's section; the lower middle value
+    of an even count); ``-inf`` where a section has none."""
+    o = np.lexsort((values, sid))
+    ss = sid[o]
+    lo = np.searchsorted(ss, np.arange(n))
+    hi = np.searchsorted(ss, np.arange(n), side="right")
+    med = np.full(n, -np.inf)
+    has = hi > lo
+    med[has] = values[o][(lo[has] + hi[has] - 1) // 2]
+    return med
+
+
+def prune_flat_terminals(
+    m: Morphology, image: NDArray[Any], voxel_size: Sequence[float], ridge_min: float, *,
+    offset_um: float = 1.5, margin_um: float = 1.0, rounds: int = 3, protect: NDArray[np.bool_] | None = None,
+) -> Morphology:
+    """Remove terminal sections that are not ridges of the image, however long.
+
+    A section's ridge contrast is the median :func:`ridge_contrast` of its nodes farther than
+    its radius from the node it hangs from, each node's side samples taken ``max(offset_um,
+    r + margin_um)`` away (``r`` its radius: the sides of a thick neurite lie outside its
+    own profile). A terminal section (hanging from a branch point or the soma) whose ridge
+    contrast is below ``ridge_min`` (image units) is removed, and so is one with no node
+    beyond that radius (it never leaves the body it hangs from); repeated ``rounds`` times.
+
+    A neurite, however faint, is darker (brighter, once flattened) along its centre than
+    beside it. A path the tree took through the blur halo of a dark body, or through the
+    body's blur along z, runs over a smooth slope: across it the image is as bright on one
+    side as at the centre. Sections leaving a plain root, and sections holding a node
+    marked in ``protect``, are kept.
+    """
+
+    def is_flat(m: Morphology, hang: NDArray, from_branch: NDArray, from_soma: NDArray) -> NDArray[np.bool_]:
+        sec = m.sections
+        cand = (from_branch | from_soma) & (sec.children_count() == 0)
+        sid = m.section_id
+        s0 = np.maximum(sid, 0)
+        distal = (sid >= 0) & cand[s0] & (np.linalg.norm(m.xyz - m.xyz[hang[s0]], axis=1) > m.radius[hang[s0]])
+        idx = np.flatnonzero(distal)
+        if idx.size == 0:
+            return np.zeros(sec.n, dtype=bool)
+        off = np.maximum(offset_um, m.radius[idx] + margin_um)
+        rd = ridge_contrast(m, image, voxel_size, offset_um=off, nodes=idx)
+        med = _section_medians(rd, sid[idx], sec.n)  # -inf: no node leaves the body it hangs from
+        return cand & (med < ridge_min)
+
+    return _drop_short_terminals(m, is_flat, rounds, protect)
 
 
 def prune_thick_spurs(
@@ -209,13 +260,7 @@ def prune_thick_spurs(
             idx = np.flatnonzero(cand)
             rd = ridge_contrast(m, image, voxel_size, nodes=idx)
             # median ridge contrast of each candidate section's distal nodes
-            o = np.lexsort((rd, sid[idx]))
-            ss = sid[idx][o]
-            lo = np.searchsorted(ss, np.arange(sec.n))
-            hi = np.searchsorted(ss, np.arange(sec.n), side="right")
-            med = np.full(sec.n, -np.inf)
-            has = hi > lo
-            med[has] = rd[o][(lo[has] + hi[has] - 1) // 2]
+            med = _section_medians(rd, sid[idx], sec.n)
             short &= ~((med >= ridge_min) & (reach >= min_length_um + ridge_factor * r))
         # stems in the soma's blur must reach one soma radius beyond its surface
         return short | (from_soma & (reach < min_length_um + 2.0 * r))
