@@ -770,6 +770,21 @@ def test_prune_flat_terminals_drops_halo_paths_however_long() -> None:
     assert len(prune_flat_terminals(m, img, vs, 3.0, protect=held)) == len(m)
 
 
+def test_prune_flat_terminals_drops_stubs_inside_the_body_they_leave() -> None:
+    from morph.tracing.prune import prune_flat_terminals
+
+    img = np.zeros((3, 10, 10), np.float32)  # flat: nothing is a ridge at a threshold of -1
+    xyz = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0], [1.3, 0.5, 0]], float)
+    parent = np.array([-1, 0, 1, 2, 1])
+    m = Morphology(xyz, np.ones(5), np.full(5, 3), parent)
+    # the branch to (3, 0) leaves the radius (1 um) of the node it hangs from; the stub does not
+    assert len(prune_flat_terminals(m, img, (1, 1, 1), -1.0)) == 4
+    # neither branch leaves it: both go
+    xyz[2:4] = [[1.5, 0, 0], [1.8, 0, 0]]
+    m = Morphology(xyz, np.ones(5), np.full(5, 3), parent)
+    assert len(prune_flat_terminals(m, img, (1, 1, 1), -1.0)) == 2
+
+
 def test_prune_flat_terminals_samples_beside_thick_neurites() -> None:
     """The side samples lie ``max(1.5, r + 1)`` um away: 1.5 um from the centre of a neurite
     of radius 2 um is still inside it, and it would look flat."""

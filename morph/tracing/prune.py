@@ -217,8 +217,6 @@ def prune_flat_terminals(
         s0 = np.maximum(sid, 0)
         distal = (sid >= 0) & cand[s0] & (np.linalg.norm(m.xyz - m.xyz[hang[s0]], axis=1) > m.radius[hang[s0]])
         idx = np.flatnonzero(distal)
-        if idx.size == 0:
-            return np.zeros(sec.n, dtype=bool)
         off = np.maximum(offset_um, m.radius[idx] + margin_um)
         rd = ridge_contrast(m, image, voxel_size, offset_um=off, nodes=idx)
         med = _section_medians(rd, sid[idx], sec.n)  # -inf: no node leaves the body it hangs from
