@@ -569,6 +569,7 @@ def test_real_brightfield_crop_is_plausible(data: Path) -> None:
     # them at the first or last slice inside the field: paths through the varicosity's halo
     # and down the blur along z
     assert m.xyz[:, 1].min() < 3 and m.xyz[:, 0].min() < 75
+    assert any(h.startswith("terminal branches removed as not standing out") for h in m.header)
     assert 400 < m.total_length() < 600
     nch = np.bincount(m.parent[m.parent >= 0], minlength=len(m))
     tips = m.xyz[(nch == 0) & ~m.soma_mask]

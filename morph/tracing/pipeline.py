@@ -586,8 +586,12 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
             _d, j = cKDTree(m.xyz).query(keep_pts)
             held = np.zeros(len(m), dtype=bool)
             held[j] = True
+        n0, len0 = m.sections.n, m.total_length()
         m = _prune.prune_flat_terminals(m, prep.image, prep.voxel_size, params.terminal_ridge * prep.noise,
                                         margin_um=params.terminal_ridge_margin_um, protect=held)
+        if m.sections.n < n0:
+            prep.notes.append(f"terminal branches removed as not standing out from the image beside them "
+                              f"(terminal_ridge): {len0 - m.total_length():.1f} um of cable")
     return m
 
 
