@@ -565,7 +565,7 @@ def test_real_brightfield_crop_is_plausible(data: Path) -> None:
     assert m.xyz[:, 1].max() > 180
     # the main neurite from the top edge to the bottom edge through the soma and the
     # varicosity, the faint stem up and to the right, and the faint branch to the speck at
-    # (70, 117): 459 um. Before terminal branches had to be ridges, 814 um and 33 tips, 7 of
+    # (70, 117): 456 um. Before terminal branches had to be ridges, 814 um and 33 tips, 7 of
     # them at the first or last slice inside the field: paths through the varicosity's halo
     # and down the blur along z
     assert m.xyz[:, 1].min() < 3 and m.xyz[:, 0].min() < 75
