@@ -519,8 +519,35 @@ def _nearest_marked(parent: NDArray[np.int64], mark: NDArray[np.bool_]) -> NDArr
     return nearest_marked(parent, mark)
 
 
-def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: NDArray[np.float64] | None = None) -> Morphology:
-    """Centre on the image, smooth, prune spurs, resample and measure radii."""
+def _nearest_nodes(m: Morphology, pts: NDArray[np.float64] | None) -> NDArray[np.bool_] | None:
+    """The nodes of ``m`` nearest to each of ``pts`` (``None`` when there are no points)."""
+    if pts is None or not len(pts):
+        return None
+    _d, j = cKDTree(m.xyz).query(np.asarray(pts, dtype=np.float64).reshape(-1, 3))
+    mask = np.zeros(len(m), dtype=bool)
+    mask[j] = True
+    return mask
+
+
+def _prune_flat_terminals(m: Morphology, prep: Prepared, params: TraceParams,
+                          held: NDArray[np.bool_] | None) -> Morphology:
+    """:func:`morph.tracing.prune.prune_flat_terminals` with the run's parameters (micrometres
+    of the prepared stack, ``held`` nodes kept); the header says how much cable went."""
+    if not params.terminal_ridge:
+        return m
+    n0, len0 = m.sections.n, m.total_length()
+    m = _prune.prune_flat_terminals(m, prep.image, prep.voxel_size, params.terminal_ridge * prep.noise,
+                                    margin_um=params.terminal_ridge_margin_um, protect=held)
+    if m.sections.n < n0:
+        prep.notes.append(f"terminal branches removed as not standing out from the image beside them "
+                          f"(terminal_ridge): {len0 - m.total_length():.1f} um of cable")
+    return m
+
+
+def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: NDArray[np.float64] | None = None,
+           flat_terminals: bool = True) -> Morphology:
+    """Centre on the image, smooth, prune spurs, resample and measure radii; with
+    ``flat_terminals``, last remove the terminal branches that are not ridges of the image."""
     if len(m) == 0:
         return m
     neur = ~m.soma_mask
@@ -528,20 +555,11 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     xyz[neur] = _prune.centre_on_image(xyz[neur], prep.image, prep.voxel_size, window_um=max(1.5, 1.5 * min(prep.voxel_size)))
     m = m._derive(xyz=xyz)
     m = _prune.smooth(m, iterations=params.smooth_iterations)
-    protect = None
-    if protect_xyz is not None and len(protect_xyz):
-        d, j = cKDTree(m.xyz).query(np.asarray(protect_xyz).reshape(-1, 3))
-        protect = np.zeros(len(m), dtype=bool)
-        protect[j] = True
-    if protect is not None:
-        keep_pts = m.xyz[protect]
+    protect = _nearest_nodes(m, protect_xyz)
+    keep_pts = None if protect is None else m.xyz[protect]
     m = _prune.prune_spurs(m, params.min_branch_um, protect=protect)
     if prep.stretch > 1.3:
-        if protect is not None:
-            _d, j = cKDTree(m.xyz).query(keep_pts)
-            protect = np.zeros(len(m), dtype=bool)
-            protect[j] = True
-        m = _prune.prune_z_spurs(m, params.min_branch_um, protect=protect,
+        m = _prune.prune_z_spurs(m, params.min_branch_um, protect=_nearest_nodes(m, keep_pts),
                                  z_blur=prep.stretch if params.z_spur_bounded else None)
     m = _prune.trim_tips(m, prep.image, prep.voxel_size, fraction=params.tip_fraction)
     if params.side_branch_um:
@@ -579,19 +597,9 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     # a branch's first micrometres: the profiles also cross the branch point's other neurites
     r = _radius.cap_at_branch_points(m, r, blur_um=report.blur_um)
     m = m._derive(radius=r)
-    if params.terminal_ridge:
+    if flat_terminals:
         # with the neurites' own radii: the sides are sampled just outside each neurite
-        held = None
-        if protect is not None:
-            _d, j = cKDTree(m.xyz).query(keep_pts)
-            held = np.zeros(len(m), dtype=bool)
-            held[j] = True
-        n0, len0 = m.sections.n, m.total_length()
-        m = _prune.prune_flat_terminals(m, prep.image, prep.voxel_size, params.terminal_ridge * prep.noise,
-                                        margin_um=params.terminal_ridge_margin_um, protect=held)
-        if m.sections.n < n0:
-            prep.notes.append(f"terminal branches removed as not standing out from the image beside them "
-                              f"(terminal_ridge): {len0 - m.total_length():.1f} um of cable")
+        m = _prune_flat_terminals(m, prep, params, _nearest_nodes(m, keep_pts))
     return m
 
 
@@ -848,7 +856,8 @@ def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology,
     if grown.node.size == 0:
         return existing._derive()
     m_new = _tree_to_morphology(prep, grown, None, join_roots=False)
-    m_new = refine(m_new, prep, params)
+    # the new pieces' branches are judged as ridges once attached (below), not twice
+    m_new = refine(m_new, prep, params, flat_terminals=False)
     m_new = m_new.translate(off)
     roots_new = np.flatnonzero(m_new.parent < 0)
     out = existing
@@ -864,13 +873,10 @@ def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology,
         _d, j = kd.query(piece.xyz[0])
         out = out.merge(piece._derive(types=np.where(piece.types == BASAL, existing.types[j] if existing.types[j] != SOMA else BASAL, piece.types)),
                         attach_to=int(j))
-    if params.terminal_ridge and len(out) > len(existing):
-        # attached, a new piece is a branch like any other and must be a ridge (refine kept
-        # it whole: it left a root of its own); the given reconstruction stays as it is
-        held = np.arange(len(out)) < len(existing)
-        out = _prune.prune_flat_terminals(out.translate(-off), prep.image, prep.voxel_size,
-                                          params.terminal_ridge * prep.noise,
-                                          margin_um=params.terminal_ridge_margin_um, protect=held).translate(off)
+    if len(out) > len(existing):
+        # attached, a new piece is a branch like any other and must be a ridge; the given
+        # reconstruction stays as it is
+        out = _prune_flat_terminals(out.translate(-off), prep, params, np.arange(len(out)) < len(existing)).translate(off)
     return out
 
 
