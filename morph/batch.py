@@ -309,18 +309,18 @@ def _n_workers(client: Any) -> int:
 # the generic engine
 
 
+def _failure(error: str, traceback_text: str = "", seconds: float = 0.0) -> dict[str, Any]:
+    """The payload of a file that failed (what the summary and the error table read)."""
+    return {"ok": False, "error": error, "traceback": traceback_text, "seconds": seconds}
+
+
 def _guarded(func: Callable[..., Any], *args: Any) -> dict[str, Any]:
     """Run ``func(*args)`` on a worker; never raises for an ordinary error."""
     t0 = time.perf_counter()
     try:
         value = func(*args)
     except Exception as e:  # recorded, the run goes on
-        return {
-            "ok": False,
-            "error": _error_text(e),
-            "traceback": traceback.format_exc(),
-            "seconds": time.perf_counter() - t0,
-        }
+        return _failure(_error_text(e), traceback.format_exc(), time.perf_counter() - t0)
     return {"ok": True, "value": value, "seconds": time.perf_counter() - t0}
 
 
@@ -373,12 +373,12 @@ def _payload(fut: Any, result: Any) -> dict[str, Any]:
     if fut.status == "error" and isinstance(result, tuple) and len(result) == 3:
         _typ, exc, tb = result
         text = "".join(traceback.format_exception(type(exc), exc, tb))
-        return {"ok": False, "error": _error_text(exc), "traceback": text, "seconds": 0.0}
+        return _failure(_error_text(exc), text)
     if isinstance(result, BaseException):
         text = "".join(traceback.format_exception(type(result), result, result.__traceback__))
-        return {"ok": False, "error": _error_text(result), "traceback": text, "seconds": 0.0}
+        return _failure(_error_text(result), text)
     if not isinstance(result, dict) or "ok" not in result:  # pragma: no cover - defensive
-        return {"ok": False, "error": f"unexpected task result {type(result).__name__}", "traceback": "", "seconds": 0.0}
+        return _failure(f"unexpected task result {type(result).__name__}")
     return result
 
 
@@ -413,9 +413,8 @@ class _WorkerWatch:
         return self.seen and self.none_since is not None and now - self.none_since >= self.grace_s
 
     def failure(self) -> dict[str, Any]:
-        return {"ok": False, "seconds": 0.0, "traceback": "",
-                "error": f"no Dask worker left to run it: all workers died and none came back within "
-                         f"{self.grace_s:g} s (killed by the memory limit or the system?); run it again"}
+        return _failure(f"no Dask worker left to run it: all workers died and none came back within "
+                        f"{self.grace_s:g} s (killed by the memory limit or the system?); run it again")
 
 
 def _execute(
