@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy.spatial import cKDTree
 
 from morph.cli.main import main
 from morph.io import read_swc
+from morph.morphology import APICAL
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = ROOT / "sample_stacks" / "pyramidal_brightfield.tif"
@@ -34,6 +37,11 @@ def test_demo_pipeline(tmp_path: Path, capsys) -> None:
     assert main(["plot", str(cell), "-o", str(tmp_path / "s.png"), "-q"]) == 0
     m = read_swc(cell)
     assert m.soma_nodes.size == 1 and m.total_length() > 300
+    # the upward trunk, the thickest, is labelled apical, on the gold's apical dendrite
+    gold = read_swc(GOLD).resample(0.5)
+    ap = m.types == APICAL
+    d, j = cKDTree(gold.xyz).query(m.xyz[ap])
+    assert ap.sum() > 40 and np.mean((d <= 2.0) & (gold.types[j] == APICAL)) > 0.8
     df = pd.read_csv(tmp_path / "f.csv")
     assert df["all_neurites.total_length"].iloc[0] > 300
     for f in ("cmp.png", "v.png", "s.png"):

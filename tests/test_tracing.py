@@ -15,7 +15,7 @@ from morph.cli.main import main
 from morph.compare import DIADEM_OP_VOXEL, compare
 from morph.errors import TracingError
 from morph.io import read_stack, read_swc, write_stack
-from morph.morphology import AXON, SOMA, Morphology
+from morph.morphology import APICAL, AXON, SOMA, Morphology
 from morph.tracing import label as lab
 from morph.tracing import preprocess as pp
 from morph.tracing import prune, trace, trace_path, tubularity
@@ -420,6 +420,41 @@ def test_label_axon_click_without_a_soma() -> None:
     trunk = Morphology(xyz, radius, np.full(len(xyz), 3), parent)
     m2, _ = lab.label(trunk, axon_point=(20, 35, 0))
     assert np.all(m2.types[xs.size:] == AXON) and np.all(m2.types[: xs.size] == 3)
+
+def test_label_apical_is_the_thickest_stem_reaching_up() -> None:
+    """The stem reaching furthest up is apical when its trunk is the thickest by 1.3 times, or
+    the thickest and reaching twice as far up as the next; an interneuron's one long, thin
+    upward dendrite is not, even with the pia direction given, nor, in an image upside down,
+    a thin dendrite above a thick trunk going down (unless the pia direction says so)."""
+    down = (-1, (10, 70, 0), 0.5, 0.4)
+    sides = [(-1, (-60, -40, 0), 0.9, 0.6), (-1, (70, -30, 0), 1.0, 0.6), down]
+
+    def apical(stems, **kw) -> tuple[np.ndarray, str]:
+        cell, first = _polyline_cell(stems)
+        m, rep = lab.label(cell, axon_confidence_min=2.0, **kw)  # no axon: only the apical is tested
+        stem = np.searchsorted(np.asarray(first), np.arange(len(m)), side="right") - 1
+        return np.unique(stem[m.types == APICAL]), rep.apical
+
+    # thick trunk up, reaching only 1.5 times as far as the next stem: apical by its thickness
+    got, note = apical([(-1, (5, -60, 0), 1.6, 0.8), *sides])
+    assert got.tolist() == [0] and "up (-y)" in note and "1.5 x the next stem" in note
+    # a thick stub in the soma's blur (6 um of cable) does not count
+    assert apical([(-1, (5, -60, 0), 1.6, 0.8), (-1, (8, 8, 0), 3.0, 3.0), *sides])[0].tolist() == [0]
+    # as thick as the others' trunks: not clear, none
+    assert apical([(-1, (5, -60, 0), 1.0, 0.8), *sides])[0].size == 0
+    # the thickest by a little, reaching three times as far up: apical
+    assert apical([(-1, (5, -90, 0), 1.1, 0.8), *sides])[0].tolist() == [0]
+    # an interneuron: one thin dendrite far up (12 times the next), the others thicker: none
+    low = [(-1, (-60, -5, 0), 0.9, 0.6), (-1, (70, 0, 0), 1.0, 0.6), down]
+    assert apical([(-1, (5, -60, 0), 0.5, 0.4), *low])[0].size == 0
+    assert apical([(-1, (5, -60, 0), 0.5, 0.4), *low], pia_direction=(0, -1, 0))[0].size == 0
+    # upside down: the thick trunk goes down (+y), a thin dendrite reaches up: none; with the
+    # pia direction given as +y, the trunk is apical
+    flipped = [(-1, (5, 60, 0), 1.6, 0.8), (-1, (-10, -40, 0), 0.6, 0.4), (-1, (60, 5, 0), 0.9, 0.6)]
+    assert apical(flipped)[0].size == 0
+    got, note = apical(flipped, pia_direction=(0, 1, 0))
+    assert got.tolist() == [0] and "towards the pia" in note
+
 
 def test_axon_heuristic_does_not_depend_on_the_order_of_the_stems() -> None:
     """Stems that tie on a score (here: none has spines) share its mean rank; before, ties were

@@ -32,9 +32,15 @@
   score, reads the stem's taper rather than its smoothness: on 18 synthetic stacks whose
   axon the trace reaches, the heuristic picks it on 9 without that score, on 7 with it; see
   docs/tracing.md.)
-* **Apical**: with a pia direction, the stem reaching furthest towards the pia is apical when
-  its reach is at least ``apical_dominance`` times the next stem's; without one, up in the
-  image (-y) is used and twice that dominance is required. Only the stem's dendrite nodes
+* **Apical**: the stem reaching furthest up (towards the pia; without a pia direction, up in
+  the image, -y) is apical when its trunk is ``apical_thickness`` (1.3) times as thick as
+  every other stem's, or when it reaches at least ``apical_dominance`` (2) times as far up
+  as the next stem and its trunk is also the thickest. A stem's trunk radius is the median
+  radius over 3-20 um of path from its first node towards its node farthest from the soma
+  (an apical trunk is the thickest dendrite of a pyramidal cell); stems with less than 10 um
+  of cable (stubs in the soma's blur) are left out, and at least two stems must remain. The
+  thickness keeps an interneuron's one long upward dendrite from being called apical, and
+  an image upside down from making a basal dendrite apical. Only the stem's dendrite nodes
   become apical.
 """
 
@@ -113,6 +119,24 @@ def stem_features(m: Morphology, *, down: NDArray[np.float64]) -> dict[str, NDAr
             "spines_per_100um": spines, "downness": downness}
 
 
+def trunk_radius(m: Morphology, first: NDArray[np.int64], stem: NDArray[np.int64], *,
+                 lo_um: float = 3.0, hi_um: float = 20.0) -> NDArray[np.float64]:
+    """Median radius of each stem's trunk: the nodes ``lo_um`` to ``hi_um`` along the path from
+    the stem's first node towards its node farthest from the soma (0 for a stem shorter than
+    ``lo_um``)."""
+    cen = m.soma_center if m.soma_nodes.size else m.xyz[m.roots[0]]
+    dist = np.linalg.norm(m.xyz - cen, axis=1)
+    pd = m.path_distance
+    out = np.zeros(first.size)
+    for s in range(first.size):  # one path per stem
+        nodes = np.flatnonzero(stem == s)
+        path = _path_up(m.parent, int(nodes[np.argmax(dist[nodes])]), m.soma_mask)
+        along = pd[path] - pd[first[s]]
+        sel = path[(along >= lo_um) & (along <= hi_um)]
+        out[s] = float(np.median(m.radius[sel])) if sel.size else 0.0
+    return out
+
+
 def _path_up(parent: NDArray[np.int64], node: int, stop: NDArray[np.bool_]) -> NDArray[np.int64]:
     """Nodes from ``node`` up its parents, in that order, to its root (included) or to the
     last node before a ``stop`` node (a soma node: the stem's first node)."""
@@ -188,6 +212,7 @@ def label(
     pia_direction: Any = None,
     axon_confidence_min: float = 0.6,
     apical_dominance: float = 2.0,
+    apical_thickness: float = 1.3,
     snap_um: float = 10.0,
     origin_window_um: float = 15.0,
     origin_drop: float = 1.3,
@@ -207,7 +232,12 @@ def label(
     axon_confidence_min
         Heuristic confidence below which no axon is labelled.
     apical_dominance
-        How many times further towards the pia than any other stem the apical must reach.
+        How many times further up than the next stem the apical must reach (its trunk also
+        the thickest), unless its trunk is ``apical_thickness`` times as thick as every
+        other.
+    apical_thickness
+        How many times thicker than every other stem's trunk the trunk of the stem reaching
+        furthest up must be to make it apical however far the next stem reaches.
     snap_um
         Largest distance from ``axon_point`` to the tree.
     origin_window_um, origin_drop, origin_max_um
@@ -265,14 +295,25 @@ def label(
         rep.axon = "not identified (needs a soma and two stems, or --axon)"
     if has_soma and first.size >= 2:
         up = pia if pia is not None else np.array([0.0, -1.0, 0.0])
-        need = apical_dominance if pia is not None else 2 * apical_dominance
-        cen = m.soma_center
+        neur = stem >= 0
+        length = np.bincount(stem[neur], weights=m.neurite_edge_length[neur], minlength=first.size)
         reach = np.full(first.size, -np.inf)
-        dend = (stem >= 0) & (types == BASAL)
-        proj = (m.xyz - cen) @ up
+        dend = neur & (types == BASAL)
+        proj = (m.xyz - m.soma_center) @ up
         np.maximum.at(reach, stem[dend], proj[dend])
+        reach[length < 10.0] = -np.inf  # stubs (in the soma's blur, their radii too) do not count
         o = np.argsort(-reach)
-        if reach[o[0]] > 0 and reach[o[0]] >= need * max(reach[o[1]], 1e-9):
+        trunk = trunk_radius(m, first, stem)
+        others = np.isfinite(reach)
+        others[o[0]] = False
+        best = trunk[o[0]]
+        thick = best / max(float(trunk[others].max()) if others.any() else 1.0, 1e-9)
+        far = reach[o[0]] / max(float(reach[o[1]]), 1e-9)
+        if others.any() and reach[o[0]] > 0 and best > 0 and (
+            thick >= apical_thickness or (far >= apical_dominance and thick >= 1.0)
+        ):
             types[(stem == o[0]) & (types == BASAL)] = APICAL
-            rep.apical = f"stem {int(o[0])} ({'pia direction' if pia is not None else 'dominant upward dendrite'})"
+            rep.apical = (f"stem {int(o[0])}, reaching furthest {'towards the pia' if pia is not None else 'up (-y)'} "
+                          f"({reach[o[0]]:.1f} um, {far:.1f} x the next stem), trunk {best:.2f} um "
+                          f"({thick:.2f} x the thickest other)")
     return m._derive(types=types), rep

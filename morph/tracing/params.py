@@ -145,10 +145,14 @@ class TraceParams:
     axon_origin_max_um
         Farthest along its stem, from the soma, that an axon's start is looked for.
     pia_direction
-        Unit vector ``(x, y, z)`` pointing to the pia, if known (for the apical dendrite);
-        ``None``: up in the image (-y) is used only when one upward dendrite clearly dominates.
+        Unit vector ``(x, y, z)`` pointing to the pia, if known (for the apical dendrite and
+        the axon heuristic's downward rank); ``None``: up in the image (-y).
     apical_dominance
-        Ratio of the upward extent of the best stem to the second best needed to call it apical.
+        The stem reaching furthest up (towards ``pia_direction``, or -y) is apical when it
+        reaches at least this many times as far up as the next stem and its trunk is the
+        thickest (:func:`morph.tracing.label.label`) ...
+    apical_thickness
+        ... or when its trunk is at least this many times as thick as every other stem's.
     root_is_endpoint
         When the tree is rooted at a seed point rather than a soma, the root is where the
         neurite starts (as in an SWC of an axon): of the branches leaving the root only the
@@ -209,6 +213,7 @@ class TraceParams:
     axon_origin_max_um: float = 50.0
     pia_direction: tuple[float, float, float] | None = None
     apical_dominance: float = 2.0
+    apical_thickness: float = 1.3
     root_is_endpoint: bool = True
     z_blur_correction: bool = True
     z_spur_bounded: bool | None = None

@@ -831,7 +831,8 @@ def trace(
         if extend is None:
             m, rep = _label.label(m, axon_point=None if axon_pt is None else axon_pt + off,
                                   pia_direction=params.pia_direction, axon_confidence_min=params.axon_confidence_min,
-                                  apical_dominance=params.apical_dominance, origin_drop=params.axon_origin_drop,
+                                  apical_dominance=params.apical_dominance,
+                                  apical_thickness=params.apical_thickness, origin_drop=params.axon_origin_drop,
                                   origin_max_um=params.axon_origin_max_um)
             lab = rep.header_lines()
         else:
