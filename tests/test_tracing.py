@@ -172,6 +172,25 @@ def test_tubularity_prefers_tubes_over_sheets_and_honours_anisotropy() -> None:
     assert rz[0] == pytest.approx(t[0], rel=0.5)
 
 
+def test_coarse_scale_block_mean_matches_the_reshaped_mean() -> None:
+    """The coarse scales filter an x-y block-averaged copy: the strided sum equals the mean of
+    the reshaped blocks, and the response on a stack whose size is not a multiple of the
+    block is the one computed on the stack cut to whole blocks, where both have them."""
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(5, 12, 18)).astype(np.float32)
+    for f in (2, 3):
+        ref = a.reshape(5, 12 // f, f, 18 // f, f).mean(axis=(2, 4))
+        np.testing.assert_allclose(tubularity._block_mean_xy(a, f), ref, rtol=1e-5, atol=1e-6)
+    vs = (0.5, 0.5, 1.0)
+    img = pp.denoise(render_tubes([((2, 10, 6), (30, 14, 6), 1.0)], (12, 41, 67), vs, noise=0,
+                                  background=0).astype(np.float32), vs, sigma_um=0.5)
+    pts = np.array([[6, 22, 30], [6, 21, 10], [5, 25, 50]])
+    odd = tubularity.tubularity_at(img, pts, vs, scales_um=(1.0,))  # f = 2 on 41 x 67: padded
+    even = tubularity.tubularity_at(np.ascontiguousarray(img[:, :40, :66]), pts, vs, scales_um=(1.0,))
+    assert odd.min() > 5
+    np.testing.assert_allclose(odd, even, rtol=1e-4)
+
+
 def test_local_radius_and_graph() -> None:
     mask = np.zeros((9, 9, 30), dtype=bool)
     mask[2:7, 2:7, :] = True  # a 5 x 5 voxel bar along x
