@@ -213,30 +213,59 @@ def prepare(
         stages.start("tubularity")
     t0 = time.perf_counter()
     # candidates: a loose threshold on intensity; the enhanced value is then measured in
-    # noise units (intensity and tubularity each divided by their own background noise).
-    # Slab by slab, so only the kept foreground is ever held for the whole stack.
-    tmed, tnoise = 0.0, 1.0
-    if params.tube_weight > 0:
+    # noise units (intensity and tubularity each divided by their own background noise, the
+    # latter measured on a fixed random probe of voxels). Slab by slab: the tubularity of a
+    # slab's candidates and of the probe voxels in it in one pass of the filters (a separate
+    # pass for the probe filtered the whole stack again: 2.1 -> 1.3 s on OP_6); the
+    # candidates (several % of the stack, 8 bytes each) wait for the probe's statistics.
+    plane = int(image.shape[1] * image.shape[2])
+    use_tube = params.tube_weight > 0
+    probe = np.zeros(0, dtype=np.int64)
+    if use_tube:
         rng = np.random.default_rng(0)
         probe = np.unique(rng.integers(0, image.size, size=min(image.size, 50_000)))
-        pz = np.stack(np.unravel_index(probe, image.shape), axis=1)
-        tprobe = tubularity_at(image, pz, vs, scales_um=params.tube_scales_um, chunk_slices=params.chunk_slices)
-        tmed = float(np.median(tprobe))
-        tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise)
-    plane = int(image.shape[1] * image.shape[2])
-    keep_idx, keep_val = [], []
+    # per slab: the candidates' offsets in the slab (4 bytes) and their tubularity (4 bytes);
+    # their intensity is read again from the image once the probe's statistics are known
+    cands: list[tuple[int, NDArray[Any], NDArray[np.float32] | None]] = []
+    tprobe_parts: list[NDArray[np.float32]] = []
+    thr_cand = params.candidate_threshold * noise
     for z0 in range(0, image.shape[0], params.chunk_slices):
         z1 = min(image.shape[0], z0 + params.chunk_slices)
-        pre = np.flatnonzero(image[z0:z1].reshape(-1) > params.candidate_threshold * noise)
-        val = image[z0:z1].reshape(-1)[pre] / noise
-        pre = pre + z0 * plane
-        if params.tube_weight > 0 and pre.size:
-            zyx = np.stack(np.unravel_index(pre, image.shape), axis=1)
-            tube = tubularity_at(image, zyx, vs, scales_um=params.tube_scales_um, chunk_slices=params.chunk_slices)
+        rel = np.flatnonzero(image[z0:z1].reshape(-1) > thr_cand)
+        rel = rel.astype(np.uint32) if (z1 - z0) * plane < 2**32 else rel
+        tube = None
+        if use_tube:
+            pre = rel + np.int64(z0 * plane)
+            pin = probe[(probe >= z0 * plane) & (probe < z1 * plane)]
+            both = np.concatenate([pre, pin])
+            both.sort()  # two sorted runs (np.union1d's hashing took 1.8 s on 2.4 M candidates)
+            both = both[np.r_[True, both[1:] != both[:-1]]] if both.size else both
+            if both.size:
+                zyx = np.stack(np.unravel_index(both, image.shape), axis=1)
+                tb = tubularity_at(image, zyx, vs, scales_um=params.tube_scales_um, chunk_slices=params.chunk_slices)
+                del zyx
+                tube = tb[np.searchsorted(both, pre)]
+                tprobe_parts.append(tb[np.searchsorted(both, pin)])
+                del tb
+            del both, pre
+        cands.append((z0, rel, tube))
+    tmed, tnoise = 0.0, 1.0
+    if use_tube and tprobe_parts:
+        tprobe = np.concatenate(tprobe_parts)
+        tmed = float(np.median(tprobe))
+        tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise)
+        del tprobe
+    keep_idx, keep_val = [], []
+    while cands:
+        z0, rel, tube = cands.pop(0)
+        z1 = min(image.shape[0], z0 + params.chunk_slices)
+        val = image[z0:z1].reshape(-1)[rel] / noise
+        if tube is not None:
             val = (1 - params.tube_weight) * val + params.tube_weight * (tube - tmed) / tnoise
         ok = val > params.threshold_low
-        keep_idx.append(pre[ok])
+        keep_idx.append(rel[ok].astype(np.int64) + z0 * plane)
         keep_val.append(val[ok].astype(np.float32))
+        del rel, val, tube, ok
     shape = tuple(int(s) for s in image.shape)
     idx, val = np.concatenate(keep_idx), np.concatenate(keep_val)
     del keep_idx, keep_val
