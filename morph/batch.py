@@ -247,7 +247,8 @@ def dask_client(
     Precedence: ``client``; then ``scheduler`` (an address, or ``"serial"``); then the
     ``DASK_SCHEDULER_ADDRESS`` environment variable; otherwise a :class:`LocalCluster` of
     ``workers`` single-threaded processes (default: one per available core) with the machine's
-    memory split between them (``memory_limit="auto"``), closed on exit.
+    memory split between them (``memory_limit="auto"``), closed on exit; the tracer's filters
+    in each use the cores per worker (``MORPH_THREADS``, unless set).
     """
     if client is not None:
         yield client
@@ -285,6 +286,9 @@ def dask_client(
             memory_limit=memory_limit,
             dashboard_address=None,
             silence_logs=40,  # errors only
+            # the tracer's filters share the cores left to each worker (morph.tracing.threads):
+            # one thread each when there is a worker per core
+            env={"MORPH_THREADS": os.environ.get("MORPH_THREADS") or str(max(1, _cpu_count() // n))},
         )
     c = Client(cluster)
     try:

@@ -191,6 +191,36 @@ def test_coarse_scale_block_mean_matches_the_reshaped_mean() -> None:
     np.testing.assert_allclose(odd, even, rtol=1e-4)
 
 
+def test_threaded_filters_give_the_same_numbers(monkeypatch) -> None:
+    """The Gaussian's 1-D passes split across threads give scipy's numbers exactly (in place
+    too, and with a sigma of 0 on one axis); the tubularity with 2 threads equals that with 1;
+    MORPH_THREADS sets the count and a bad value is a clear error."""
+    import scipy.ndimage as ndi
+
+    from morph.errors import MorphError
+    from morph.tracing import threads
+
+    a = np.random.default_rng(1).normal(size=(18, 256, 240)).astype(np.float32)  # over 1 M voxels
+    for sig in ((0.5, 2.0, 2.0), (0.0, 1.3, 1.3)):
+        ref = ndi.gaussian_filter(a, sig, output=np.empty_like(a), mode="nearest", truncate=3.0)
+        assert np.array_equal(threads.gaussian_filter(a, sig, np.empty_like(a), threads=2), ref)
+        b = a.copy()
+        assert np.array_equal(threads.gaussian_filter(b, sig, b, threads=3), ref)
+    vs = (0.5, 0.5, 1.0)
+    img = pp.denoise(render_tubes([((2, 10, 6), (100, 90, 10), 1.0)], (20, 200, 300), vs, noise=3,
+                                  background=0).astype(np.float32), vs, sigma_um=0.5)
+    pts = np.argwhere(img > 2.0)
+    per_thread = {}
+    for n in ("1", "2"):
+        monkeypatch.setenv("MORPH_THREADS", n)
+        assert threads.n_threads() == int(n)
+        per_thread[n] = tubularity.tubularity_at(img, pts, vs, scales_um=(0.5, 1.0), batch=4096)
+    assert pts.shape[0] > 4096 * 2 and np.array_equal(per_thread["1"], per_thread["2"])
+    monkeypatch.setenv("MORPH_THREADS", "zero")
+    with pytest.raises(MorphError, match="MORPH_THREADS"):
+        threads.n_threads()
+
+
 def test_local_radius_and_graph() -> None:
     mask = np.zeros((9, 9, 30), dtype=bool)
     mask[2:7, 2:7, :] = True  # a 5 x 5 voxel bar along x

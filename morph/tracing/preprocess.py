@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import scipy.ndimage as ndi
 from numpy.typing import NDArray
+
+from morph.tracing.threads import gaussian_filter
 
 
 def _sigma_vox(sigma_um: float, voxel_size: Sequence[float]) -> tuple[float, float, float]:
@@ -105,7 +106,7 @@ def denoise(slab: NDArray[Any], voxel_size: Sequence[float], *, sigma_um: float 
     if sigma_um <= 0:
         return out
     # in place: the separable filter buffers one line at a time
-    ndi.gaussian_filter(out, _sigma_vox(sigma_um, voxel_size), output=out, mode="nearest", truncate=3.0)
+    gaussian_filter(out, _sigma_vox(sigma_um, voxel_size), out, mode="nearest", truncate=3.0)
     return out
 
 
@@ -159,7 +160,7 @@ def preprocess(
     for z0, z1, h0, h1 in slabs(nz, chunk_slices, halo):
         f = flatten(np.asarray(data[h0:h1]), voxel_size, polarity=polarity, block_um=block_um, percentile=percentile)
         if sigma_um > 0:
-            ndi.gaussian_filter(f, _sigma_vox(sigma_um, voxel_size), output=f, mode="nearest", truncate=3.0)
+            gaussian_filter(f, _sigma_vox(sigma_um, voxel_size), f, mode="nearest", truncate=3.0)
         out[z0:z1] = f[z0 - h0 : z0 - h0 + (z1 - z0)]
         del f  # not alive while the next slab is flattened
     return out

@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import scipy.ndimage as ndi
 from numpy.typing import NDArray
 
 from morph.tracing.preprocess import _sigma_vox, halo_slices, slabs
+from morph.tracing.threads import gaussian_filter, map_threads
 
 _NORM = 2.0**1.5
 
@@ -144,7 +144,7 @@ def tubularity_at(
                     slab = np.pad(slab, ((0, 0), (0, py), (0, px)), mode="edge")
                 slab = _block_mean_xy(slab, f)
             buf = np.empty(tuple(n + 2 for n in slab.shape), dtype=np.float32)
-            ndi.gaussian_filter(slab, _sigma_vox(s, vs_f), output=buf[1:-1, 1:-1, 1:-1], mode="nearest", truncate=3.0)
+            gaussian_filter(slab, _sigma_vox(s, vs_f), buf[1:-1, 1:-1, 1:-1], mode="nearest", truncate=3.0)
             for ax in range(3):  # replicate the edges into the one-voxel border
                 idx = [slice(None)] * 3
                 idx[ax] = 0
@@ -158,11 +158,15 @@ def tubularity_at(
             if f > 1:
                 pts = pts // np.array([1, f, f])
                 pts = np.minimum(pts, np.array(slab.shape) - 1)
-            for b0 in range(0, pts.shape[0], batch):  # bounded temporaries
+
+            def one_batch(b0: int, buf: NDArray[np.float32] = buf, pts: NDArray[np.int64] = pts, lo: int = lo,
+                          vs_f: tuple[float, float, float] = vs_f, s: float = s) -> None:
                 b1 = min(pts.shape[0], b0 + batch)
                 ev = sorted_eigenvalues(hessian_at(buf, pts[b0:b1], vs_f, padded=True))
-                seg = out[lo + b0 : lo + b1]
+                seg = out[lo + b0 : lo + b1]  # batches write disjoint parts of out
                 np.maximum(seg, tube_response(ev, s).astype(np.float32), out=seg)
+
+            map_threads(one_batch, range(0, pts.shape[0], batch))  # bounded temporaries per batch
             del buf, slab  # not alive while the next slab (or scale) allocates its own
     return out
 
