@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from morph.tracing.preprocess import _sigma_vox, halo_slices, slabs
-from morph.tracing.threads import gaussian_filter, map_threads
+from morph.tracing.threads import gaussian_filter, map_threads, n_threads
 
 _NORM = 2.0**1.5
 
@@ -127,6 +127,9 @@ def tubularity_at(
     nz = image.shape[0]
     zs = zyx[:, 0]
     vx, vy, vz = (float(v) for v in voxel_size)
+    # the eigenvalues in batches (bounded temporaries), ``batch`` points at a time in all threads
+    nthr = n_threads()
+    step = max(1024, batch // nthr)
     for s in scales_um:
         # coarse scales are computed on an x-y block-averaged image (f x f), keeping at least
         # one voxel of sigma: same response, f**2 times fewer voxels to filter
@@ -144,7 +147,7 @@ def tubularity_at(
                     slab = np.pad(slab, ((0, 0), (0, py), (0, px)), mode="edge")
                 slab = _block_mean_xy(slab, f)
             buf = np.empty(tuple(n + 2 for n in slab.shape), dtype=np.float32)
-            gaussian_filter(slab, _sigma_vox(s, vs_f), buf[1:-1, 1:-1, 1:-1], mode="nearest", truncate=3.0)
+            gaussian_filter(slab, _sigma_vox(s, vs_f), buf[1:-1, 1:-1, 1:-1], mode="nearest", truncate=3.0, threads=nthr)
             for ax in range(3):  # replicate the edges into the one-voxel border
                 idx = [slice(None)] * 3
                 idx[ax] = 0
@@ -161,13 +164,13 @@ def tubularity_at(
 
             def one_batch(b0: int, buf: NDArray[np.float32] = buf, pts: NDArray[np.int64] = pts, lo: int = lo,
                           vs_f: tuple[float, float, float] = vs_f, s: float = s) -> None:
-                b1 = min(pts.shape[0], b0 + batch)
+                b1 = min(pts.shape[0], b0 + step)
                 ev = sorted_eigenvalues(hessian_at(buf, pts[b0:b1], vs_f, padded=True))
                 seg = out[lo + b0 : lo + b1]  # batches write disjoint parts of out
                 np.maximum(seg, tube_response(ev, s).astype(np.float32), out=seg)
 
-            map_threads(one_batch, range(0, pts.shape[0], batch))  # bounded temporaries per batch
-            del buf, slab  # not alive while the next slab (or scale) allocates its own
+            map_threads(one_batch, range(0, pts.shape[0], step), nthr)
+            del buf, slab, one_batch  # (its defaults hold buf) not alive while the next slab allocates its own
     return out
 
 
