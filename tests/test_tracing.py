@@ -489,6 +489,10 @@ def test_label_apical_is_the_thickest_stem_reaching_up() -> None:
     assert got.tolist() == [0] and "up (-y)" in note and "1.5 x the next stem" in note
     # a thick stub in the soma's blur (6 um of cable) does not count
     assert apical([(-1, (5, -60, 0), 1.6, 0.8), (-1, (8, 8, 0), 3.0, 3.0), *sides])[0].tolist() == [0]
+    # the others only go down: reaching up at all is reaching twice as far, and the header
+    # says so in words, not as a ratio to nothing
+    got, note = apical([(-1, (5, -60, 0), 1.1, 0.8), (-1, (-60, 40, 0), 1.0, 0.6), down])
+    assert got.tolist() == [0] and "no other stem rises above the soma" in note
     # as thick as the others' trunks: not clear, none
     assert apical([(-1, (5, -60, 0), 1.0, 0.8), *sides])[0].size == 0
     # the thickest by a little, reaching three times as far up: apical

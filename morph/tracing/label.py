@@ -57,6 +57,10 @@ from morph import _tree
 from morph.errors import TracingError
 from morph.morphology import APICAL, AXON, BASAL, SOMA, Morphology
 
+#: Stems with less cable than this (stubs in the soma's blur, with the blur's radii) are not
+#: candidates for the axon or the apical dendrite.
+STEM_MIN_UM = 10.0
+
 
 @dataclass
 class LabelReport:
@@ -90,13 +94,18 @@ def _rank01(v: NDArray[np.float64]) -> NDArray[np.float64]:
     return (rankdata(v, method="average") - 1.0) / (v.size - 1)
 
 
+def _stem_lengths(m: Morphology, stem: NDArray[np.int64], k: int) -> NDArray[np.float64]:
+    """Cable of each of the ``k`` stems (um)."""
+    neur = stem >= 0
+    return np.bincount(stem[neur], weights=m.neurite_edge_length[neur], minlength=k)
+
+
 def stem_features(m: Morphology, *, down: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
     """Per-stem measures used by the axon heuristic."""
     first, stem = _stems(m)
     k = first.size
     neur = stem >= 0
-    el = np.where(neur, m.neurite_edge_length, 0.0)
-    length = np.bincount(stem[neur], weights=el[neur], minlength=k)
+    length = _stem_lengths(m, stem, k)
     med_r = np.array([np.median(m.radius[stem == s]) if np.any(stem == s) else 0.0 for s in range(k)])
     mean_r = np.bincount(stem[neur], weights=m.radius[neur], minlength=k) / np.maximum(np.bincount(stem[neur], minlength=k), 1)
     sq = np.bincount(stem[neur], weights=m.radius[neur] ** 2, minlength=k) / np.maximum(np.bincount(stem[neur], minlength=k), 1)
@@ -275,7 +284,7 @@ def label(
         rep.axon, rep.axon_confidence = "given by the user" + _origin_note(m, start), 1.0
     elif has_soma and first.size >= 2:
         f = stem_features(m, down=down)
-        ok = f["length"] >= 10.0
+        ok = f["length"] >= STEM_MIN_UM
         score = (0.35 * _rank01(-f["median_radius"]) + 0.2 * _rank01(-f["spines_per_100um"])
                  + 0.2 * _rank01(f["downness"])) / 0.75
         score[~ok] = -1
@@ -295,25 +304,27 @@ def label(
         rep.axon = "not identified (needs a soma and two stems, or --axon)"
     if has_soma and first.size >= 2:
         up = pia if pia is not None else np.array([0.0, -1.0, 0.0])
-        neur = stem >= 0
-        length = np.bincount(stem[neur], weights=m.neurite_edge_length[neur], minlength=first.size)
+        length = _stem_lengths(m, stem, first.size)
         reach = np.full(first.size, -np.inf)
-        dend = neur & (types == BASAL)
+        dend = (stem >= 0) & (types == BASAL)
         proj = (m.xyz - m.soma_center) @ up
         np.maximum.at(reach, stem[dend], proj[dend])
-        reach[length < 10.0] = -np.inf  # stubs (in the soma's blur, their radii too) do not count
+        reach[length < STEM_MIN_UM] = -np.inf
         o = np.argsort(-reach)
         trunk = trunk_radius(m, first, stem)
         others = np.isfinite(reach)
         others[o[0]] = False
         best = trunk[o[0]]
         thick = best / max(float(trunk[others].max()) if others.any() else 1.0, 1e-9)
-        far = reach[o[0]] / max(float(reach[o[1]]), 1e-9)
+        next_up = float(reach[o[1]])  # > 0 when the next stem rises above the soma at all
+        far = reach[o[0]] / next_up if next_up > 0 else np.inf
         if others.any() and reach[o[0]] > 0 and best > 0 and (
             thick >= apical_thickness or (far >= apical_dominance and thick >= 1.0)
         ):
             types[(stem == o[0]) & (types == BASAL)] = APICAL
             rep.apical = (f"stem {int(o[0])}, reaching furthest {'towards the pia' if pia is not None else 'up (-y)'} "
-                          f"({reach[o[0]]:.1f} um, {far:.1f} x the next stem), trunk {best:.2f} um "
+                          f"({reach[o[0]]:.1f} um, "
+                          + (f"{far:.1f} x the next stem" if np.isfinite(far) else "no other stem rises above the soma")
+                          + f"), trunk {best:.2f} um "
                           f"({thick:.2f} x the thickest other)")
     return m._derive(types=types), rep
