@@ -1,0 +1,224 @@
+"""Accuracy of ``morph.tracing.trace`` over many synthetic brightfield stacks.
+
+Run by hand (not a test)::
+
+    .venv/bin/python bench/trace_accuracy.py                       # every stack, defaults
+    .venv/bin/python bench/trace_accuracy.py --param denoise_sigma_um=0.6 -o new.tsv
+    .venv/bin/python bench/trace_accuracy.py --compare base.tsv new.tsv
+
+Where :mod:`bench.trace` measures speed and memory on a few stacks, this script measures
+accuracy on enough stacks that a change of a tracing parameter or rule can be judged: each
+parameter in ``docs/tracing.md`` was chosen on stacks like these. The set (31 stacks, all
+``morph synth`` renders at the ``realistic`` preset, brightfield):
+
+* ``bench`` (6): the synthetic stacks of ``bench/trace.py`` (two Allen reconstructions and
+  four generated cells, 200 x 200 x 60 um around the soma, 0.5 x 0.5 x 1 um voxels);
+* ``sample`` (2): the two brightfield stacks of ``sample_stacks/`` (0.3 x 0.3 x 1 um);
+* ``further`` (23): eight generated cells (pyramidal seeds 2, 5, 13, 17; aspiny seeds 2, 7,
+  9, 13) and the fifteen other Allen reconstructions of the data directory (dendrites,
+  soma and the first 100 um of axon; ``skk_test_4493``, whose every node has a radius of
+  1 um, left out), 160 x 160 x 50 um around the soma at 0.5 x 0.5 x 1 um.
+
+Scores: :func:`morph.compare.compare` at 2 um (precision, recall, F1, traced / gold cable,
+branch points found), the means per group and over all. Renders are cached as ``.npz`` under
+``MORPH_BENCH_CACHE`` (default ``~/.cache/morph-bench``; about 2 MB each, compressed);
+stacks are traced in ``--jobs`` processes (default 2, one thread each: MORPH_THREADS=1).
+``--param NAME=VALUE`` (repeatable) changes a tracing parameter as ``morph trace --param``
+does. ``-o FILE`` writes the table as TSV; ``--compare A B`` prints two such tables side
+by side with the change per stack. About 2.5 minutes on two cores, rendering included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("MORPH_DATA", ROOT.parent / "shared" / "data"))
+CACHE = Path(os.environ.get("MORPH_BENCH_CACHE", Path.home() / ".cache" / "morph-bench"))
+
+# name -> (group, cell, render seed, crop um); a cell is an Allen file name or
+# ("pyramidal" | "aspiny", generator seed); "sample:NAME" is a stack of sample_stacks/
+BENCH = {
+    "SYN_allen": ("skk_upright_606271263.swc", 1),
+    "SYN_allen2": ("bmtk_Pvalb_469628681_m.swc", 2),
+    "SYN_gen": (("pyramidal", 7), 1),
+    "SYN_gen11": (("pyramidal", 11), 3),
+    "SYN_asp3": (("aspiny", 3), 2),
+    "SYN_asp5": (("aspiny", 5), 4),
+}
+_ALLEN_LEFT_OUT = {"skk_test_4493.swc", *(c for c, _ in BENCH.values() if isinstance(c, str))}
+
+
+def stacks() -> dict[str, tuple]:
+    out: dict[str, tuple] = {}
+    for name, (cell, seed) in BENCH.items():
+        out[name] = ("bench", cell, seed, (200, 200, 60))
+    for name in ("pyramidal_brightfield", "aspiny_brightfield"):
+        out["S_" + name.split("_")[0]] = ("sample", "sample:" + name, 0, None)
+    for kind, seeds in (("pyramidal", (2, 5, 13, 17)), ("aspiny", (2, 7, 9, 13))):
+        for s in seeds:
+            out[f"G_{kind[:3]}{s}"] = ("further", (kind, s), s + 100, (160, 160, 50))
+    allen = sorted(p.name for p in (DATA / "swc" / "allen").glob("*.swc") if p.name not in _ALLEN_LEFT_OUT)
+    for k, name in enumerate(allen):
+        cell_id = max(re.findall(r"\d+", name), key=len)  # the specimen's id
+        out[f"A_{cell_id}"] = ("further", name, 200 + k, (160, 160, 50))
+    return out
+
+
+def _allen_cell(path: Path, axon_um: float = 100.0):
+    from morph.io import read_swc
+
+    m = read_swc(path)
+    ax = m.types == 2
+    if ax.any():
+        start = m.path_distance[ax].min()
+        m = m.take(~ax | (m.path_distance <= start + axon_um))
+    return m
+
+
+def load(name: str, spec: tuple):
+    """(data, voxel size, gold) of one stack, rendered once and cached."""
+    from morph.io import read_stack, read_swc
+
+    group, cell, seed, crop = spec
+    if isinstance(cell, str) and cell.startswith("sample:"):
+        base = ROOT / "sample_stacks" / cell[7:]
+        st = read_stack(base.with_suffix(".tif"))
+        return np.asarray(st.data), tuple(st.voxel_size), read_swc(base.with_suffix(".gold.swc"))
+    f = CACHE / f"{name}.npz"
+    g = CACHE / f"{name}.gold.swc"
+    if f.exists() and g.exists():
+        z = np.load(f)
+        return z["data"], tuple(z["voxel_size"]), read_swc(g)
+    from morph.io import write_swc
+    from morph.synth import generate_neuron, render_stack
+
+    m = _allen_cell(DATA / "swc" / "allen" / cell) if isinstance(cell, str) else generate_neuron(cell[1], cell_type=cell[0])
+    st = render_stack(m, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=crop, seed=seed)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, data=st.data, voxel_size=np.asarray(st.voxel_size))
+    write_swc(st.gold, g.with_suffix(".tmp"))
+    os.replace(g.with_suffix(".tmp"), g)
+    os.replace(tmp, f)
+    return st.data, tuple(st.voxel_size), st.gold
+
+
+def run_one(job: tuple) -> dict:
+    import warnings
+
+    import morph.progress as pg
+    from morph.cli.trace import parse_params
+    from morph.compare import compare
+    from morph.tracing import trace
+
+    name, spec, items = job
+    pg.set_quiet(True)
+    warnings.simplefilter("ignore")
+    data, vs, gold = load(name, spec)
+    t0 = time.perf_counter()
+    m = trace(data, voxel_size=vs, params=parse_params(items, "auto"), progress=False)
+    dt = time.perf_counter() - t0
+    r = compare(m, gold, tolerance=2.0)
+    return {
+        "stack": name, "group": spec[0], "precision": r.precision, "recall": r.recall, "f1": r.f1,
+        "cable": r.trace_length / max(r.gold_length, 1e-9),
+        "bp": r.branch_points.found / max(r.branch_points.gold, 1), "time": dt,
+    }
+
+
+COLS = ("precision", "recall", "f1", "cable", "bp", "time")
+# summary groups: the bench's six stacks, the 25 others, all
+GROUPS = {"bench": ("bench",), "further": ("sample", "further"), "all": ("bench", "sample", "further")}
+
+
+def read_table(path: Path) -> dict[str, dict]:
+    lines = [ln.split("\t") for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
+    head, rows = lines[0], lines[1:]
+    out = {}
+    for r in rows:
+        d = dict(zip(head, r))
+        if d["stack"].startswith("mean"):
+            continue
+        out[d["stack"]] = {"group": d["group"], **{c: float(d[c]) for c in COLS}}
+    return out
+
+
+def summary(rows: dict[str, dict]) -> dict[str, dict]:
+    out = {}
+    for g, members in GROUPS.items():
+        sel = [r for r in rows.values() if r["group"] in members]
+        if sel:
+            out[g] = {c: float(np.mean([r[c] for r in sel])) for c in COLS} | {"n": len(sel)}
+    return out
+
+
+def format_table(rows: dict[str, dict]) -> str:
+    lines = ["stack\tgroup\t" + "\t".join(COLS)]
+    for name, r in rows.items():
+        lines.append(f"{name}\t{r['group']}\t" + "\t".join(f"{r[c]:.3f}" for c in COLS))
+    for g, s in summary(rows).items():
+        lines.append(f"mean_{g}\t{s['n']}\t" + "\t".join(f"{s[c]:.3f}" for c in COLS))
+    return "\n".join(lines) + "\n"
+
+
+def compare_tables(a: dict[str, dict], b: dict[str, dict]) -> str:
+    out = [f"{'stack':16s} {'F1 a':>6s} {'F1 b':>6s} {'dF1':>7s} {'P a':>6s} {'P b':>6s} {'R a':>6s} {'R b':>6s} {'cable a':>7s} {'cable b':>7s}"]
+    for k in a:
+        if k not in b:
+            continue
+        x, y = a[k], b[k]
+        out.append(f"{k:16s} {x['f1']:6.3f} {y['f1']:6.3f} {y['f1'] - x['f1']:+7.3f} {x['precision']:6.3f} {y['precision']:6.3f} "
+                   f"{x['recall']:6.3f} {y['recall']:6.3f} {x['cable']:7.2f} {y['cable']:7.2f}")
+    common = [k for k in a if k in b]
+    sa, sb = summary({k: a[k] for k in common}), summary({k: b[k] for k in common})
+    for g in sa:
+        sel = [k for k in common if a[k]["group"] in GROUPS[g]]
+        up = sum(b[k]["f1"] > a[k]["f1"] + 0.0005 for k in sel)
+        down = sum(b[k]["f1"] < a[k]["f1"] - 0.0005 for k in sel)
+        out.append(f"mean {g:11s} {sa[g]['f1']:6.3f} {sb[g]['f1']:6.3f} {sb[g]['f1'] - sa[g]['f1']:+7.3f} {sa[g]['precision']:6.3f} {sb[g]['precision']:6.3f} "
+                   f"{sa[g]['recall']:6.3f} {sb[g]['recall']:6.3f} {sa[g]['cable']:7.2f} {sb[g]['cable']:7.2f}  ({up} up, {down} down)")
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", help="stacks to run (default: all)")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("-o", "--output", type=Path)
+    ap.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
+    args = ap.parse_args(argv)
+    if args.compare:
+        print(compare_tables(read_table(args.compare[0]), read_table(args.compare[1])))
+        return 0
+    specs = stacks()
+    names = args.names or list(specs)
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        print(f"unknown stacks: {', '.join(unknown)}; known: {', '.join(specs)}", file=sys.stderr)
+        return 2
+    os.environ["MORPH_THREADS"] = "1"
+    rows: dict[str, dict] = {}
+    with ProcessPoolExecutor(max_workers=args.jobs) as ex:
+        for r in ex.map(run_one, [(n, specs[n], args.param) for n in names]):
+            rows[r["stack"]] = r
+            print(f"{r['stack']:14s} F1 {r['f1']:.3f}  P {r['precision']:.3f}  R {r['recall']:.3f}  "
+                  f"cable {r['cable']:.2f}  bp {r['bp']:.2f}  {r['time']:.1f} s", file=sys.stderr, flush=True)
+    text = ("# trace_accuracy " + " ".join(f"--param {p}" for p in args.param) + "\n") + format_table(rows)
+    if args.output:
+        args.output.write_text(text)
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
