@@ -708,6 +708,28 @@ def test_extend_restores_a_removed_stem_without_tracing_the_soma_blur() -> None:
     assert f_ext >= f_full - 0.012 and f_ext > 0.85, (f_full, f_part, f_ext)
 
 
+
+def test_extend_does_not_retrace_the_given_tree() -> None:
+    """The new pieces' refinement (smoothing, tip walks, side-branch search) does not know the
+    given tree: their nodes inside its tube are dropped. On the brightfield sample stack with
+    its third stem removed and extended back, 28 new nodes lay inside the given tree's
+    radius before (a side branch walked along a given dendrite), 2 now."""
+    from scipy.spatial import cKDTree
+
+    root = Path(__file__).resolve().parents[1] / "sample_stacks"
+    st = read_stack(root / "aspiny_brightfield.tif")
+    gold = read_swc(root / "aspiny_brightfield.gold.swc")
+    full = trace(st.data, voxel_size=st.voxel_size, progress=False)
+    _first, stem = lab._stems(full)
+    part = full.take(stem != 3)
+    ext = trace(st.data, voxel_size=st.voxel_size, extend=part, progress=False)
+    new = np.arange(len(ext)) >= len(part)
+    pr = part.resample(0.25)
+    d, j = cKDTree(pr.xyz).query(ext.xyz[new])
+    assert (d <= pr.radius[j]).sum() <= 4, (d <= pr.radius[j]).sum()
+    assert new.sum() > 100  # the stem came back
+    assert compare(ext, gold, tolerance=1.0).f1 >= compare(full, gold, tolerance=1.0).f1
+
 # ----------------------------------------------------------------------------- bad input
 def test_bad_input_library(y_stack) -> None:
     data, vs, _ = y_stack

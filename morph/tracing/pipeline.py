@@ -881,6 +881,27 @@ def trace(
     return m._derive(header=header, name=None, source=source)
 
 
+def _uncovered(m_new: Morphology, existing: Morphology, margin_um: float = 0.0) -> Morphology:
+    """The new pieces of an extend run without their nodes inside the existing reconstruction's
+    tube (within its radius plus ``margin_um`` of its cable): refining the new pieces
+    (smoothing, tip walks, side-branch search) knows nothing of the existing tree and can run
+    along it. Cut there, a piece falls apart into pieces each rooted at its first node
+    outside. A wider margin also cuts true sister branches running a micron or two beside
+    the existing ones (1 um: F1 down by up to 0.006 on the brightfield sample stacks)."""
+    if len(m_new) == 0 or len(existing) == 0:
+        return m_new
+    ex = existing.resample(0.5) if len(existing) > 1 else existing
+    d, j = cKDTree(ex.xyz).query(m_new.xyz)
+    keep = d > np.asarray(ex.radius)[j] + margin_um
+    if keep.all():
+        return m_new
+    p = m_new.parent
+    cut = keep & ((p < 0) | ~keep[np.maximum(p, 0)])  # kept nodes whose parent goes
+    out = m_new.take(keep)
+    parent = np.where(cut[keep], -1, out.parent)
+    return out._derive(parent=parent)
+
+
 def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology, off: NDArray[np.float64], params: TraceParams) -> Morphology:
     """New branches of an extend run, attached to the existing reconstruction."""
     if grown.node.size == 0:
@@ -889,6 +910,7 @@ def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology,
     # the new pieces' branches are judged as ridges once attached (below), not twice
     m_new = refine(m_new, prep, params, flat_terminals=False)
     m_new = m_new.translate(off)
+    m_new = _uncovered(m_new, existing)
     roots_new = np.flatnonzero(m_new.parent < 0)
     out = existing
     # attach each new piece (rooted subtree) at the existing node nearest to its root
