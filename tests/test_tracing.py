@@ -277,6 +277,33 @@ def test_grow_bridges_from_a_piece_end_that_points_at_the_tree() -> None:
         assert not (fg.zyx[tr.grow(fg, graph, radius, src, **kw).node, 1] > 10).any()  # tips only: not joined
 
 
+
+def test_grow_bridges_to_the_soma_from_a_piece_pointing_at_it() -> None:
+    # a soma (a disc of radius 6 at (30, 30)) and three pieces whose first microns do not
+    # show: one radial, starting 8 um beyond the soma's edge; one radial starting 20 um
+    # beyond it (too far); one passing the soma sideways 8 um beyond its edge
+    shape = (3, 100, 100)
+    yy, xx = np.mgrid[0:100, 0:100]
+    mask = np.zeros(shape, bool)
+    mask[1] = (xx - 30) ** 2 + (yy - 30) ** 2 <= 36
+    mask[1, 30, 44:75] = True  # radial, to the right
+    mask[1, 56:90, 30] = True  # radial, downwards, 26 um from the centre
+    mask[1, 10:50, 14] = True  # sideways, to the left, its middle 16 um from the centre
+    idx = np.flatnonzero(mask)
+    fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
+    graph = tr.build_graph(fg, np.ones(idx.size))
+    radius = tr.local_radius(fg, graph)
+    z, y, x = fg.zyx.T
+    src = np.flatnonzero((x - 30) ** 2 + (y - 30) ** 2 <= 36)
+    # tip bridges (gap_um) shorter than the gap: only a bridge to the soma can join
+    kw = dict(min_branch_um=2.0, branch_radius_factor=1.5, gap_um=4.0, strong=np.ones(idx.size, bool))
+    grown = tr.grow(fg, graph, radius, src, gap_soma_um=15.0, soma=(np.array([30.0, 30.0, 1.0]), 6.0), **kw)
+    node = grown.node
+    assert (x[node] >= 44).sum() >= 25  # the radial piece is joined
+    assert not (y[node] >= 56).any()  # too far out
+    assert not (x[node] == 14).any()  # not radial
+    assert not (x[tr.grow(fg, graph, radius, src, **kw).node] >= 44).any()  # off: not joined
+
 def test_estimate_radii_from_image() -> None:
     vs = (0.25, 0.25, 0.5)
     for radius in (0.8, 1.6):

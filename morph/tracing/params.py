@@ -80,6 +80,11 @@ class TraceParams:
         A piece of foreground is bridged only if its extent is at least this many times its
         largest local radius (round debris and other cells' somata are never joined; 0
         disables; ``None``: by polarity).
+    gap_soma_um, gap_soma_angle_deg
+        Longest bridge to the soma from the end of a piece that points at the soma's centre
+        and runs radially there (both within ``gap_soma_angle_deg``): a dendrite whose first
+        microns do not show, where the soma has no tip to bridge from (0 disables; ``None``:
+        by polarity).
     min_branch_um
         (``None``: by polarity.) Terminal branches shorter than this (beyond the local radius) are pruned.
     branch_radius_factor
@@ -190,6 +195,8 @@ class TraceParams:
     gap_from_pieces: bool | None = None
     gap_piece_um: float = 4.0
     gap_min_elongation: float | None = None
+    gap_soma_um: float | None = None
+    gap_soma_angle_deg: float = 30.0
     min_branch_um: float | None = None
     branch_radius_factor: float | None = None
     thick_spur_factor: float | None = None
@@ -235,6 +242,8 @@ class TraceParams:
         synthetic stacks); ``thick_spur_factor`` 0 for
         fluorescence, 3 for brightfield (the halo of dark bodies makes spurs);
         ``gap_min_elongation`` 0 for fluorescence, 6 for brightfield (round debris);
+        ``gap_soma_um`` 0 for fluorescence, 10 for brightfield (thin dendrites fading into
+        the soma's halo);
         ``spur_ridge`` 0 for fluorescence, 1 for brightfield; ``tip_extend_um`` 0 for
         fluorescence (it lowers F1 on every DIADEM stack), 20 for brightfield (thin branches fade
         towards their tips, below the foreground threshold); ``side_branch_um`` 0 for fluorescence
@@ -255,6 +264,7 @@ class TraceParams:
             "thick_spur_factor": 3.0 if bf else 0.0,
             "gap_from_pieces": bf,
             "gap_min_elongation": 6.0 if bf else 0.0,
+            "gap_soma_um": 10.0 if bf else 0.0,
             "spur_ridge": 1.0 if bf else 0.0,
             "z_spur_bounded": bf,
             "tip_extend_um": 20.0 if bf else 0.0,

@@ -817,6 +817,8 @@ def trace(
             fg = None  # type: ignore[assignment]
             pos = prep.focus(np.concatenate([np.asarray(src, dtype=np.int64), seeds_fg]), params)
             src, seeds_fg, fg = pos[src], pos[seeds_fg], prep.fg
+        # the soma in tracing space, for the bridges to it
+        soma_t = (np.array(root.centre, dtype=np.float64), float(root.radius)) if root is not None and root.is_soma else None
         if root is not None:
             root.centre = prep.to_physical(root.centre)
         tm["soma"] = time.perf_counter() - t0
@@ -828,7 +830,10 @@ def trace(
             branch_radius_factor=params.branch_radius_factor, gap_um=params.gap_um, gap_cost=params.gap_cost,
             gap_min_size_um=params.gap_min_size_um, gap_max_angle_deg=params.gap_max_angle_deg,
             gap_from_pieces=params.gap_from_pieces, gap_piece_um=params.gap_piece_um,
-            gap_min_elongation=params.gap_min_elongation, strong=prep.strong, force=seeds_fg if seeds_fg.size else None,
+            gap_min_elongation=params.gap_min_elongation, gap_soma_um=params.gap_soma_um,
+            gap_soma_angle_deg=params.gap_soma_angle_deg,
+            soma=soma_t,
+            strong=prep.strong, force=seeds_fg if seeds_fg.size else None,
             cover_xyz=cover_xyz, cover_radius=cover_r, coverage_z_stretch=prep.stretch ** params.coverage_z_power,
         )
         tm["tree"] = time.perf_counter() - t0

@@ -695,6 +695,73 @@ def _piece_bridges(
             best[ci] = (gd / max(cosang, 1e-3), a, v)
 
 
+def _soma_bridges(
+    best: dict[int, tuple[float, int, int]],
+    xyz: NDArray[np.float64],
+    comp: NDArray[np.int64],
+    target: NDArray[np.int64],
+    sources: NDArray[np.int64],
+    centre: NDArray[np.float64],
+    radius: float,
+    gap_um: float,
+    cos_max: float,
+    end_um: float = 5.0,
+    axis_um: float = 15.0,
+) -> None:
+    """Bridges to the soma from the ends of unreached pieces that point at its centre (added
+    to ``best``).
+
+    A dendrite leaves the soma radially; its first microns can be lost in the soma's blur
+    halo or be too thin to show, so that its visible part starts a few microns out, where the
+    soma has no tip to bridge from. For every unreached piece its voxel nearest to the soma's
+    centre is its end facing the soma; the piece is joined (to the nearest soma voxel) when
+    that end lies at most ``gap_um`` beyond the soma's radius and the piece's direction there
+    (from the mean of its voxels within ``end_um`` of the end) and its principal axis over
+    its voxels within ``axis_um`` of the end both point at the centre within the angle whose
+    cosine is ``cos_max``.
+    """
+    if target.size == 0 or sources.size == 0:
+        return
+    dc = np.linalg.norm(xyz[target] - centre, axis=1)
+    near = dc <= radius + gap_um
+    if not near.any():
+        return
+    tv, dc = target[near], dc[near]
+    c = comp[tv]
+    order = np.lexsort((dc, c))
+    first = order[np.r_[True, c[order][1:] != c[order][:-1]]]
+    pkd = cKDTree(xyz[target])
+    skd = cKDTree(xyz[sources])
+    for k in first:  # one end per piece near the soma
+        ci = int(c[k])
+        if ci in best:
+            continue
+        v = int(tv[k])
+        lst = np.asarray(pkd.query_ball_point(xyz[v], r=end_um))
+        nb = target[lst]
+        nb = nb[comp[nb] == ci]
+        if nb.size < 3:
+            continue
+        direc = xyz[v] - xyz[nb].mean(axis=0)
+        inward = centre - xyz[v]
+        nd, ni = float(np.linalg.norm(direc)), float(np.linalg.norm(inward))
+        if nd < 1e-9 or ni < 1e-9:
+            continue
+        cosang = float(direc @ inward) / (nd * ni)
+        if cosang < cos_max:
+            continue
+        # and the piece runs radially: its principal axis near the end (within axis_um) points
+        # at the centre too (a piece passing the soma sideways can end pointing inwards)
+        lst = np.asarray(pkd.query_ball_point(xyz[v], r=axis_um))
+        nb = target[lst]
+        pts = xyz[nb[comp[nb] == ci]]
+        pts = pts - pts.mean(axis=0)
+        axis = np.linalg.eigh(pts.T @ pts)[1][:, -1]
+        if abs(float(axis @ inward)) / ni >= cos_max:
+            gd, j = skd.query(xyz[v])
+            best[ci] = (float(gd) / max(cosang, 1e-3), int(sources[j]), v)
+
+
 def grow(
     fg: Foreground,
     graph: Graph,
@@ -710,6 +777,9 @@ def grow(
     gap_from_pieces: bool = False,
     gap_piece_um: float | None = None,
     gap_min_elongation: float = 0.0,
+    gap_soma_um: float = 0.0,
+    gap_soma_angle_deg: float = 30.0,
+    soma: tuple[NDArray[np.float64], float] | None = None,
     strong: NDArray[np.bool_] | None = None,
     force: NDArray[np.int64] | None = None,
     max_bridge_rounds: int = MAX_BRIDGE_ROUNDS,
@@ -734,6 +804,11 @@ def grow(
     gap_min_elongation
         A piece is bridged to only if its extent is at least this many times its largest
         local radius (compact debris is never joined; 0 disables).
+    gap_soma_um, gap_soma_angle_deg, soma
+        With ``soma`` (centre in the tracing space of ``fg``, radius) and ``gap_soma_um`` > 0,
+        also bridge to the soma from the end of a piece at most ``gap_soma_um`` beyond its
+        radius whose direction there points at the centre within ``gap_soma_angle_deg``
+        (:func:`_soma_bridges`): a dendrite whose first microns do not show.
     force
         Foreground positions the tree must reach (user seeds), kept whatever their length.
     cover_xyz, cover_radius
@@ -857,6 +932,9 @@ def grow(
         if gap_from_pieces:
             piece_um = gap_um if gap_piece_um is None else min(gap_um, gap_piece_um)
             _piece_bridges(best, xyz, comp, target, tree.node, piece_um, cos_max)
+        if gap_soma_um > 0 and soma is not None:
+            _soma_bridges(best, xyz, comp, target, sources, np.asarray(soma[0], dtype=np.float64), float(soma[1]),
+                          gap_soma_um, float(np.cos(np.deg2rad(gap_soma_angle_deg))))
         if not best:
             break
         for _s, a, b in best.values():
