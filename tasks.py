@@ -30,6 +30,8 @@ DEBIAN_PACKAGES = [
     "libxrender1",
     "libxext6",
     "libsm6",
+    "xvfb",  # xvfb-run: the viewer's window test runs VTK's event loop on a virtual display
+    "xauth",
 ]
 GL_LIBS = ["libEGL.so.1", "libOSMesa.so", "libGLU.so.1", "libXrender.so.1"]
 
