@@ -304,6 +304,36 @@ def test_grow_bridges_to_the_soma_from_a_piece_pointing_at_it() -> None:
     assert not (x[node] == 14).any()  # not radial
     assert not (x[tr.grow(fg, graph, radius, src, **kw).node] >= 44).any()  # off: not joined
 
+
+def test_route_long_edges_follows_the_faint_neurite_across_a_gap() -> None:
+    # a faint arc (sagitta 2.5 um over 20 um) whose middle the tree crossed with one straight
+    # edge (a bridge): routed, the edge follows the arc; soma-to-stem edges stay straight
+    # (in the tracer: only bridges leaving the soma's halo, route_soma_bridges)
+    vs = (0.5, 0.5, 1.0)
+    shape = (5, 60, 100)
+    zz, yy, xx = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    x, y = xx * vs[0], yy * vs[1]
+    rc = (10.0**2 + 2.5**2) / (2 * 2.5)  # circle through (10, 20), (30, 20) and (20, 22.5)
+    cy = 22.5 - rc
+    d = np.abs(np.hypot(x - 20.0, y - cy) - rc)
+    img = (np.exp(-0.5 * (d / 0.6) ** 2) * (np.abs(zz - 2) == 0)).astype(np.float32)
+    xyz = [[2.0, 20.0, 2.0], [5.0, 20.0, 2.0], [10.0, 20.0, 2.0], [30.0, 20.0, 2.0], [35.0, 20.0, 2.0]]
+    m = Morphology(xyz, np.ones(5), [1, 3, 3, 3, 3], [-1, 0, 1, 2, 3])
+    out = prune.route_long_edges(m, img, vs, floor=0.1)
+    assert len(out) > len(m) + 20  # the 20 um edge is routed, the 3 um soma edge is not
+    mid = out.xyz[(out.xyz[:, 0] > 14) & (out.xyz[:, 0] < 26)]
+    on_arc = np.abs(np.hypot(mid[:, 0] - 20.0, mid[:, 1] - cy) - rc)
+    assert on_arc.max() < 0.6 and mid[:, 1].max() > 22.0
+    assert out.total_length() < 1.2 * m.total_length()  # voxel steps, smoothed later in refine
+    # nothing to follow (a blank image): the route is the straight line
+    flat = prune.route_long_edges(m, np.zeros(shape, np.float32), vs, floor=0.1)
+    assert np.abs(flat.xyz[:, 1] - 20.0).max() < 0.01
+    # near_soma: only bridges leaving from within that many soma radii of its centre (the
+    # edge leaves 8 um from it: a soma of radius 1 is too far, one of radius 5 is not)
+    assert len(prune.route_long_edges(m, img, vs, floor=0.1, near_soma=2.0)) == len(m)
+    big = m._derive(radius=np.r_[5.0, np.ones(4)])
+    assert len(prune.route_long_edges(big, img, vs, floor=0.1, near_soma=2.0)) > len(m) + 20
+
 def test_estimate_radii_from_image() -> None:
     vs = (0.25, 0.25, 0.5)
     for radius in (0.8, 1.6):

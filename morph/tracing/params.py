@@ -85,6 +85,12 @@ class TraceParams:
         and runs radially there (both within ``gap_soma_angle_deg``): a dendrite whose first
         microns do not show, where the soma has no tip to bridge from (0 disables; ``None``:
         by polarity).
+    route_soma_bridges
+        Replace each bridge over a staining gap (a straight edge of the tree) that leaves
+        from within this many soma radii of the soma's centre by the minimal-cost path
+        between its ends through the image, unless that path is more than twice as long
+        (:func:`morph.tracing.prune.route_long_edges`): straight bridges across the soma's
+        blur halo miss the dendrites that curve through it (0 disables).
     min_branch_um
         (``None``: by polarity.) Terminal branches shorter than this (beyond the local radius) are pruned.
     branch_radius_factor
@@ -197,6 +203,7 @@ class TraceParams:
     gap_min_elongation: float | None = None
     gap_soma_um: float | None = None
     gap_soma_angle_deg: float = 30.0
+    route_soma_bridges: float = 2.0
     min_branch_um: float | None = None
     branch_radius_factor: float | None = None
     thick_spur_factor: float | None = None

@@ -579,6 +579,9 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     ``flat_terminals``, last remove the terminal branches that are not ridges of the image."""
     if len(m) == 0:
         return m
+    if params.route_soma_bridges > 0:
+        m = _prune.route_long_edges(m, prep.image, prep.voxel_size, cost_power=params.cost_power,
+                                    floor=params.threshold_low * prep.noise, near_soma=params.route_soma_bridges)
     neur = ~m.soma_mask
     xyz = m.xyz.copy()
     xyz[neur] = _prune.centre_on_image(xyz[neur], prep.image, prep.voxel_size, window_um=max(1.5, 1.5 * min(prep.voxel_size)))
