@@ -63,6 +63,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _stacks import SYNTH, allen_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MORPH_DATA", ROOT.parent / "shared" / "data"))
@@ -70,16 +71,6 @@ DIADEM_ROOTS = {
     1: (30.979, 429.04, 0), 2: (0.725, 391.08, 25), 3: (93.742, 179, 38), 4: (128.2, 504.37, 0.3),
     5: (185.7, 264.02, 33), 6: (15.074, 412.01, 10), 7: (119.76, 215.98, 39), 8: (118.64, 181.34, 55),
     9: (64.56, 364.47, 4),
-}
-# synthetic brightfield stacks: (cell, render seed); a cell is an Allen reconstruction (file
-# name) or a generated one (("pyramidal" | "aspiny", generator seed))
-SYNTH = {
-    "SYN_allen": ("skk_upright_606271263.swc", 1),
-    "SYN_allen2": ("bmtk_Pvalb_469628681_m.swc", 2),
-    "SYN_gen": (("pyramidal", 7), 1),
-    "SYN_gen11": (("pyramidal", 11), 3),
-    "SYN_asp3": (("aspiny", 3), 2),
-    "SYN_asp5": (("aspiny", 5), 4),
 }
 # a brightfield stack of the size the speed target names (512 x 512 x 100 voxels): SYN_gen's
 # cell rendered 256 x 256 x 100 um at the same voxels; not in the accuracy summary
@@ -105,17 +96,6 @@ def _reset_peak_rss() -> bool:
     return abs(_rss_mb("VmHWM") - _rss_mb()) < 1.0
 
 
-def _allen_cell(path: Path, axon_um: float = 100.0):
-    from morph.io import read_swc
-
-    m = read_swc(path)
-    ax = m.types == 2
-    if ax.any():
-        start = m.path_distance[ax].min()
-        m = m.take(~ax | (m.path_distance <= start + axon_um))
-    return m
-
-
 def load(key: str):
     """(data, voxel_size, gold, seeds_um, compare kwargs)."""
     from morph.compare import DIADEM_OP_VOXEL
@@ -132,7 +112,7 @@ def load(key: str):
 
     what, rseed = SYNTH[key] if key in SYNTH else BIG[key]
     if isinstance(what, str):
-        cell = _allen_cell(DATA / "swc/allen" / what)
+        cell = allen_cell(DATA / "swc/allen" / what)
     else:
         cell = generate_neuron(what[1], cell_type=what[0])
     crop, pad = ((200, 200, 60), False) if key in SYNTH else ((256, 256, 100), True)

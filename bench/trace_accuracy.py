@@ -39,6 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _stacks import SYNTH, allen_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MORPH_DATA", ROOT.parent / "shared" / "data"))
@@ -46,20 +47,12 @@ CACHE = Path(os.environ.get("MORPH_BENCH_CACHE", Path.home() / ".cache" / "morph
 
 # name -> (group, cell, render seed, crop um); a cell is an Allen file name or
 # ("pyramidal" | "aspiny", generator seed); "sample:NAME" is a stack of sample_stacks/
-BENCH = {
-    "SYN_allen": ("skk_upright_606271263.swc", 1),
-    "SYN_allen2": ("bmtk_Pvalb_469628681_m.swc", 2),
-    "SYN_gen": (("pyramidal", 7), 1),
-    "SYN_gen11": (("pyramidal", 11), 3),
-    "SYN_asp3": (("aspiny", 3), 2),
-    "SYN_asp5": (("aspiny", 5), 4),
-}
-_ALLEN_LEFT_OUT = {"skk_test_4493.swc", *(c for c, _ in BENCH.values() if isinstance(c, str))}
+_ALLEN_LEFT_OUT = {"skk_test_4493.swc", *(c for c, _ in SYNTH.values() if isinstance(c, str))}
 
 
 def stacks() -> dict[str, tuple]:
     out: dict[str, tuple] = {}
-    for name, (cell, seed) in BENCH.items():
+    for name, (cell, seed) in SYNTH.items():
         out[name] = ("bench", cell, seed, (200, 200, 60))
     for name in ("pyramidal_brightfield", "aspiny_brightfield"):
         out["S_" + name.split("_")[0]] = ("sample", "sample:" + name, 0, None)
@@ -71,17 +64,6 @@ def stacks() -> dict[str, tuple]:
         cell_id = max(re.findall(r"\d+", name), key=len)  # the specimen's id
         out[f"A_{cell_id}"] = ("further", name, 200 + k, (160, 160, 50))
     return out
-
-
-def _allen_cell(path: Path, axon_um: float = 100.0):
-    from morph.io import read_swc
-
-    m = read_swc(path)
-    ax = m.types == 2
-    if ax.any():
-        start = m.path_distance[ax].min()
-        m = m.take(~ax | (m.path_distance <= start + axon_um))
-    return m
 
 
 def load(name: str, spec: tuple):
@@ -101,7 +83,7 @@ def load(name: str, spec: tuple):
     from morph.io import write_swc
     from morph.synth import generate_neuron, render_stack
 
-    m = _allen_cell(DATA / "swc" / "allen" / cell) if isinstance(cell, str) else generate_neuron(cell[1], cell_type=cell[0])
+    m = allen_cell(DATA / "swc" / "allen" / cell) if isinstance(cell, str) else generate_neuron(cell[1], cell_type=cell[0])
     st = render_stack(m, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=crop, seed=seed)
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = f.with_suffix(".tmp.npz")

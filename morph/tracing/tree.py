@@ -643,6 +643,33 @@ def _tip_candidates(kd: cKDTree, txyz: NDArray[np.float64], tips: NDArray[np.int
             yield a + k, t, lst
 
 
+def _piece_ends(
+    comp: NDArray[np.int64], target: NDArray[np.int64], dist: NDArray[np.float64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """For each piece among the ``target`` voxels, the one with the smallest ``dist`` (its end
+    facing what the distance is to): ``(positions in target, piece labels)``."""
+    c = comp[target]
+    order = np.lexsort((dist, c))
+    first = order[np.r_[True, c[order][1:] != c[order][:-1]]]
+    return first, c[first]
+
+
+def _end_direction(
+    pkd: cKDTree, xyz: NDArray[np.float64], comp: NDArray[np.int64], target: NDArray[np.int64], v: int,
+    piece: int, radius_um: float,
+) -> NDArray[np.float64] | None:
+    """The direction of piece ``piece`` at its voxel ``v``: from the mean of its voxels within
+    ``radius_um`` of ``v`` (``pkd`` holds the ``target`` voxels) to ``v``; ``None`` when fewer
+    than three voxels are there or they do not point anywhere."""
+    nb = target[np.asarray(pkd.query_ball_point(xyz[v], r=radius_um))]
+    nb = nb[comp[nb] == piece]
+    if nb.size < 3:
+        return None
+    d = xyz[v] - xyz[nb].mean(axis=0)
+    nd = float(np.linalg.norm(d))
+    return d / nd if nd > 1e-9 else None
+
+
 def _piece_bridges(
     best: dict[int, tuple[float, int, int]],
     xyz: NDArray[np.float64],
@@ -669,28 +696,20 @@ def _piece_bridges(
     if not near.any():
         return
     tv, d, j = target[near], d[near], j[near]
-    c = comp[tv]
-    order = np.lexsort((d, c))
-    first = order[np.r_[True, c[order][1:] != c[order][:-1]]]
+    first, pieces = _piece_ends(comp, tv, d)
     pkd = cKDTree(xyz[target])
-    for k in first:  # one end per piece (bounded by the number of pieces near the tree)
-        ci = int(c[k])
+    for k, ci in zip(first, pieces):  # one end per piece (bounded by the number of pieces near the tree)
+        ci = int(ci)
         if ci in best:
             continue
         v = int(tv[k])
-        lst = np.asarray(pkd.query_ball_point(xyz[v], r=end_um))
-        nb = target[lst]
-        nb = nb[comp[nb] == ci]
-        if nb.size < 3:
-            continue
-        direc = xyz[v] - xyz[nb].mean(axis=0)
-        nd = float(np.linalg.norm(direc))
+        direc = _end_direction(pkd, xyz, comp, target, v, ci, end_um)
         a = int(tree_node[j[k]])
         gap = xyz[a] - xyz[v]
         gd = float(np.linalg.norm(gap))
-        if nd < 1e-9 or gd < 1e-9:
+        if direc is None or gd < 1e-9:
             continue
-        cosang = float(direc @ gap) / (nd * gd)
+        cosang = float(direc @ gap) / gd
         if cosang >= cos_max:
             best[ci] = (gd / max(cosang, 1e-3), a, v)
 
@@ -727,27 +746,20 @@ def _soma_bridges(
     if not near.any():
         return
     tv, dc = target[near], dc[near]
-    c = comp[tv]
-    order = np.lexsort((dc, c))
-    first = order[np.r_[True, c[order][1:] != c[order][:-1]]]
+    first, pieces = _piece_ends(comp, tv, dc)
     pkd = cKDTree(xyz[target])
     skd = cKDTree(xyz[sources])
-    for k in first:  # one end per piece near the soma
-        ci = int(c[k])
+    for k, ci in zip(first, pieces):  # one end per piece near the soma
+        ci = int(ci)
         if ci in best:
             continue
         v = int(tv[k])
-        lst = np.asarray(pkd.query_ball_point(xyz[v], r=end_um))
-        nb = target[lst]
-        nb = nb[comp[nb] == ci]
-        if nb.size < 3:
-            continue
-        direc = xyz[v] - xyz[nb].mean(axis=0)
+        direc = _end_direction(pkd, xyz, comp, target, v, ci, end_um)
         inward = centre - xyz[v]
-        nd, ni = float(np.linalg.norm(direc)), float(np.linalg.norm(inward))
-        if nd < 1e-9 or ni < 1e-9:
+        ni = float(np.linalg.norm(inward))
+        if direc is None or ni < 1e-9:
             continue
-        cosang = float(direc @ inward) / (nd * ni)
+        cosang = float(direc @ inward) / ni
         if cosang < cos_max:
             continue
         # and the piece runs radially: its principal axis near the end (within axis_um) points
