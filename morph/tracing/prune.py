@@ -156,8 +156,8 @@ def route_long_edges(
         n += k
     if n == len(m):
         return m
-    return Morphology(np.vstack(xyz), np.concatenate(radius), np.concatenate(types),
-                      np.r_[parent, np.concatenate(new_parent)], units=m.units, voxel_size=m.voxel_size)
+    return m._derive(xyz=np.vstack(xyz), radius=np.concatenate(radius), types=np.concatenate(types),
+                     parent=np.r_[parent, np.concatenate(new_parent)], ids=np.arange(1, n + 1))
 
 
 def smooth(m: Morphology, *, iterations: int = 2, keep: NDArray[np.bool_] | None = None) -> Morphology:
