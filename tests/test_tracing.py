@@ -334,6 +334,29 @@ def test_route_long_edges_follows_the_faint_neurite_across_a_gap() -> None:
     big = m._derive(radius=np.r_[5.0, np.ones(4)])
     assert len(prune.route_long_edges(big, img, vs, floor=0.1, near_soma=2.0)) > len(m) + 20
 
+
+def test_siblings_alive_matches_the_sequential_rule() -> None:
+    # segment k dies when a node of a surviving segment ranked before it lies within reach[k]
+    # of its leaf; the blocked computation gives what the plain sequential rule gives
+    rng = np.random.default_rng(3)
+    for n_seg, block in ((40, 7), (300, 64), (50, 256)):
+        sizes = rng.integers(1, 6, n_seg)
+        owner = np.repeat(np.arange(n_seg), sizes)
+        node = rng.uniform(0, 30, (owner.size, 3))
+        leaf = node[np.r_[0, np.cumsum(sizes)[:-1]] + sizes - 1]  # each segment's last node
+        reach = rng.uniform(0.5, 4.0, n_seg)
+        forced = rng.random(n_seg) < 0.1
+        expect = np.ones(n_seg, dtype=bool)
+        for k in range(n_seg):
+            if forced[k]:
+                continue
+            near = np.linalg.norm(node - leaf[k], axis=1) <= reach[k]
+            if np.any(expect[owner[near & (owner < k)]]):
+                expect[k] = False
+        got = tr._siblings_alive(node, owner, leaf, reach, forced, block=block)
+        assert np.array_equal(got, expect)
+        assert 0 < got.sum() < n_seg
+
 def test_estimate_radii_from_image() -> None:
     vs = (0.25, 0.25, 0.5)
     for radius in (0.8, 1.6):

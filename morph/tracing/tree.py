@@ -458,6 +458,53 @@ def _levels_max(parent: NDArray[np.int64], value: NDArray[np.float64], depth: ND
     return out
 
 
+def _siblings_alive(
+    node_pts: NDArray[np.float64],
+    owner: NDArray[np.int64],
+    leaf_pts: NDArray[np.float64],
+    reach: NDArray[np.float64],
+    forced: NDArray[np.bool_],
+    block: int = 256,
+) -> NDArray[np.bool_]:
+    """Which of ``n`` ranked segments survive: segment ``k`` (leaf at ``leaf_pts[k]``) dies
+    when a node (``node_pts``, owned by segment ``owner``) of a surviving segment ranked
+    before it lies within ``reach[k]`` of its leaf; ``forced`` segments always survive.
+
+    Exact, in blocks of ``block`` segments: the segments of earlier blocks are settled, so one
+    nearest-neighbour query per leaf against their surviving nodes decides those; within a
+    block, each leaf's neighbour list holds only the block's own nodes. (Listing every node
+    near each leaf at once made lists of up to 27 million entries around a large soma, each
+    of whose voxels starts a segment.)"""
+    n = leaf_pts.shape[0]
+    alive = np.ones(n, dtype=bool)
+    order = np.argsort(owner, kind="stable")
+    starts = np.searchsorted(owner[order], np.arange(n + 1))
+    for k0 in range(0, n, block):
+        k1 = min(n, k0 + block)
+        check = ~forced[k0:k1]
+        if k0 and check.any():
+            # the surviving nodes of earlier blocks
+            prior = order[: starts[k0]]
+            prior = prior[alive[owner[prior]]]
+            if prior.size:
+                r = reach[k0:k1]
+                d, _j = cKDTree(node_pts[prior]).query(leaf_pts[k0:k1], distance_upper_bound=float(r.max()) * 1.001)
+                alive[k0:k1] &= ~(check & (d <= r))
+        own = order[starts[k0]:starts[k1]]
+        if own.size == 0 or not check.any():
+            continue
+        kd = cKDTree(node_pts[own])
+        for s in range(k0, k1, 8):  # neighbour lists of 8 leaves at a time (bounded memory)
+            lst = kd.query_ball_point(leaf_pts[s:min(k1, s + 8)], r=reach[s:min(k1, s + 8)])
+            for k in range(s, s + len(lst)):  # one check per segment of the block
+                if forced[k] or not alive[k]:
+                    continue
+                others = owner[own[np.asarray(lst[k - s], dtype=np.int64)]]
+                if np.any(alive[others[others < k]]):
+                    alive[k] = False
+    return alive
+
+
 def skeleton_from_spt(
     parent: NDArray[np.int64],
     xyz: NDArray[np.float64],
@@ -600,20 +647,8 @@ def skeleton_from_spt(
             rank = np.empty(tops.size, dtype=np.int64)
             rank[acc] = np.arange(acc.size)
             owner = rank[tpos[seg[allnodes]]]
-            kd2 = cKDTree(xyz[allnodes] * zs)
             rad_need = min_branch_um + branch_radius_factor * radius[leaf_now[acc]]
-            leaf_pts = xyz[leaf_now[acc]] * zs
-            alive = np.ones(acc.size, dtype=bool)
-            for k0 in range(0, acc.size, 8):  # neighbour lists of 8 leaves at a time (bounded memory)
-                lst = kd2.query_ball_point(leaf_pts[k0 : k0 + 8], r=rad_need[k0 : k0 + 8])
-                for k in range(k0, k0 + len(lst)):  # one check per accepted segment of this level
-                    if forced_seg[acc[k]]:
-                        continue
-                    others = owner[np.asarray(lst[k - k0], dtype=np.int64)]
-                    if np.any(alive[others[others < k]]):
-                        alive[k] = False
-                del lst
-            acc = acc[alive]
+            acc = acc[_siblings_alive(xyz[allnodes] * zs, owner, xyz[leaf_now[acc]] * zs, rad_need, forced_seg[acc])]
         kept_seg[acc] = True
         if acc.size:
             kept_nodes = np.concatenate([kept_nodes, kept_part(acc)])
