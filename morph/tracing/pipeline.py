@@ -959,8 +959,6 @@ def trace_path(
     the image. With ``into``, the path is appended to that reconstruction at its node
     nearest to the path's start (or end, whichever is closer), typed like that node.
     """
-    from skimage.graph import MCP_Geometric
-
     params = params or TraceParams()
     data, vs, known, source = _as_stack(stack_or_array, voxel_size)
     _check_data(data)
@@ -986,14 +984,9 @@ def trace_path(
         ref = float(np.percentile(img, 99.5))
         if ref <= 0:
             raise TracingError("nothing stained between the two points: the region is flat background")
-        f = np.clip(img / ref, 0, 1)
-        cost = np.exp(params.cost_power * (1.0 - f) ** 2)
-        vz = np.array([vs[2], vs[1], vs[0]])
         ia = tuple(np.clip(np.round((a - off) / vs)[::-1].astype(int), 0, np.array(sub.shape) - 1))
         ib = tuple(np.clip(np.round((b - off) / vs)[::-1].astype(int), 0, np.array(sub.shape) - 1))
-        mcp = MCP_Geometric(cost, sampling=tuple(vz))
-        mcp.find_costs([ia], [ib])
-        path = np.asarray(mcp.traceback(ib), dtype=np.float64)
+        path = _prune.min_cost_path_voxels(img, vs, ia, ib, ref=ref, cost_power=params.cost_power)
         st.step("path")
         xyz = path[:, ::-1] * np.asarray(vs)
         n = xyz.shape[0]

@@ -75,6 +75,23 @@ def centre_on_image(
     return cur
 
 
+def min_cost_path_voxels(
+    image: NDArray[Any], voxel_size: Sequence[float], start: tuple[int, ...], end: tuple[int, ...], *,
+    ref: float, cost_power: float = 8.0,
+) -> NDArray[np.float64]:
+    """The minimal-cost path from voxel ``start`` to voxel ``end`` (``(z, y, x)`` indices,
+    both included) through ``image`` (stained positive) on the gray-weighted cost
+    ``exp(cost_power (1 - f)^2)``, ``f = clip(image / ref, 0, 1)``
+    (:class:`skimage.graph.MCP_Geometric`, physical voxel spacing): voxels as bright as
+    ``ref`` cost 1 per micrometre, background ``e^cost_power``. Returns ``(k, 3)`` indices."""
+    from skimage.graph import MCP_Geometric
+
+    f = np.clip(np.asarray(image, dtype=np.float32) / ref, 0.0, 1.0)
+    mcp = MCP_Geometric(np.exp(cost_power * (1.0 - f) ** 2), sampling=tuple(np.asarray(voxel_size, dtype=np.float64)[::-1]))
+    mcp.find_costs([start], [end])
+    return np.asarray(mcp.traceback(end), dtype=np.float64)
+
+
 def route_long_edges(
     m: Morphology,
     image: NDArray[Any],
@@ -100,8 +117,6 @@ def route_long_edges(
     the soma's centre (the first soma node) are routed: elsewhere a false bridge is a
     straight line across the background that the ridge tests remove, while routed through
     the texture it would stand out from its sides like a neurite."""
-    from skimage.graph import MCP_Geometric
-
     if len(m) < 2:
         return m
     vs = np.asarray(voxel_size, dtype=np.float64)
@@ -136,10 +151,7 @@ def route_long_edges(
         ia = tuple(np.clip(np.rint(a / vs).astype(int)[::-1] - lo, 0, hi - lo - 1))
         ib = tuple(np.clip(np.rint(b / vs).astype(int)[::-1] - lo, 0, hi - lo - 1))
         ref = max(float(min(sub[ia], sub[ib])), floor, 1e-6)
-        f = np.clip(sub / ref, 0.0, 1.0)
-        mcp = MCP_Geometric(np.exp(cost_power * (1.0 - f) ** 2), sampling=tuple(vs[::-1]))
-        mcp.find_costs([ia], [ib])
-        path = np.asarray(mcp.traceback(ib), dtype=np.float64)[1:-1]  # the ends are the nodes
+        path = min_cost_path_voxels(sub, vs, ia, ib, ref=ref, cost_power=cost_power)[1:-1]  # the ends are the nodes
         if path.shape[0] == 0:
             continue
         pts = (path + lo)[:, ::-1] * vs

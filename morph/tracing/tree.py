@@ -713,9 +713,11 @@ def _piece_bridges(
     tree_node: NDArray[np.int64],
     gap_um: float,
     cos_max: float,
+    target_kd: cKDTree,
     end_um: float = 5.0,
 ) -> None:
-    """Bridges from the ends of unreached pieces that point at the tree (added to ``best``).
+    """Bridges from the ends of unreached pieces that point at the tree (added to ``best``;
+    ``target_kd`` holds the ``target`` voxels).
 
     For every unreached piece (component) its voxel nearest to the tree within ``gap_um`` is
     its end facing the tree; the piece's direction there is from the mean of its voxels
@@ -732,7 +734,7 @@ def _piece_bridges(
         return
     tv, d, j = target[near], d[near], j[near]
     first, pieces = _piece_ends(comp, tv, d)
-    pkd = cKDTree(xyz[target])
+    pkd = target_kd
     for k, ci in zip(first, pieces):  # one end per piece (bounded by the number of pieces near the tree)
         ci = int(ci)
         if ci in best:
@@ -759,11 +761,12 @@ def _soma_bridges(
     radius: float,
     gap_um: float,
     cos_max: float,
+    target_kd: cKDTree,
     end_um: float = 5.0,
     axis_um: float = 15.0,
 ) -> None:
     """Bridges to the soma from the ends of unreached pieces that point at its centre (added
-    to ``best``).
+    to ``best``; ``target_kd`` holds the ``target`` voxels).
 
     A dendrite leaves the soma radially; its first microns can be lost in the soma's blur
     halo or be too thin to show, so that its visible part starts a few microns out, where the
@@ -782,7 +785,7 @@ def _soma_bridges(
         return
     tv, dc = target[near], dc[near]
     first, pieces = _piece_ends(comp, tv, dc)
-    pkd = cKDTree(xyz[target])
+    pkd = target_kd
     skd = cKDTree(xyz[sources])
     for k, ci in zip(first, pieces):  # one end per piece near the soma
         ci = int(ci)
@@ -978,10 +981,10 @@ def grow(
                 best[c] = (float(score[j]), int(tree.node[t]), int(tv[j]))
         if gap_from_pieces:
             piece_um = gap_um if gap_piece_um is None else min(gap_um, gap_piece_um)
-            _piece_bridges(best, xyz, comp, target, tree.node, piece_um, cos_max)
+            _piece_bridges(best, xyz, comp, target, tree.node, piece_um, cos_max, kd)
         if gap_soma_um > 0 and soma is not None:
             _soma_bridges(best, xyz, comp, target, sources, np.asarray(soma[0], dtype=np.float64), float(soma[1]),
-                          gap_soma_um, float(np.cos(np.deg2rad(gap_soma_angle_deg))))
+                          gap_soma_um, float(np.cos(np.deg2rad(gap_soma_angle_deg))), kd)
         if not best:
             break
         for _s, a, b in best.values():
