@@ -188,6 +188,14 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown stacks: {', '.join(unknown)}; known: {', '.join(specs)}", file=sys.stderr)
         return 2
+    from morph.cli.trace import parse_params
+    from morph.errors import MorphError
+
+    try:
+        parse_params(args.param, "auto")  # a bad --param stops here, not in every worker
+    except MorphError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     os.environ["MORPH_THREADS"] = "1"
     rows: dict[str, dict] = {}
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
