@@ -1,0 +1,58 @@
+"""The diagnostics of ``bench/trace_accuracy.py`` (run by hand, so tested here)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from morph.tracing import TraceParams
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import trace_accuracy  # noqa: E402
+from test_tracing import render_tubes, y_cell  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def y_brightfield():
+    segs, gold = y_cell()
+    vs = (0.5, 0.5, 1.0)
+    data = render_tubes(segs, (20, 200, 200), vs, soma=((40.0, 40.0, 10.0), 6.0), brightfield=True)
+    return data, vs, gold
+
+
+def _cable(m) -> float:
+    s = m.resample(0.5)
+    return float((~s.soma_mask & (s.parent >= 0)).sum())
+
+
+def test_where_missed_files_each_missed_run_by_where_it_leaves_the_trace(y_brightfield) -> None:
+    data, vs, gold = y_brightfield
+    params = TraceParams()
+    same = trace_accuracy.where_missed(gold, gold, data, vs, params)
+    assert all(v == 0 for v in same.values())
+
+    # the thin stem cut short at its first node (a tip) and one daughter of the fork gone
+    # (its parent runs on to the other daughter: a side branch never started)
+    trace = gold.take(np.array([i not in (5, 8) for i in range(len(gold))]))
+    out = trace_accuracy.where_missed(trace, gold, data, vs, params)
+    total = _cable(gold)
+    # each run starts 2 um (the tolerance) beyond where the trace ends
+    stem = (np.linalg.norm(gold.xyz[8] - gold.xyz[7]) - 2.0) / 0.5 / total
+    fork = (np.linalg.norm(gold.xyz[5] - gold.xyz[4]) - 2.0) / 0.5 / total
+    assert out["miss_tip"] == pytest.approx(stem, abs=0.01)
+    assert out["miss_side"] == pytest.approx(fork, abs=0.01)
+    assert out["miss_soma"] == 0 and out["miss_apart"] == 0
+    # both are bright tubes on a flat background: they stand out as whole runs
+    assert out["evident"] == pytest.approx(out["miss_tip"] + out["miss_side"], abs=1e-9)
+
+    # a stem missed from the soma on, on a stack that does not show it: missed, not evident
+    trace = gold.take(np.array([i not in (7, 8) for i in range(len(gold))]))
+    blank = np.full_like(data, 190)
+    blank += np.random.default_rng(0).integers(0, 4, blank.shape, dtype=np.uint8)
+    out = trace_accuracy.where_missed(trace, gold, blank, vs, params)
+    assert out["miss_soma"] > 0.15 and out["miss_tip"] == out["miss_side"] == 0
+    assert out["evident"] == 0
