@@ -131,6 +131,50 @@ def test_soma_radius_is_where_the_ball_falls_half_way() -> None:
     assert np.isnan(rad.measure_soma_radius(np.zeros(SHAPE, np.float32), c, VS, radius_hint=8.0))
 
 
+def test_soma_outline_follows_an_elongated_body_and_leaves_its_stem_out() -> None:
+    """An ellipsoidal body (semi-axes 8 and 4.5 um in x-y, major axis at 30 degrees from +x,
+    5 um along z) blurred like the tracer's image, with a thick stem leaving it at 120
+    degrees: the outline's area, axes and orientation are the body's (the stem's directions
+    replaced by their neighbours), and it survives the SWC header; none on a flat image."""
+    from morph.tracing.soma import measure_soma_outline, outline_from_header
+
+    zz, yy, xx = np.meshgrid(*[np.arange(n) for n in SHAPE], indexing="ij")
+    x, y, z = xx * VS[0], yy * VS[1], zz * VS[2]
+    c = np.array([26.0, 20.0, 10.0])
+    t = np.deg2rad(30.0)
+    u = (x - c[0]) * np.cos(t) + (y - c[1]) * np.sin(t)
+    v = -(x - c[0]) * np.sin(t) + (y - c[1]) * np.cos(t)
+    body = ((u / 8.0) ** 2 + (v / 4.5) ** 2 + ((z - c[2]) / 5.0) ** 2 <= 1.0).astype(float)
+    s = np.deg2rad(120.0)
+    along = (x - c[0]) * np.cos(s) + (y - c[1]) * np.sin(s)
+    across = -(x - c[0]) * np.sin(s) + (y - c[1]) * np.cos(s)
+    body += (along > 0) * (np.abs(across) <= 1.2) * (np.abs(z - c[2]) <= 1.2)  # the stem
+    img = ndi.gaussian_filter(60.0 * np.minimum(body, 1.0), (1.5 / VS[2], 0.85 / VS[1], 0.85 / VS[0]))
+    img = (img + np.random.default_rng(3).normal(0, 0.5, SHAPE)).astype(np.float32)
+
+    o = measure_soma_outline(img, c, VS, radius_hint=6.0)
+    assert o is not None and o.radii.size == 72
+    major, minor, ang = o.axes()
+    assert major == pytest.approx(8.0, rel=0.08) and minor == pytest.approx(4.5, rel=0.1)
+    assert ang == pytest.approx(30.0, abs=4.0)
+    assert o.area == pytest.approx(np.pi * 8.0 * 4.5, rel=0.12)
+    # the stem's directions (it stays dark beyond the edge) replaced by their neighbours;
+    # every direction within 12 % of the ellipse's own radius (0.94-0.96 away from the
+    # stem: the blur; the stem's base widens the outline 10 degrees either side of it)
+    th = o.angles - t
+    want = 1.0 / np.sqrt((np.cos(th) / 8.0) ** 2 + (np.sin(th) / 4.5) ** 2)
+    assert np.all(np.abs(o.radii / want - 1.0) < 0.12), np.round(o.radii / want, 2)
+    stem = np.abs(np.degrees(o.angles) - 120.0) <= 5.0
+    assert o.replaced[stem].all() and o.replaced.sum() == stem.sum()
+    back = outline_from_header(["# " + o.header_line()])
+    assert back is not None
+    np.testing.assert_allclose(back.radii, o.radii, atol=0.006)
+    np.testing.assert_allclose(back.centre, c, atol=0.006)
+    np.testing.assert_array_equal(back.replaced, o.replaced)
+    assert measure_soma_outline(np.zeros(SHAPE, np.float32), c, VS, radius_hint=6.0) is None
+    assert outline_from_header(["# soma radius: 5 um"]) is None
+
+
 def test_cap_in_soma_blur_takes_the_stems_own_radius() -> None:
     """Stem nodes in the soma's blurred edge (within the soma radius plus three blurs) take at
     most the radius of their stem just beyond; a stem that ends inside that zone keeps its

@@ -620,6 +620,34 @@ def test_trace_synthetic_fluorescence(y_stack) -> None:
     assert r.branch_points.found >= 1
     assert any("trace parameter" in h for h in m.header)
     assert m.units == "um"
+    # the soma's outline, in the header, in the SWC's frame: the ball's round section
+    from morph.tracing.soma import outline_from_header
+
+    o = outline_from_header(m.header)
+    assert o is not None
+    np.testing.assert_allclose(o.centre, m.soma_center, atol=0.01)
+    assert o.equivalent_radius == pytest.approx(6.0, rel=0.06)
+    major, minor, _ = o.axes()
+    assert minor / major > 0.93
+
+
+def test_trace_in_a_roi_writes_the_stacks_frame(y_stack) -> None:
+    """--roi: only what lies in the box is traced, and the SWC (nodes, soma, outline) is in
+    the whole stack's micrometres."""
+    from morph.tracing.soma import outline_from_header
+
+    data, vs, gold = y_stack
+    roi = (20.0, 15.0, 0.0, 80.0, 75.0, 19.0)  # the soma, the fork; the up stem cut at y 15
+    m = trace(data, voxel_size=vs, roi=roi, progress=False)
+    assert np.linalg.norm(m.soma_center - gold.soma_center) < 1.5
+    lo, hi = np.array(roi[:3]), np.array(roi[3:])
+    assert np.all((m.xyz >= lo - 1.0) & (m.xyz <= hi + 1.0))
+    assert m.xyz[:, 1].min() < 20.0 and m.xyz[:, 0].max() > 70.0  # up to the box's faces
+    o = outline_from_header(m.header)
+    assert o is not None
+    np.testing.assert_allclose(o.centre, m.soma_center, atol=0.01)
+    assert o.equivalent_radius == pytest.approx(6.0, rel=0.06)
+    assert any(h.startswith("roi (um): 20 15 0 80 75 19") for h in m.header)
 
 
 def test_trace_synthetic_brightfield(y_stack) -> None:

@@ -72,6 +72,8 @@ class Prepared:
     stretch: float = 1.0
     params: TraceParams | None = None
     notes: list[str] = field(default_factory=list)
+    #: The soma's outline measured by :func:`refine` (the refined tree's frame), if any.
+    soma_outline: _soma.SomaOutline | None = None
 
     def to_trace_space(self, xyz_um: Any) -> NDArray[np.float64]:
         """Physical points to the tracing space (z divided by the z elongation)."""
@@ -624,6 +626,8 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
             prep.notes.append(f"soma radius: {rs:.2f} um where the image falls half way from the soma's core to the "
                               f"background ({m.radius[s]:.2f} um to the edge of the foreground)")
             r[s] = rs
+            prep.soma_outline = _soma.measure_soma_outline(prep.image, m.xyz[s], prep.voxel_size,
+                                                           radius_hint=float(m.radius[s]))
             # the stems' first micrometres lie in the soma's blurred edge
             r = _radius.cap_in_soma_blur(m, r, soma_radius=rs, blur_um=report.blur_um)
     # a branch's first micrometres: the profiles also cross the branch point's other neurites
@@ -861,6 +865,9 @@ def trace(
                 )
             m = refine(m, prep, params, protect_xyz=(prep.to_physical(fg.xyz_um(seeds_fg)) if seeds_fg.size else None))
             m = m.translate(off)
+            if prep.soma_outline is not None:
+                prep.soma_outline.centre = prep.soma_outline.centre + off
+                prep.notes.append(prep.soma_outline.header_line())
         tm["refine"] = time.perf_counter() - t0
         st.step("refine")
         st.start("label")

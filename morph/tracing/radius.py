@@ -403,23 +403,45 @@ def measure_soma_radius(
     core_um
         The core value is the median of the line's first ``core_um``.
     """
+    a = np.arange(n_directions) * (2.0 * np.pi / n_directions)
+    r, ok = soma_ray_radii(image, centre, voxel_size, a, radius_hint=radius_hint, core_um=core_um)
+    if not ok.any():
+        return float("nan")
+    return float(np.median(r[ok]))
+
+
+def soma_ray_radii(
+    image: NDArray[Any],
+    centre: Sequence[float],
+    voxel_size: Sequence[float],
+    angles: NDArray[np.float64],
+    *,
+    radius_hint: float,
+    core_um: float = 1.0,
+    common_base: bool = False,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Along horizontal lines from ``centre`` at ``angles`` (radians from +x, towards +y),
+    the distance (um) at which the image falls half way from the soma's core (median of the
+    line's first ``core_um``) to the line's lowest value within three times ``radius_hint``
+    (``common_base``: to the median of those lowest values over the lines, the background
+    for all of them), and whether it does (a line along a stem may stay above half way)."""
     vs = np.asarray(voxel_size, dtype=np.float64)
     c = np.asarray(centre, dtype=np.float64)
+    a = np.asarray(angles, dtype=np.float64)
     step = 0.25 * float(vs[:2].min())
     x = np.arange(0.0, 3.0 * max(float(radius_hint), 1.0) + step, step)
-    a = np.arange(n_directions) * (2.0 * np.pi / n_directions)
     e = np.stack([np.cos(a), np.sin(a), np.zeros_like(a)], axis=1)
     pts = c[None, None, :] + x[None, :, None] * e[:, None, :]
     prof = ndi.map_coordinates(image, (pts.reshape(-1, 3) / vs)[:, ::-1].T, order=1, mode="nearest")
-    prof = prof.reshape(n_directions, x.size)
+    prof = prof.reshape(a.size, x.size)
     core = np.median(prof[:, : max(1, int(round(core_um / step)))], axis=1)
     base = prof.min(axis=1)
+    if common_base:
+        base = np.full_like(base, np.median(base))
     half = base + 0.5 * (core - base)
     ok = (prof[:, 1:] < half[:, None]).any(axis=1) & (core > base)
-    if not ok.any():
-        return float("nan")
-    r, _left = _crossings(prof, x, np.zeros(n_directions, dtype=np.int64), half)
-    return float(np.median(r[ok]))
+    r, _left = _crossings(prof, x, np.zeros(a.size, dtype=np.int64), half)
+    return r, ok
 
 
 def cap_in_soma_blur(m: Morphology, radii: NDArray[np.float64], *, soma_radius: float, blur_um: float,
