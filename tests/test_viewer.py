@@ -637,3 +637,26 @@ def test_lazy_stack_shows_the_same_pictures_as_in_memory(spine, tmp_path):
     for name, a, b in zip(("mip", "slices", "moved slices", "volume"), pa, pb):
         assert np.abs(a - b).max() <= 1, name
     assert (np.abs(pb[1] - pb[2]).sum(-1) > 30).mean() > 0.01  # the moved planes were read anew
+
+
+def test_traced_soma_takes_the_outline_in_the_header():
+    """A traced cell's soma is drawn with the x-y section of the outline ``morph trace``
+    writes to the header (here twice as long along x as along y), the soma radius along z;
+    a cell moved since (the header's centre no longer on its soma) gets the plain sphere."""
+    _gl_or_skip()
+    from morph.morphology import Morphology
+    from morph.tracing.soma import SomaOutline
+
+    a = np.arange(72) * (2 * np.pi / 72)
+    r = 1.0 / np.sqrt((np.cos(a) / 10.0) ** 2 + (np.sin(a) / 5.0) ** 2)
+    o = SomaOutline(np.array([50.0, 50.0, 10.0]), a, r, np.zeros(72, dtype=bool))
+    m = Morphology([[50, 50, 10], [50, 56, 10], [50, 90, 10]], [7.0, 1, 1], [1, 3, 3], [-1, 0, 1],
+                   header=["# " + o.header_line()])
+    s = Scene((200, 200))
+    b = s.add_morphology(m).soma_actor.GetBounds()
+    assert (b[1] - b[0]) / 2 == pytest.approx(10.0, rel=0.02)
+    assert (b[3] - b[2]) / 2 == pytest.approx(5.0, rel=0.02)
+    assert (b[5] - b[4]) / 2 == pytest.approx(7.0, rel=0.02)
+    b = s.add_morphology(m.translate([30.0, 0, 0])).soma_actor.GetBounds()
+    assert (b[1] - b[0]) / 2 == pytest.approx(7.0, rel=0.02) and (b[3] - b[2]) / 2 == pytest.approx(7.0, rel=0.02)
+    s.close()

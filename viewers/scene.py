@@ -172,6 +172,44 @@ def node_scalar(m: Morphology, name: str | NDArray[Any]) -> tuple[NDArray[np.flo
     raise ViewerError(f"unknown colouring {name!r}", hint="use compartment, " + ", ".join(SCALARS))
 
 
+def _traced_soma_outline(m: Morphology) -> Any | None:
+    """The soma outline ``morph trace`` wrote to the header, when it still belongs to this
+    cell's soma (a cell moved or edited since keeps a stale header)."""
+    if not any("soma outline:" in h for h in m.header):
+        return None  # (and no import of the tracer)
+    from morph.tracing.soma import outline_from_header
+
+    o = outline_from_header(list(m.header))
+    if o is None or not m.soma_nodes.size:
+        return None
+    r = float(m.soma_radius)
+    if not np.isfinite(r) or np.linalg.norm(o.centre - m.soma_center) > max(1.0, 0.25 * r):
+        return None
+    return o
+
+
+def _shape_sphere(sphere: Any, centre: NDArray[np.float64], radius: float, outline: Any) -> Any:
+    """The sphere's polydata with each point's horizontal distance from the centre scaled so
+    that the equator follows the outline (interpolated around it); the poles stay at the soma
+    radius: a body whose x-y section is the traced outline."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    pts = vtk_to_numpy(sphere.GetPoints().GetData()).astype(np.float64) - centre
+    az = np.mod(np.arctan2(pts[:, 1], pts[:, 0]), 2.0 * np.pi)
+    a = np.r_[outline.angles, 2.0 * np.pi]
+    rr = np.r_[outline.radii, outline.radii[:1]]
+    scale = np.interp(az, a, rr) / max(radius, 1e-9)
+    pts[:, :2] *= scale[:, None]
+    sphere.GetPoints().SetData(_np2vtk(pts + centre))
+    sphere.GetPointData().SetNormals(None)  # recomputed by the mapper's lighting from the faces
+    from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
+
+    nf = vtkPolyDataNormals()
+    nf.SetInputData(sphere)
+    nf.Update()
+    return nf.GetOutput()
+
+
 def _np2vtk(a: NDArray[Any], name: str | None = None, *, id_type: bool = False) -> Any:
     from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
 
@@ -591,7 +629,13 @@ class Scene:
             sph.SetThetaResolution(32)
             sph.SetPhiResolution(24)
             sm = vtkPolyDataMapper()
-            sm.SetInputConnection(sph.GetOutputPort())
+            outline = _traced_soma_outline(m)
+            if outline is None:
+                sm.SetInputConnection(sph.GetOutputPort())
+            else:
+                sph.SetThetaResolution(outline.radii.size)
+                sph.Update()
+                sm.SetInputData(_shape_sphere(sph.GetOutput(), m.soma_center, float(m.soma_radius), outline))
             soma_actor = vtkActor()
             soma_actor.SetMapper(sm)
             soma_actor.GetProperty().SetColor(*compartment_color(SOMA))
