@@ -899,6 +899,17 @@ def test_cli_bad_input(tmp_path: Path, capsys) -> None:
     assert "expected 3 numbers" in capsys.readouterr().err
     assert main(["trace", str(stack), "-o", str(out), "-q", "--param", "nonsense=1"]) == 2
     assert "unknown tracing parameter" in capsys.readouterr().err
+    # values that cannot mean anything are refused by name, before anything is read
+    for item, says in (("min_branch_um=-5", "min_branch_um must be 0 or more, got -5.0"),
+                       ("tube_scales_um=0", "tube_scales_um must be one or more positive lengths"),
+                       ("pia_direction=0,0,0", "pia_direction must be three numbers X,Y,Z, not all zero"),
+                       ("tip_fraction=2", "tip_fraction must be in [0, 1], got 2.0"),
+                       ("gap_max_angle_deg=0", "gap_max_angle_deg must be positive"),
+                       ("soma_min_radius_um=40", "soma_min_radius_um must be at most soma_max_radius_um (25)")):
+        assert main(["trace", str(stack), "-o", str(out), "-q", "--param", item]) == 2, item
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err, err
+        assert not out.exists()
 
 
 def test_cli_trace_max_memory_gives_the_same_tree(tmp_path: Path, y_stack) -> None:

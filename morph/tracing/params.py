@@ -11,10 +11,37 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
+
+_INF = float("inf")
+# (name, low, high, low excluded): the values each numeric parameter can take
+_RANGES: tuple[tuple[str, float, float, bool], ...] = (
+    *((n, 0.0, _INF, True) for n in (
+        "background_block_um", "min_noise", "cost_power", "gap_cost", "resample_um", "radius_max_um",
+        "soma_max_radius_um", "chunk_slices", "gap_max_angle_deg", "gap_soma_angle_deg")),
+    *((n, 0.0, _INF, False) for n in (
+        "denoise_sigma_um", "candidate_threshold", "threshold_low", "threshold_high", "gap_um",
+        "gap_min_size_um", "gap_piece_um", "gap_min_elongation", "gap_soma_um", "route_soma_bridges",
+        "min_branch_um", "branch_radius_factor", "thick_spur_factor", "spur_ridge", "spur_ridge_factor",
+        "terminal_ridge", "terminal_ridge_margin_um", "tip_extend_um", "tip_extend_threshold",
+        "tip_extend_contrast", "side_branch_um", "smooth_iterations", "psf_sigma_um", "soma_min_radius_um",
+        "axon_confidence_min", "axon_origin_drop", "axon_origin_max_um", "apical_dominance",
+        "apical_thickness", "coverage_z_power")),
+    ("background_percentile", 0.0, 100.0, False),
+    ("tube_weight", 0.0, 1.0, False),
+    ("medial_weight", 0.0, 1.0, False),
+    ("relative_threshold", 0.0, 1.0, False),
+    ("tip_fraction", 0.0, 1.0, False),
+)
+
 
 @dataclass
 class TraceParams:
     """Parameters of :func:`morph.tracing.trace`.
+
+    Every value is checked when the parameters are made: a value no parameter can take (a
+    negative length or threshold, a fraction outside [0, 1], a zero angle, scale or pia
+    direction) raises :class:`~morph.errors.MorphError` naming the parameter.
 
     Attributes
     ----------
@@ -233,6 +260,41 @@ class TraceParams:
     z_spur_bounded: bool | None = None
     coverage_z_power: float = 0.0
     chunk_slices: int = 12
+
+    def __post_init__(self) -> None:
+        """Refuse values that cannot mean anything, naming the parameter (a typo on the
+        command line must not trace quietly with it)."""
+        from morph.errors import MorphError
+
+        def bad(name: str, what: str) -> MorphError:
+            return MorphError(f"tracing parameter {name} must be {what}, got {getattr(self, name)!r}",
+                              hint="see the parameter table in docs/tracing.md")
+
+        if self.polarity not in ("auto", "brightfield", "fluorescence"):
+            raise bad("polarity", "auto, brightfield or fluorescence")
+        for name, lo, hi, lo_open in _RANGES:
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+                raise bad(name, "a number")
+            if (v <= lo if lo_open else v < lo) or v > hi:
+                left = "(" if lo_open else "["
+                raise bad(name, f"in {left}{lo:g}, {hi:g}]" if np.isfinite(hi) else
+                          ("positive" if lo_open else "0 or more"))
+        if self.tube_scales_um is not None:
+            try:
+                sc = np.asarray(self.tube_scales_um, dtype=np.float64)
+            except (TypeError, ValueError):
+                sc = np.zeros(0)
+            if sc.ndim != 1 or not sc.size or not np.all(np.isfinite(sc) & (sc > 0)):
+                raise bad("tube_scales_um", "one or more positive lengths (um), e.g. 0.5,1")
+        if self.pia_direction is not None:
+            d = np.asarray(self.pia_direction, dtype=np.float64).reshape(-1)
+            if d.size != 3 or not np.all(np.isfinite(d)) or not np.any(d):
+                raise bad("pia_direction", "three numbers X,Y,Z, not all zero (towards the pia, e.g. 0,-1,0)")
+        if self.soma_min_radius_um > self.soma_max_radius_um:
+            raise bad("soma_min_radius_um", f"at most soma_max_radius_um ({self.soma_max_radius_um:g})")
 
     def resolved(self, polarity: str) -> TraceParams:
         """A copy with the polarity-dependent defaults (``None`` fields) filled in.
