@@ -31,7 +31,7 @@ by side with the change per stack. About 2.5 minutes on two cores, rendering inc
 gold's cable): beyond a traced tip, beside a traced neurite, at the soma, or apart; and how
 much of it stands out from the texture as whole runs (``evident``), the headroom a tracer
 that follows faint neurites over their length, rather than voxel by voxel, could take.
-About 1 s more per stack.
+About 1 s more per stack. ``--save DIR`` keeps each trace and its gold as SWC.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def run_one(job: tuple) -> dict:
     from morph.compare import compare
     from morph.tracing import trace
 
-    name, spec, items, misses = job
+    name, spec, items, misses, save = job
     pg.set_quiet(True)
     warnings.simplefilter("ignore")
     data, vs, gold = load(name, spec)
@@ -213,6 +213,12 @@ def run_one(job: tuple) -> dict:
     }
     if misses:
         row |= where_missed(m, gold, data, vs, params)
+    if save is not None:
+        from morph.io import write_swc
+
+        save.mkdir(parents=True, exist_ok=True)
+        write_swc(m, save / f"{name}.swc", force=True)
+        write_swc(gold, save / f"{name}.gold.swc", force=True)
     return row
 
 
@@ -286,6 +292,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("-o", "--output", type=Path)
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
     ap.add_argument("--misses", action="store_true", help="also say where the missed gold cable lies")
+    ap.add_argument("--save", type=Path, metavar="DIR", help="write each trace and its gold as DIR/NAME[.gold].swc")
     args = ap.parse_args(argv)
     if args.compare:
         print(compare_tables(read_table(args.compare[0]), read_table(args.compare[1])))
@@ -307,7 +314,7 @@ def main(argv: list[str]) -> int:
     os.environ["MORPH_THREADS"] = "1"
     rows: dict[str, dict] = {}
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
-        for r in ex.map(run_one, [(n, specs[n], args.param, args.misses) for n in names]):
+        for r in ex.map(run_one, [(n, specs[n], args.param, args.misses, args.save) for n in names]):
             rows[r["stack"]] = r
             print(f"{r['stack']:14s} F1 {r['f1']:.3f}  P {r['precision']:.3f}  R {r['recall']:.3f}  "
                   f"cable {r['cable']:.2f}  bp {r['bp']:.2f}  {r['time']:.1f} s", file=sys.stderr, flush=True)
