@@ -201,7 +201,7 @@ def _shape_sphere(sphere: Any, centre: NDArray[np.float64], radius: float, outli
     scale = np.interp(az, a, rr) / max(radius, 1e-9)
     pts[:, :2] *= scale[:, None]
     sphere.GetPoints().SetData(_np2vtk(pts + centre))
-    sphere.GetPointData().SetNormals(None)  # recomputed by the mapper's lighting from the faces
+    sphere.GetPointData().SetNormals(None)  # the sphere's own no longer fit: recomputed below
     from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
 
     nf = vtkPolyDataNormals()

@@ -8,6 +8,7 @@ deviation), so that one set of defaults fits 8-bit, 16-bit, dim and bright stack
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -276,7 +277,7 @@ class TraceParams:
             v = getattr(self, name)
             if v is None:
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
                 raise bad(name, "a number")
             if (v <= lo if lo_open else v < lo) or v > hi:
                 left = "(" if lo_open else "["

@@ -216,8 +216,9 @@ def measure_soma_outline(
     does not stop short of the soma's edge). A dendrite's trunk leaving the soma keeps its
     line dark further out; a direction whose distance differs by more than a factor
     ``spike`` from the median of the directions within ``window_deg`` of it (its own left
-    out), or that has no crossing, takes that median instead. The lines along z are not used: the blur there is
-    two to four times wider, so the z extent of the image is mostly the blur's.
+    out), or that has no crossing, takes that median instead. The lines along z are not
+    used: the blur there is two to four times wider, so the z extent of the image is mostly
+    the blur's.
 
     Parameters
     ----------
