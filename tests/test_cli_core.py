@@ -40,6 +40,29 @@ def test_info_swc_and_stack(data: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert rc == 0 and "polarity_guess: brightfield" in out and "shape_zyx: [32, 192, 192]" in out
 
 
+def test_info_shows_a_traced_somas_outline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The outline ``morph trace`` writes to the header survives the SWC and shows in
+    ``morph info`` (an ellipse of semi-axes 6 and 3 um, major axis at 30 degrees); a file
+    whose soma was moved since shows none."""
+    from morph.io import write_swc
+    from morph.morphology import Morphology
+    from morph.soma_outline import SomaOutline
+
+    a = np.arange(72) * (2 * np.pi / 72)
+    r = 1.0 / np.sqrt((np.cos(a - np.pi / 6) / 6.0) ** 2 + (np.sin(a - np.pi / 6) / 3.0) ** 2)
+    o = SomaOutline(np.array([10.0, 20.0, 5.0]), a, r, np.zeros(72, dtype=bool))
+    m = Morphology([[10, 20, 5], [10, 26, 5], [10, 40, 5]], [4.0, 1, 1], [1, 3, 3], [-1, 0, 1], header=[o.header_line()])
+    f = tmp_path / "t.swc"
+    write_swc(m, f)
+    rc, out, _ = run(["info", "--json", str(f)], capsys)
+    ol = json.loads(out)["soma"]["outline"]
+    assert rc == 0 and ol["area_um2"] == pytest.approx(np.pi * 18, rel=0.01)
+    assert ol["semi_axes_um"] == pytest.approx([6.0, 3.0], rel=0.01) and ol["major_axis_deg_from_x"] == pytest.approx(30, abs=1)
+    write_swc(m.translate([5.0, 0, 0]), f, force=True)
+    rc, out, _ = run(["info", "--json", str(f)], capsys)
+    assert rc == 0 and "outline" not in json.loads(out)["soma"]
+
+
 def test_validate_exit_codes_and_all_problems(
     tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -136,7 +136,8 @@ def test_soma_outline_follows_an_elongated_body_and_leaves_its_stem_out() -> Non
     5 um along z) blurred like the tracer's image, with a thick stem leaving it at 120
     degrees: the outline's area, axes and orientation are the body's (the stem's directions
     replaced by their neighbours), and it survives the SWC header; none on a flat image."""
-    from morph.tracing.soma import measure_soma_outline, outline_from_header
+    from morph.soma_outline import outline_from_header
+    from morph.tracing.soma import measure_soma_outline
 
     zz, yy, xx = np.meshgrid(*[np.arange(n) for n in SHAPE], indexing="ij")
     x, y, z = xx * VS[0], yy * VS[1], zz * VS[2]

@@ -621,7 +621,7 @@ def test_trace_synthetic_fluorescence(y_stack) -> None:
     assert any("trace parameter" in h for h in m.header)
     assert m.units == "um"
     # the soma's outline, in the header, in the SWC's frame: the ball's round section
-    from morph.tracing.soma import outline_from_header
+    from morph.soma_outline import outline_from_header
 
     o = outline_from_header(m.header)
     assert o is not None
@@ -634,7 +634,7 @@ def test_trace_synthetic_fluorescence(y_stack) -> None:
 def test_trace_in_a_roi_writes_the_stacks_frame(y_stack) -> None:
     """--roi: only what lies in the box is traced, and the SWC (nodes, soma, outline) is in
     the whole stack's micrometres."""
-    from morph.tracing.soma import outline_from_header
+    from morph.soma_outline import outline_from_header
 
     data, vs, gold = y_stack
     roi = (20.0, 15.0, 0.0, 80.0, 75.0, 19.0)  # the soma, the fork; the up stem cut at y 15

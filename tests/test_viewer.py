@@ -645,7 +645,7 @@ def test_traced_soma_takes_the_outline_in_the_header():
     a cell moved since (the header's centre no longer on its soma) gets the plain sphere."""
     _gl_or_skip()
     from morph.morphology import Morphology
-    from morph.tracing.soma import SomaOutline
+    from morph.soma_outline import SomaOutline
 
     a = np.arange(72) * (2 * np.pi / 72)
     r = 1.0 / np.sqrt((np.cos(a) / 10.0) ** 2 + (np.sin(a) / 5.0) ** 2)

@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from morph import _tree
 from morph.morphology import APICAL, AXON, BASAL, SOMA, Morphology, type_name
+from morph.soma_outline import traced_outline
 from viewers.offscreen import ViewerError, capture, make_render_window
 
 #: Compartment colours (RGB in 0..1): soma grey, axon blue, basal dendrite red, apical
@@ -170,22 +171,6 @@ def node_scalar(m: Morphology, name: str | NDArray[Any]) -> tuple[NDArray[np.flo
     if key == "depth":
         return m.depth.astype(np.float64), "node depth"
     raise ViewerError(f"unknown colouring {name!r}", hint="use compartment, " + ", ".join(SCALARS))
-
-
-def _traced_soma_outline(m: Morphology) -> Any | None:
-    """The soma outline ``morph trace`` wrote to the header, when it still belongs to this
-    cell's soma (a cell moved or edited since keeps a stale header)."""
-    if not any("soma outline:" in h for h in m.header):
-        return None  # (and no import of the tracer)
-    from morph.tracing.soma import outline_from_header
-
-    o = outline_from_header(list(m.header))
-    if o is None or not m.soma_nodes.size:
-        return None
-    r = float(m.soma_radius)
-    if not np.isfinite(r) or np.linalg.norm(o.centre - m.soma_center) > max(1.0, 0.25 * r):
-        return None
-    return o
 
 
 def _shape_sphere(sphere: Any, centre: NDArray[np.float64], radius: float, outline: Any) -> Any:
@@ -629,7 +614,7 @@ class Scene:
             sph.SetThetaResolution(32)
             sph.SetPhiResolution(24)
             sm = vtkPolyDataMapper()
-            outline = _traced_soma_outline(m)
+            outline = traced_outline(m)
             if outline is None:
                 sm.SetInputConnection(sph.GetOutputPort())
             else:

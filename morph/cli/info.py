@@ -10,6 +10,7 @@ import numpy as np
 from morph.cli._common import add_voxel, is_stack_path
 from morph.io import read_stack, read_swc
 from morph.morphology import Morphology, type_name
+from morph.soma_outline import traced_outline
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -24,6 +25,21 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_voxel(p)
     p.set_defaults(func=run)
+
+
+def _outline(m: Morphology) -> dict:
+    """The soma outline a traced cell's header holds (``morph trace``), summarised."""
+    o = traced_outline(m)
+    if o is None:
+        return {}
+    major, minor, ang = o.axes()
+    return {"outline": {
+        "area_um2": round(o.area, 2),
+        "perimeter_um": round(o.perimeter, 2),
+        "equivalent_radius_um": round(o.equivalent_radius, 3),
+        "semi_axes_um": [round(major, 3), round(minor, 3)],
+        "major_axis_deg_from_x": round(ang, 1),
+    }}
 
 
 def morphology_summary(m: Morphology) -> dict:
@@ -41,6 +57,7 @@ def morphology_summary(m: Morphology) -> dict:
             "kind": m.soma_kind,
             "center": None if np.isnan(c).any() else [round(float(v), 3) for v in c],
             "radius": None if np.isnan(m.soma_radius) else round(m.soma_radius, 3),
+            **_outline(m),
         },
         "sections": m.n_sections,
         "branch_points": int(m.branch_points.size),
