@@ -105,7 +105,6 @@ class SomaOutline:
         )
 
 
-
 def outline_from_header(header: list[str]) -> SomaOutline | None:
     """The :class:`SomaOutline` a traced SWC's header holds (``morph trace`` writes it when
     it found a soma), or None."""

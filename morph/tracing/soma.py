@@ -1,4 +1,6 @@
-"""Soma detection: the largest compact bright (after polarity) body, its centre and radius.
+"""Soma detection: the largest compact bright (after polarity) body, its centre and radius;
+and its outline in the x-y plane (:func:`measure_soma_outline`, kept in the SWC header:
+:mod:`morph.soma_outline`).
 
 Works on the sparse foreground (:class:`~morph.tracing.tree.Foreground`) and its local
 radius (geodesic distance to the edge of the foreground, an inner distance transform): the
