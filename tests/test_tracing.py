@@ -16,9 +16,9 @@ from morph.compare import DIADEM_OP_VOXEL, compare
 from morph.errors import TracingError
 from morph.io import read_stack, read_swc, write_stack
 from morph.morphology import APICAL, AXON, SOMA, Morphology
+from morph.tracing import TraceParams, prune, trace, trace_path, tubularity
 from morph.tracing import label as lab
 from morph.tracing import preprocess as pp
-from morph.tracing import prune, trace, trace_path, tubularity
 from morph.tracing import tree as tr
 from morph.tracing.polarity import detect_polarity
 
@@ -648,6 +648,33 @@ def test_trace_in_a_roi_writes_the_stacks_frame(y_stack) -> None:
     np.testing.assert_allclose(o.centre, m.soma_center, atol=0.01)
     assert o.equivalent_radius == pytest.approx(6.0, rel=0.06)
     assert any(h.startswith("roi (um): 20 15 0 80 75 19") for h in m.header)
+
+
+def test_trace_at_a_working_voxel_size() -> None:
+    """A stack finer than working_voxel_um is traced on blocks of k x k voxels: the output
+    stays in the stack's frame (a block's centre lies (k - 1) / 2 voxels in), the header
+    keeps the stack's own voxel size and says how it was traced; 0 traces at the stack's."""
+    from morph.tracing.pipeline import bin_xy, working_bin
+
+    vs = (0.1, 0.1, 0.5)
+    data = render_tubes([((12.0, 2.0, 2.5), (12.0, 23.0, 2.5), 0.6)], (10, 250, 250), vs, seed=1)
+    assert working_bin(vs, 0.25) == 2 and working_bin(vs, 0.3) == 3 and working_bin(vs, 0) == 1
+    assert working_bin((0.2, 0.2, 1.0), 0.25) == 1
+    m = trace(data, voxel_size=vs, params=TraceParams(working_voxel_um=0.3), progress=False)
+    x = m.xyz[~m.soma_mask]
+    assert abs(np.median(x[:, 0]) - 12.0) < 0.03  # 0.1 um off without the blocks' offset
+    assert x[:, 1].min() < 4.0 and x[:, 1].max() > 21.0
+    assert "voxel size (x, y, z): 0.1 0.1 0.5 um" in m.header
+    assert any(h.startswith("traced at a working voxel size of 0.3 x 0.3 x 0.5 um") for h in m.header)
+    m0 = trace(data, voxel_size=vs, params=TraceParams(working_voxel_um=0), progress=False)
+    assert not any("working voxel size" in h for h in m0.header)
+    assert abs(np.median(m0.xyz[~m0.soma_mask, 0]) - 12.0) < 0.03
+    # the blocks: a NumPy stack slice by slice, a Dask one lazily, the same numbers
+    da = pytest.importorskip("dask.array")
+    a = np.random.default_rng(0).integers(0, 255, (3, 10, 11)).astype(np.uint8)
+    b = bin_xy(a, 3)
+    assert b.shape == (3, 3, 3) and b[1, 2, 0] == pytest.approx(a[1, 6:9, 0:3].mean())
+    np.testing.assert_allclose(np.asarray(bin_xy(da.from_array(a, chunks=(1, 10, 11)), 3)), b, rtol=1e-6)
 
 
 def test_trace_synthetic_brightfield(y_stack) -> None:

@@ -27,7 +27,7 @@ _RANGES: tuple[tuple[str, float, float, bool], ...] = (
         "terminal_ridge", "terminal_ridge_margin_um", "tip_extend_um", "tip_extend_threshold",
         "tip_extend_contrast", "side_branch_um", "smooth_iterations", "psf_sigma_um", "soma_min_radius_um",
         "axon_confidence_min", "axon_origin_drop", "axon_origin_max_um", "apical_dominance",
-        "apical_thickness", "coverage_z_power")),
+        "apical_thickness", "coverage_z_power", "working_voxel_um")),
     ("background_percentile", 0.0, 100.0, False),
     ("tube_weight", 0.0, 1.0, False),
     ("medial_weight", 0.0, 1.0, False),
@@ -207,6 +207,12 @@ class TraceParams:
         tail along z is often longer than its measured median extent).
     chunk_slices
         Slices per chunk for the local stages (bounds memory).
+    working_voxel_um
+        A stack whose x-y voxels are at most half this size is traced on blocks of k x k
+        voxels (their mean), k the largest whole number with k times the voxel size within
+        it; the SWC stays in the stack's frame and micrometres, and the header says so. At
+        Allen-like 0.12 um voxels (k = 2) about 4 times faster for an F1 within 0.007 of
+        tracing at the stack's own voxels (three synthetic cells); 0 traces at the stack's own.
     """
 
     polarity: str = "auto"
@@ -261,6 +267,7 @@ class TraceParams:
     z_spur_bounded: bool | None = None
     coverage_z_power: float = 0.0
     chunk_slices: int = 12
+    working_voxel_um: float = 0.25
 
     def __post_init__(self) -> None:
         """Refuse values that cannot mean anything, naming the parameter (a typo on the

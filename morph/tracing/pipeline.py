@@ -152,6 +152,35 @@ def _as_stack(stack_or_array: Any, voxel_size: Sequence[float] | None) -> tuple[
     return data, vs, True, None  # type: ignore[return-value]
 
 
+def working_bin(voxel_size: Sequence[float], working_voxel_um: float | None) -> int:
+    """The integer factor by which x-y voxels of ``voxel_size`` are grouped to come nearest
+    to, without exceeding, ``working_voxel_um`` (1: trace at the stack's own size)."""
+    if not working_voxel_um:
+        return 1
+    v = float(max(voxel_size[0], voxel_size[1]))
+    return max(1, int(np.floor(float(working_voxel_um) / v + 1e-9)))
+
+
+def bin_xy(data: Any, k: int) -> Any:
+    """Mean over ``k`` x ``k`` blocks of voxels in x-y, float32 (the last rows and columns
+    that do not fill a block are left out). A NumPy array is binned slice by slice; a Dask
+    array (a stack read in chunks) lazily, chunk by chunk."""
+    z, y, x = data.shape
+    ny, nx = y // k, x // k
+    if ny < 1 or nx < 1:
+        raise TracingError(f"stack of shape {tuple(data.shape)} is too small for {k} x {k} working voxels",
+                           hint="set working_voxel_um to 0 to trace at the stack's own voxel size")
+    if not isinstance(data, np.ndarray) and hasattr(data, "map_blocks"):
+        import dask.array as da
+
+        return da.coarsen(np.mean, data[:, : ny * k, : nx * k].astype(np.float32), {1: k, 2: k}).astype(np.float32)
+    out = np.empty((z, ny, nx), dtype=np.float32)
+    for i in range(z):
+        plane = np.asarray(data[i, : ny * k, : nx * k], dtype=np.float32)
+        out[i] = plane.reshape(ny, k, nx, k).mean(axis=(1, 3))
+    return out
+
+
 def _check_data(data: Any) -> None:
     if data.ndim != 3:
         raise TracingError(
@@ -639,8 +668,9 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     return m
 
 
-def _header(prep: Prepared, params: TraceParams, source: str | None, known: bool, extra: list[str]) -> list[str]:
-    vs = prep.voxel_size
+def _header(prep: Prepared, params: TraceParams, source: str | None, known: bool, extra: list[str],
+            voxel_size: Sequence[float] | None = None) -> list[str]:
+    vs = prep.voxel_size if voxel_size is None else voxel_size  # the stack's (not the working one)
     lines = [
         f"traced by morph {morph.__version__} (morph trace)",
         f"input: {source if source else '<array>'}",
@@ -721,10 +751,20 @@ def trace(
     sl, off = _roi_slices(roi, data.shape, vs)
     sub = data[sl]
     shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
+    half = 0.5 * np.asarray(vs)
+    stack_vs = vs
+    k = working_bin(vs, params.working_voxel_um)
+    if k > 1:
+        # traced on k x k blocks of voxels, whose centres lie (k - 1) / 2 voxels in
+        notes.append(f"traced at a working voxel size of {k * vs[0]:.4g} x {k * vs[1]:.4g} x {vs[2]:.4g} um: the "
+                     f"stack's {vs[0]:.4g} x {vs[1]:.4g} um in x-y averaged over {k} x {k} voxels "
+                     f"(working_voxel_um = {params.working_voxel_um:g}; 0 traces at the stack's own)")
+        sub = bin_xy(sub, k)
+        off = off + np.array([0.5 * (k - 1) * vs[0], 0.5 * (k - 1) * vs[1], 0.0])
+        vs = (k * vs[0], k * vs[1], vs[2])
 
     def _check_point(p: Any, what: str) -> NDArray[np.float64]:
         q = np.asarray(p, dtype=np.float64).reshape(3)
-        half = 0.5 * np.asarray(vs)
         if np.any(q < -half) or np.any(q > shape_um - half):
             raise TracingError(
                 f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) um lies outside the stack "
@@ -892,7 +932,7 @@ def trace(
                  f"z elongation of the structure {prep.stretch:.2f} (tracing space z / {prep.stretch:.2f})")
     if roi is not None:
         extra.append("roi (um): " + " ".join(f"{v:g}" for v in roi))
-    header = _header(prep, params, source, known, extra + lab)
+    header = _header(prep, params, source, known, extra + lab, voxel_size=stack_vs)
     return m._derive(header=header, name=None, source=source)
 
 
