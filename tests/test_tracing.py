@@ -650,7 +650,7 @@ def test_trace_in_a_roi_writes_the_stacks_frame(y_stack) -> None:
     assert any(h.startswith("roi (um): 20 15 0 80 75 19") for h in m.header)
 
 
-def test_trace_at_a_working_voxel_size() -> None:
+def test_trace_at_a_working_voxel_size(tmp_path: Path) -> None:
     """A stack finer than working_voxel_um is traced on blocks of k x k voxels: the output
     stays in the stack's frame (a block's centre lies (k - 1) / 2 voxels in), the header
     keeps the stack's own voxel size and says how it was traced; 0 traces at the stack's."""
@@ -666,6 +666,13 @@ def test_trace_at_a_working_voxel_size() -> None:
     assert x[:, 1].min() < 4.0 and x[:, 1].max() > 21.0
     assert "voxel size (x, y, z): 0.1 0.1 0.5 um" in m.header
     assert any(h.startswith("traced at a working voxel size of 0.3 x 0.3 x 0.5 um") for h in m.header)
+    # a bounded-memory run bins the stack as it reads it: the same tree
+    from morph.tracing.chunked import trace as chunked_trace
+
+    write_stack(tmp_path / "fine.tif", data, vs)
+    c = chunked_trace(tmp_path / "fine.tif", params=TraceParams(working_voxel_um=0.3), max_memory=48 << 20,
+                      progress=False)
+    assert len(c) == len(m) and np.allclose(c.xyz, m.xyz)
     m0 = trace(data, voxel_size=vs, params=TraceParams(working_voxel_um=0), progress=False)
     assert not any("working voxel size" in h for h in m0.header)
     assert abs(np.median(m0.xyz[~m0.soma_mask, 0]) - 12.0) < 0.03
