@@ -13,7 +13,9 @@ scaled by 3.03, via :func:`morph.compare.compare`), and synthetic brightfield st
 two generated pyramidal and two generated aspiny cells; F1 at 2 um). OP_6 is 512 x 512 x 101: the
 speed target (>= 2 M voxels/s end to end) is read on it, and on ``BF_512``, a brightfield
 stack of that size (SYN_gen's cell rendered 256 x 256 x 100 um, 513 x 513 x 101 voxels; left
-out of the accuracy summary).
+out of the accuracy summary). ``BF_fine`` and ``BF_fine_own``: the same cell at Allen-like 63x
+voxels (0.12 x 0.12 x 0.3 um, 70 x 70 x 30 um, 584 x 584 x 101 voxels), traced at the
+default working voxel size (``working_voxel_um``: 2 x 2 blocks) and at its own voxels.
 
 Each stack runs in its own process so that peak memory is its own: ``peak B/vox`` is the
 largest resident set during tracing minus the resident set just before it (after the memory
@@ -72,9 +74,16 @@ DIADEM_ROOTS = {
     5: (185.7, 264.02, 33), 6: (15.074, 412.01, 10), 7: (119.76, 215.98, 39), 8: (118.64, 181.34, 55),
     9: (64.56, 364.47, 4),
 }
-# a brightfield stack of the size the speed target names (512 x 512 x 100 voxels): SYN_gen's
-# cell rendered 256 x 256 x 100 um at the same voxels; not in the accuracy summary
-BIG = {"BF_512": (("pyramidal", 7), 1)}
+# brightfield stacks outside the accuracy summary: (cell, render seed, voxel size, crop um,
+# pad to the crop, tracing parameters). BF_512: the size the speed target names (512 x 512 x
+# 100 voxels), SYN_gen's cell rendered 256 x 256 x 100 um at the same voxels; BF_fine: the
+# same cell at Allen-like 63x voxels (0.12 x 0.12 x 0.3 um, 70 x 70 x 30 um: 584 x 584 x
+# 101), traced at the default working voxel size (0.24 um in x-y) and, BF_fine_own, at its own
+BIG = {
+    "BF_512": (("pyramidal", 7), 1, (0.5, 0.5, 1.0), (256, 256, 100), True, {}),
+    "BF_fine": (("pyramidal", 7), 1, (0.12, 0.12, 0.3), (70, 70, 30), False, {}),
+    "BF_fine_own": (("pyramidal", 7), 1, (0.12, 0.12, 0.3), (70, 70, 30), False, {"working_voxel_um": 0.0}),
+}
 ALL = [f"OP_{k}" for k in range(1, 10)] + list(SYNTH) + list(BIG)
 
 
@@ -110,13 +119,16 @@ def load(key: str):
         return np.asarray(s.data), DIADEM_OP_VOXEL, gold, [seed], cmp
     from morph.synth import generate_neuron, render_stack
 
-    what, rseed = SYNTH[key] if key in SYNTH else BIG[key]
+    if key in SYNTH:
+        what, rseed = SYNTH[key]
+        voxel, crop, pad = (0.5, 0.5, 1.0), (200, 200, 60), False
+    else:
+        what, rseed, voxel, crop, pad, _params = BIG[key]
     if isinstance(what, str):
         cell = allen_cell(DATA / "swc/allen" / what)
     else:
         cell = generate_neuron(what[1], cell_type=what[0])
-    crop, pad = ((200, 200, 60), False) if key in SYNTH else ((256, 256, 100), True)
-    st = render_stack(cell, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=crop, pad_to_crop=pad, seed=rseed)
+    st = render_stack(cell, preset="realistic", voxel_size=voxel, crop=crop, pad_to_crop=pad, seed=rseed)
     return st.data, tuple(st.voxel_size), st.gold, None, {"tolerance": 2.0}
 
 
@@ -234,7 +246,7 @@ def gold_visible(data: np.ndarray, vs, gold) -> float:
 def one(key: str) -> dict:
     import morph.progress as pg
     from morph.compare import compare
-    from morph.tracing import trace
+    from morph.tracing import TraceParams, trace
     from morph.tracing.memory import release_memory
 
     pg.set_quiet(True)
@@ -264,7 +276,8 @@ def one(key: str) -> dict:
         th.start()
     tm: dict[str, float] = {}
     t0 = time.perf_counter()
-    m = trace(data, voxel_size=vs, seeds=seeds, progress=False, timings=tm)
+    params = TraceParams(**BIG[key][5]) if key in BIG else None
+    m = trace(data, voxel_size=vs, seeds=seeds, params=params, progress=False, timings=tm)
     total = time.perf_counter() - t0
     if exact:
         peak[0] = _rss_mb("VmHWM")
@@ -277,7 +290,7 @@ def one(key: str) -> dict:
     del m
     gc.collect()
     tracemalloc.start()
-    m = trace(data, voxel_size=vs, seeds=seeds, progress=False)
+    m = trace(data, voxel_size=vs, seeds=seeds, params=params, progress=False)
     py_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
 
