@@ -15,25 +15,15 @@ from typing import Any
 import numpy as np
 
 _INF = float("inf")
-# (name, low, high, low excluded): the values each numeric parameter can take
-_RANGES: tuple[tuple[str, float, float, bool], ...] = (
-    *((n, 0.0, _INF, True) for n in (
-        "background_block_um", "min_noise", "cost_power", "gap_cost", "resample_um", "radius_max_um",
-        "soma_max_radius_um", "chunk_slices", "gap_max_angle_deg", "gap_soma_angle_deg")),
-    *((n, 0.0, _INF, False) for n in (
-        "denoise_sigma_um", "candidate_threshold", "threshold_low", "threshold_high", "gap_um",
-        "gap_min_size_um", "gap_piece_um", "gap_min_elongation", "gap_soma_um", "route_soma_bridges",
-        "min_branch_um", "branch_radius_factor", "thick_spur_factor", "spur_ridge", "spur_ridge_factor",
-        "terminal_ridge", "terminal_ridge_margin_um", "tip_extend_um", "tip_extend_threshold",
-        "tip_extend_contrast", "side_branch_um", "smooth_iterations", "psf_sigma_um", "soma_min_radius_um",
-        "axon_confidence_min", "axon_origin_drop", "axon_origin_max_um", "apical_dominance",
-        "apical_thickness", "coverage_z_power", "working_voxel_um")),
-    ("background_percentile", 0.0, 100.0, False),
-    ("tube_weight", 0.0, 1.0, False),
-    ("medial_weight", 0.0, 1.0, False),
-    ("relative_threshold", 0.0, 1.0, False),
-    ("tip_fraction", 0.0, 1.0, False),
-)
+# the values a numeric parameter can take, (low, high, low excluded), where they are not
+# [0, inf) (every other int or float field: a length, threshold, count or factor)
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    **dict.fromkeys(("background_block_um", "min_noise", "cost_power", "gap_cost", "resample_um", "radius_max_um",
+                     "soma_max_radius_um", "chunk_slices", "gap_max_angle_deg", "gap_soma_angle_deg"),
+                    (0.0, _INF, True)),
+    "background_percentile": (0.0, 100.0, False),
+    **dict.fromkeys(("tube_weight", "medial_weight", "relative_threshold", "tip_fraction"), (0.0, 1.0, False)),
+}
 
 
 @dataclass
@@ -280,10 +270,12 @@ class TraceParams:
 
         if self.polarity not in ("auto", "brightfield", "fluorescence"):
             raise bad("polarity", "auto, brightfield or fluorescence")
-        for name, lo, hi, lo_open in _RANGES:
-            v = getattr(self, name)
-            if v is None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None or not str(f.type).startswith(("float", "int")):
                 continue
+            name = f.name
+            lo, hi, lo_open = _RANGES.get(name, (0.0, _INF, False))
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
                 raise bad(name, "a number")
             if (v <= lo if lo_open else v < lo) or v > hi:
