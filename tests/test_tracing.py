@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from morph.cli.main import main
 from morph.compare import DIADEM_OP_VOXEL, compare
@@ -1116,6 +1117,45 @@ def test_trace_drops_faint_pieces_but_roots_on_one_the_user_gives(y_stack) -> No
     m2 = trace(img, voxel_size=vs, seeds=[(71.0, 10.4, 10.0)], progress=False)
     assert 15.0 < m2.total_length() < 35.0
     assert np.all(m2.xyz[:, 0] > 65.0) and np.all(m2.xyz[:, 1] < 25.0)
+
+
+@pytest.fixture(scope="module")
+def y_faint_branch(y_stack) -> tuple[np.ndarray, np.ndarray]:
+    """The Y stack with a faint, bent branch (a quarter of the thin stem's brightness)
+    leaving the upward stem, and points along that branch (micrometres)."""
+    data, vs, _gold = y_stack
+    segs = [((38.5, 20, 10), (25, 14, 10), 0.6), ((25, 14, 10), (12, 22, 10), 0.6)]
+    faint = render_tubes(segs, data.shape, vs, amplitude=10, noise=0, background=0)
+    img = np.clip(data.astype(float) + faint, 0, 255).astype(np.uint8)
+    return img, np.vstack([np.linspace(a, b, 30) for a, b, _r in segs])
+
+
+def test_a_seed_on_a_neurite_too_faint_to_trace_is_joined_along_it(y_stack, y_faint_branch, tmp_path: Path) -> None:
+    _data, vs, _gold = y_stack
+    img, branch = y_faint_branch
+    m0 = trace(img, voxel_size=vs, progress=False)
+    assert (cKDTree(m0.xyz).query(branch)[0] < 1.5).mean() < 0.1  # not traced on its own
+    click = (15.0, 20.0, 10.0)  # near the branch's far end, 5 um or more from any foreground voxel
+    m1 = trace(img, voxel_size=vs, soma=(40, 40, 10), seeds=[click], progress=False)
+    assert (cKDTree(m1.xyz).query(branch)[0] < 1.5).mean() > 0.85
+    new = m1.xyz[cKDTree(m0.xyz).query(m1.xyz)[0] > 1.0]
+    assert len(new) > 15 and cKDTree(branch).query(new)[0].max() < 2.0  # along the branch, no short cut
+    assert (cKDTree(m1.xyz).query(m0.xyz)[0] < 1.0).mean() > 0.97  # the rest of the tree as before
+    note = next(h for h in m1.header if h.startswith("seed at 15.00 20.00 10.00 um joined by a path of"))
+    assert "x noise along it" in note
+    # the same click extends an existing reconstruction
+    m2 = trace(img, voxel_size=vs, extend=m0, seeds=[click], progress=False)
+    assert (cKDTree(m2.xyz).query(branch)[0] < 1.5).mean() > 0.85
+    assert np.allclose(m2.xyz[: len(m0)], m0.xyz)
+    # a click on empty background is refused, with what the image shows there
+    with pytest.raises(TracingError, match=r"lies on background: no stained voxel within 5 um, and the image within 1 um"):
+        trace(img, voxel_size=vs, soma=(40, 40, 10), seeds=[click, (90.0, 10.0, 10.0)], progress=False)
+    # the CLI: a seeds file in voxels, the path noted in the output's header
+    stack, seeds, out = tmp_path / "y.tif", tmp_path / "clicks.txt", tmp_path / "y.swc"
+    write_stack(stack, img, vs)
+    seeds.write_text("30 40 10\n")  # voxels: (15, 20, 10) um
+    assert main(["trace", str(stack), "-o", str(out), "-q", "--units", "voxel", "--soma", "80,80,10", "--seeds", str(seeds)]) == 0
+    assert "# seed at 15.00 20.00 10.00 um joined by a path of" in out.read_text()
 
 
 def test_reachable_from_follows_chains_of_gaps_and_stops_beyond_them() -> None:

@@ -69,8 +69,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "--seeds",
         type=Path,
         metavar="FILE",
-        help="points the tree must reach: a text file of X Y Z lines (commas or spaces; # comments) "
-        "or an SWC whose nodes are taken; without --soma the first seed is the root",
+        help="points the tree must reach (clicks on neurites it left out: each one it does not reach is "
+        "joined by the minimal-cost path through the image; works with --extend too): a text file of "
+        "X Y Z lines (commas or spaces; # comments) or an SWC whose nodes are taken; without --soma "
+        "the first seed is the root",
     )
     p.add_argument("--roi", type=_roi, metavar="X0,Y0,Z0,X1,Y1,Z1", help="trace only inside this box")
     p.add_argument("--extend", type=Path, metavar="CELL.swc", help="trace only what this reconstruction does not cover yet and add it")

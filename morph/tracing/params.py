@@ -19,9 +19,11 @@ _INF = float("inf")
 # [0, inf) (every other int or float field: a length, threshold, count or factor)
 _RANGES: dict[str, tuple[float, float, bool]] = {
     **dict.fromkeys(("background_block_um", "min_noise", "cost_power", "gap_cost", "resample_um", "radius_max_um",
-                     "soma_max_radius_um", "chunk_slices", "gap_max_angle_deg", "gap_soma_angle_deg"),
+                     "soma_max_radius_um", "chunk_slices", "gap_max_angle_deg", "gap_soma_angle_deg",
+                     "seed_path_ref"),
                     (0.0, _INF, True)),
     "background_percentile": (0.0, 100.0, False),
+    "seed_contrast": (-_INF, _INF, False),
     **dict.fromkeys(("tube_weight", "medial_weight", "relative_threshold", "tip_fraction"), (0.0, 1.0, False)),
 }
 
@@ -203,6 +205,23 @@ class TraceParams:
         it; the SWC stays in the stack's frame and micrometres, and the header says so. At
         Allen-like 0.12 um voxels (k = 2) about 4 times faster for an F1 within 0.007 of
         tracing at the stack's own voxels (three synthetic cells); 0 traces at the stack's own.
+    seed_reach_um
+        A seed (``--seeds``; not a root seed) farther than this from the traced tree is joined
+        to it by the minimal-cost path through the image (:mod:`morph.tracing.seeds`): the
+        user's click on a neurite the tracer left out.
+    seed_margin_um
+        That path is searched in the box around the seed reaching this far beyond the tree's
+        nearest point.
+    seed_contrast
+        A seed with no foreground voxel within its snapping distance (5 um or 3 voxels) is a
+        click on a faint neurite when the flattened, denoised image within 1 um of it reaches
+        this many noise units; below, it lies on background and the run stops with an error.
+        Any number: lower it to join seeds on neurites fainter still.
+    seed_cost_power, seed_path_ref
+        The path's cost per micrometre is ``exp(seed_cost_power (1 - f)^2)``, ``f`` the image
+        over ``seed_path_ref`` noise units clipped to [0, 1]: graded from the brightest
+        neurites down to the background (cost ``e^4``), so that a path follows a faint neurite
+        over a short staining gap rather than detouring through the texture.
     """
 
     polarity: str = "auto"
@@ -258,6 +277,11 @@ class TraceParams:
     coverage_z_power: float = 0.0
     chunk_slices: int = 12
     working_voxel_um: float = 0.25
+    seed_reach_um: float = 2.0
+    seed_margin_um: float = 10.0
+    seed_contrast: float = 2.0
+    seed_cost_power: float = 4.0
+    seed_path_ref: float = 5.0
 
     def __post_init__(self) -> None:
         """Refuse values that cannot mean anything, naming the parameter (a typo on the

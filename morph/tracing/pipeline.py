@@ -46,6 +46,7 @@ from morph.tracing import label as _label
 from morph.tracing import preprocess as _pre
 from morph.tracing import prune as _prune
 from morph.tracing import radius as _radius
+from morph.tracing import seeds as _seeds
 from morph.tracing import soma as _soma
 from morph.tracing import tree as _tree
 from morph.tracing.memory import release_memory
@@ -668,6 +669,84 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     return m
 
 
+def _seed_voxels(prep: Prepared, seed_pts: NDArray[np.float64], params: TraceParams, *, snap_um: float,
+                 root_is_seed: bool) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """The foreground voxel each seed snaps to (the nearest within ``snap_um``), and the
+    seeds the tree is joined to after refining (every seed but a root one, which must lie on
+    the foreground).
+
+    A seed with no foreground voxel within ``snap_um`` is taken as a click on a neurite too
+    faint for the foreground (it is then only joined by a path) when the image within 1 um of
+    it reaches ``seed_contrast`` noise units; otherwise it lies on background:
+    :class:`TracingError`."""
+    kw = dict(min_radius_um=params.soma_min_radius_um, max_radius_um=params.soma_max_radius_um)
+    vox: list[int] = []
+    for k, p in enumerate(seed_pts):
+        try:
+            vox.append(int(_soma.soma_at(prep.fg, prep.radius, prep.to_trace_space(p), snap_um=snap_um,
+                                         as_soma=False, what="seed", **kw).voxels[0]))
+        except TracingError:
+            if k == 0 and root_is_seed:
+                raise
+            img = prep.image if prep.image is not None else prep.packed_image
+            c = _seeds.peak_near(img, prep.voxel_size, p) / prep.noise
+            if c < params.seed_contrast:
+                q = p + prep.offset_um
+                raise TracingError(
+                    f"the seed point ({q[0]:.2f}, {q[1]:.2f}, {q[2]:.2f}) um lies on background: no stained voxel "
+                    f"within {snap_um:g} um, and the image within 1 um of it reaches only {c:.2f} x noise (a faint "
+                    f"neurite reaches seed_contrast = {params.seed_contrast:g})",
+                    hint="click on the neuron, or lower seed_contrast (--param seed_contrast=VALUE) to join a seed "
+                         "on the faintest neurites; coordinates are micrometres unless --units voxel is given",
+                ) from None
+    join = seed_pts[1:] if root_is_seed else seed_pts
+    return np.asarray(vox, dtype=np.int64), np.asarray(join, dtype=np.float64).reshape(-1, 3)
+
+
+def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArray[np.float64]) -> Morphology:
+    """Each seed (micrometres, ``m``'s frame) the refined tree does not reach, within
+    ``seed_reach_um``, joined to it by the minimal-cost path through the image
+    (:func:`morph.tracing.seeds.path_to_tree`), nearest seeds first (so a seed can join the
+    path of another); each path is centred, smoothed, resampled and given radii like the
+    tree, and hangs from the tree's node nearest to its first point."""
+    if not len(seeds) or len(m) == 0:
+        return m
+    path_params = params.replace(min_branch_um=0.0, route_soma_bridges=0.0, side_branch_um=0.0, tip_extend_um=0.0,
+                                 tip_fraction=0.0, thick_spur_factor=0.0)
+    ref = float(params.seed_path_ref) * prep.noise
+    todo = [np.asarray(s, dtype=np.float64) for s in seeds]
+    while todo:
+        cable = m.resample(0.5 * min(prep.voxel_size)).xyz if len(m) > 1 else m.xyz
+        kd = cKDTree(cable)
+        d = np.array([kd.query(s)[0] for s in todo])
+        k = int(np.argmin(d))
+        s = todo.pop(k)
+        if d[k] <= params.seed_reach_um:
+            continue
+        path = _seeds.path_to_tree(prep.image, prep.voxel_size, s, cable, ref=ref, cost_power=params.seed_cost_power,
+                                   margin_um=params.seed_margin_um)
+        q = s + prep.offset_um
+        if path is None or len(path) < 2:
+            prep.notes.append(f"seed at {q[0]:.2f} {q[1]:.2f} {q[2]:.2f} um: no path to the tree within "
+                              f"{params.seed_margin_um:g} um beyond its nearest point")
+            continue
+        n = len(path)
+        pm = Morphology(path, np.ones(n), np.full(n, BASAL), np.arange(n) - 1, units="um", voxel_size=prep.voxel_size)
+        n_notes = len(prep.notes)
+        pm = refine(pm, prep, path_params, flat_terminals=False)
+        del prep.notes[n_notes:]  # the radii's note is the tree's
+        j = int(cKDTree(m.xyz).query(pm.xyz[0])[1])
+        t = int(m.types[j])
+        pm = pm._derive(types=np.full(len(pm), BASAL if t == SOMA else t))
+        val = float(np.median(_prune._sample(prep.image, pm.xyz, prep.voxel_size))) / prep.noise
+        side = np.maximum(1.5, pm.radius + params.terminal_ridge_margin_um)
+        ridge = float(np.median(_prune.ridge_contrast(pm, prep.image, prep.voxel_size, offset_um=side))) / prep.noise
+        prep.notes.append(f"seed at {q[0]:.2f} {q[1]:.2f} {q[2]:.2f} um joined by a path of {pm.total_length():.1f} um "
+                          f"through the image (median {val:.2f} x noise along it, {ridge:.2f} above its sides)")
+        m = m.merge(pm, attach_to=j)
+    return m
+
+
 def _header(prep: Prepared, params: TraceParams, source: str | None, known: bool, extra: list[str],
             voxel_size: Sequence[float] | None = None) -> list[str]:
     vs = prep.voxel_size if voxel_size is None else voxel_size  # the stack's (not the working one)
@@ -812,10 +891,7 @@ def trace(
             thr_used = restrict_to_signal(prep, rp, params, soma_radius=rr)
             fg = prep.fg
             prep.notes.append(f"foreground threshold used: {thr_used:.3g} x noise")
-        seeds_fg = np.zeros(0, dtype=np.int64)
-        if len(seed_pts):
-            seeds_fg = np.array([_soma.soma_at(fg, prep.radius, prep.to_trace_space(p), snap_um=snap, as_soma=False, what="seed", **kw).voxels[0]
-                                 for p in seed_pts], dtype=np.int64)
+        seeds_fg, join_pts = _seed_voxels(prep, seed_pts, params, snap_um=snap, root_is_seed=soma_pt is None and extend is None)
         cover_xyz = cover_r = None
         if extend is not None:
             ex = extend if extend.units == "um" else extend.to_micrometres(vs)
@@ -896,6 +972,8 @@ def trace(
         t0 = time.perf_counter()
         if extend is not None:
             m = _extend_result(prep, grown, ex, off, params)
+            if len(join_pts):
+                m = _join_seeds(m.translate(-off), prep, params, join_pts).translate(off)
         else:
             m = _tree_to_morphology(prep, grown, root, root_is_endpoint=params.root_is_endpoint)
             if len(m) < 2:
@@ -904,6 +982,7 @@ def trace(
                     hint="check the soma/seed position, the polarity, or lower threshold_low",
                 )
             m = refine(m, prep, params, protect_xyz=(prep.to_physical(fg.xyz_um(seeds_fg)) if seeds_fg.size else None))
+            m = _join_seeds(m, prep, params, join_pts)
             m = m.translate(off)
             if prep.soma_outline is not None:
                 prep.soma_outline.centre = prep.soma_outline.centre + off

@@ -224,6 +224,11 @@ class PackedImage:
     def nbytes(self) -> int:
         return int(self._store.nbytes)
 
+    def __getitem__(self, key: Any) -> NDArray[np.float32]:
+        """The float32 values of a part of the image (``codes[key]`` decoded), as
+        :meth:`unpack` would give them."""
+        return _values(self.codes[key], self.lo, self.step)
+
     def unpack(self) -> NDArray[np.float32]:
         """The image again, float32. In place, the pack is used up (the image is its storage
         grown back); otherwise the codes are kept."""
