@@ -32,6 +32,11 @@ gold's cable): beyond a traced tip, beside a traced neurite, at the soma, or apa
 much of it stands out from the texture as whole runs (``evident``), the headroom a tracer
 that follows faint neurites over their length, rather than voxel by voxel, could take.
 About 1 s more per stack. ``--save DIR`` keeps each trace and its gold as SWC.
+
+``--clicks N`` measures the semi-automatic use: each stack is traced again with the soma of
+the first trace given and N seeds where a proofreader would click (:func:`simulated_clicks`:
+the far visible end of each of the N longest missed runs), and the scores of that trace are
+added (``f1_clicked`` ...). About one more trace per stack.
 """
 
 from __future__ import annotations
@@ -100,6 +105,71 @@ def load(name: str, spec: tuple):
     return st.data, tuple(st.voxel_size), st.gold
 
 
+def missed_runs(m, gs, *, tol: float = 2.0, step: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gold's samples (``gs``: the gold resampled every ``step`` um) that the trace ``m``
+    misses (no trace point within ``tol``; soma and roots left out): their indices, the run
+    each belongs to (a label per sample of ``gs``: missed samples joined along the gold's
+    edges), and the first sample of each run."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    keep = ~gs.soma_mask & (gs.parent >= 0)
+    mt = m.resample(step)
+    d = cKDTree(mt.xyz).query(gs.xyz)[0] if len(mt) else np.full(len(gs), np.inf)
+    miss = keep & (d > tol)
+    par = gs.parent
+    i = np.flatnonzero(miss)
+    e = i[(par[i] >= 0) & miss[np.maximum(par[i], 0)]]
+    n = len(gs)
+    _, lab = connected_components(coo_matrix((np.ones(e.size), (e, par[e])), shape=(n, n)), directed=False)
+    roots = i[(par[i] < 0) | ~miss[np.maximum(par[i], 0)]]  # one per run (a tree)
+    return i, lab, roots
+
+
+def flat_image(data, voxel_size, params) -> np.ndarray:
+    """The stack flattened and denoised as the tracer does it (brightfield), in noise units."""
+    from morph.tracing import preprocess as pre
+
+    p = params.resolved("brightfield")
+    img = pre.preprocess(data, tuple(voxel_size), polarity="brightfield", sigma_um=p.denoise_sigma_um,
+                         block_um=p.background_block_um, percentile=p.background_percentile)
+    img /= pre.noise_level(img, floor=p.min_noise)
+    return img
+
+
+def simulated_clicks(m, gold, data, voxel_size, params, n: int, *, tol: float = 2.0,
+                     step: float = 0.5) -> np.ndarray:
+    """Where a proofreader would click to steer the tracer to what the trace ``m`` misses:
+    on each of the ``n`` longest runs of missed gold cable (:func:`missed_runs`), the point
+    farthest along the gold (from the soma) among those the tracer accepts as a seed on a
+    faint neurite, i.e. where the flattened, denoised image within 1 um reaches
+    ``seed_contrast`` noise units (:func:`morph.tracing.seeds.peak_near`): the far end of
+    what the image shows of that run. Runs with no such point get no click. Returns
+    ``(k, 3)`` micrometres, ``k <= n``."""
+    from morph.tracing.seeds import peak_near
+
+    gs = gold.resample(step)
+    i, lab, _roots = missed_runs(m, gs, tol=tol, step=step)
+    if not i.size or n <= 0:
+        return np.zeros((0, 3))
+    img = flat_image(data, voxel_size, params)
+    need = params.resolved("brightfield").seed_contrast
+    runs, cnt = np.unique(lab[i], return_counts=True)
+    pd = gs.path_distance
+    clicks = []
+    for r in runs[np.argsort(-cnt, kind="stable")]:
+        if len(clicks) == n:
+            break
+        idx = i[lab[i] == r]
+        idx = idx[np.argsort(-pd[idx], kind="stable")]
+        for k in idx:  # from the far end inwards
+            if peak_near(img, voxel_size, gs.xyz[k]) >= need:
+                clicks.append(gs.xyz[k])
+                break
+    return np.asarray(clicks, dtype=np.float64).reshape(-1, 3)
+
+
 def where_missed(m, gold, data, voxel_size, params, *, tol: float = 2.0, step: float = 0.5,
                  min_run_um: float = 10.0, seed: int = 0) -> dict[str, float]:
     """Where the gold cable that the trace ``m`` misses lies, as fractions of the gold's cable.
@@ -117,31 +187,16 @@ def where_missed(m, gold, data, voxel_size, params, *, tol: float = 2.0, step: f
     that stands out from the texture as a whole run, though not voxel by voxel.
     """
     from scipy import ndimage as ndi
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
-
-    from morph.tracing import preprocess as pre
 
     vs = np.asarray(voxel_size, dtype=np.float64)
     gs = gold.resample(step)
-    keep = ~gs.soma_mask & (gs.parent >= 0)
-    total = max(int(keep.sum()), 1)
+    total = max(int((~gs.soma_mask & (gs.parent >= 0)).sum()), 1)
     out = dict.fromkeys(MISS_COLS, 0.0)
-    mt = m.resample(step)
-    if len(mt):
-        d, _ = cKDTree(mt.xyz).query(gs.xyz)
-    else:
-        d = np.full(len(gs), np.inf)
-    miss = keep & (d > tol)
-    if not miss.any():
+    i, lab, roots = missed_runs(m, gs, tol=tol, step=step)
+    if not i.size:
         return out
     par = gs.parent
-    i = np.flatnonzero(miss)
-    e = i[(par[i] >= 0) & miss[np.maximum(par[i], 0)]]
-    n = len(gs)
-    _, lab = connected_components(coo_matrix((np.ones(e.size), (e, par[e])), shape=(n, n)), directed=False)
-    roots = i[(par[i] < 0) | ~miss[np.maximum(par[i], 0)]]  # one per run (a tree)
     pp = par[roots]
     nch = np.bincount(m.parent[m.parent >= 0], minlength=len(m))
     tips = m.xyz[(nch == 0) & (m.parent >= 0) & ~m.soma_mask]
@@ -158,10 +213,7 @@ def where_missed(m, gold, data, voxel_size, params, *, tol: float = 2.0, step: f
     long_runs = np.flatnonzero(cnt * step >= min_run_um)
     if not long_runs.size:
         return out
-    p = params.resolved("brightfield")
-    img = pre.preprocess(data, vs, polarity="brightfield", sigma_um=p.denoise_sigma_um,
-                         block_um=p.background_block_um, percentile=p.background_percentile)
-    img /= pre.noise_level(img, floor=p.min_noise)
+    img = flat_image(data, vs, params)
     sel = i[np.isin(lab[i], long_runs)]
     rid = np.searchsorted(long_runs, lab[sel])
     nrun = long_runs.size
@@ -197,7 +249,7 @@ def run_one(job: tuple) -> dict:
     from morph.compare import compare
     from morph.tracing import trace
 
-    name, spec, items, misses, save = job
+    name, spec, items, misses, save, nclick = job
     pg.set_quiet(True)
     warnings.simplefilter("ignore")
     data, vs, gold = load(name, spec)
@@ -213,6 +265,13 @@ def run_one(job: tuple) -> dict:
     }
     if misses:
         row |= where_missed(m, gold, data, vs, params)
+    if nclick:
+        clicks = simulated_clicks(m, gold, data, vs, params, nclick)
+        soma = m.soma_center if m.soma_nodes.size else None
+        m2 = trace(data, voxel_size=vs, params=params, progress=False, soma=soma, seeds=clicks)
+        r2 = compare(m2, gold, tolerance=2.0)
+        row |= {"clicks": float(len(clicks)), "f1_clicked": r2.f1, "precision_clicked": r2.precision,
+                "recall_clicked": r2.recall}
     if save is not None:
         from morph.io import write_swc
 
@@ -225,6 +284,8 @@ def run_one(job: tuple) -> dict:
 COLS = ("precision", "recall", "f1", "cable", "bp", "time")
 # with --misses: where the missed gold cable lies (fractions of the gold's cable)
 MISS_COLS = ("miss_tip", "miss_side", "miss_soma", "miss_apart", "evident")
+# with --clicks N: the trace again with N simulated seed clicks on what it missed
+CLICK_COLS = ("clicks", "f1_clicked", "precision_clicked", "recall_clicked")
 # summary groups: the bench's six stacks, the 25 others, all
 GROUPS = {"bench": ("bench",), "further": ("sample", "further"), "all": ("bench", "sample", "further")}
 
@@ -242,7 +303,10 @@ def read_table(path: Path) -> dict[str, dict]:
 
 
 def _columns(rows: dict[str, dict]) -> tuple[str, ...]:
-    return COLS + (MISS_COLS if rows and all(MISS_COLS[0] in r for r in rows.values()) else ())
+    def have(cols: tuple[str, ...]) -> bool:
+        return bool(rows) and all(cols[0] in r for r in rows.values())
+
+    return COLS + (MISS_COLS if have(MISS_COLS) else ()) + (CLICK_COLS if have(CLICK_COLS) else ())
 
 
 def summary(rows: dict[str, dict]) -> dict[str, dict]:
@@ -293,6 +357,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
     ap.add_argument("--misses", action="store_true", help="also say where the missed gold cable lies")
     ap.add_argument("--save", type=Path, metavar="DIR", help="write each trace and its gold as DIR/NAME[.gold].swc")
+    ap.add_argument("--clicks", type=int, default=0, metavar="N",
+                    help="also trace again with N simulated seed clicks on the longest missed runs")
     args = ap.parse_args(argv)
     if args.compare:
         print(compare_tables(read_table(args.compare[0]), read_table(args.compare[1])))
@@ -314,7 +380,7 @@ def main(argv: list[str]) -> int:
     os.environ["MORPH_THREADS"] = "1"
     rows: dict[str, dict] = {}
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
-        for r in ex.map(run_one, [(n, specs[n], args.param, args.misses, args.save) for n in names]):
+        for r in ex.map(run_one, [(n, specs[n], args.param, args.misses, args.save, args.clicks) for n in names]):
             rows[r["stack"]] = r
             print(f"{r['stack']:14s} F1 {r['f1']:.3f}  P {r['precision']:.3f}  R {r['recall']:.3f}  "
                   f"cable {r['cable']:.2f}  bp {r['bp']:.2f}  {r['time']:.1f} s", file=sys.stderr, flush=True)

@@ -56,3 +56,25 @@ def test_where_missed_files_each_missed_run_by_where_it_leaves_the_trace(y_brigh
     out = trace_accuracy.where_missed(trace, gold, blank, vs, params)
     assert out["miss_soma"] > 0.15 and out["miss_tip"] == out["miss_side"] == 0
     assert out["evident"] == 0
+
+
+def test_simulated_clicks_fall_on_the_far_visible_end_of_the_longest_missed_runs(y_brightfield) -> None:
+    data, vs, gold = y_brightfield
+    params = TraceParams()
+    assert trace_accuracy.simulated_clicks(gold, gold, data, vs, params, 5).shape == (0, 3)
+    # the thin stem cut short (run to gold node 8, 36 um) and a daughter of the fork gone
+    # (run to node 5, 21 um): one click at the tip of each, the longer run first
+    trace = gold.take(np.array([i not in (5, 8) for i in range(len(gold))]))
+    clicks = trace_accuracy.simulated_clicks(trace, gold, data, vs, params, 5)
+    assert clicks.shape == (2, 3)
+    assert np.linalg.norm(clicks[0] - gold.xyz[8]) < 1.0 and np.linalg.norm(clicks[1] - gold.xyz[5]) < 1.0
+    one = trace_accuracy.simulated_clicks(trace, gold, data, vs, params, 1)
+    assert np.allclose(one, clicks[:1])
+    # the stem's last 8 um blanked out: the click moves back to where the image still shows
+    # it (within the denoising blur and the micrometre of aim)
+    blank = data.copy()
+    x0 = int(round((gold.xyz[8, 0] + 8) / vs[0]))  # the stem runs to x = 10 um, left-down
+    blank[:, :, :x0] = 190
+    clicks = trace_accuracy.simulated_clicks(trace, gold, blank, vs, params, 5)
+    assert len(clicks) == 2 and np.linalg.norm(clicks[0] - gold.xyz[8]) > 7.0  # short of the blanked end
+    assert clicks[0][0] >= x0 * vs[0] - 2.5
