@@ -1139,7 +1139,7 @@ def test_a_seed_on_a_neurite_too_faint_to_trace_is_joined_along_it(y_stack, y_fa
     m1 = trace(img, voxel_size=vs, soma=(40, 40, 10), seeds=[click], progress=False)
     assert (cKDTree(m1.xyz).query(branch)[0] < 1.5).mean() > 0.85
     new = m1.xyz[cKDTree(m0.xyz).query(m1.xyz)[0] > 1.0]
-    assert len(new) > 15 and cKDTree(branch).query(new)[0].max() < 2.0  # along the branch, no short cut
+    assert len(new) > 15 and cKDTree(branch).query(new)[0].max() < 2.5  # along the branch, no short cut
     assert (cKDTree(m1.xyz).query(m0.xyz)[0] < 1.0).mean() > 0.97  # the rest of the tree as before
     note = next(h for h in m1.header if h.startswith("seed at 15.00 20.00 10.00 um joined by a path of"))
     assert "x noise along it" in note

@@ -19,8 +19,7 @@ _INF = float("inf")
 # [0, inf) (every other int or float field: a length, threshold, count or factor)
 _RANGES: dict[str, tuple[float, float, bool]] = {
     **dict.fromkeys(("background_block_um", "min_noise", "cost_power", "gap_cost", "resample_um", "radius_max_um",
-                     "soma_max_radius_um", "chunk_slices", "gap_max_angle_deg", "gap_soma_angle_deg",
-                     "seed_path_ref"),
+                     "soma_max_radius_um", "chunk_slices", "gap_max_angle_deg", "gap_soma_angle_deg"),
                     (0.0, _INF, True)),
     "background_percentile": (0.0, 100.0, False),
     "seed_contrast": (-_INF, _INF, False),
@@ -217,11 +216,16 @@ class TraceParams:
         click on a faint neurite when the flattened, denoised image within 1 um of it reaches
         this many noise units; below, it lies on background and the run stops with an error.
         Any number: lower it to join seeds on neurites fainter still.
-    seed_cost_power, seed_path_ref
-        The path's cost per micrometre is ``exp(seed_cost_power (1 - f)^2)``, ``f`` the image
-        over ``seed_path_ref`` noise units clipped to [0, 1]: graded from the brightest
-        neurites down to the background (cost ``e^4``), so that a path follows a faint neurite
-        over a short staining gap rather than detouring through the texture.
+    path_cost_power, path_ref
+        The paths the user asks for (``morph trace-path``, and seeds joined to the tree) cost
+        ``exp(path_cost_power (1 - f)^2)`` per micrometre, ``f`` the image over a reference
+        clipped to [0, 1]: ``path_ref`` noise units, or, when 0, the brightest voxel within
+        1 um of the user's point (of the fainter of the two points of a trace-path; at least
+        one noise unit), the brightness of the neurite clicked on. Brightfield 5 (the cost
+        graded from the brightest neurites down to the background, so that a path follows a
+        faint neurite across a short staining gap rather than detouring through the
+        texture); fluorescence 0 (neurites far above the noise, with dim out-of-focus haze
+        around them that a low reference would make cheap).
     """
 
     polarity: str = "auto"
@@ -280,8 +284,8 @@ class TraceParams:
     seed_reach_um: float = 2.0
     seed_margin_um: float = 10.0
     seed_contrast: float = 2.0
-    seed_cost_power: float = 4.0
-    seed_path_ref: float = 5.0
+    path_cost_power: float = 4.0
+    path_ref: float | None = None
 
     def __post_init__(self) -> None:
         """Refuse values that cannot mean anything, naming the parameter (a typo on the
@@ -340,7 +344,8 @@ class TraceParams:
         ``spur_ridge`` 0 for fluorescence, 1 for brightfield; ``tip_extend_um`` 0 for
         fluorescence (it lowers F1 on every DIADEM stack), 20 for brightfield (thin branches fade
         towards their tips, below the foreground threshold); ``side_branch_um`` 0 for fluorescence
-        (on the DIADEM stacks it adds 54-97 % cable), 20 for brightfield; ``z_spur_bounded`` False for
+        (on the DIADEM stacks it adds 54-97 % cable), 20 for brightfield; ``path_ref`` 0 for
+        fluorescence, 5 for brightfield; ``z_spur_bounded`` False for
         fluorescence, True for brightfield (a z-blur tail is no longer than the blur: branches
         running steeply along z are kept; confocal blur tails are longer and are all cut).
         """
@@ -362,6 +367,7 @@ class TraceParams:
             "z_spur_bounded": bf,
             "tip_extend_um": 20.0 if bf else 0.0,
             "side_branch_um": 20.0 if bf else 0.0,
+            "path_ref": 5.0 if bf else 0.0,
         }
         changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         return dataclasses.replace(self, **changes)

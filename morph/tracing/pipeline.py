@@ -669,6 +669,16 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     return m
 
 
+def _path_ref(params: TraceParams, image: Any, voxel_size: Sequence[float], noise: float,
+              ends_um: list[NDArray[np.float64]]) -> float:
+    """The brightness at which a user's path (seed or trace-path) costs the least:
+    ``path_ref`` noise units, or when 0 the brightest voxel within 1 um of the fainter of
+    the user's points (at least one noise unit): the brightness of the neurite clicked on."""
+    if params.path_ref:
+        return float(params.path_ref) * noise
+    return max(min(_seeds.peak_near(image, voxel_size, e) for e in ends_um), noise)
+
+
 def _seed_voxels(prep: Prepared, seed_pts: NDArray[np.float64], params: TraceParams, *, snap_um: float,
                  root_is_seed: bool) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """The foreground voxel each seed snaps to (the nearest within ``snap_um``), and the
@@ -713,7 +723,6 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
         return m
     path_params = params.replace(min_branch_um=0.0, route_soma_bridges=0.0, side_branch_um=0.0, tip_extend_um=0.0,
                                  tip_fraction=0.0, thick_spur_factor=0.0)
-    ref = float(params.seed_path_ref) * prep.noise
     todo = [np.asarray(s, dtype=np.float64) for s in seeds]
     while todo:
         cable = m.resample(0.5 * min(prep.voxel_size)).xyz if len(m) > 1 else m.xyz
@@ -723,7 +732,8 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
         s = todo.pop(k)
         if d[k] <= params.seed_reach_um:
             continue
-        path = _seeds.path_to_tree(prep.image, prep.voxel_size, s, cable, ref=ref, cost_power=params.seed_cost_power,
+        ref = _path_ref(params, prep.image, prep.voxel_size, prep.noise, [s])
+        path = _seeds.path_to_tree(prep.image, prep.voxel_size, s, cable, ref=ref, cost_power=params.path_cost_power,
                                    margin_um=params.seed_margin_um)
         q = s + prep.offset_um
         if path is None or len(path) < 2:
@@ -1080,8 +1090,9 @@ def trace_path(
     """Minimal-cost path between two points (micrometres), as SNT's click-to-click tracing.
 
     The path is found with :class:`skimage.graph.MCP_Geometric` (physical voxel spacing) on
-    the gray-weighted cost of the flattened, denoised image inside the box spanned by the two
-    points plus ``margin_um``, then centred, smoothed, resampled and given radii measured on
+    the gray-weighted cost of the flattened, denoised image (``path_cost_power`` and
+    ``path_ref`` of the parameters) inside the box spanned by the two points plus
+    ``margin_um``, then centred, smoothed, resampled and given radii measured on
     the image. With ``into``, the path is appended to that reconstruction at its node
     nearest to the path's start (or end, whichever is closer), typed like that node.
     """
@@ -1110,14 +1121,15 @@ def trace_path(
         ref = float(np.percentile(img, 99.5))
         if ref <= 0:
             raise TracingError("nothing stained between the two points: the region is flat background")
+        noise = _pre.noise_level(img, floor=params.min_noise)  # also the radii's measure of a clean profile
+        ref = _path_ref(params, img, vs, noise, [a - off, b - off])
         ia = tuple(np.clip(np.round((a - off) / vs)[::-1].astype(int), 0, np.array(sub.shape) - 1))
         ib = tuple(np.clip(np.round((b - off) / vs)[::-1].astype(int), 0, np.array(sub.shape) - 1))
-        path = _prune.min_cost_path_voxels(img, vs, ia, ib, ref=ref, cost_power=params.cost_power)
+        path = _prune.min_cost_path_voxels(img, vs, ia, ib, ref=ref, cost_power=params.path_cost_power)
         st.step("path")
         xyz = path[:, ::-1] * np.asarray(vs)
         n = xyz.shape[0]
         m = Morphology(xyz, np.ones(n), np.full(n, BASAL), np.arange(n) - 1, units="um", voxel_size=vs)
-        noise = _pre.noise_level(img, floor=params.min_noise)  # the radii's measure of a clean profile
         prep = Prepared(img, vs, pol, noise, _tree.Foreground(tuple(sub.shape), vs, np.zeros(0, np.int64), np.zeros(0, np.float32)),
                         None, np.zeros(0), np.zeros(0, bool), off)  # type: ignore[arg-type]
         m = refine(m, prep, params.replace(min_branch_um=0.0))

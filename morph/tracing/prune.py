@@ -76,20 +76,26 @@ def centre_on_image(
 
 
 def min_cost_path_voxels(
-    image: NDArray[Any], voxel_size: Sequence[float], start: tuple[int, ...], end: tuple[int, ...], *,
+    image: NDArray[Any], voxel_size: Sequence[float], start: tuple[int, ...], end: Any, *,
     ref: float, cost_power: float = 8.0,
 ) -> NDArray[np.float64]:
     """The minimal-cost path from voxel ``start`` to voxel ``end`` (``(z, y, x)`` indices,
     both included) through ``image`` (stained positive) on the gray-weighted cost
     ``exp(cost_power (1 - f)^2)``, ``f = clip(image / ref, 0, 1)``
     (:class:`skimage.graph.MCP_Geometric`, physical voxel spacing): voxels as bright as
-    ``ref`` cost 1 per micrometre, background ``e^cost_power``. Returns ``(k, 3)`` indices."""
+    ``ref`` cost 1 per micrometre, background ``e^cost_power``. ``end`` may also be a
+    ``(k, 3)`` array of voxels: the path then goes to the one it reaches at the least cost.
+    Returns ``(k, 3)`` indices."""
     from skimage.graph import MCP_Geometric
 
-    f = np.clip(np.asarray(image, dtype=np.float32) / ref, 0.0, 1.0)
-    mcp = MCP_Geometric(np.exp(cost_power * (1.0 - f) ** 2), sampling=tuple(np.asarray(voxel_size, dtype=np.float64)[::-1]))
-    mcp.find_costs([start], [end])
-    return np.asarray(mcp.traceback(end), dtype=np.float64)
+    f = np.clip(np.asarray(image, dtype=np.float32) / np.float32(max(ref, 1e-12)), 0.0, 1.0)
+    mcp = MCP_Geometric(np.exp(np.float32(cost_power) * (1.0 - f) ** 2), sampling=tuple(np.asarray(voxel_size, dtype=np.float64)[::-1]))
+    del f
+    ends = np.asarray(end, dtype=np.int64).reshape(-1, 3)
+    cum, _ = mcp.find_costs([tuple(int(v) for v in start)], [tuple(e) for e in ends], find_all_ends=False)
+    # the search stops at the first end it settles: the cheapest (the others are unsettled)
+    reached = ends[int(np.argmin(cum[tuple(ends.T)]))]
+    return np.asarray(mcp.traceback(tuple(int(v) for v in reached)), dtype=np.float64)
 
 
 def route_long_edges(

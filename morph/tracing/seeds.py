@@ -61,21 +61,18 @@ def path_to_tree(
     tree_xyz_um: NDArray[np.float64],
     *,
     ref: float,
-    cost_power: float = 8.0,
+    cost_power: float = 4.0,
     margin_um: float = 10.0,
 ) -> NDArray[np.float64] | None:
     """The minimal-cost path through ``image`` from a seed to the nearest (in cost) point of
     a traced tree.
 
-    The cost per micrometre is the tracer's gray-weighted cost ``exp(cost_power (1 -
-    f)^2)``, ``f = clip(image / ref, 0, 1)``: voxels at least as bright as ``ref`` (the
-    foreground threshold, so a faint neurite is as cheap as a strong one) cost 1 per
-    micrometre, background ``e^cost_power``, so the path follows the faint neurite back to
-    where it leaves the tree rather than cutting across to the nearest node.
-    :class:`skimage.graph.MCP_Geometric` (physical voxel spacing) runs in the box around the
-    seed reaching ``margin_um`` beyond the tree's nearest point; every voxel of the tree
-    (``tree_xyz_um``, points along its cable) in the box is an end, and the search stops at
-    the first one reached.
+    The cost per micrometre is ``exp(cost_power (1 - f)^2)``, ``f = clip(image / ref, 0,
+    1)`` (:func:`morph.tracing.prune.min_cost_path_voxels`, physical voxel spacing), in the
+    box around the seed
+    reaching ``margin_um`` beyond the tree's nearest point; every voxel of the tree
+    (``tree_xyz_um``, points along its cable) in the box is an end, and the path goes to
+    the one it reaches at the least cost.
 
     Returns
     -------
@@ -83,7 +80,7 @@ def path_to_tree(
         ``(k, 3)`` micrometres from the tree's voxel to the seed's, or ``None`` when no tree
         point lies in the box.
     """
-    from skimage.graph import MCP_Geometric
+    from morph.tracing.prune import min_cost_path_voxels
 
     vs = np.asarray(voxel_size, dtype=np.float64)
     p = np.asarray(seed_um, dtype=np.float64).reshape(3)
@@ -97,15 +94,7 @@ def path_to_tree(
     ends = ends[np.all((ends >= 0) & (ends < shape), axis=1)]
     if not len(ends):
         return None
-    f = np.clip(np.asarray(image[sl], dtype=np.float32) / np.float32(max(ref, 1e-12)), 0.0, 1.0)
-    cost = np.exp(np.float32(cost_power) * (1.0 - f) ** 2)
-    del f
+    sub = np.asarray(image[sl], dtype=np.float32)
     start = tuple(int(v) for v in np.clip(np.rint(p / vs).astype(np.int64)[::-1] - lo, 0, shape - 1))
-    mcp = MCP_Geometric(cost, sampling=tuple(vs[::-1]))
-    cum, _ = mcp.find_costs([start], [tuple(e) for e in ends], find_all_ends=False)
-    c_end = cum[tuple(ends.T)]
-    if not np.isfinite(c_end).any():
-        return None
-    end = tuple(int(v) for v in ends[int(np.argmin(c_end))])
-    path = np.asarray(mcp.traceback(end), dtype=np.float64)  # from the seed to the tree
+    path = min_cost_path_voxels(sub, vs, start, ends, ref=ref, cost_power=cost_power)  # from the seed to the tree
     return ((path + lo)[::-1, ::-1]) * vs
