@@ -649,6 +649,11 @@ def test_trace_in_a_roi_writes_the_stacks_frame(y_stack) -> None:
     np.testing.assert_allclose(o.centre, m.soma_center, atol=0.01)
     assert o.equivalent_radius == pytest.approx(6.0, rel=0.06)
     assert any(h.startswith("roi (um): 20 15 0 80 75 19") for h in m.header)
+    # a point the roi leaves out is refused, naming the roi (a seed on the up stem above it)
+    with pytest.raises(TracingError, match=r"seed point \(40, 10, 10\) um lies outside the roi \(20\.\.80, 15\.\.75, 0\.\.19 um\)"):
+        trace(data, voxel_size=vs, roi=roi, soma=(40, 40, 10), seeds=[(40.0, 10.0, 10.0)], progress=False)
+    with pytest.raises(TracingError, match="soma point .* lies outside the roi"):
+        trace(data, voxel_size=vs, roi=roi, soma=(10, 40, 10), progress=False)
 
 
 def test_trace_at_a_working_voxel_size(tmp_path: Path) -> None:

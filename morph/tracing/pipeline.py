@@ -841,6 +841,9 @@ def trace(
     sub = data[sl]
     shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
     half = 0.5 * np.asarray(vs)
+    # the part of the stack traced (all of it, or the roi's voxels), in micrometres
+    box_lo = off - half
+    box_hi = off + (np.array(sub.shape[::-1]) - 0.5) * np.asarray(vs)
     stack_vs = vs
     k = working_bin(vs, params.working_voxel_um)
     if k > 1:
@@ -859,6 +862,12 @@ def trace(
                 f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) um lies outside the stack "
                 f"(0..{shape_um[0] - half[0]:g}, 0..{shape_um[1] - half[1]:g}, 0..{shape_um[2] - half[2]:g} um)",
                 hint="coordinates are micrometres unless --units voxel is given",
+            )
+        if roi is not None and (np.any(q < box_lo) or np.any(q > box_hi)):
+            raise TracingError(
+                f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) um lies outside the roi ("
+                + ", ".join(f"{a:g}..{b:g}" for a, b in zip(box_lo + half, box_hi - half, strict=True)) + " um)",
+                hint="only the roi is traced: widen it with --roi or leave the point out",
             )
         return q - off
 
