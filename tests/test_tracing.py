@@ -816,6 +816,31 @@ def test_real_brightfield_crop_is_plausible(data: Path) -> None:
     assert np.all(lo >= -0.5) and np.all(hi <= np.array([192, 192, 32]))
 
 
+def test_seed_path_follows_a_faint_neurite_to_where_it_leaves_the_tree() -> None:
+    """seeds.path_to_tree: from the seed back along a faint L-shaped neurite (3 noise units)
+    to where it leaves the tree, not straight across the background to the tree's nearest
+    point; seeds.peak_near reads what the image shows at a click."""
+    from morph.tracing import seeds
+
+    vs = (0.5, 0.5, 1.0)
+    img = np.zeros((5, 100, 100), np.float32)
+    img[2, 20, 10:90] = 20.0  # the tree: a bright neurite along x at y = 10 um
+    img[2, 20:81, 60] = 3.0  # faint: up from the tree at x = 30 um to y = 40 um ...
+    img[2, 80, 20:61] = 3.0  # ... then back to x = 10 um, above the tree's left part
+    tree = np.column_stack([np.arange(5.0, 45.0, 0.25), np.full(160, 10.0), np.full(160, 2.0)])
+    seed = (10.0, 40.0, 2.0)
+    assert seeds.peak_near(img, vs, seed) == 3.0 and seeds.peak_near(img, vs, (10.0, 30.0, 2.0)) == 0.0
+    path = seeds.path_to_tree(img, vs, seed, tree, ref=5.0, cost_power=4.0)
+    assert np.allclose(path[-1], seed) and abs(path[0][0] - 30.0) <= 0.5 and path[0][1] <= 10.5
+    on_l = ((np.abs(path[:, 0] - 30.0) <= 0.5) & (path[:, 1] <= 40.5)) | ((np.abs(path[:, 1] - 40.0) <= 0.5) & (path[:, 0] <= 30.5))
+    assert on_l.all()
+    # across a staining gap of 2 um in the faint neurite too
+    img[2, 50:54, 60] = 0.0
+    assert np.array_equal(seeds.path_to_tree(img, vs, seed, tree, ref=5.0, cost_power=4.0), path)
+    # with no tree point within the box, no path
+    assert seeds.path_to_tree(img, vs, seed, tree + [0.0, 0.0, 100.0], ref=5.0, margin_um=2.0) is None
+
+
 def test_trace_path_and_extend(y_stack) -> None:
     data, vs, gold = y_stack
     p = trace_path(data, (40, 12, 10), (40, 34, 10), voxel_size=vs, progress=False)

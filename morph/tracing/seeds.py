@@ -69,10 +69,9 @@ def path_to_tree(
 
     The cost per micrometre is ``exp(cost_power (1 - f)^2)``, ``f = clip(image / ref, 0,
     1)`` (:func:`morph.tracing.prune.min_cost_path_voxels`, physical voxel spacing), in the
-    box around the seed
-    reaching ``margin_um`` beyond the tree's nearest point; every voxel of the tree
-    (``tree_xyz_um``, points along its cable) in the box is an end, and the path goes to
-    the one it reaches at the least cost.
+    box around the seed reaching ``margin_um`` beyond the tree's nearest point; every voxel
+    of the tree (``tree_xyz_um``, points along its cable) in the box is an end, and the path
+    goes to the one it reaches at the least cost.
 
     Returns
     -------
