@@ -1173,6 +1173,16 @@ def test_a_seed_on_a_neurite_too_faint_to_trace_is_joined_along_it(y_stack, y_fa
     assert (cKDTree(m1.xyz).query(m0.xyz)[0] < 1.0).mean() > 0.97  # the rest of the tree as before
     note = next(h for h in m1.header if h.startswith("seed at 15.00 20.00 10.00 um joined by a path of"))
     assert "x noise along it" in note
+    # the same, chunk by chunk from an OME-Zarr store under a memory bound
+    from morph.io.chunked import write_zarr
+    from morph.tracing import chunked
+
+    store = tmp_path / "y.zarr"
+    write_zarr(store, img, vs, chunks=(8, 100, 100))
+    got = chunked.trace(store, max_memory=chunked.FIXED_OVERHEAD + 16 * 2**20, soma=(40, 40, 10), seeds=[click],
+                        progress=False, scratch_dir=tmp_path)
+    np.testing.assert_array_equal(got.xyz, m1.xyz)
+    np.testing.assert_array_equal(got.parent, m1.parent)
     # the same click extends an existing reconstruction
     m2 = trace(img, voxel_size=vs, extend=m0, seeds=[click], progress=False)
     assert (cKDTree(m2.xyz).query(branch)[0] < 1.5).mean() > 0.85
