@@ -816,6 +816,42 @@ def test_real_brightfield_crop_is_plausible(data: Path) -> None:
     assert np.all(lo >= -0.5) and np.all(hi <= np.array([192, 192, 32]))
 
 
+def test_seed_files_plain_fiji_results_vaa3d_markers(tmp_path: Path) -> None:
+    """--seeds reads X Y Z lines, tables with named columns (Fiji's Results: Slice numbered
+    from 1, a voxel index whatever --units says) and Vaa3D .marker files (1-based voxels)."""
+    from morph.cli.trace import read_points, to_um
+    from morph.errors import MorphError
+
+    vs = (0.5, 0.5, 2.0)
+    plain = tmp_path / "p.txt"
+    plain.write_text("# x y z\n10, 20, 4\n12 22 6  # second\n")
+    pts, ax = read_points(plain)
+    assert np.allclose(pts, [[10, 20, 4], [12, 22, 6]]) and not ax.any()
+    assert np.allclose(to_um(pts, "voxel", vs, ax), [[5, 10, 8], [6, 11, 12]])
+    assert np.allclose(to_um(pts, "um", vs, ax), pts)
+    fiji = tmp_path / "Results.csv"  # a calibrated image: X, Y in um, Slice from 1
+    fiji.write_text(" ,X,Y,Slice,Mean\n1,5.25,10,3,187\n2,6,11.5,1,190\n")
+    pts, ax = read_points(fiji)
+    assert np.allclose(pts, [[5.25, 10, 2], [6, 11.5, 0]]) and ax.tolist() == [False, False, True]
+    assert np.allclose(to_um(pts, "um", vs, ax), [[5.25, 10, 4], [6, 11.5, 0]])
+    assert np.allclose(to_um(pts, "voxel", vs, ax), [[2.625, 5, 4], [3, 5.75, 0]])
+    tsv = tmp_path / "points.tsv"
+    tsv.write_text("name\tz\ty\tx\na\t3\t2\t1\n")
+    assert np.allclose(read_points(tsv)[0], [[1, 2, 3]])
+    marker = tmp_path / "clicks.marker"
+    marker.write_text("##x,y,z,radius,shape,name,comment, color_r,color_g,color_b\n11,21,5,0,1,,,255,0,0\n")
+    pts, ax = read_points(marker)
+    assert np.allclose(pts, [[10, 20, 4]]) and ax.all()
+    assert np.allclose(to_um(pts, "um", vs, ax), [[5, 10, 8]])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("X,Y,Mean\n1,2,3\n")
+    with pytest.raises(MorphError, match="names no column Z"):
+        read_points(bad)
+    bad.write_text("X,Y,Z\n1,2\n")
+    with pytest.raises(MorphError, match="expected at least 3 columns"):
+        read_points(bad)
+
+
 def test_seed_path_follows_a_faint_neurite_to_where_it_leaves_the_tree() -> None:
     """seeds.path_to_tree: from the seed back along a faint L-shaped neurite (3 noise units)
     to where it leaves the tree, not straight across the background to the tree's nearest

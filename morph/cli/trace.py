@@ -71,8 +71,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         metavar="FILE",
         help="points the tree must reach (clicks on neurites it left out: each one it does not reach is "
         "joined by the minimal-cost path through the image; works with --extend too): a text file of "
-        "X Y Z lines (commas or spaces; # comments) or an SWC whose nodes are taken; without --soma "
-        "the first seed is the root",
+        "X Y Z lines (commas or spaces; # comments), a table with a header naming columns X, Y and Z "
+        "or Slice (Fiji's Results of point measurements; Slice numbered from 1), a Vaa3D .marker file "
+        "(1-based voxels), or an SWC whose nodes are taken; without --soma the first seed is the root",
     )
     p.add_argument("--roi", type=_roi, metavar="X0,Y0,Z0,X1,Y1,Z1", help="trace only inside this box")
     p.add_argument("--extend", type=Path, metavar="CELL.swc", help="trace only what this reconstruction does not cover yet and add it")
@@ -119,40 +120,84 @@ def parse_params(items: list[str], polarity: str):
     return TraceParams(**changes)
 
 
-def read_points(path: Path) -> np.ndarray:
-    """Seed points from a text file (X Y Z per line) or an SWC (its node positions)."""
+def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Seed points from a file, and which of their axes are voxel indices whatever ``--units``
+    says (x, y, z booleans).
+
+    * text, one ``X Y Z`` per line (commas or spaces; ``#`` comments): units as ``--units``;
+    * a table with a header line naming its columns (CSV or tab-separated), such as Fiji's
+      Results of point measurements: columns ``X``, ``Y`` and ``Z`` (units as ``--units``) or
+      Fiji's ``Slice`` (1-based slice number: always a voxel index), other columns ignored;
+    * a Vaa3D marker file (``.marker``: ``x,y,z,radius,...``, 1-based voxel coordinates);
+    * an SWC: its node positions.
+    """
     if not path.exists():
         raise MorphError("seeds file not found", file=path)
     if path.suffix.lower() == ".swc":
         from morph.io import read_swc
 
-        return np.asarray(read_swc(path).xyz)
-    pts = []
-    for k, line in enumerate(path.read_text().splitlines(), start=1):
+        return np.asarray(read_swc(path).xyz), np.zeros(3, dtype=bool)
+    marker = path.suffix.lower() == ".marker"
+    hint = "one X Y Z point per line, a table with columns X, Y and Z (or Slice), or a Vaa3D .marker file"
+    rows: list[tuple[int, list[str]]] = []
+    for k, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.replace(",", " ").split()
+        if line:
+            sep = "\t" if "\t" in line else ","
+            rows.append((k, [c.strip() for c in line.split(sep)] if sep in line else line.split()))
+    cols, z_index, table = [0, 1, 2], False, False
+
+    def number(text: str, k: int) -> float:
         try:
-            vals = [float(x) for x in parts]
+            return float(text)
         except ValueError:
-            raise MorphError(f"not a number in {line!r}", file=path, line=k, hint="one X Y Z point per line") from None
-        if len(vals) != 3:
-            raise MorphError(f"expected 3 numbers, got {len(vals)}", file=path, line=k, hint="one X Y Z point per line")
-        pts.append(vals)
+            raise MorphError(f"not a number: {text!r}", file=path, line=k, hint=hint) from None
+
+    if rows and not marker:
+        k0, head = rows[0]
+        try:
+            [float(c) for c in head if c]
+        except ValueError:  # a header line: the columns by name
+            names = [c.strip().strip('"').lower() for c in head]
+            zname = "z" if "z" in names else "slice"
+            missing = [c.upper() for c in ("x", "y") if c not in names] + ([] if zname in names else ["Z (or Slice)"])
+            if missing:
+                raise MorphError(f"the header line names no column {' or '.join(missing)}", file=path, line=k0,
+                                 hint=hint) from None
+            cols = [names.index("x"), names.index("y"), names.index(zname)]
+            z_index, table = zname == "slice", True
+            rows = rows[1:]
+    pts = []
+    for k, parts in rows:
+        if marker:
+            if len(parts) < 3:
+                raise MorphError(f"expected x,y,z first, got {len(parts)} fields", file=path, line=k, hint=hint)
+            pts.append([number(c, k) - 1.0 for c in parts[:3]])  # 1-based
+            continue
+        if not table and len(parts) != 3:
+            raise MorphError(f"expected 3 numbers, got {len(parts)}", file=path, line=k, hint=hint)
+        if max(cols) >= len(parts):
+            raise MorphError(f"expected at least {max(cols) + 1} columns, got {len(parts)}", file=path, line=k, hint=hint)
+        v = [number(parts[c], k) for c in cols]
+        if z_index:
+            v[2] -= 1.0  # Fiji's slices are numbered from 1
+        pts.append(v)
     if not pts:
-        raise MorphError("seeds file holds no point", file=path, hint="one X Y Z point per line")
-    return np.asarray(pts, dtype=np.float64)
+        raise MorphError("seeds file holds no point", file=path, hint=hint)
+    voxel_axes = np.array([marker, marker, marker or z_index])
+    return np.asarray(pts, dtype=np.float64), voxel_axes
 
 
-def to_um(p, units: str, vs) -> np.ndarray | None:
+def to_um(p, units: str, vs, voxel_axes=None) -> np.ndarray | None:
+    """Points of the command line (or a seeds file) in micrometres: multiplied by the voxel
+    size with ``--units voxel``, and always along the ``voxel_axes`` a file gives in voxels."""
     if p is None:
         return None
     a = np.asarray(p, dtype=np.float64)
-    if units == "voxel":
-        k = a.size // 3
-        return (a.reshape(k, 3) * np.asarray(vs)).reshape(a.shape)
-    return a
+    k = a.size // 3
+    scale = np.where((units == "voxel") | np.asarray(voxel_axes if voxel_axes is not None else np.zeros(3, bool)),
+                     np.asarray(vs, dtype=np.float64), 1.0)
+    return (a.reshape(k, 3) * scale).reshape(a.shape)
 
 
 def show_warnings(caught: list) -> None:
@@ -182,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         stack = load_stack(args)
     vs = stack.voxel_size
-    seeds = read_points(args.seeds) if args.seeds else None
+    seeds, seed_axes = read_points(args.seeds) if args.seeds else (None, None)
     roi = args.roi
     if roi is not None and args.units == "voxel":
         roi = tuple(np.r_[np.asarray(roi[:3]) * vs, np.asarray(roi[3:]) * vs])
@@ -203,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
             stack,
             soma=to_um(args.soma, args.units, vs),
             axon=to_um(args.axon, args.units, vs),
-            seeds=to_um(seeds, args.units, vs),
+            seeds=to_um(seeds, args.units, vs, seed_axes),
             roi=roi,
             params=params,
             progress=not args.quiet,
