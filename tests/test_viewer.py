@@ -660,3 +660,54 @@ def test_traced_soma_takes_the_outline_in_the_header():
     b = s.add_morphology(m.translate([30.0, 0, 0])).soma_actor.GetBounds()
     assert (b[1] - b[0]) / 2 == pytest.approx(7.0, rel=0.02) and (b[3] - b[2]) / 2 == pytest.approx(7.0, rel=0.02)
     s.close()
+
+
+def test_seed_mode_puts_seeds_on_the_stained_voxel_under_the_pointer(tmp_path):
+    """p: a click on the image puts a seed on the most stained voxel along the line of sight
+    (the one the projection shows), in 3-D, from any camera; P saves them for --seeds."""
+    _gl_or_skip()
+    from morph.cli.trace import read_points
+    from morph.io.stack import Stack
+    from viewers.app import Viewer
+
+    rng = np.random.default_rng(0)
+    vs = (0.5, 0.5, 2.0)
+    data = rng.normal(190, 2, (20, 80, 100))
+    data[13, 30, 20:80] -= 60  # a dark neurite along x at y = 15 um, z = 26 um
+    data[6, 55:58, 40:43] -= 60  # a dark speck at (20.5, 28, 12) um
+    st = Stack(np.clip(data, 0, 255).astype(np.uint8), vs)
+    s = Scene((300, 240))
+    s.add_stack(st, layers=("mip",), polarity="brightfield")
+    s.set_camera("xy", parallel=True)
+    v = Viewer(s, output_stem=str(tmp_path / "cell"))  # before the first render (EGL offscreen)
+    s.render()
+    assert "no seeds yet" in v.handle_key("P")
+    v.handle_key("p")
+    assert v.seed_mode
+    target = np.array([25.0, 15.0, 26.0])
+    msg = v.click(*s.world_to_display(target[None])[0])
+    assert msg.startswith("seed 1 at") and len(v.seeds) == 1
+    assert np.allclose(v.seeds[0][:2], target[:2], atol=0.5) and abs(v.seeds[0][2] - target[2]) <= 1.0
+    assert s.marker_actor is not None and s.marker_actor.GetVisibility()
+    # from the side (the x-z plane), a click on the speck finds its depth along y
+    s.set_camera("xz", parallel=True)
+    s.render()
+    speck = np.array([20.5, 28.0, 12.0])
+    v.click(*s.world_to_display(speck[None])[0])
+    assert np.linalg.norm(v.seeds[1] - speck) < 1.5
+    v.click(*s.world_to_display(speck[None])[0])
+    v.handle_key("BackSpace")
+    assert len(v.seeds) == 2
+    msg = v.handle_key("P")
+    path = tmp_path / "cell-001.seeds.txt"
+    assert msg == f"2 seeds saved to {path}"
+    pts, voxel_axes = read_points(path)
+    assert np.allclose(pts, np.array(v.seeds), atol=1e-3) and not voxel_axes.any()
+    v.handle_key("P")
+    assert (tmp_path / "cell-002.seeds.txt").exists()  # never overwritten
+    # off the stack (a pixel left of it), no seed
+    assert v.click(*s.world_to_display(np.array([[-20.0, 15.0, 20.0]]))[0]) == "no stack under the pointer"
+    assert len(v.seeds) == 2
+    v.handle_key("p")
+    assert not v.seed_mode
+    s.close()

@@ -2,7 +2,9 @@
 
 Mouse: left-drag rotates, middle-drag (or shift + left-drag) pans, right-drag or the wheel
 zooms; a left click without dragging picks the node under the pointer and prints what is
-known about it. Press ``h`` in the window for the key list (:data:`HELP`).
+known about it, or, in seed mode (``p``), puts a seed for the tracer on the image (``P``
+saves the seeds as a text file for ``morph trace --seeds``). Press ``h`` in the window for
+the key list (:data:`HELP`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ x X y Y z Z   move the x / y / z slice down / up
 g G    gamma down / up              t T  image opacity down / up
 n      next colour map              i  invert image
 F1..F12  show / hide neuron 1..12
-w      screenshot (PNG)             M  turntable movie (GIF)"""
+w      screenshot (PNG)             M  turntable movie (GIF)
+p      seed mode: a left click puts a seed on the most stained voxel under the pointer
+       (BackSpace removes the last)  P  save the seeds for morph trace --seeds"""
 
 COLORINGS = ("compartment", *[s for s in SCALARS if s != "depth"])
 IMAGE_CMAPS = ("gray", "magma", "viridis", "inferno", "cividis", "hot")
@@ -137,6 +141,9 @@ class Viewer:
         self.image_cmap = 0
         self.output_stem = output_stem
         self.message = ""
+        self.seed_mode = False
+        #: Seeds picked on the image (micrometres), for ``morph trace --seeds``.
+        self.seeds: list[NDArray[np.float64]] = []
         self._press: tuple[int, int] | None = None
         scene.set_help(HELP, visible=False)
         self.interactor = vtkRenderWindowInteractor()
@@ -188,7 +195,10 @@ class Viewer:
         return text
 
     def click(self, x: float, y: float) -> str:
-        """Pick the node at pixel ``(x, y)`` (origin top-left) and show its description."""
+        """Pick the node at pixel ``(x, y)`` (origin top-left) and show its description; in
+        seed mode, put a seed there instead (:meth:`add_seed`)."""
+        if self.seed_mode:
+            return self.add_seed(x, y)
         hit = self.scene.pick(x, y)
         if hit is None:
             return self._say("")
@@ -197,6 +207,32 @@ class Viewer:
         self._say(text)
         self.scene.render()
         return text
+
+    def add_seed(self, x: float, y: float) -> str:
+        """A seed at the most stained voxel of the stack under pixel ``(x, y)``
+        (:meth:`Scene.pick_stack_point`): where a projection of the image shows a neurite the
+        reconstruction misses, the seed lands on it in 3-D."""
+        p = self.scene.pick_stack_point(x, y)
+        if p is None:
+            return self._say("no stack under the pointer")
+        self.seeds.append(p)
+        self.scene.set_markers(self.seeds)
+        self.scene.render()
+        return self._say(f"seed {len(self.seeds)} at {p[0]:.2f} {p[1]:.2f} {p[2]:.2f} µm (P saves the seeds)")
+
+    def save_seeds(self) -> str:
+        """Write the seeds (micrometres, one ``X Y Z`` per line) to a new file
+        ``<output stem>-NNN.seeds.txt``; returns the message shown."""
+        if not self.seeds:
+            return "no seeds yet (p, then left clicks on the image)"
+        path = _next_free(self.output_stem, ".seeds.txt")
+        lines = ["# seeds picked in morph view: x y z (micrometres); use with",
+                 "# morph trace STACK --seeds THIS_FILE [--extend CELL.swc] -o OUT.swc"]
+        lines += [f"{p[0]:.3f} {p[1]:.3f} {p[2]:.3f}" for p in self.seeds]
+        from morph.io.atomic import atomic_write_text
+
+        atomic_write_text(path, "\n".join(lines) + "\n")
+        return f"{len(self.seeds)} seeds saved to {path}"
 
     def handle_key(self, key: str) -> str:
         """Do what a key press does; returns the message shown (may be empty)."""
@@ -293,6 +329,20 @@ class Viewer:
             path = _next_free(self.output_stem, ".gif")
             write_movie(s.turntable(72), path)
             msg = f"movie {path}"
+        elif k == "p":
+            if s.stack is None:
+                msg = "no stack loaded (--stack): seeds are put on the image"
+            else:
+                self.seed_mode = not self.seed_mode
+                msg = ("seed mode: a left click puts a seed on the image (BackSpace removes the last, P saves)"
+                       if self.seed_mode else "seed mode off: a left click picks a node")
+        elif k == "P":
+            msg = self.save_seeds()
+        elif k == "BackSpace":
+            if self.seeds:
+                self.seeds.pop()
+                s.set_markers(self.seeds)
+                msg = f"{len(self.seeds)} seeds"
         else:
             return self.message
         if msg:

@@ -384,6 +384,7 @@ class Scene:
         self.renderer.SetBackground(*BACKGROUNDS[background])
         self._overlays()
         self.camera_preset = "xy"
+        self.marker_actor: Any | None = None
 
     # ---------------------------------------------------------------- overlays
     def _overlays(self) -> None:
@@ -1386,6 +1387,97 @@ class Scene:
         px = (ndc[:, 0] + 1) / 2 * w
         py = h - (ndc[:, 1] + 1) / 2 * h
         return np.c_[px, py]
+
+    def display_ray(self, x: float, y: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The line of sight through pixel ``(x, y)`` (origin top-left): a point on it (on the
+        near clipping plane) and its unit direction, away from the viewer. The inverse of
+        :meth:`world_to_display`."""
+        w, h = self.render_window.GetSize()
+        cam = self.renderer.GetActiveCamera()
+        mat = cam.GetCompositeProjectionTransformMatrix(w / max(h, 1), -1, 1)
+        inv = np.linalg.inv(np.array([[mat.GetElement(i, j) for j in range(4)] for i in range(4)]))
+        nx, ny = 2.0 * float(x) / w - 1.0, 2.0 * (h - float(y)) / h - 1.0
+        ends = np.array([[nx, ny, -1.0, 1.0], [nx, ny, 1.0, 1.0]]) @ inv.T
+        near, far = ends[:, :3] / ends[:, 3:4]
+        d = far - near
+        return near, d / np.linalg.norm(d)
+
+    def pick_stack_point(self, x: float, y: float, *, smooth_um: float = 1.0) -> NDArray[np.float64] | None:
+        """The point of the stack under pixel ``(x, y)`` (origin top-left), in micrometres:
+        along the line of sight, the most stained voxel (the darkest in brightfield, the
+        brightest in fluorescence: the voxel a projection shows at that pixel), the profile
+        along the line averaged over ``smooth_um`` so a single noisy voxel does not decide.
+        ``None`` without a stack or when the line misses it."""
+        if self.stack is None:
+            return None
+        o, d = self.display_ray(x, y)
+        vs = np.asarray(self.stack.voxel_size, dtype=np.float64)
+        lo, hi = self.stack_bounds()
+        t0, t1 = -np.inf, np.inf
+        for a in range(3):  # the line's stretch inside the stack's box
+            if abs(d[a]) < 1e-12:
+                if not lo[a] <= o[a] <= hi[a]:
+                    return None
+                continue
+            ta, tb = sorted(((lo[a] - o[a]) / d[a], (hi[a] - o[a]) / d[a]))
+            t0, t1 = max(t0, ta), min(t1, tb)
+        if not t1 > t0:
+            return None
+        step = 0.5 * float(vs.min())
+        t = np.arange(t0 + 0.5 * step, t1, step)
+        if not t.size:
+            return None
+        pts = o + t[:, None] * d
+        shape = np.array(self._data.shape[::-1])
+        ijk = np.clip(np.rint(pts / vs).astype(np.int64), 0, shape - 1)
+        if self._lazy:
+            vals = np.asarray(self._data.vindex[ijk[:, 2], ijk[:, 1], ijk[:, 0]].compute(scheduler="synchronous"))
+        else:
+            vals = np.asarray(self._data[ijk[:, 2], ijk[:, 1], ijk[:, 0]])
+        k = max(1, int(round(float(smooth_um) / step)))
+        box = np.ones(k)
+        # a moving mean, over the samples there are at the line's ends
+        prof = np.convolve(vals.astype(np.float64), box, mode="same") / np.convolve(np.ones(vals.size), box, mode="same")
+        j = int(np.argmin(prof) if self.polarity == "brightfield" else np.argmax(prof))
+        return pts[j]
+
+    def set_markers(self, xyz: Any, *, radius_um: float | None = None,
+                    color: tuple[float, float, float] = (1.0, 0.85, 0.1)) -> None:
+        """Show points (micrometres) as small spheres, e.g. seeds picked for the tracer;
+        an empty list hides them. Radius: 1.5 voxels of the stack (1 um without one)."""
+        from vtkmodules.vtkCommonCore import vtkPoints
+        from vtkmodules.vtkCommonDataModel import vtkPolyData
+        from vtkmodules.vtkFiltersCore import vtkGlyph3D
+        from vtkmodules.vtkFiltersSources import vtkSphereSource
+        from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
+
+        pts = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+        if self.marker_actor is not None:
+            self.renderer.RemoveActor(self.marker_actor)
+            self.marker_actor = None
+        if not len(pts):
+            return
+        if radius_um is None:
+            radius_um = 1.5 * float(min(self.stack.voxel_size)) if self.stack is not None else 1.0
+        vp = vtkPoints()
+        vp.SetData(_np2vtk(np.ascontiguousarray(pts)))
+        poly = vtkPolyData()
+        poly.SetPoints(vp)
+        sphere = vtkSphereSource()
+        sphere.SetRadius(float(radius_um))
+        sphere.SetThetaResolution(16)
+        sphere.SetPhiResolution(12)
+        glyph = vtkGlyph3D()
+        glyph.SetSourceConnection(sphere.GetOutputPort())
+        glyph.SetInputData(poly)
+        glyph.ScalingOff()
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputConnection(glyph.GetOutputPort())
+        actor = vtkActor()
+        actor.SetMapper(mapper)
+        actor.GetProperty().SetColor(*color)
+        self.renderer.AddActor(actor)
+        self.marker_actor = actor
 
     # ---------------------------------------------------------------- output
     def render(self) -> None:
