@@ -1223,6 +1223,15 @@ def test_a_seed_on_a_neurite_too_faint_to_trace_is_joined_along_it(y_stack, y_fa
     m2 = trace(img, voxel_size=vs, extend=m0, seeds=[click], progress=False)
     assert (cKDTree(m2.xyz).query(branch)[0] < 1.5).mean() > 0.85
     assert np.allclose(m2.xyz[: len(m0)], m0.xyz)
+    # with seeds, extending adds only what they ask for: a stem left out of the given
+    # reconstruction comes back without seeds, not with one elsewhere
+    _first, stem = lab._stems(m0)
+    big = np.bincount(stem[stem >= 0]).argmax()
+    part = m0.take(stem != big)
+    assert trace(img, voxel_size=vs, extend=part, progress=False).total_length() > part.total_length() + 15
+    m3 = trace(img, voxel_size=vs, extend=part, seeds=[click], progress=False)
+    assert cKDTree(branch).query(m3.xyz[len(part):])[0].max() < 2.5
+    assert (cKDTree(m3.xyz).query(branch)[0] < 1.5).mean() > 0.85
     # a click on empty background is refused, with what the image shows there
     with pytest.raises(TracingError, match=r"lies on background: no stained voxel within 5 um, and the image within 1 um"):
         trace(img, voxel_size=vs, soma=(40, 40, 10), seeds=[click, (90.0, 10.0, 10.0)], progress=False)

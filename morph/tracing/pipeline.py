@@ -990,7 +990,7 @@ def trace(
         st.start("refine")
         t0 = time.perf_counter()
         if extend is not None:
-            m = _extend_result(prep, grown, ex, off, params)
+            m = _extend_result(prep, grown, ex, off, params, seeds=(join_pts + off) if len(join_pts) else None)
             if len(join_pts):
                 m = _join_seeds(m.translate(-off), prep, params, join_pts).translate(off)
         else:
@@ -1055,8 +1055,11 @@ def _uncovered(m_new: Morphology, existing: Morphology, margin_um: float = 0.0) 
     return out._derive(parent=parent)
 
 
-def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology, off: NDArray[np.float64], params: TraceParams) -> Morphology:
-    """New branches of an extend run, attached to the existing reconstruction."""
+def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology, off: NDArray[np.float64],
+                   params: TraceParams, seeds: NDArray[np.float64] | None = None) -> Morphology:
+    """New branches of an extend run, attached to the existing reconstruction; with
+    ``seeds`` (micrometres, the stack's frame), only those reaching within
+    ``seed_reach_um`` of a seed: the user says what is missing."""
     if grown.node.size == 0:
         return existing._derive()
     m_new = _tree_to_morphology(prep, grown, None, join_roots=False)
@@ -1071,17 +1074,33 @@ def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology,
     from morph import _tree as t
 
     root_of = t.root_of(m_new.parent)
+    kd_seeds = cKDTree(seeds) if seeds is not None and len(seeds) else None
     for r in roots_new:  # one per new branch
         piece = m_new.take(root_of == r)
         if piece.total_length() < params.min_branch_um:
+            continue
+        if kd_seeds is not None and not np.isfinite(kd_seeds.query(piece.xyz, distance_upper_bound=params.seed_reach_um)[0]).any():
             continue
         _d, j = kd.query(piece.xyz[0])
         out = out.merge(piece._derive(types=np.where(piece.types == BASAL, existing.types[j] if existing.types[j] != SOMA else BASAL, piece.types)),
                         attach_to=int(j))
     if len(out) > len(existing):
-        # attached, a new piece is a branch like any other and must be a ridge; the given
-        # reconstruction stays as it is
-        out = _prune_flat_terminals(out.translate(-off), prep, params, np.arange(len(out)) < len(existing)).translate(off)
+        held = np.arange(len(out)) < len(existing)
+        loc = out.translate(-off)
+        if params.thick_spur_factor > 0:
+            # attached, a new piece is judged as refine judges a branch of a tree traced from
+            # scratch: a spur of the blur halo around the node it hangs from (that node's half
+            # width measured on the image) goes, unless it stands out as a ridge
+            hw = _prune.estimate_radii(loc, prep.image, prep.voxel_size, radius_max_um=params.radius_max_um)
+            ridge = {} if not params.spur_ridge else dict(
+                image=prep.image, voxel_size=prep.voxel_size, ridge_min=params.spur_ridge * prep.noise,
+                ridge_factor=params.spur_ridge_factor)
+            kept = _prune.prune_thick_spurs(loc._derive(radius=hw), params.min_branch_um, params.thick_spur_factor,
+                                            protect=held, **ridge)
+            keep = np.isin(loc.ids, kept.ids)
+            loc, held = loc.take(keep), held[keep]
+        # and must be a ridge; the given reconstruction stays as it is
+        out = _prune_flat_terminals(loc, prep, params, held).translate(off)
     return out
 
 
