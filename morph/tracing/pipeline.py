@@ -1092,6 +1092,7 @@ def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology,
             # scratch: a spur of the blur halo around the node it hangs from (that node's half
             # width measured on the image) goes, unless it stands out as a ridge
             hw = _prune.estimate_radii(loc, prep.image, prep.voxel_size, radius_max_um=params.radius_max_um)
+            hw = np.where(loc.soma_mask, loc.radius, hw)  # a soma keeps its radius, as in refine
             ridge = {} if not params.spur_ridge else dict(
                 image=prep.image, voxel_size=prep.voxel_size, ridge_min=params.spur_ridge * prep.noise,
                 ridge_factor=params.spur_ridge_factor)
@@ -1146,8 +1147,7 @@ def trace_path(
         img = _pre.preprocess(sub, vs, polarity=pol, sigma_um=params.denoise_sigma_um,
                               block_um=params.background_block_um, percentile=params.background_percentile)
         st.step("preprocess")
-        ref = float(np.percentile(img, 99.5))
-        if ref <= 0:
+        if float(np.percentile(img, 99.5)) <= 0:
             raise TracingError("nothing stained between the two points: the region is flat background")
         noise = _pre.noise_level(img, floor=params.min_noise)  # also the radii's measure of a clean profile
         ref = _path_ref(params, img, vs, noise, [a - off, b - off])
