@@ -970,6 +970,13 @@ def test_cli_trace(tmp_path: Path, y_stack, capsys) -> None:
     assert "exists" in capsys.readouterr().err
     assert main(["trace", str(stack), "-o", str(out), "-q", "--force", "--param", "min_branch_um=6"]) == 0
     assert "min_branch_um = 6.0" in out.read_text()
+    # seeds without --soma: the first is the root, and the run says so (not with -q)
+    root = tmp_path / "root.txt"
+    root.write_text("40 9 10\n")  # um: near the upward stem's end
+    capsys.readouterr()
+    assert main(["trace", str(stack), "-o", str(tmp_path / "r.swc"), "--seeds", str(root)]) == 0
+    assert "no --soma given: the first seed is the root of the tree" in capsys.readouterr().err
+    assert (read_swc(tmp_path / "r.swc").types == SOMA).sum() == 0
     # trace-path appended to the cell
     out2 = tmp_path / "y2.swc"
     assert main(["trace-path", str(stack), "--from", "40,12,10", "--to", "40,30,10", "--into", str(out),

@@ -703,8 +703,14 @@ def test_seed_mode_puts_seeds_on_the_stained_voxel_under_the_pointer(tmp_path):
     assert msg == f"2 seeds saved to {path}"
     pts, voxel_axes = read_points(path)
     assert np.allclose(pts, np.array(v.seeds), atol=1e-3) and not voxel_axes.any()
+    assert "--soma X,Y,Z --seeds" in path.read_text()  # no reconstruction with a soma loaded
+    # with a reconstruction loaded, the file says how to steer a new trace from its soma
+    from morph.morphology import Morphology
+
+    s.add_morphology(Morphology([[25.0, 15.0, 26.0], [30.0, 15.0, 26.0]], [2.0, 0.5], [1, 3], [-1, 0]))
     v.handle_key("P")
-    assert (tmp_path / "cell-002.seeds.txt").exists()  # never overwritten
+    again = tmp_path / "cell-002.seeds.txt"  # never overwritten
+    assert "--soma 25.00,15.00,26.00 --seeds" in again.read_text()
     # off the stack (a pixel left of it), no seed
     assert v.click(*s.world_to_display(np.array([[-20.0, 15.0, 20.0]]))[0]) == "no stack under the pointer"
     assert len(v.seeds) == 2

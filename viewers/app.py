@@ -226,8 +226,13 @@ class Viewer:
         if not self.seeds:
             return "no seeds yet (p, then left clicks on the image)"
         path = _next_free(self.output_stem, ".seeds.txt")
+        # without --soma (or --extend), morph trace would take the first seed as the root
+        soma = next((n.morphology.soma_center for n in self.scene.neurons if n.morphology.soma_nodes.size), None)
+        steer = "--soma " + ",".join(f"{v:.2f}" for v in soma) if soma is not None else "--soma X,Y,Z"
         lines = ["# seeds picked in morph view: x y z (micrometres); use with",
-                 "# morph trace STACK --seeds THIS_FILE [--extend CELL.swc] -o OUT.swc"]
+                 "# morph trace STACK --extend CELL.swc --seeds THIS_FILE -o OUT.swc   (adds the seeded branches), or",
+                 f"# morph trace STACK {steer} --seeds THIS_FILE -o OUT.swc   (traces again; without --soma",
+                 "# the first seed would be the root)"]
         lines += [f"{p[0]:.3f} {p[1]:.3f} {p[2]:.3f}" for p in self.seeds]
         from morph.io.atomic import atomic_write_text
 

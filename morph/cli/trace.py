@@ -228,6 +228,11 @@ def run(args: argparse.Namespace) -> int:
         stack = load_stack(args)
     vs = stack.voxel_size
     seeds, seed_axes = read_points(args.seeds) if args.seeds else (None, None)
+    if seeds is not None and args.soma is None and not args.extend:
+        from morph.progress import info
+
+        info("morph: no --soma given: the first seed is the root of the tree (a neurite entering the field); "
+             "give --soma X,Y,Z to trace from the soma and join the seeds to it", quiet=args.quiet)
     roi = args.roi
     if roi is not None and args.units == "voxel":
         roi = tuple(np.r_[np.asarray(roi[:3]) * vs, np.asarray(roi[3:]) * vs])
