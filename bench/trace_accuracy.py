@@ -139,21 +139,22 @@ def flat_image(data, voxel_size, params) -> np.ndarray:
 
 
 def simulated_clicks(m, gold, data, voxel_size, params, n: int, *, tol: float = 2.0,
-                     step: float = 0.5) -> np.ndarray:
+                     step: float = 0.5, img: np.ndarray | None = None) -> np.ndarray:
     """Where a proofreader would click to steer the tracer to what the trace ``m`` misses:
     on each of the ``n`` longest runs of missed gold cable (:func:`missed_runs`), the point
     farthest along the gold (from the soma) among those the tracer accepts as a seed on a
     faint neurite, i.e. where the flattened, denoised image within 1 um reaches
     ``seed_contrast`` noise units (:func:`morph.tracing.seeds.peak_near`): the far end of
-    what the image shows of that run. Runs with no such point get no click. Returns
-    ``(k, 3)`` micrometres, ``k <= n``."""
+    what the image shows of that run. Runs with no such point get no click. ``img``: the
+    :func:`flat_image` of ``data`` when the caller has it. Returns ``(k, 3)`` micrometres,
+    ``k <= n``."""
     from morph.tracing.seeds import peak_near
 
     gs = gold.resample(step)
     i, lab, _roots = missed_runs(m, gs, tol=tol, step=step)
     if not i.size or n <= 0:
         return np.zeros((0, 3))
-    img = flat_image(data, voxel_size, params)
+    img = flat_image(data, voxel_size, params) if img is None else img
     need = params.resolved("brightfield").seed_contrast
     runs, cnt = np.unique(lab[i], return_counts=True)
     pd = gs.path_distance
@@ -171,7 +172,7 @@ def simulated_clicks(m, gold, data, voxel_size, params, n: int, *, tol: float = 
 
 
 def where_missed(m, gold, data, voxel_size, params, *, tol: float = 2.0, step: float = 0.5,
-                 min_run_um: float = 10.0, seed: int = 0) -> dict[str, float]:
+                 min_run_um: float = 10.0, seed: int = 0, img: np.ndarray | None = None) -> dict[str, float]:
     """Where the gold cable that the trace ``m`` misses lies, as fractions of the gold's cable.
 
     The gold (soma left out) is resampled every ``step`` um; a sample is missed when the trace
@@ -184,7 +185,8 @@ def where_missed(m, gold, data, voxel_size, params, *, tol: float = 2.0, step: f
     noise units (best of the gold moved by up to 0.5 um across and 1 um in z, for the
     centring a tracer would do), exceeds the 95th percentile of 20 copies of the same run
     moved 3-8 um sideways (and up to 3 um in z; each copy also at its best offset): cable
-    that stands out from the texture as a whole run, though not voxel by voxel.
+    that stands out from the texture as a whole run, though not voxel by voxel. ``img``: the
+    :func:`flat_image` of ``data`` when the caller has it.
     """
     from scipy import ndimage as ndi
     from scipy.spatial import cKDTree
@@ -213,7 +215,7 @@ def where_missed(m, gold, data, voxel_size, params, *, tol: float = 2.0, step: f
     long_runs = np.flatnonzero(cnt * step >= min_run_um)
     if not long_runs.size:
         return out
-    img = flat_image(data, vs, params)
+    img = flat_image(data, vs, params) if img is None else img
     sel = i[np.isin(lab[i], long_runs)]
     rid = np.searchsorted(long_runs, lab[sel])
     nrun = long_runs.size
@@ -263,10 +265,11 @@ def run_one(job: tuple) -> dict:
         "cable": r.trace_length / max(r.gold_length, 1e-9),
         "bp": r.branch_points.found / max(r.branch_points.gold, 1), "time": dt,
     }
+    img = flat_image(data, vs, params) if misses or nclick else None  # once for both
     if misses:
-        row |= where_missed(m, gold, data, vs, params)
+        row |= where_missed(m, gold, data, vs, params, img=img)
     if nclick:
-        clicks = simulated_clicks(m, gold, data, vs, params, nclick)
+        clicks = simulated_clicks(m, gold, data, vs, params, nclick, img=img)
         soma = m.soma_center if m.soma_nodes.size else None
         m2 = trace(data, voxel_size=vs, params=params, progress=False, soma=soma, seeds=clicks)
         r2 = compare(m2, gold, tolerance=2.0)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from morph.io.atomic import atomic_write_text
 from viewers.offscreen import ViewerError
 from viewers.scene import SCALARS, Scene
 
@@ -234,8 +235,6 @@ class Viewer:
                  f"# morph trace STACK {steer} --seeds THIS_FILE -o OUT.swc   (traces again; without --soma",
                  "# the first seed would be the root)"]
         lines += [f"{p[0]:.3f} {p[1]:.3f} {p[2]:.3f}" for p in self.seeds]
-        from morph.io.atomic import atomic_write_text
-
         atomic_write_text(path, "\n".join(lines) + "\n")
         return f"{len(self.seeds)} seeds saved to {path}"
 

@@ -42,6 +42,7 @@ from morph import progress as _progress
 from morph.errors import TracingError
 from morph.io.stack import Stack
 from morph.morphology import BASAL, SOMA, Morphology
+from morph.soma_outline import SomaOutline
 from morph.tracing import label as _label
 from morph.tracing import preprocess as _pre
 from morph.tracing import prune as _prune
@@ -74,7 +75,7 @@ class Prepared:
     params: TraceParams | None = None
     notes: list[str] = field(default_factory=list)
     #: The soma's outline measured by :func:`refine` (the refined tree's frame), if any.
-    soma_outline: _soma.SomaOutline | None = None
+    soma_outline: SomaOutline | None = None
 
     def to_trace_space(self, xyz_um: Any) -> NDArray[np.float64]:
         """Physical points to the tracing space (z divided by the z elongation)."""
@@ -605,6 +606,26 @@ def _prune_flat_terminals(m: Morphology, prep: Prepared, params: TraceParams,
     return m
 
 
+def _half_widths(m: Morphology, prep: Prepared, params: TraceParams) -> NDArray[np.float64]:
+    """Each neurite node's half width on the image (the extent of its blurred image, which
+    decides the halo-spur pruning); soma nodes keep their radius."""
+    r = _prune.estimate_radii(m, prep.image, prep.voxel_size, radius_max_um=params.radius_max_um)
+    return np.where(m.soma_mask, m.radius, r)
+
+
+def _prune_halo_spurs(m: Morphology, prep: Prepared, params: TraceParams,
+                      protect: NDArray[np.bool_] | None = None) -> Morphology:
+    """:func:`morph.tracing.prune.prune_thick_spurs` with the run's parameters (``m.radius``
+    the half widths of :func:`_half_widths`; with ``spur_ridge``, a spur standing out as a
+    ridge stays); nothing when ``thick_spur_factor`` is 0."""
+    if params.thick_spur_factor <= 0:
+        return m
+    ridge = {} if not params.spur_ridge else dict(
+        image=prep.image, voxel_size=prep.voxel_size, ridge_min=params.spur_ridge * prep.noise,
+        ridge_factor=params.spur_ridge_factor)
+    return _prune.prune_thick_spurs(m, params.min_branch_um, params.thick_spur_factor, protect=protect, **ridge)
+
+
 def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: NDArray[np.float64] | None = None,
            flat_terminals: bool = True) -> Morphology:
     """Centre on the image, smooth, prune spurs, resample and measure radii; with
@@ -634,14 +655,8 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
                                threshold=params.tip_extend_threshold, contrast=params.tip_extend_contrast)
     m = m.resample(params.resample_um)
     m = _prune.smooth(m, iterations=params.smooth_iterations)
-    r = _prune.estimate_radii(m, prep.image, prep.voxel_size, radius_max_um=params.radius_max_um)
-    r = np.where(m.soma_mask, m.radius, r)
-    m = m._derive(radius=r)
-    if params.thick_spur_factor > 0:
-        ridge = {} if not params.spur_ridge else dict(
-            image=prep.image, voxel_size=prep.voxel_size, ridge_min=params.spur_ridge * prep.noise,
-            ridge_factor=params.spur_ridge_factor)
-        m = _prune.prune_thick_spurs(m, params.min_branch_um, params.thick_spur_factor, **ridge)
+    m = m._derive(radius=_half_widths(m, prep, params))
+    m = _prune_halo_spurs(m, prep, params)
     # the half widths above decide the pruning (the blur's extent is what makes spurs); the
     # radii written out are the neurites' own, the blur taken out
     r, report = _radius.measure_radii(m, prep.image, prep.voxel_size, noise=prep.noise,
@@ -1089,15 +1104,9 @@ def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology,
         loc = out.translate(-off)
         if params.thick_spur_factor > 0:
             # attached, a new piece is judged as refine judges a branch of a tree traced from
-            # scratch: a spur of the blur halo around the node it hangs from (that node's half
-            # width measured on the image) goes, unless it stands out as a ridge
-            hw = _prune.estimate_radii(loc, prep.image, prep.voxel_size, radius_max_um=params.radius_max_um)
-            hw = np.where(loc.soma_mask, loc.radius, hw)  # a soma keeps its radius, as in refine
-            ridge = {} if not params.spur_ridge else dict(
-                image=prep.image, voxel_size=prep.voxel_size, ridge_min=params.spur_ridge * prep.noise,
-                ridge_factor=params.spur_ridge_factor)
-            kept = _prune.prune_thick_spurs(loc._derive(radius=hw), params.min_branch_um, params.thick_spur_factor,
-                                            protect=held, **ridge)
+            # scratch: a spur of the blur halo around the node it hangs from goes, unless it
+            # stands out as a ridge
+            kept = _prune_halo_spurs(loc._derive(radius=_half_widths(loc, prep, params)), prep, params, protect=held)
             keep = np.isin(loc.ids, kept.ids)
             loc, held = loc.take(keep), held[keep]
         # and must be a ridge; the given reconstruction stays as it is

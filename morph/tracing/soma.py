@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from morph.errors import TracingError
-from morph.soma_outline import SomaOutline, outline_from_header  # noqa: F401 (re-exported)
+from morph.soma_outline import SomaOutline
 from morph.tracing.tree import Foreground
 
 
