@@ -90,9 +90,9 @@ def soma_at(
     p = np.asarray(point_um, dtype=np.float64)
     if fg.n == 0:
         raise TracingError(f"the {what} point lies on background: no foreground in the stack")
-    d = fg.distances_to(p)
-    near = np.flatnonzero(d <= snap_um)
+    near, dn = fg.within(p, snap_um)
     if near.size == 0:
+        d = fg.distances_to(p)
         j = int(np.argmin(d))
         raise TracingError(
             f"the {what} point ({p[0]:.2f}, {p[1]:.2f}, {p[2]:.2f}) um lies on background: the nearest "
@@ -100,9 +100,9 @@ def soma_at(
             hint="click on the neuron; coordinates are micrometres unless --units voxel is given",
         )
     if as_soma:
-        best = int(near[np.argmax(local_radius[near] - 1e-3 * d[near])])
+        best = int(near[np.argmax(local_radius[near] - 1e-3 * dn)])
     else:
-        best = int(near[np.argmin(d[near])])
+        best = int(near[np.argmin(dn)])
     r = float(min(local_radius[best], max_radius_um))
     is_soma = as_soma and r >= min_radius_um
     centre = fg.xyz_um(np.array([best]))[0]

@@ -84,6 +84,23 @@ class Foreground:
             d[s : s + block] = np.linalg.norm(self.xyz_um(np.arange(s, min(self.n, s + block))) - point, axis=1)
         return d
 
+    def within(self, point: NDArray[np.float64], radius: float) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """The voxels (positions, ascending) within ``radius`` um of ``point`` and their
+        distances: looked up from the voxels of the ball, so the work grows with the ball,
+        not the foreground."""
+        p = np.asarray(point, dtype=np.float64).reshape(3)
+        vs = np.asarray(self.voxel_size, dtype=np.float64)
+        lo = np.maximum(np.ceil((p - radius) / vs), 0).astype(np.int64)
+        hi = np.minimum(np.floor((p + radius) / vs), np.asarray(self.shape[::-1]) - 1).astype(np.int64)
+        if np.any(hi < lo):
+            return np.zeros(0, np.int64), np.zeros(0)
+        z, y, x = np.meshgrid(*(np.arange(a, b + 1) for a, b in zip(lo[::-1], hi[::-1], strict=True)), indexing="ij")
+        d = np.sqrt((x * vs[0] - p[0]) ** 2 + (y * vs[1] - p[1]) ** 2 + (z * vs[2] - p[2]) ** 2)
+        inside = d <= radius
+        pos = self.lookup((z[inside] * self.shape[1] + y[inside]) * self.shape[2] + x[inside])
+        found = pos >= 0
+        return pos[found], d[inside][found]
+
     def lookup(self, linear: NDArray[np.int64]) -> NDArray[np.int64]:
         """Position of linear voxel indices in the foreground, -1 when absent."""
         pos = np.searchsorted(self.index, linear)
