@@ -19,7 +19,7 @@ _INF = float("inf")
 # [0, inf) (every other int or float field: a length, threshold, count or factor)
 _RANGES: dict[str, tuple[float, float, bool]] = {
     **dict.fromkeys(("background_block_um", "min_noise", "cost_power", "gap_cost", "resample_um", "radius_max_um",
-                     "soma_max_radius_um", "chunk_slices", "gap_max_angle_deg", "gap_soma_angle_deg"),
+                     "soma_max_radius_um", "chunk_slices", "gap_max_angle_deg", "gap_soma_angle_deg", "path_max_mvox"),
                     (0.0, _INF, True)),
     "background_percentile": (0.0, 100.0, False),
     "seed_contrast": (-_INF, _INF, False),
@@ -226,6 +226,11 @@ class TraceParams:
         faint neurite across a short staining gap rather than detouring through the
         texture); fluorescence 0 (neurites far above the noise, with dim out-of-focus haze
         around them that a low reference would make cheap).
+    path_max_mvox
+        Those paths are searched whole in a box of at most this many million voxels (the
+        search holds about 100 bytes per voxel: 4 is about 400 MB); a larger box (a point
+        far from the tree on a finely sampled stack) is searched on block means first, then
+        at the image's voxels along the coarse path (:func:`morph.tracing.prune.min_cost_path`).
     """
 
     polarity: str = "auto"
@@ -286,6 +291,7 @@ class TraceParams:
     seed_contrast: float = 2.0
     path_cost_power: float = 4.0
     path_ref: float | None = None
+    path_max_mvox: float = 4.0
 
     def __post_init__(self) -> None:
         """Refuse values that cannot mean anything, naming the parameter (a typo on the

@@ -738,18 +738,20 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
         return m
     path_params = params.replace(min_branch_um=0.0, route_soma_bridges=0.0, side_branch_um=0.0, tip_extend_um=0.0,
                                  tip_fraction=0.0, thick_spur_factor=0.0)
-    todo = [np.asarray(s, dtype=np.float64) for s in seeds]
-    while todo:
-        cable = m.resample(0.5 * min(prep.voxel_size)).xyz if len(m) > 1 else m.xyz
-        kd = cKDTree(cable)
-        d = np.array([kd.query(s)[0] for s in todo])
-        k = int(np.argmin(d))
-        s = todo.pop(k)
-        if d[k] <= params.seed_reach_um:
+    todo = np.asarray(seeds, dtype=np.float64).reshape(-1, 3)
+    step = 0.5 * min(prep.voxel_size)
+    cable = m.resample(step).xyz if len(m) > 1 else m.xyz  # the ends of the paths, growing with them
+    dist = cKDTree(cable).query(todo)[0]  # each seed's distance to the tree and the paths so far
+    nodes = [(cKDTree(m.xyz), 0)]  # node indexes: the tree's, then each path's (merge appends)
+    while len(todo):
+        k = int(np.argmin(dist))
+        s, d_k = todo[k], float(dist[k])
+        todo, dist = np.delete(todo, k, axis=0), np.delete(dist, k)
+        if d_k <= params.seed_reach_um:
             continue
         ref = _path_ref(params, prep.image, prep.voxel_size, prep.noise, [s])
         path = _seeds.path_to_tree(prep.image, prep.voxel_size, s, cable, ref=ref, cost_power=params.path_cost_power,
-                                   margin_um=params.seed_margin_um)
+                                   margin_um=params.seed_margin_um, max_voxels=params.path_max_mvox * 1e6)
         q = s + prep.offset_um
         if path is None or len(path) < 2:
             prep.notes.append(f"seed at {q[0]:.2f} {q[1]:.2f} {q[2]:.2f} um: no path to the tree within "
@@ -760,7 +762,9 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
         n_notes = len(prep.notes)
         pm = refine(pm, prep, path_params, flat_terminals=False)
         del prep.notes[n_notes:]  # the radii's note is the tree's
-        j = int(cKDTree(m.xyz).query(pm.xyz[0])[1])
+        near = [kd.query(pm.xyz[0]) for kd, _off in nodes]
+        b = int(np.argmin([d for d, _i in near]))
+        j = int(near[b][1]) + nodes[b][1]
         t = int(m.types[j])
         pm = pm._derive(types=np.full(len(pm), BASAL if t == SOMA else t))
         val = float(np.median(_prune._sample(prep.image, pm.xyz, prep.voxel_size))) / prep.noise
@@ -768,7 +772,12 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
         ridge = float(np.median(_prune.ridge_contrast(pm, prep.image, prep.voxel_size, offset_um=side))) / prep.noise
         prep.notes.append(f"seed at {q[0]:.2f} {q[1]:.2f} {q[2]:.2f} um joined by a path of {pm.total_length():.1f} um "
                           f"through the image (median {val:.2f} x noise along it, {ridge:.2f} above its sides)")
+        nodes.append((cKDTree(pm.xyz), len(m)))
         m = m.merge(pm, attach_to=j)
+        path_cable = pm.resample(step).xyz if len(pm) > 1 else pm.xyz
+        cable = np.vstack([cable, path_cable])
+        if len(todo):
+            dist = np.minimum(dist, cKDTree(path_cable).query(todo)[0])
     return m
 
 
@@ -1162,7 +1171,9 @@ def trace_path(
         ref = _path_ref(params, img, vs, noise, [a - off, b - off])
         ia = tuple(np.clip(np.round((a - off) / vs)[::-1].astype(int), 0, np.array(sub.shape) - 1))
         ib = tuple(np.clip(np.round((b - off) / vs)[::-1].astype(int), 0, np.array(sub.shape) - 1))
-        path = _prune.min_cost_path_voxels(img, vs, ia, ib, ref=ref, cost_power=params.path_cost_power)
+        box = tuple(slice(0, k) for k in img.shape)
+        path = _prune.min_cost_path(img, vs, box, ia, ib, ref=ref, cost_power=params.path_cost_power,
+                                    max_voxels=params.path_max_mvox * 1e6)
         st.step("path")
         xyz = path[:, ::-1] * np.asarray(vs)
         n = xyz.shape[0]

@@ -98,6 +98,98 @@ def min_cost_path_voxels(
     return np.asarray(mcp.traceback(tuple(int(v) for v in reached)), dtype=np.float64)
 
 
+def _coarse_factors(shape: Sequence[int], voxel_size: Sequence[float], max_voxels: float) -> NDArray[np.int64]:
+    """Whole-number block factors (z, y, x) that bring a box of ``shape`` voxels to at most
+    ``max_voxels`` blocks, each step coarsening the axis whose blocks are the smallest in
+    micrometres (so the blocks tend to cubes)."""
+    f = np.ones(3, dtype=np.int64)
+    step = np.asarray(voxel_size, dtype=np.float64)[::-1]
+    n = np.asarray(shape, dtype=np.int64)
+    while np.prod(-(-n // f), dtype=np.float64) > max_voxels:
+        room = f < n
+        k = int(np.argmin(np.where(room, step * f, np.inf)))
+        f[k] += 1
+    return f
+
+
+def _block_mean(image: Any, box: tuple[slice, ...], f: NDArray[np.int64]) -> NDArray[np.float32]:
+    """The mean of ``image[box]`` over blocks of ``f`` (z, y, x) voxels (the last, partial
+    blocks over what they hold), read one slab of blocks at a time."""
+    n = np.array([s.stop - s.start for s in box])
+    cn = -(-n // f)
+    out = np.empty(tuple(int(v) for v in cn), dtype=np.float32)
+    wy = np.bincount(np.arange(n[1]) // f[1], minlength=cn[1]).astype(np.float32)
+    wx = np.bincount(np.arange(n[2]) // f[2], minlength=cn[2]).astype(np.float32)
+    for cz in range(int(cn[0])):
+        z0 = box[0].start + cz * int(f[0])
+        slab = np.asarray(image[z0:min(z0 + int(f[0]), box[0].stop), box[1], box[2]], dtype=np.float32).sum(axis=0)
+        pad = ((0, int(cn[1] * f[1] - n[1])), (0, int(cn[2] * f[2] - n[2])))
+        slab = np.pad(slab, pad).reshape(int(cn[1]), int(f[1]), int(cn[2]), int(f[2])).sum(axis=(1, 3))
+        out[cz] = slab / (min(int(f[0]), int(box[0].stop - z0)) * np.outer(wy, wx))
+    return out
+
+
+def min_cost_path(
+    image: Any, voxel_size: Sequence[float], box: tuple[slice, ...], start: Sequence[int], ends: Any, *,
+    ref: float, cost_power: float = 8.0, max_voxels: float = 4e6,
+) -> NDArray[np.int64]:
+    """:func:`min_cost_path_voxels` inside ``box`` ((z, y, x) slices of ``image``, which may
+    be any array-like, read only there), with memory bounded by ``max_voxels``.
+
+    ``start`` and ``ends`` (a voxel or ``(k, 3)`` voxels, the path going to the one it
+    reaches at the least cost) are (z, y, x) indices of ``image``, inside the box. A box of at
+    most ``max_voxels`` voxels is searched whole (:class:`skimage.graph.MCP_Geometric` holds
+    about 100 bytes per voxel). A larger one is searched coarse to fine: first on the box's
+    mean over blocks (:func:`_coarse_factors`, at most ``max_voxels`` of them, voxel size
+    scaled alike); then along that coarse path at the image's own voxels, from waypoint to
+    waypoint (the brightest voxel of every few blocks on it), each leg in the box spanned by
+    its two waypoints plus two blocks, the last leg to the nearest end in its box. Returns
+    ``(k, 3)`` indices of ``image`` from ``start`` to the end reached."""
+    vs = np.asarray(voxel_size, dtype=np.float64)
+    lo = np.array([s.start for s in box], dtype=np.int64)
+    n = np.array([s.stop - s.start for s in box], dtype=np.int64)
+    a = np.asarray(start, dtype=np.int64).reshape(3)
+    e = np.asarray(ends, dtype=np.int64).reshape(-1, 3)
+    if float(np.prod(n, dtype=np.float64)) <= max_voxels:
+        sub = np.asarray(image[box], dtype=np.float32)
+        return (min_cost_path_voxels(sub, vs, tuple(a - lo), e - lo, ref=ref, cost_power=cost_power) + lo).astype(np.int64)
+    f = _coarse_factors(n, vs, max_voxels)
+    coarse = _block_mean(image, box, f)
+    ce = np.unique((e - lo) // f, axis=0)
+    cpath = min_cost_path_voxels(coarse, vs * f[::-1], tuple((a - lo) // f), ce, ref=ref, cost_power=cost_power)
+    del coarse
+    cpath = cpath.astype(np.int64)
+    # waypoints: every few blocks, so that a leg's box stays within the budget
+    stride = max(2, int(float(max_voxels) ** (1.0 / 3.0) / float(f.max())) - 4)
+    way = [a]
+    for c in cpath[stride:-1:stride]:
+        b0 = lo + c * f
+        b1 = np.minimum(b0 + f, lo + n)
+        blk = np.asarray(image[tuple(slice(int(u), int(v)) for u, v in zip(b0, b1, strict=True))], dtype=np.float32)
+        way.append(b0 + np.array(np.unravel_index(int(np.argmax(blk)), blk.shape)))
+    legs: list[NDArray[np.int64]] = []
+    hi_box = lo + n
+    for i in range(len(way)):
+        p = way[i]
+        last = i == len(way) - 1
+        if last:  # to the tree's voxels in the end block and around it
+            c_end = lo + cpath[-1] * f
+            q0, q1 = np.minimum(p, c_end), np.maximum(p, c_end + f - 1)
+        else:
+            q = way[i + 1]
+            q0, q1 = np.minimum(p, q), np.maximum(p, q)
+        b0 = np.maximum(q0 - 2 * f, lo)
+        b1 = np.minimum(q1 + 2 * f + 1, hi_box)
+        sub = np.asarray(image[tuple(slice(int(u), int(v)) for u, v in zip(b0, b1, strict=True))], dtype=np.float32)
+        if last:
+            inb = e[np.all((e >= b0) & (e < b1), axis=1)] - b0
+        else:
+            inb = (q - b0)[None]
+        leg = min_cost_path_voxels(sub, vs, tuple(p - b0), inb, ref=ref, cost_power=cost_power).astype(np.int64) + b0
+        legs.append(leg if i == 0 else leg[1:])
+    return np.vstack(legs)
+
+
 def route_long_edges(
     m: Morphology,
     image: NDArray[Any],

@@ -63,15 +63,18 @@ def path_to_tree(
     ref: float,
     cost_power: float = 4.0,
     margin_um: float = 10.0,
+    max_voxels: float = 4e6,
 ) -> NDArray[np.float64] | None:
     """The minimal-cost path through ``image`` from a seed to the nearest (in cost) point of
     a traced tree.
 
     The cost per micrometre is ``exp(cost_power (1 - f)^2)``, ``f = clip(image / ref, 0,
-    1)`` (:func:`morph.tracing.prune.min_cost_path_voxels`, physical voxel spacing), in the
-    box around the seed reaching ``margin_um`` beyond the tree's nearest point; every voxel
-    of the tree (``tree_xyz_um``, points along its cable) in the box is an end, and the path
-    goes to the one it reaches at the least cost.
+    1)`` (:func:`morph.tracing.prune.min_cost_path`, physical voxel spacing), in the box
+    around the seed reaching ``margin_um`` beyond the tree's nearest point; every voxel of
+    the tree (``tree_xyz_um``, points along its cable) in the box is an end, and the path
+    goes to the one it reaches at the least cost. A box of more than ``max_voxels`` voxels (a
+    click far from the tree on a finely sampled stack) is searched coarse to fine, so memory
+    stays near ``100 max_voxels`` bytes.
 
     Returns
     -------
@@ -79,7 +82,7 @@ def path_to_tree(
         ``(k, 3)`` micrometres from the tree's voxel to the seed's, or ``None`` when no tree
         point lies in the box.
     """
-    from morph.tracing.prune import min_cost_path_voxels
+    from morph.tracing.prune import min_cost_path
 
     vs = np.asarray(voxel_size, dtype=np.float64)
     p = np.asarray(seed_um, dtype=np.float64).reshape(3)
@@ -89,11 +92,10 @@ def path_to_tree(
     near = float(np.sqrt(((tree - p) ** 2).sum(axis=1).min()))
     sl, lo = _box(p, near + float(margin_um), image.shape, vs)
     shape = np.array([s.stop - s.start for s in sl])
-    ends = np.unique(np.rint(tree / vs).astype(np.int64)[:, ::-1] - lo, axis=0)
-    ends = ends[np.all((ends >= 0) & (ends < shape), axis=1)]
+    ends = np.unique(np.rint(tree / vs).astype(np.int64)[:, ::-1], axis=0)
+    ends = ends[np.all((ends >= lo) & (ends < lo + shape), axis=1)]
     if not len(ends):
         return None
-    sub = np.asarray(image[sl], dtype=np.float32)
-    start = tuple(int(v) for v in np.clip(np.rint(p / vs).astype(np.int64)[::-1] - lo, 0, shape - 1))
-    path = min_cost_path_voxels(sub, vs, start, ends, ref=ref, cost_power=cost_power)  # from the seed to the tree
-    return ((path + lo)[::-1, ::-1]) * vs
+    start = np.clip(np.rint(p / vs).astype(np.int64)[::-1], lo, lo + shape - 1)
+    path = min_cost_path(image, vs, sl, start, ends, ref=ref, cost_power=cost_power, max_voxels=max_voxels)
+    return path[::-1, ::-1] * vs
