@@ -931,11 +931,21 @@ def trace(
             else:
                 s0 = _soma.detect_soma(fg, prep.radius, strong=prep.strong, **kw)
                 rp, rr = s0.centre, (s0.radius if s0.is_soma else 0.0)
-            thr_used = restrict_to_signal(prep, rp, params, soma_radius=rr)
-            fg = prep.fg
-            prep.notes.append(f"foreground threshold used: {thr_used:.3g} x noise")
+        else:  # the reconstruction's soma (or first root) sets the threshold, as a soma found here would
+            ex0t = ex0.translate(-off)
+            rp, rr = prep.to_trace_space(ex0t.xyz[ex0t.roots[0]]), 0.0
+            if ex0t.soma_nodes.size:
+                try:
+                    s0 = _soma.soma_at(fg, prep.radius, prep.to_trace_space(ex0t.soma_center), snap_um=max(snap, 10.0), **kw)
+                    rp, rr = s0.centre, (s0.radius if s0.is_soma else 0.0)
+                except TracingError:  # no stained body there: the check below says so
+                    pass
+        thr_used = restrict_to_signal(prep, rp, params, soma_radius=rr)
+        fg = prep.fg
+        prep.notes.append(f"foreground threshold used: {thr_used:.3g} x noise")
         seeds_fg, join_pts = _seed_voxels(prep, seed_pts, params, snap_um=snap, root_is_seed=soma_pt is None and extend is None)
-        cover_xyz = cover_r = None
+        cover_xyz = cover_r = anchors = None
+        min_anchors = 1
         if extend is not None:
             ex = extend if extend.units == "um" else extend.to_micrometres(vs)
             ex_r = ex.resample(0.5 * min(vs)) if len(ex) > 1 else ex
@@ -946,6 +956,11 @@ def trace(
             if src.size == 0:
                 raise TracingError("the reconstruction to extend does not touch any stained voxel of the stack",
                                    hint="check that it belongs to this stack and that its units are right")
+            # the voxel each of its points lies nearest to: only the pieces of foreground its
+            # cable runs through for min_branch_um (at least two points) are grown from
+            by_d = src[np.argsort(d[src], kind="stable")]
+            anchors = by_d[np.unique(_j[by_d], return_index=True)[1]]
+            min_anchors = max(2, int(np.ceil(params.min_branch_um / (0.5 * min(vs)))))
             # what the reconstruction covers is what the image shows of it, as when tracing
             # from scratch (the tree's own nodes cover as far as the foreground is deep where
             # they lie): each point covers at least the depth of the foreground beside it,
@@ -963,6 +978,8 @@ def trace(
                     s_ex = None
                 if s_ex is not None and s_ex.is_soma:
                     src = np.union1d(src, s_ex.voxels)
+                    core = s_ex.voxels[np.argmin(np.linalg.norm(fg.xyz_um(s_ex.voxels) - s_ex.centre, axis=1))]
+                    anchors = np.concatenate([anchors, np.full(min_anchors, core)])
                     cover_xyz = np.vstack([cover_xyz, fg.xyz_um(s_ex.voxels)])
                     cover_r = np.concatenate([cover_r, prep.radius[s_ex.voxels]])
             root = None
@@ -983,6 +1000,8 @@ def trace(
             fg = None  # type: ignore[assignment]
             pos = prep.focus(np.concatenate([np.asarray(src, dtype=np.int64), seeds_fg]), params)
             src, seeds_fg, fg = pos[src], pos[seeds_fg], prep.fg
+            if anchors is not None:
+                anchors = pos[anchors]
         # the soma in tracing space, for the bridges to it
         soma_t = (np.array(root.centre, dtype=np.float64), float(root.radius)) if root is not None and root.is_soma else None
         if root is not None:
@@ -1001,6 +1020,7 @@ def trace(
             soma=soma_t,
             strong=prep.strong, force=seeds_fg if seeds_fg.size else None,
             cover_xyz=cover_xyz, cover_radius=cover_r, coverage_z_stretch=prep.stretch ** params.coverage_z_power,
+            anchors=anchors, min_anchors=min_anchors,
         )
         tm["tree"] = time.perf_counter() - t0
         st.step("tree")

@@ -853,6 +853,8 @@ def grow(
     cover_xyz: NDArray[np.float64] | None = None,
     cover_radius: NDArray[np.float64] | None = None,
     coverage_z_stretch: float = 1.0,
+    anchors: NDArray[np.int64] | None = None,
+    min_anchors: int = 1,
 ) -> GrownTree:
     """Grow the tree from ``sources`` (foreground positions), bridging gaps.
 
@@ -868,6 +870,13 @@ def grow(
         branch point (where the tree has no tip) is joined too.
     gap_piece_um
         Longest bridge from the end of a piece (``None``: ``gap_um``).
+    anchors, min_anchors
+        With ``anchors`` (foreground positions, repeats counted), only the sources in a piece
+        of foreground holding at least ``min_anchors`` of them start paths: an extend run's
+        sources are every voxel near the given reconstruction, its anchors the voxel each
+        point along its cable lies nearest to, so that another cell's fragment the cable
+        merely crosses (above a dendrite along z) is not grown as if it were the
+        reconstruction's.
     gap_min_elongation
         A piece is bridged to only if its extent is at least this many times its largest
         local radius (compact debris is never joined; 0 disables).
@@ -892,6 +901,9 @@ def grow(
     xyz = fg.xyz_um()
     zstretch = float(coverage_z_stretch)
     ncomp, comp = connected_components(graph.weight, directed=False)
+    if anchors is not None and len(anchors):
+        anchored = np.bincount(comp[np.asarray(anchors, dtype=np.int64)], minlength=ncomp) >= max(1, int(min_anchors))
+        sources = sources[anchored[comp[sources]]]
     comp_ok = np.ones(ncomp, dtype=bool)
     if gap_um > 0 and ncomp > 1:
         lo = np.full((ncomp, 3), np.inf)
