@@ -320,6 +320,32 @@ def test_grow_from_anchored_pieces_only() -> None:
     assert not (fg.zyx[held.node, 0] == 4).any()
     assert (fg.zyx[held.node, 2] >= 45).sum() >= 14  # the dendrite beyond the cable still is
 
+def test_extend_bridges_only_from_new_pieces_that_reach_out() -> None:
+    """When extending, a stub out of a given neurite's blur has a tip too; bridged from, it
+    joined other cells' pieces that a trace from scratch (whose tips end real branches) never
+    bridges to (SYN_gen11's own trace extended: a 113 um piece of another dendrite through
+    three bridges from a 3 um stub). A new piece bridges from its tips only when it reaches
+    ``gap_min_size_um`` from where it starts: SYN_gen11 176 -> 32 um added."""
+    shape = (5, 50, 90)
+    mask = np.zeros(shape, bool)
+    mask[2, 20, 0:60] = True  # the dendrite; the given cable stops at x = 40
+    mask[2, 21:24, 30] = True  # a 3 um stub off it at x = 30 ...
+    mask[2, 28:45, 30] = True  # ... pointing at a piece 4 um beyond its tip
+    mask[2, 20, 64:85] = True  # the dendrite continues beyond a 4 um gap
+    idx = np.flatnonzero(mask)
+    fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
+    graph = tr.build_graph(fg, np.ones(idx.size))
+    radius = tr.local_radius(fg, graph)
+    cable = np.column_stack([np.arange(0.0, 40.0, 0.5), np.full(80, 20.0), np.full(80, 2.0)])
+    d, _j = cKDTree(cable).query(fg.xyz_um(), distance_upper_bound=1.5)
+    src = np.flatnonzero(np.isfinite(d))
+    grown = tr.grow(fg, graph, radius, src, min_branch_um=1.5, branch_radius_factor=1.0, gap_um=8.0,
+                    strong=np.ones(idx.size, bool), cover_xyz=cable, cover_radius=np.full(80, 0.5))
+    zyx = fg.zyx[grown.node]
+    assert ((zyx[:, 1] == 22) & (zyx[:, 2] == 30)).any()  # the stub leaves the cable's cover: kept
+    assert not (zyx[:, 1] >= 28).any()  # but does not bridge
+    assert (zyx[:, 2] >= 80).sum() >= 5  # the dendrite's new stretch (20 um) does
+
 def test_grow_bridges_to_the_soma_from_a_piece_pointing_at_it() -> None:
     # a soma (a disc of radius 6 at (30, 30)) and three pieces whose first microns do not
     # show: one radial, starting 8 um beyond the soma's edge; one radial starting 20 um

@@ -984,9 +984,14 @@ def grow(
             break
         nchild = np.bincount(tree.parent[tree.parent >= 0], minlength=tree.node.size)
         tips = np.flatnonzero((nchild == 0) & (tree.parent >= 0))
+        txyz = xyz[tree.node]
+        if cover_xyz is not None and tips.size:
+            # extending: a new piece bridges from its tips only when it reaches gap_min_size_um
+            # from where it starts (a stub out of a given neurite's blur points anywhere)
+            first = _tree.root_of(tree.parent)
+            tips = tips[np.linalg.norm(txyz[tips] - txyz[first[tips]], axis=1) >= gap_min_size_um]
         if tips.size == 0:
             break
-        txyz = xyz[tree.node]
         back = max(2, int(round(4.0 / float(min(fg.voxel_size)))))
         dirs = _tip_directions(tree.parent, txyz, tips, back)
         kd = cKDTree(xyz[target])
