@@ -1339,6 +1339,13 @@ def test_a_seed_on_a_neurite_too_faint_to_trace_is_joined_along_it(y_stack, y_fa
                         progress=False, scratch_dir=tmp_path)
     np.testing.assert_array_equal(got.xyz, m1.xyz)
     np.testing.assert_array_equal(got.parent, m1.parent)
+    # and with the path searched coarse to fine (a box above path_max_mvox), read lazily
+    tiny = TraceParams(path_max_mvox=0.02)
+    m1c = trace(img, voxel_size=vs, soma=(40, 40, 10), seeds=[click], params=tiny, progress=False)
+    assert (cKDTree(m1c.xyz).query(branch)[0] < 1.5).mean() > 0.85
+    got = chunked.trace(store, max_memory=chunked.FIXED_OVERHEAD + 16 * 2**20, soma=(40, 40, 10), seeds=[click],
+                        params=tiny, progress=False, scratch_dir=tmp_path)
+    np.testing.assert_array_equal(got.xyz, m1c.xyz)
     # the same click extends an existing reconstruction
     m2 = trace(img, voxel_size=vs, extend=m0, seeds=[click], progress=False)
     assert (cKDTree(m2.xyz).query(branch)[0] < 1.5).mean() > 0.85
