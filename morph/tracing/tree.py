@@ -888,7 +888,9 @@ def grow(
     force
         Foreground positions the tree must reach (user seeds), kept whatever their length.
     cover_xyz, cover_radius
-        Structure already traced (extend mode), see :func:`skeleton_from_spt`.
+        Structure already traced (extend mode), see :func:`skeleton_from_spt`. A new piece
+        then bridges gaps from its tips only when they lie ``gap_min_size_um`` or more from
+        where it starts (a stub out of a given neurite's blur has a tip pointing anywhere).
     coverage_z_stretch
         ``z_stretch`` of :func:`skeleton_from_spt`.
 
