@@ -178,6 +178,19 @@ def test_preprocess_chunked_equals_tracer_preprocess(op1, tmp_path: Path):
         zyx, vals = chunked.sparse_above(out, 3.0, max_memory=2**20)
         np.testing.assert_array_equal(zyx, np.argwhere(ref > 3.0))
         np.testing.assert_array_equal(vals, ref[ref > 3.0])
+        # and a textured brightfield stack with the background estimated twice (background_fine_um)
+        import scipy.ndimage as ndi
+
+        rng = np.random.default_rng(3)
+        bf = 180.0 - 40.0 * (op1.data[:36] > 40) + 6.0 * ndi.gaussian_filter(rng.normal(0, 3.0, (36, 512, 512)), 2.0)
+        bf = np.clip(bf, 0, 255).astype(np.uint8)
+        small = 64 * 2**20
+        assert chunked.plan_chunks(bf.shape, small, halo=(pre.halo_slices(0.8, vs), 0, 0), in_itemsize=1).chunks[0] < 36
+        two = chunked.preprocess(bf, vs, polarity="brightfield", max_memory=small, scratch_dir=d, percentile=50.0,
+                                 fine_block_um=20.0)
+        ref2 = pre.preprocess(bf, vs, polarity="brightfield", fine_block_um=20.0)
+        np.testing.assert_allclose(two, ref2, atol=1e-4)
+        assert np.abs(ref2 - pre.preprocess(bf, vs, polarity="brightfield")).max() > 0.1
 
 
 def test_plan_refuses_impossible_bound():

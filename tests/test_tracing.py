@@ -111,6 +111,37 @@ def test_background_flattening_and_noise() -> None:
     assert pp.noise_level(flat) == pytest.approx(2.0, rel=0.15)
 
 
+
+def test_two_pass_flattening_follows_the_background_between_large_blocks() -> None:
+    """background_fine_um: a darker patch of background 20 um across, 2.5 grey levels (about
+    2 noise units) deep, between the 32 um blocks (the renders' texture left their 16 um
+    block medians between -1.1 and +0.7 noise units), is followed by the second estimate in
+    20 um blocks over the voxels the first does not show as structure, while a soma 16 um
+    across (most of a fine block) and a thin neurite keep their contrast."""
+    import scipy.ndimage as ndi
+
+    rng = np.random.default_rng(4)
+    vs = (0.5, 0.5, 1.0)
+    yy, xx = np.mgrid[0:160, 0:160] * 0.5  # um
+    bump = 2.5 * np.exp(-((xx - 70) ** 2 + (yy - 30) ** 2) / (2 * 10.0**2))  # darker background
+    soma = ((xx - 40) ** 2 + (yy - 50) ** 2) <= 8.0**2
+    neurite = (np.abs(yy - 65) <= 0.5) & (xx > 45)
+    img = 200.0 - bump - 60.0 * soma - 12.0 * neurite
+    texture = ndi.gaussian_filter(rng.normal(0, 1.0, (6, 160, 160)), (0, 2, 2))  # correlated, as the renders'
+    data = (img[None] + 2.0 * texture / texture.std()).astype(np.float32)
+    one = pp.flatten_denoise(data, vs, polarity="brightfield")
+    two = pp.flatten_denoise(data, vs, polarity="brightfield", fine_block_um=20.0)
+    np.testing.assert_array_equal(one, pp.denoise(pp.flatten(data, vs, polarity="brightfield"), vs))
+    at_bump = (slice(None), slice(56, 64), slice(136, 144))
+    assert float(one[at_bump].mean()) > 1.2 and abs(float(two[at_bump].mean())) < 0.5 * float(one[at_bump].mean())
+    assert float(two[:, 96:104, 76:84].mean()) > 50.0  # the soma's core stays
+    assert float(two[:, 130, 120:150].mean()) > 0.6 * float(one[:, 130, 120:150].mean())  # the neurite too
+    # slice by slice and within the Gaussian's halo in z: slab by slab equals all at once
+    ref = pp.preprocess(data, vs, polarity="brightfield", fine_block_um=20.0, chunk_slices=32)
+    np.testing.assert_allclose(pp.preprocess(data, vs, polarity="brightfield", fine_block_um=20.0, chunk_slices=2),
+                               ref, atol=1e-4)
+    np.testing.assert_allclose(ref, two, atol=1e-4)
+
 def test_packed_image_round_trip() -> None:
     rng = np.random.default_rng(5)
     img = rng.normal(0, 7.0, (37, 21, 19)).astype(np.float32)

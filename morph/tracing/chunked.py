@@ -299,16 +299,13 @@ def sparse_above(
 
 
 def _preprocess_block(
-    block: NDArray[Any], *, voxel_size: Sequence[float], polarity: str, sigma_um: float, block_um: float, percentile: float
+    block: NDArray[Any], *, voxel_size: Sequence[float], polarity: str, sigma_um: float, block_um: float, percentile: float,
+    fine_block_um: float = 0.0, mask_k: float = 3.0,
 ) -> NDArray[np.float32]:
-    import scipy.ndimage as ndi
-
     from morph.tracing import preprocess as pre
 
-    f = pre.flatten(block, voxel_size, polarity=polarity, block_um=block_um, percentile=percentile)
-    if sigma_um > 0:  # as preprocess.preprocess does it: into the flattened array, no extra copy
-        ndi.gaussian_filter(f, pre._sigma_vox(sigma_um, voxel_size), output=f, mode="nearest", truncate=3.0)
-    return f
+    return pre.flatten_denoise(block, voxel_size, polarity=polarity, block_um=block_um, percentile=percentile,
+                               sigma_um=sigma_um, fine_block_um=fine_block_um, mask_k=mask_k)
 
 
 def preprocess(
@@ -320,6 +317,8 @@ def preprocess(
     sigma_um: float = 0.8,
     block_um: float = 32.0,
     percentile: float = 30.0,
+    fine_block_um: float = 0.0,
+    mask_k: float = 3.0,
     out: Any = None,
     scratch_dir: str | os.PathLike[str] | None = None,
     n_parallel: int = 1,
@@ -333,7 +332,7 @@ def preprocess(
     """
     from morph.tracing.preprocess import halo_slices
 
-    hz = halo_slices(sigma_um, voxel_size)
+    hz = halo_slices(sigma_um, voxel_size, two_pass=fine_block_um > 0)
     return map_local(
         _preprocess_block,
         data,
@@ -348,6 +347,8 @@ def preprocess(
         sigma_um=sigma_um,
         block_um=block_um,
         percentile=percentile,
+        fine_block_um=fine_block_um,
+        mask_k=mask_k,
     )
 
 
@@ -587,6 +588,7 @@ def prepare(
     image = preprocess(
         data, vs, polarity=pol, max_memory=max_memory, sigma_um=params.denoise_sigma_um,
         block_um=params.background_block_um, percentile=params.background_percentile,
+        fine_block_um=params.background_fine_um, mask_k=params.background_mask,
         scratch_dir=scratch_dir, n_parallel=n_parallel,
     )
     noise = pre.noise_level(image, floor=params.min_noise)

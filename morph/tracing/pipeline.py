@@ -238,6 +238,7 @@ def prepare(
     image = _pre.preprocess(
         data, vs, polarity=pol, sigma_um=params.denoise_sigma_um, block_um=params.background_block_um,
         percentile=params.background_percentile, chunk_slices=params.chunk_slices,
+        fine_block_um=params.background_fine_um, mask_k=params.background_mask,
     )
     noise = _pre.noise_level(image, floor=params.min_noise)
     t["preprocess"] = time.perf_counter() - t0
@@ -1183,7 +1184,8 @@ def trace_path(
         pol = resolve_polarity(data, params.polarity)
         params = params.resolved(pol)
         img = _pre.preprocess(sub, vs, polarity=pol, sigma_um=params.denoise_sigma_um,
-                              block_um=params.background_block_um, percentile=params.background_percentile)
+                              block_um=params.background_block_um, percentile=params.background_percentile,
+                              fine_block_um=params.background_fine_um, mask_k=params.background_mask)
         st.step("preprocess")
         if float(np.percentile(img, 99.5)) <= 0:
             raise TracingError("nothing stained between the two points: the region is flat background")

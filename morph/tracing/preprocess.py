@@ -31,6 +31,9 @@ def background_level(
     block_um: float = 32.0,
     percentile: float = 30.0,
     polarity: str = "fluorescence",
+    exclude: NDArray[np.bool_] | None = None,
+    fallback: NDArray[np.float32] | None = None,
+    min_fraction: float = 0.25,
 ) -> NDArray[np.float32]:
     """Smooth estimate of the background of each slice of ``slab`` (Z, Y, X).
 
@@ -38,23 +41,46 @@ def background_level(
     percentile of its voxels (a low one for fluorescence, the mirror one for brightfield,
     where the structure is dark), and the block values are interpolated back to full
     resolution. Works slice by slice (local in z, no halo needed).
+
+    With ``exclude`` (a mask of the slab: stained structure), the percentile is taken over
+    the other voxels of each block; a block with less than ``min_fraction`` of them left
+    (inside a soma) takes its value in ``fallback`` (``(Z, blocks in y, blocks in x)``: a
+    coarser estimate of the same slab at the blocks' centres, :func:`block_centre_values`).
     """
     slab = np.asarray(slab)
     nz, ny, nx = slab.shape
-    vx, vy, _ = (float(v) for v in voxel_size)
-    by = int(np.clip(round(block_um / vy), 4, ny))
-    bx = int(np.clip(round(block_um / vx), 4, nx))
-    gy, gx = -(-ny // by), -(-nx // bx)
+    by, bx, gy, gx = _block_grid(slab.shape, voxel_size, block_um)
     # a regular subsample of each block (at most 16 x 16 voxels) is enough for a percentile;
     # it is taken before padding, so no full-size copy is made
     sy, sx = max(1, by // 16), max(1, bx // 16)
     sub = np.asarray(slab[:, ::sy, ::sx], dtype=np.float32)
     qy, qx = -(-by // sy), -(-bx // sx)
-    sub = np.pad(sub, ((0, 0), (0, max(0, gy * qy - sub.shape[1])), (0, max(0, gx * qx - sub.shape[2]))), mode="edge")
-    sub = sub[:, : gy * qy, : gx * qx]
-    blocks = sub.reshape(nz, gy, qy, gx, qx).transpose(0, 1, 3, 2, 4).reshape(nz, gy, gx, qy * qx)
+    pad = ((0, 0), (0, max(0, gy * qy - sub.shape[1])), (0, max(0, gx * qx - sub.shape[2])))
     q = percentile if polarity == "fluorescence" else 100.0 - percentile
-    level = np.percentile(blocks, q, axis=-1).astype(np.float32)
+    n_sub = sub.shape[1:]  # the samples of the slice, before padding
+    if exclude is None:
+        sub = np.pad(sub, pad, mode="edge")[:, : gy * qy, : gx * qx]
+        blocks = sub.reshape(nz, gy, qy, gx, qx).transpose(0, 1, 3, 2, 4).reshape(nz, gy, gx, qy * qx)
+        level = np.percentile(blocks, q, axis=-1).astype(np.float32)
+    else:
+        sub = np.where(np.asarray(exclude)[:, ::sy, ::sx], np.float32(np.nan), sub)
+        sub = np.pad(sub, pad, mode="constant", constant_values=np.nan)[:, : gy * qy, : gx * qx]
+        blocks = sub.reshape(nz, gy, qy, gx, qx).transpose(0, 1, 3, 2, 4).reshape(nz, gy, gx, qy * qx)
+        valid = np.isfinite(blocks).sum(axis=-1)
+        # sorted, the excluded (NaN) samples go last: the percentile of the valid ones by hand
+        # (np.nanpercentile is a Python loop over the blocks)
+        blocks = np.sort(blocks, axis=-1)
+        pos = np.clip(q / 100.0 * (valid - 1), 0, None)
+        k0 = np.floor(pos).astype(np.int64)
+        k1 = np.minimum(k0 + 1, np.maximum(valid - 1, 0))
+        v0 = np.take_along_axis(blocks, k0[..., None], axis=-1)[..., 0]
+        v1 = np.take_along_axis(blocks, k1[..., None], axis=-1)[..., 0]
+        level = (v0 + (pos - k0) * (v1 - v0)).astype(np.float32)
+        present = np.pad(np.ones(n_sub, dtype=np.int32), pad[1:])[: gy * qy, : gx * qx]  # not padding
+        samples = present.reshape(gy, qy, gx, qx).sum(axis=(1, 3))
+        few = valid < min_fraction * samples[None]
+        if fallback is not None and few.any():
+            level = np.where(few, np.asarray(fallback, dtype=np.float32), level)
     # bilinear interpolation from block centres, separable (gathers, no large products)
     ylo, yhi, ty = _interp_index(ny, gy, by)
     xlo, xhi, tx = _interp_index(nx, gx, bx)
@@ -67,6 +93,24 @@ def background_level(
     return out[:, :ny, :nx].astype(np.float32, copy=False)
 
 
+def _block_grid(shape: Sequence[int], voxel_size: Sequence[float], block_um: float) -> tuple[int, int, int, int]:
+    """Block size (y, x) in voxels and the number of blocks (y, x) of :func:`background_level`."""
+    ny, nx = int(shape[-2]), int(shape[-1])
+    by = int(np.clip(round(block_um / float(voxel_size[1])), 4, ny))
+    bx = int(np.clip(round(block_um / float(voxel_size[0])), 4, nx))
+    return by, bx, -(-ny // by), -(-nx // bx)
+
+
+def block_centre_values(level: NDArray[Any], voxel_size: Sequence[float], block_um: float) -> NDArray[np.float32]:
+    """``level`` (Z, Y, X) at the centres of the blocks :func:`background_level` uses for
+    ``block_um``: ``(Z, blocks in y, blocks in x)``."""
+    ny, nx = level.shape[1], level.shape[2]
+    by, bx, gy, gx = _block_grid(level.shape, voxel_size, block_um)
+    cy = np.minimum(np.arange(gy) * by + by // 2, ny - 1)
+    cx = np.minimum(np.arange(gx) * bx + bx // 2, nx - 1)
+    return np.asarray(level[:, cy][:, :, cx], dtype=np.float32)
+
+
 def _interp_index(n: int, g: int, b: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]:
     """Indices and weights interpolating linearly between block centres (extrapolating
     linearly beyond the first and last centres, so a gradient is followed to the edges)."""
@@ -76,6 +120,29 @@ def _interp_index(n: int, g: int, b: int) -> tuple[NDArray[np.int64], NDArray[np
     pos = (np.arange(n, dtype=np.float64) + 0.5) / b - 0.5  # in block units
     lo = np.clip(np.floor(pos).astype(np.int64), 0, g - 2)
     return lo, lo + 1, (pos - lo).astype(np.float32)
+
+
+def structure_mask(
+    flat: NDArray[np.float32], voxel_size: Sequence[float], *, k: float = 3.0, dilate_um: float = 1.5,
+) -> NDArray[np.bool_]:
+    """The stained structure of a flattened, denoised slab, slice by slice: the voxels more
+    than ``k`` times the slice's robust noise above its median (median absolute deviation of a
+    regular subsample), widened by ``dilate_um`` in x and y."""
+    import scipy.ndimage as ndi
+
+    vx, vy, _ = (float(v) for v in voxel_size)
+    sub = np.asarray(flat[:, ::4, ::4], dtype=np.float32).reshape(flat.shape[0], -1)
+    med = np.median(sub, axis=1)
+    mad = 1.4826 * np.median(np.abs(sub - med[:, None]), axis=1)
+    cut = (med + k * np.maximum(mad, 1e-12)).astype(np.float32)
+    mask = np.empty(flat.shape, dtype=np.uint8)
+    np.greater(flat, cut[:, None, None], out=mask, casting="unsafe")
+    ry, rx = round(dilate_um / vy), round(dilate_um / vx)
+    if ry > 0:
+        ndi.maximum_filter1d(mask, 2 * ry + 1, axis=1, output=mask)
+    if rx > 0:
+        ndi.maximum_filter1d(mask, 2 * rx + 1, axis=2, output=mask)
+    return mask.view(bool)
 
 
 def flatten(
@@ -97,6 +164,57 @@ def flatten(
     return bg
 
 
+def flatten_denoise(
+    slab: NDArray[Any],
+    voxel_size: Sequence[float],
+    *,
+    polarity: str,
+    block_um: float = 32.0,
+    percentile: float = 50.0,
+    sigma_um: float = 0.8,
+    fine_block_um: float = 0.0,
+    mask_k: float = 3.0,
+) -> NDArray[np.float32]:
+    """:func:`flatten`, then the Gaussian of ``sigma_um`` (:func:`denoise`, in place); with
+    ``fine_block_um`` > 0 the background is then estimated again in blocks of
+    ``fine_block_um`` over the voxels the first result does not show as structure
+    (:func:`structure_mask`, ``mask_k`` noise units), which follows the background's
+    variations between the large blocks (``block_um``: large enough that a soma does not fill
+    one; a small block that is mostly structure keeps the first estimate), and the
+    difference of the two estimates is taken off. That difference varies over tens of
+    micrometres, so it is not smoothed again. Local: slice by slice, plus the Gaussian's halo
+    in z."""
+    slab = np.asarray(slab)
+    f = background_level(slab, voxel_size, block_um=block_um, percentile=percentile, polarity=polarity)
+    coarse = block_centre_values(f, voxel_size, fine_block_um) if fine_block_um > 0 else None
+    corr = f.copy() if fine_block_um > 0 else None  # the coarse estimate, then the fine one less it
+    if polarity == "brightfield":
+        np.subtract(f, slab, out=f)
+    else:
+        np.subtract(slab, f, out=f, casting="unsafe")
+    if sigma_um > 0:  # in place: the separable filter buffers one line at a time
+        gaussian_filter(f, _sigma_vox(sigma_um, voxel_size), f, mode="nearest", truncate=3.0)
+    if coarse is not None and corr is not None:
+        for k in range(slab.shape[0]):  # slice by slice: no other slab-sized temporaries
+            fine = background_level(slab[k : k + 1], voxel_size, block_um=fine_block_um, percentile=percentile,
+                                    polarity=polarity, exclude=structure_mask(f[k : k + 1], voxel_size, k=mask_k),
+                                    fallback=coarse[k : k + 1])
+            np.subtract(fine[0], corr[k], out=corr[k])
+        if sigma_um > 0:
+            # smoothed along z as the image is: each slice's estimate has its own sampling noise
+            # (unsmoothed, the six bench stacks' mean F1 0.825 against 0.844)
+            import scipy.ndimage as ndi
+
+            ndi.gaussian_filter1d(corr, sigma_um / float(voxel_size[2]), axis=0, output=corr, mode="nearest",
+                                  truncate=3.0)
+        # brightfield is background - data: a higher background adds; fluorescence subtracts
+        if polarity == "brightfield":
+            f += corr
+        else:
+            f -= corr
+    return f
+
+
 def denoise(slab: NDArray[Any], voxel_size: Sequence[float], *, sigma_um: float = 0.8) -> NDArray[np.float32]:
     """Anisotropic Gaussian smoothing with a physical ``sigma_um``.
 
@@ -110,9 +228,11 @@ def denoise(slab: NDArray[Any], voxel_size: Sequence[float], *, sigma_um: float 
     return out
 
 
-def halo_slices(sigma_um: float, voxel_size: Sequence[float]) -> int:
-    """Slices of context a slab needs on each side for a Gaussian of ``sigma_um``."""
-    return int(np.ceil(3.0 * sigma_um / float(voxel_size[2]))) + 1
+def halo_slices(sigma_um: float, voxel_size: Sequence[float], *, two_pass: bool = False) -> int:
+    """Slices of context a slab needs on each side for a Gaussian of ``sigma_um``; twice as
+    many for :func:`flatten_denoise` with a second background estimate (its correction,
+    smoothed along z, is measured on the smoothed image)."""
+    return (2 if two_pass else 1) * (int(np.ceil(3.0 * sigma_um / float(voxel_size[2]))) + 1)
 
 
 def slabs(nz: int, size: int, halo: int):
@@ -133,6 +253,8 @@ def preprocess(
     percentile: float = 50.0,
     chunk_slices: int = 32,
     out: NDArray[np.float32] | None = None,
+    fine_block_um: float = 0.0,
+    mask_k: float = 3.0,
 ) -> NDArray[np.float32]:
     """Flatten the background and denoise the whole stack, slab by slab (background about
     zero, structure positive, noise kept so that it can be measured).
@@ -156,11 +278,10 @@ def preprocess(
     nz = data.shape[0]
     if out is None:
         out = np.empty(data.shape, dtype=np.float32)
-    halo = halo_slices(sigma_um, voxel_size)
+    halo = halo_slices(sigma_um, voxel_size, two_pass=fine_block_um > 0)
     for z0, z1, h0, h1 in slabs(nz, chunk_slices, halo):
-        f = flatten(np.asarray(data[h0:h1]), voxel_size, polarity=polarity, block_um=block_um, percentile=percentile)
-        if sigma_um > 0:
-            gaussian_filter(f, _sigma_vox(sigma_um, voxel_size), f, mode="nearest", truncate=3.0)
+        f = flatten_denoise(np.asarray(data[h0:h1]), voxel_size, polarity=polarity, block_um=block_um,
+                            percentile=percentile, sigma_um=sigma_um, fine_block_um=fine_block_um, mask_k=mask_k)
         out[z0:z1] = f[z0 - h0 : z0 - h0 + (z1 - z0)]
         del f  # not alive while the next slab is flattened
     return out
