@@ -184,8 +184,10 @@ def test_preprocess_chunked_equals_tracer_preprocess(op1, tmp_path: Path):
         rng = np.random.default_rng(3)
         bf = 180.0 - 40.0 * (op1.data[:36] > 40) + 6.0 * ndi.gaussian_filter(rng.normal(0, 3.0, (36, 512, 512)), 2.0)
         bf = np.clip(bf, 0, 255).astype(np.uint8)
-        small = 64 * 2**20
-        assert chunked.plan_chunks(bf.shape, small, halo=(pre.halo_slices(0.8, vs), 0, 0), in_itemsize=1).chunks[0] < 36
+        small = 96 * 2**20
+        plan = chunked.plan_chunks(bf.shape, small, halo=(pre.halo_slices(0.8, vs, two_pass=True), 0, 0), in_itemsize=1,
+                                   bytes_per_voxel=chunked.PREPROCESS_BYTES_PER_VOXEL + 4)
+        assert plan.chunks[0] < 36 // 3  # several slabs
         two = chunked.preprocess(bf, vs, polarity="brightfield", max_memory=small, scratch_dir=d, percentile=50.0,
                                  fine_block_um=20.0)
         ref2 = pre.preprocess(bf, vs, polarity="brightfield", fine_block_um=20.0)

@@ -338,6 +338,8 @@ def preprocess(
         data,
         halo=(hz, 0, 0),
         max_memory=max_memory,
+        # the second background estimate holds one more float32 array of the chunk
+        bytes_per_voxel=PREPROCESS_BYTES_PER_VOXEL + (4 if fine_block_um > 0 else 0),
         out=out,
         scratch_dir=scratch_dir,
         whole_slices=True,

@@ -181,9 +181,10 @@ def flatten_denoise(
     (:func:`structure_mask`, ``mask_k`` noise units), which follows the background's
     variations between the large blocks (``block_um``: large enough that a soma does not fill
     one; a small block that is mostly structure keeps the first estimate), and the
-    difference of the two estimates is taken off. That difference varies over tens of
-    micrometres, so it is not smoothed again. Local: slice by slice, plus the Gaussian's halo
-    in z."""
+    difference of the two estimates is taken off, smoothed along z as the image is (in x and
+    y it varies over tens of micrometres). Local: slice by slice, plus the Gaussian's halo in
+    z (twice it with the second estimate: :func:`halo_slices`). The second estimate holds one
+    more float32 array of the slab."""
     slab = np.asarray(slab)
     f = background_level(slab, voxel_size, block_um=block_um, percentile=percentile, polarity=polarity)
     coarse = block_centre_values(f, voxel_size, fine_block_um) if fine_block_um > 0 else None
