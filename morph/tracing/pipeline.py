@@ -907,9 +907,10 @@ def trace(
     # distance and largest radius; seeds; the reconstruction to extend)
     keep = ([soma_pt] if soma_pt is not None else []) + list(seed_pts)
     keep_r = max(snap, 10.0) + float(params.soma_max_radius_um) if soma_pt is not None else snap
-    if extend is not None:
-        ex0 = extend if extend.units == "um" else extend.to_micrometres(vs)
-        keep += list((ex0.resample(0.5 * min(vs)) if len(ex0) > 1 else ex0).xyz - off)
+    if extend is not None:  # in micrometres, and its points every half voxel
+        ex = extend if extend.units == "um" else extend.to_micrometres(vs)
+        ex_r = ex.resample(0.5 * min(vs)) if len(ex) > 1 else ex
+        keep += list(ex_r.xyz - off)
         keep_r = max(keep_r, 1.5 * max(vs), 1.0)
     keep_um = np.asarray(keep, dtype=np.float64).reshape(-1, 3)
     with _progress.stages(STAGES, desc="trace", quiet=not progress) as st:
@@ -933,11 +934,10 @@ def trace(
                 s0 = _soma.detect_soma(fg, prep.radius, strong=prep.strong, **kw)
                 rp, rr = s0.centre, (s0.radius if s0.is_soma else 0.0)
         else:  # the reconstruction's soma (or first root) sets the threshold, as a soma found here would
-            ex0t = ex0.translate(-off)
-            rp, rr = prep.to_trace_space(ex0t.xyz[ex0t.roots[0]]), 0.0
-            if ex0t.soma_nodes.size:
+            rp, rr = prep.to_trace_space(ex.xyz[ex.roots[0]] - off), 0.0
+            if ex.soma_nodes.size:
                 try:
-                    s0 = _soma.soma_at(fg, prep.radius, prep.to_trace_space(ex0t.soma_center), snap_um=max(snap, 10.0), **kw)
+                    s0 = _soma.soma_at(fg, prep.radius, prep.to_trace_space(ex.soma_center - off), snap_um=max(snap, 10.0), **kw)
                     rp, rr = s0.centre, (s0.radius if s0.is_soma else 0.0)
                 except TracingError:  # no stained body there: the check below says so
                     pass
@@ -948,8 +948,6 @@ def trace(
         cover_xyz = cover_r = anchors = None
         min_anchors = 1
         if extend is not None:
-            ex = extend if extend.units == "um" else extend.to_micrometres(vs)
-            ex_r = ex.resample(0.5 * min(vs)) if len(ex) > 1 else ex
             pts_ex = prep.to_trace_space(ex_r.xyz - off)
             r_ex = np.asarray(ex_r.radius, dtype=np.float64)
             d, _j = cKDTree(pts_ex).query(fg.xyz_um(), distance_upper_bound=max(1.5 * max(vs), 1.0))
