@@ -783,8 +783,10 @@ def test_trace_at_a_working_voxel_size(tmp_path: Path) -> None:
     # the blocks: a NumPy stack slice by slice, a Dask one lazily, the same numbers
     da = pytest.importorskip("dask.array")
     a = np.random.default_rng(0).integers(0, 255, (3, 10, 11)).astype(np.uint8)
-    b = bin_xy(a, 3)
+    b = bin_xy(a, 3)  # binned as it is read: a slab at a time, or whole by np.asarray
     assert b.shape == (3, 3, 3) and b[1, 2, 0] == pytest.approx(a[1, 6:9, 0:3].mean())
+    np.testing.assert_array_equal(b[1:3, 1], np.asarray(b)[1:3, 1])
+    np.testing.assert_array_equal(b[-1], np.asarray(b)[2])
     np.testing.assert_allclose(np.asarray(bin_xy(da.from_array(a, chunks=(1, 10, 11)), 3)), b, rtol=1e-6)
 
 

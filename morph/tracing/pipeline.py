@@ -163,10 +163,54 @@ def working_bin(voxel_size: Sequence[float], working_voxel_um: float | None) -> 
     return max(1, int(np.floor(float(working_voxel_um) / v + 1e-9)))
 
 
+class BinnedStack:
+    """A ``(Z, Y, X)`` stack's means over ``k`` x ``k`` blocks of voxels in x-y (float32),
+    computed when read: indexing bins only the slices asked for (a slab of
+    :func:`morph.tracing.preprocess.preprocess` at a time), so the working copy of a fine
+    stack (4 bytes per working voxel) is never held whole; ``np.asarray`` bins it all."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 3
+
+    def __init__(self, data: Any, k: int) -> None:
+        z, y, x = data.shape
+        self.data, self.k = data, int(k)
+        self.shape = (int(z), int(y) // self.k, int(x) // self.k)
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+
+    def _slices(self, zs: Sequence[int]) -> NDArray[np.float32]:
+        k, (_, ny, nx) = self.k, self.shape
+        out = np.zeros((len(zs), ny, nx), dtype=np.float32)
+        for j, i in enumerate(zs):
+            plane = np.asarray(self.data[i, : ny * k, : nx * k], dtype=np.float32)
+            for dy in range(k):  # strided sums: a reshaped mean is several times slower
+                for dx in range(k):
+                    out[j] += plane[dy::k, dx::k]
+            out[j] /= k * k
+        return out
+
+    def __getitem__(self, key: Any) -> Any:
+        key = key if isinstance(key, tuple) else (key,)
+        first, rest = key[0], key[1:]
+        if isinstance(first, (int, np.integer)):
+            return self._slices([range(self.shape[0])[first]])[(0, *rest)]
+        if isinstance(first, slice):
+            return self._slices(range(self.shape[0])[first])[(slice(None), *rest)]
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
+        out = self._slices(range(self.shape[0]))
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
 def bin_xy(data: Any, k: int) -> Any:
     """Mean over ``k`` x ``k`` blocks of voxels in x-y, float32 (the last rows and columns
-    that do not fill a block are left out). A NumPy array is binned slice by slice; a Dask
-    array (a stack read in chunks) lazily, chunk by chunk."""
+    that do not fill a block are left out). A NumPy array (or memory map) is binned as it is
+    read (:class:`BinnedStack`), a Dask array (a stack read in chunks) lazily, chunk by
+    chunk."""
     z, y, x = data.shape
     ny, nx = y // k, x // k
     if ny < 1 or nx < 1:
@@ -176,11 +220,7 @@ def bin_xy(data: Any, k: int) -> Any:
         import dask.array as da
 
         return da.coarsen(np.mean, data[:, : ny * k, : nx * k].astype(np.float32), {1: k, 2: k}).astype(np.float32)
-    out = np.empty((z, ny, nx), dtype=np.float32)
-    for i in range(z):
-        plane = np.asarray(data[i, : ny * k, : nx * k], dtype=np.float32)
-        out[i] = plane.reshape(ny, k, nx, k).mean(axis=(1, 3))
-    return out
+    return BinnedStack(data, k)
 
 
 def _check_data(data: Any) -> None:

@@ -25,9 +25,14 @@ def detect_polarity(data: NDArray[Any], *, sample: int = 1_000_000) -> str:
     TracingError
         When the array is constant (no structure at all).
     """
-    flat = np.asarray(data).reshape(-1)
-    if flat.size > sample:
-        flat = flat[:: flat.size // sample + 1]
+    if isinstance(data, np.ndarray) or np.ndim(data) != 3:
+        flat = np.asarray(data).reshape(-1)
+        if flat.size > sample:
+            flat = flat[:: flat.size // sample + 1]
+    else:  # a lazy stack (Dask, binned as read): the same subsample, gathered slab by slab
+        from morph.tracing.chunked import strided_sample
+
+        flat = strided_sample(data, sample)
     lo, med, hi = np.percentile(flat.astype(np.float32), [0.05, 50, 99.95])
     if hi <= lo:
         raise TracingError(

@@ -29,7 +29,7 @@ foreground.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -59,22 +59,35 @@ class Foreground:
     voxel_size: tuple[float, float, float]
     index: NDArray[np.int64]
     value: NDArray[np.float32]
-    zyx: NDArray[np.int32] = field(init=False)
 
     def __post_init__(self) -> None:
-        order = np.argsort(self.index, kind="stable")
-        self.index = np.asarray(self.index, dtype=np.int64)[order]
-        self.value = np.asarray(self.value, dtype=np.float32)[order]
-        self.zyx = np.stack(np.unravel_index(self.index, self.shape), axis=1).astype(np.int32)
+        index = np.asarray(self.index, dtype=np.int64)
+        value = np.asarray(self.value, dtype=np.float32)
+        if index.size > 1 and np.any(index[1:] < index[:-1]):
+            order = np.argsort(index, kind="stable")
+            index, value = index[order], value[order]
+        # sorted already (as the pipeline's are), the caller's arrays are shared, not copied
+        self.index, self.value = index, value
 
     @property
     def n(self) -> int:
         return int(self.index.size)
 
+    @property
+    def zyx(self) -> NDArray[np.int32]:
+        """``(n, 3)`` voxel coordinates, computed from the index when asked: not kept, since
+        12 bytes per voxel held through the shortest-path stages are worth more than the few
+        milliseconds of recomputing them."""
+        return self.zyx_of(None)
+
+    def zyx_of(self, nodes: NDArray[np.int64] | None) -> NDArray[np.int32]:
+        """Voxel coordinates of ``nodes`` (positions; ``None``: all)."""
+        idx = self.index if nodes is None else self.index[nodes]
+        return np.stack(np.unravel_index(idx, self.shape), axis=1).astype(np.int32)
+
     def xyz_um(self, nodes: NDArray[np.int64] | None = None) -> NDArray[np.float64]:
         """Physical ``(x, y, z)`` of voxels (all, or ``nodes``)."""
-        zyx = self.zyx if nodes is None else self.zyx[nodes]
-        return zyx[:, ::-1] * np.asarray(self.voxel_size, dtype=np.float64)
+        return self.zyx_of(nodes)[:, ::-1] * np.asarray(self.voxel_size, dtype=np.float64)
 
     def distances_to(self, point: NDArray[np.float64], block: int = 1 << 20) -> NDArray[np.float64]:
         """Distance (um) from every voxel to ``point``, computed a block of voxels at a time
@@ -172,6 +185,45 @@ class Graph:
             data[a:b] = self.step[self.code[a:b]] * 0.5 * (cost[r] + cost[self.indices[a:b]])
         return self._matrix(data)
 
+    def weight_without(self, inner: NDArray[np.bool_], *, min_fraction: float = 0.2) -> sp.csr_matrix | None:
+        """:attr:`weight` without the edges joining two voxels of ``inner`` (a mask), when
+        they are at least ``min_fraction`` of the edges (otherwise :attr:`weight` itself).
+
+        A shortest-path search from every voxel of ``inner`` (a soma's body, a shape's
+        boundary) never uses such an edge: both its ends lie at distance 0. Leaving them out
+        changes no distance or predecessor and makes the search's matrices smaller: the
+        matrix then holds its own indices (12 bytes per edge kept, against 8 per edge for
+        :attr:`weight`, which shares the graph's), and scipy's transposed copy for an
+        undirected search 12 per edge kept. On a finely sampled stack the soma's body holds
+        half of the graph's edges (``bench/trace.py``'s BF_fine: 48 %)."""
+        if self.cost is None:
+            return None
+        keep = np.empty(self.indices.size, dtype=bool)
+        for a, b, r in self._row_blocks():
+            np.logical_not(inner[r] & inner[self.indices[a:b]], out=keep[a:b])
+        n_keep = int(np.count_nonzero(keep))
+        if self.indices.size - n_keep < min_fraction * self.indices.size:
+            del keep
+            return self.weight
+        indptr = np.zeros(self.n + 1, dtype=self.indptr.dtype)
+        indices = np.empty(n_keep, dtype=self.indices.dtype)
+        data = np.empty(n_keep, dtype=np.float64)
+        cost, at, ip = self.cost, 0, self.indptr
+        for a, b, r in self._row_blocks():
+            k = keep[a:b]
+            i0 = int(r[0]) if r.size else 0
+            if r.size:  # the edges each row keeps: differences of the block's running count
+                i1 = int(r[-1]) + 1
+                run = np.concatenate([[0], np.cumsum(k)])
+                indptr[i0 + 1 : i1 + 1] = run[ip[i0 + 1 : i1 + 1] - a] - run[ip[i0:i1] - a]
+            rk, ck = r[k], self.indices[a:b][k]
+            indices[at : at + rk.size] = ck
+            data[at : at + rk.size] = self.step[self.code[a:b][k]] * 0.5 * (cost[rk] + cost[ck])
+            at += rk.size
+        del keep
+        np.cumsum(indptr, out=indptr)
+        return sp.csr_matrix((data, indices, indptr), shape=(self.n, self.n), copy=False)
+
     def set_cost(self, cost: NDArray[np.float64]) -> None:
         """Cost per voxel: an edge weighs its length times the mean cost of its two voxels."""
         self.cost_max = float(np.max(cost)) if cost.size else 1.0
@@ -261,6 +313,20 @@ def piece_labels(
         ncomp, comp = connected_components(g, directed=False)
         return comp.astype(lab.dtype)[lab], int(ncomp)
     return lab, base
+
+
+def graph_components(fg: Foreground) -> tuple[int, NDArray[np.int64]]:
+    """``(number, label per voxel)`` of the connected components of the foreground's 26-connected
+    graph, numbered as :func:`scipy.sparse.csgraph.connected_components` numbers them (in
+    the order of each piece's first voxel), from :func:`piece_labels`: that function, on
+    the graph's float64 matrix, holds the matrix and its transpose (20 bytes per edge,
+    about 250 per foreground voxel), these labels 4 to 8 bytes per voxel plus one slab."""
+    lab, n = piece_labels(fg.shape, fg.index)
+    first = np.full(n, fg.n, dtype=np.int64)
+    np.minimum.at(first, lab, np.arange(fg.n, dtype=np.int64))
+    rank = np.empty(n, dtype=lab.dtype)
+    rank[np.argsort(first, kind="stable")] = np.arange(n, dtype=lab.dtype)
+    return n, rank[lab]
 
 
 def reachable_pieces(
@@ -376,8 +442,9 @@ def build_graph(fg: Foreground, cost: NDArray[np.float64] | None = None) -> Grap
     delta = _OFFSETS @ np.array([shape[1] * shape[2], shape[2], 1])
     srcs, dsts = [], []
     count = np.zeros(n, dtype=itype)
+    zyx = fg.zyx
     for k in np.argsort(delta, kind="stable"):
-        nb = fg.zyx + _OFFSETS[k].astype(fg.zyx.dtype)
+        nb = zyx + _OFFSETS[k].astype(zyx.dtype)
         inside = np.all((nb >= 0) & (nb < shape), axis=1)
         src = np.flatnonzero(inside)
         lin = np.ravel_multi_index(tuple(nb[src].T), fg.shape)
@@ -434,12 +501,14 @@ def z_elongation(fg: Foreground, strong: NDArray[np.bool_] | None = None, *, max
     vs = np.asarray(fg.voxel_size, dtype=np.float64)
     shape = np.array(fg.shape)
 
+    at = fg.zyx_of(idx)
+
     def run(axis: int) -> NDArray[np.float64]:
         total = np.ones(idx.size)
         for sign in (1, -1):
             alive = np.ones(idx.size, dtype=bool)
             for k in range(1, max_run + 1):
-                nb = fg.zyx[idx].copy()
+                nb = at.copy()
                 nb[:, axis] += sign * k
                 ok = (nb[:, axis] >= 0) & (nb[:, axis] < shape[axis])
                 lin = np.ravel_multi_index(tuple(np.clip(nb, 0, shape - 1).T), fg.shape)
@@ -580,6 +649,7 @@ def skeleton_from_spt(
     main = np.zeros(n, dtype=bool)
     main[kids[first]] = True
     top = ~main
+    del step, height, kids, order, first, main  # n-sized temporaries, not held through the levels
     seg = _tree.nearest_marked(parent, top)  # segment = index of its top node
     tops = np.flatnonzero(top)
     # leaf of each segment: its node of largest arc length
@@ -587,6 +657,7 @@ def skeleton_from_spt(
     firsts = np.r_[True, seg[o][1:] != seg[o][:-1]]
     leaf_of = np.full(n, -1, dtype=np.int64)
     leaf_of[seg[o][firsts]] = o[firsts]
+    del o, firsts
     seg_parent = np.where(has[tops], seg[np.maximum(parent[tops], 0)], -1)
     tpos = np.full(n, -1, dtype=np.int64)
     tpos[tops] = np.arange(tops.size)
@@ -902,7 +973,7 @@ def grow(
     sources = np.unique(np.asarray(sources, dtype=np.int64))
     xyz = fg.xyz_um()
     zstretch = float(coverage_z_stretch)
-    ncomp, comp = connected_components(graph.weight, directed=False)
+    ncomp, comp = graph_components(fg)
     if anchors is not None and len(anchors):
         anchored = np.bincount(comp[np.asarray(anchors, dtype=np.int64)], minlength=ncomp) >= max(1, int(min_anchors))
         sources = sources[anchored[comp[sources]]]
@@ -923,10 +994,15 @@ def grow(
             comp_ok &= extent >= gap_min_elongation * rmax
         if strong is not None:
             comp_ok &= np.bincount(comp, weights=strong.astype(float), minlength=ncomp) > 0
+    # the voxels' positions (24 bytes each) are made again each round, after the shortest-path
+    # search: not alive while it holds the graph's matrices
+    del xyz
     bridges_r: list[int] = []
     bridges_c: list[int] = []
     bridge_w: list[float] = []
     cmax = graph.cost_max
+    inner = np.zeros(fg.n, dtype=bool)  # the sources: the search never takes an edge between two
+    inner[sources] = True
     for _round in range(max_bridge_rounds + 1):
         # the costed matrix is built per round and freed before the decomposition: a single
         # float64 copy of the graph at a time, bridges included. The blocks freed by the round
@@ -934,7 +1010,7 @@ def grow(
         # arrays would otherwise come on top of them (glibc keeps freed blocks that small live
         # ones fragment)
         release_memory()
-        Wb = graph.weight
+        Wb = graph.weight_without(inner)
         if bridges_r:
             B = sp.csr_matrix((bridge_w, (bridges_r, bridges_c)), shape=Wb.shape)
             Wb = Wb + B
@@ -961,7 +1037,7 @@ def grow(
             f = f[f >= 0]
         keep = skeleton_from_spt(
             parent,
-            xyz[reached],
+            fg.xyz_um(reached),
             radius[reached],
             min_branch_um=min_branch_um,
             branch_radius_factor=branch_radius_factor,
@@ -986,6 +1062,7 @@ def grow(
             break
         nchild = np.bincount(tree.parent[tree.parent >= 0], minlength=tree.node.size)
         tips = np.flatnonzero((nchild == 0) & (tree.parent >= 0))
+        xyz = fg.xyz_um()
         txyz = xyz[tree.node]
         if cover_xyz is not None and tips.size:
             # extending: a new piece bridges from its tips only when it reaches gap_min_size_um
@@ -1028,6 +1105,7 @@ def grow(
             bridges_c.append(b)
             bridge_w.append(float(np.linalg.norm(xyz[a] - xyz[b])) * gap_cost * cmax)
             comp_ok[comp[b]] = False  # bridged once
+        del xyz, kd, txyz
     tree.bridges = len(bridges_r)
     tree.z_stretch = zstretch
     return tree
