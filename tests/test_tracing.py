@@ -1179,6 +1179,53 @@ def test_cli_trace_max_memory_gives_the_same_tree(tmp_path: Path, y_stack) -> No
     assert main(["trace", str(stack), "-o", str(tmp_path / "x.swc"), "-q", "--max-memory", "lots"]) == 2
 
 
+def test_trace_path_in_bounded_memory(tmp_path: Path, y_stack, monkeypatch) -> None:
+    """trace-path on a lazily read stack, the box's image in a scratch memory map (removed
+    after) and, under ``max_memory``, the search coarse to fine; the same path."""
+    from morph.errors import TracingError
+    from morph.io.chunked import open_chunked
+
+    data, vs, gold = y_stack
+    a, b = (40, 12, 10), (40, 34, 10)
+    tif = tmp_path / "y.tif"
+    write_stack(tif, data, vs)
+    p = trace_path(data, a, b, voxel_size=vs, progress=False)
+    # the lazy stack (only the box is read) gives the in-memory path exactly
+    np.testing.assert_allclose(trace_path(open_chunked(tif), a, b, progress=False).xyz, p.xyz)
+    import contextlib
+
+    from morph.tracing import chunked
+
+    scratch_root = tmp_path / "scratch"
+    scratch_root.mkdir()
+    made: list[tuple[Path, int]] = []  # each scratch folder and the bytes in it when done
+    real_scratch = chunked.scratch
+
+    @contextlib.contextmanager
+    def spy(folder=None):  # noqa: ANN001, ANN202
+        with real_scratch(folder) as f:
+            yield f
+            made.append((f, sum(x.stat().st_size for x in f.iterdir())))
+
+    monkeypatch.setattr(chunked, "scratch", spy)
+    d = trace_path(open_chunked(tif), a, b, progress=False, scratch_dir=scratch_root)
+    assert len(made) == 1 and made[0][0].parent == scratch_root and made[0][1] == 4 * 61 * 99 * 20
+    np.testing.assert_allclose(d.xyz, p.xyz)
+    # 40 MiB: 28 for the readers, the search's box held to 6 MiB / 100 bytes, 63 k voxels,
+    # under the 61 x 99 x 20 voxels of the box: coarse to fine
+    q = trace_path(open_chunked(tif), a, b, progress=False, max_memory=40 << 20, scratch_dir=scratch_root)
+    assert len(made) == 2 and made[1][1] == 4 * 61 * 99 * 20
+    assert not any(scratch_root.iterdir())  # removed afterwards
+    assert np.abs(q.xyz[:, 0] - 40).max() < 1.0
+    assert q.total_length() == pytest.approx(p.total_length(), rel=0.05)
+    with pytest.raises(TracingError, match="leaves nothing"):
+        trace_path(open_chunked(tif), a, b, progress=False, max_memory=16 << 20)
+    out = tmp_path / "p.swc"
+    cmd = ["trace-path", str(tif), "--from", "40,12,10", "--to", "40,34,10", "-o", str(out), "-q"]
+    assert main([*cmd, "--max-memory", "40MiB"]) == 0
+    np.testing.assert_allclose(read_swc(out).xyz, q.xyz, atol=1e-3)
+
+
 def _spur_scene() -> tuple[np.ndarray, Morphology]:
     """A flattened image (bright structure, background 0, 0.25 um voxels) holding a thick
     dendrite along x with a dark-body halo at x = 10 um, a thin side branch leaving the

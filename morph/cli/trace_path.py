@@ -7,7 +7,7 @@ import argparse
 import warnings
 from pathlib import Path
 
-from morph.cli._common import add_output, xyz
+from morph.cli._common import add_output, memory_size, xyz
 from morph.cli.trace import add_common_trace_args, load_stack, parse_params, show_warnings, to_um
 
 
@@ -25,6 +25,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--from", dest="start", type=xyz, required=True, metavar="X,Y,Z", help="start point")
     p.add_argument("--to", dest="end", type=xyz, required=True, metavar="X,Y,Z", help="end point")
     p.add_argument("--into", type=Path, metavar="CELL.swc", help="append the path to this reconstruction")
+    p.add_argument(
+        "--max-memory",
+        type=memory_size,
+        metavar="SIZE",
+        help="bound the memory of the run (e.g. 2GB): the stack is read lazily (TIFF, OME-Zarr), the "
+        "box's image kept in a scratch file when large and the path searched coarse to fine; same path",
+    )
     add_output(p, help="output SWC file")
     p.set_defaults(func=run)
 
@@ -36,7 +43,12 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args.output, force=args.force)
     params = parse_params(args.param, args.polarity)
-    stack = load_stack(args)
+    if args.max_memory:
+        from morph.io.chunked import open_chunked
+
+        stack = open_chunked(args.stack, voxel_size=args.voxel)  # lazy: only the box is read
+    else:
+        stack = load_stack(args)
     vs = stack.voxel_size
     into = None
     if args.into:
@@ -52,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             params=params,
             into=into,
             progress=not args.quiet,
+            max_memory=args.max_memory or None,
         )
     show_warnings(caught)
     write_swc(m, args.output, force=args.force)

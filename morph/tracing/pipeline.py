@@ -27,6 +27,8 @@ a chunked array.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -1192,6 +1194,8 @@ def trace_path(
     margin_um: float = 15.0,
     into: Morphology | None = None,
     progress: bool = True,
+    max_memory: int | None = None,
+    scratch_dir: str | os.PathLike[str] | None = None,
 ) -> Morphology:
     """Minimal-cost path between two points (micrometres), as SNT's click-to-click tracing.
 
@@ -1201,6 +1205,16 @@ def trace_path(
     ``margin_um``, then centred, smoothed, resampled and given radii measured on
     the image. With ``into``, the path is appended to that reconstruction at its node
     nearest to the path's start (or end, whichever is closer), typed like that node.
+
+    The box is read slab by slab (a memory map or a lazy stack, such as
+    :func:`morph.io.chunked.open_chunked` gives, is never read whole) into its flattened,
+    denoised image (4 bytes per voxel of the box). With ``scratch_dir``, that image is kept
+    in a memory map in a temporary folder there (removed afterwards). With ``max_memory``
+    (bytes; :data:`morph.tracing.chunked.FIXED_OVERHEAD` of it is left to the readers), the
+    slabs are planned to fit half of what remains, the image goes to a memory map (under
+    ``scratch_dir``, or the system's temporary folder) when it would take more than a
+    quarter of it, and the search's box (:func:`morph.tracing.prune.min_cost_path`, about 100
+    bytes per voxel) is held to half of it (``path_max_mvox`` lowered as needed).
     """
     params = params or TraceParams()
     data, vs, known, source = _as_stack(stack_or_array, voxel_size)
@@ -1217,31 +1231,63 @@ def trace_path(
     lo = np.minimum(a, b) - margin_um
     hi = np.maximum(a, b) + margin_um
     sl, off = _roi_slices(np.r_[lo, hi], data.shape, vs)
-    with _progress.stages(["preprocess", "path", "refine"], desc="trace-path", quiet=not progress) as st:
-        sub = np.asarray(data[sl])
+    sub = data[sl]  # a view, or lazy: read slab by slab by the preprocessing
+    shape = tuple(int(k) for k in sub.shape)
+    max_vox = params.path_max_mvox * 1e6
+    on_disk = scratch_dir is not None
+    if max_memory is not None:
+        from morph.tracing.chunked import FIXED_OVERHEAD
+
+        room = float(max_memory) - FIXED_OVERHEAD
+        if room <= 0:
+            raise TracingError(f"a bound of {max_memory / 2**20:.0f} MiB leaves nothing for the path "
+                               f"({FIXED_OVERHEAD / 2**20:.0f} MiB go to the readers)", hint="raise --max-memory")
+        max_vox = min(max_vox, max(1e4, 0.5 * room / 100.0))
+        on_disk = on_disk or 4 * int(np.prod(shape, dtype=np.int64)) > 0.25 * room
+    with contextlib.ExitStack() as cleanup, \
+            _progress.stages(["preprocess", "path", "refine"], desc="trace-path", quiet=not progress) as st:
         pol = resolve_polarity(data, params.polarity)
         params = params.resolved(pol)
-        img = _pre.preprocess(sub, vs, polarity=pol, sigma_um=params.denoise_sigma_um,
-                              block_um=params.background_block_um, percentile=params.background_percentile,
-                              fine_block_um=params.background_fine_um, mask_k=params.background_mask)
+        pre_kw = dict(polarity=pol, sigma_um=params.denoise_sigma_um, block_um=params.background_block_um,
+                      percentile=params.background_percentile, fine_block_um=params.background_fine_um,
+                      mask_k=params.background_mask)
+        out: Any = None
+        if max_memory is None and not on_disk:
+            img = _pre.preprocess(sub, vs, **pre_kw)  # type: ignore[arg-type]
+        elif max_memory is None:  # in a scratch file, slab by slab
+            from morph.tracing import chunked as _chunked
+
+            d = cleanup.enter_context(_chunked.scratch(scratch_dir))
+            out = np.memmap(d / "path_image.f32", dtype=np.float32, mode="w+", shape=shape)
+            img = _pre.preprocess(sub, vs, out=out, **pre_kw)  # type: ignore[arg-type]
+        else:  # slabs planned to fit half of what the bound leaves; the image in memory or on disk
+            from morph.tracing import chunked as _chunked
+
+            d = cleanup.enter_context(_chunked.scratch(scratch_dir)) if on_disk else None
+            out = None if on_disk else np.empty(shape, dtype=np.float32)
+            img = _chunked.preprocess(sub, vs, max_memory=int(FIXED_OVERHEAD + room // 2), out=out, scratch_dir=d,
+                                      **pre_kw)  # type: ignore[arg-type]
         st.step("preprocess")
-        if float(np.percentile(img, 99.5)) <= 0:
+        flat = img.reshape(-1)
+        if float(np.percentile(flat[:: flat.size // 1_000_000 + 1], 99.5)) <= 0:  # a subsample: no copy
             raise TracingError("nothing stained between the two points: the region is flat background")
         noise = _pre.noise_level(img, floor=params.min_noise)  # also the radii's measure of a clean profile
         ref = _path_ref(params, img, vs, noise, [a - off, b - off])
-        ia = tuple(np.clip(np.round((a - off) / vs)[::-1].astype(int), 0, np.array(sub.shape) - 1))
-        ib = tuple(np.clip(np.round((b - off) / vs)[::-1].astype(int), 0, np.array(sub.shape) - 1))
+        ia = tuple(np.clip(np.round((a - off) / vs)[::-1].astype(int), 0, np.array(shape) - 1))
+        ib = tuple(np.clip(np.round((b - off) / vs)[::-1].astype(int), 0, np.array(shape) - 1))
         box = tuple(slice(0, k) for k in img.shape)
         path = _prune.min_cost_path(img, vs, box, ia, ib, ref=ref, cost_power=params.path_cost_power,
-                                    max_voxels=params.path_max_mvox * 1e6)
+                                    max_voxels=max_vox)
         st.step("path")
         xyz = path[:, ::-1] * np.asarray(vs)
         n = xyz.shape[0]
         m = Morphology(xyz, np.ones(n), np.full(n, BASAL), np.arange(n) - 1, units="um", voxel_size=vs)
-        prep = Prepared(img, vs, pol, noise, _tree.Foreground(tuple(sub.shape), vs, np.zeros(0, np.int64), np.zeros(0, np.float32)),
+        prep = Prepared(img, vs, pol, noise, _tree.Foreground(shape, vs, np.zeros(0, np.int64), np.zeros(0, np.float32)),
                         None, np.zeros(0), np.zeros(0, bool), off)  # type: ignore[arg-type]
         m = refine(m, prep, params.replace(min_branch_um=0.0))
         m = m.translate(off)
+        notes = prep.notes
+        del prep, img, flat, out  # the memory map is closed before its folder goes
         st.step("refine")
     header = [
         f"traced by morph {morph.__version__} (morph trace-path)",
@@ -1249,7 +1295,7 @@ def trace_path(
         f"voxel size (x, y, z): {vs[0]:g} {vs[1]:g} {vs[2]:g} um" + ("" if known else " (ASSUMED)"),
         f"path from {a[0]:.2f} {a[1]:.2f} {a[2]:.2f} to {b[0]:.2f} {b[1]:.2f} {b[2]:.2f} um, "
         f"length {m.total_length():.2f} um",
-    ] + params.header_lines() + prep.notes
+    ] + params.header_lines() + notes
     if into is None:
         return m._derive(header=header, source=source)
     base = into if into.units == "um" else into.to_micrometres(vs)
