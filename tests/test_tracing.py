@@ -521,6 +521,31 @@ def test_extend_tips_follows_a_fading_branch_and_stops_at_bodies() -> None:
     assert prune.extend_tips(stem, body.astype(np.float32), (1, 1, 1), noise=1.0, contrast=0).xyz[:, 0].max() > 28
 
 
+def test_extend_tips_is_not_stopped_by_its_own_branch_and_stays_centred() -> None:
+    """A tip walk starts beside its own branch's nodes (a real trace's nodes lie a voxel apart
+    and a dendrite's radius is about 1 um): they do not stop it (before, most walks on the
+    synthetic stacks ended at their first step). With ``recentre_um``, each step ends on the
+    brightest point across it, so a continuation a little off the branch's axis is followed
+    on its centre."""
+    import scipy.ndimage as ndi
+
+    xs = np.arange(5.0, 20.01, 0.25)
+    stem = Morphology(np.c_[xs, np.full(xs.size, 20.0), np.full(xs.size, 6.0)], np.full(xs.size, 1.0),
+                      np.full(xs.size, 3), np.arange(xs.size) - 1)
+    line = np.zeros((12, 80, 120), np.float32)  # 0.5 um voxels in x and y, 1 um in z
+    line[6, 40, 10:41] = 1.0  # the traced stem, y = 20 um
+    faint = np.zeros_like(line)
+    faint[6, 41, 41:81] = 1.0  # its continuation to x = 40 um, 0.5 um off its axis (y = 20.5)
+    vs = (0.5, 0.5, 1.0)
+    bright = ndi.gaussian_filter(line, (0.8, 1.6, 1.6))
+    img = ((15 * bright + 5 * ndi.gaussian_filter(faint, (0.8, 1.6, 1.6))) / bright.max()).astype(np.float32)
+    assert prune.extend_tips(stem, img, vs, noise=1.0).xyz[:, 0].max() >= 38.0  # to the faint branch's end
+    out = prune.extend_tips(stem, img, vs, noise=1.0, recentre_um=0.5)
+    new = out.xyz[len(stem):]
+    assert new.size and new[:, 0].max() >= 38.0
+    assert np.abs(new[2:, 1] - 20.5).max() <= 0.3  # on its centre from the third step
+
+
 def test_find_side_branches_starts_a_faint_branch_off_the_tree() -> None:
     import scipy.ndimage as ndi
 

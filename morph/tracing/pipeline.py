@@ -695,7 +695,8 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
                                       threshold=params.tip_extend_threshold, contrast=params.tip_extend_contrast)
     if params.tip_extend_um:
         m = _prune.extend_tips(m, prep.image, prep.voxel_size, noise=prep.noise, max_um=params.tip_extend_um,
-                               threshold=params.tip_extend_threshold, contrast=params.tip_extend_contrast)
+                               threshold=params.tip_extend_threshold, contrast=params.tip_extend_contrast,
+                               recentre_um=params.tip_recentre_um)
     m = m.resample(params.resample_um)
     m = _prune.smooth(m, iterations=params.smooth_iterations)
     m = m._derive(radius=_half_widths(m, prep, params))
@@ -1284,7 +1285,11 @@ def trace_path(
         m = Morphology(xyz, np.ones(n), np.full(n, BASAL), np.arange(n) - 1, units="um", voxel_size=vs)
         prep = Prepared(img, vs, pol, noise, _tree.Foreground(shape, vs, np.zeros(0, np.int64), np.zeros(0, np.float32)),
                         None, np.zeros(0), np.zeros(0, bool), off)  # type: ignore[arg-type]
-        m = refine(m, prep, params.replace(min_branch_um=0.0))
+        # refined as a seed's path is: nothing pruned, trimmed, walked on or branched off (the
+        # path runs between the user's two points)
+        m = refine(m, prep, params.replace(min_branch_um=0.0, route_soma_bridges=0.0, side_branch_um=0.0,
+                                           tip_extend_um=0.0, tip_fraction=0.0, thick_spur_factor=0.0),
+                   flat_terminals=False)
         m = m.translate(off)
         notes = prep.notes
         del prep, img, flat, out  # the memory map is closed before its folder goes

@@ -658,6 +658,8 @@ def _walk(
     must_miss: int = 0,
     ceiling: NDArray[np.float64] | None = None,
     margin: float | NDArray[np.float64] = 0.0,
+    behind: NDArray[np.int64] | None = None,
+    recentre_um: float = 0.0,
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Walks along the image from points ``pos`` (n, 3) in directions ``d`` (unit, n x 3), with
     the steps and stops described in :func:`extend_tips`.
@@ -668,7 +670,10 @@ def _walk(
     radius + 1 um: the neurite the walk leaves) is not compared with. A walk ends at the
     first step among its first ``must_count`` that brings its failed steps above
     ``must_miss``. A step with a mean above ``ceiling[i]`` (image units) fails, and
-    ``margin`` (um, per axis) keeps walks that far inside the image's faces.
+    ``margin`` (um, per axis) keeps walks that far inside the image's faces. ``behind`` (per
+    node of ``m``: the walk whose own branch it is, -1 for none) names the nodes a walk
+    leaves behind it, which do not stop it either. With ``recentre_um``, each step's end is
+    moved to the brightest point across it (:func:`extend_tips`) before it is judged.
 
     Returns the step positions ``(n, nsteps, 3)`` (NaN after a walk ended) and whether each
     step counted.
@@ -699,6 +704,20 @@ def _walk(
         best = val[np.arange(act.size), k]
         newd = dirs[np.arange(act.size), k]
         newp = pos[act] + step_um * newd
+        if recentre_um > 0:
+            # onto the brightest point across the step's end (within recentre_um in x-y and
+            # twice that along the other perpendicular, mostly z): a walk whose direction is
+            # a little off stays on the neurite instead of drifting off it
+            h1 = _across_xy(newd)
+            h2 = np.cross(newd, h1)
+            offs = np.array([(a, b) for a in (-1.0, -0.5, 0.0, 0.5, 1.0) for b in (-2.0, -1.0, 0.0, 1.0, 2.0)]) * recentre_um
+            cand = newp[:, None, :] + offs[None, :, 0, None] * h1[:, None, :] + offs[None, :, 1, None] * h2[:, None, :]
+            cv = _sample(image, cand.reshape(-1, 3), voxel_size).reshape(act.size, offs.shape[0])
+            newp = cand[np.arange(act.size), np.argmax(cv, axis=1)]
+            step = newp - pos[act]
+            newd = step / np.maximum(np.linalg.norm(step, axis=1, keepdims=True), 1e-9)
+            seg = pos[act, None, :] + fr[None, :, None] * step[:, None, :]
+            best = _sample(image, seg.reshape(-1, 3), voxel_size).reshape(act.size, fr.size).mean(axis=1)
         ok = best >= thr
         if ceiling is not None:
             ok &= best <= ceiling[act]
@@ -723,6 +742,8 @@ def _walk(
         dist, jn = kd.query(newp, k=kq)
         dist, jn = dist.reshape(act.size, -1), jn.reshape(act.size, -1)
         own = jn == origin[act, None]
+        if behind is not None:
+            own |= behind[jn] == act[:, None]
         if own_um is not None:
             own |= np.linalg.norm(xyz[jn] - xyz[origin[act]][:, None, :], axis=2) < own_um[act, None]
         near = (dist < m.radius[jn] + stop_um) & ~own
@@ -790,6 +811,7 @@ def extend_tips(
     gap_steps: int = 3,
     stop_um: float = 1.0,
     side_um: float = 1.5,
+    recentre_um: float = 0.0,
 ) -> Morphology:
     """Continue each terminal branch along the image beyond where the foreground ended.
 
@@ -801,8 +823,13 @@ def extend_tips(
     both sides across it in x-y (``side_um`` away) by ``contrast`` (inside a bright body, the
     soma or debris, the sides are as bright). A walk ends after more than ``gap_steps`` failed
     steps in a row, after ``max_um``, on leaving the image, or on coming within ``stop_um``
-    of another part of the tree (beyond that node's radius: the soma's surface); it keeps its steps up to the last one that counted. The direction follows the
-    counted steps (half the old, half the new).
+    of another part of the tree (beyond that node's radius: the soma's surface; the branch
+    behind the walk, over ``back_um``, does not stop it); it keeps its steps up to the last
+    one that counted. With ``recentre_um`` > 0, each step's end is moved to the brightest
+    point across it, within ``recentre_um`` in x-y and twice that along the other
+    perpendicular (mostly z), before it is judged, so that a walk whose direction is a
+    little off stays on the neurite. The direction follows the counted steps (half the old,
+    half the new).
 
     Parameters
     ----------
@@ -830,6 +857,7 @@ def extend_tips(
     if not tips.size:
         return m
     anc, run = tips.copy(), np.zeros(tips.size)
+    chain_node, chain_tip = [tips], [np.arange(tips.size)]  # each tip's branch over back_um
     for _ in range(int(np.ceil(back_um / 0.25)) + 1):
         p = par[anc]
         ok = (p >= 0) & (run < back_um) & ~m.soma_mask[np.maximum(p, 0)]
@@ -838,6 +866,8 @@ def extend_tips(
         step = np.linalg.norm(xyz[np.maximum(p, 0)] - xyz[anc], axis=1)
         run = np.where(ok, run + step, run)
         anc = np.where(ok, p, anc)
+        chain_node.append(anc[ok])
+        chain_tip.append(np.flatnonzero(ok))
     d = xyz[tips] - xyz[anc]
     nrm = np.linalg.norm(d, axis=1)
     extent = (np.asarray(image.shape[::-1], dtype=np.float64) - 1) * np.asarray(voxel_size, dtype=np.float64)
@@ -847,10 +877,17 @@ def extend_tips(
     tips, d = tips[use], d[use] / nrm[use, None]
     if not tips.size:
         return m
+    # the nodes of the branch behind each walk do not stop it (they lie within a radius and
+    # stop_um of its first steps: before, most walks ended at their first step)
+    walk_of = np.full(use.size, -1, dtype=np.int64)
+    walk_of[use] = np.arange(tips.size)
+    behind = np.full(n, -1, dtype=np.int64)
+    cn, ct = np.concatenate(chain_node), walk_of[np.concatenate(chain_tip)]
+    behind[cn[ct >= 0]] = ct[ct >= 0]
     nsteps = int(np.floor(max_um / step_um))
     path, good = _walk(m, image, voxel_size, xyz[tips], d, origin=tips, noise=noise, threshold=threshold,
                        contrast=contrast, nsteps=nsteps, step_um=step_um, cone_deg=cone_deg, gap_steps=gap_steps,
-                       stop_um=stop_um, side_um=side_um)
+                       stop_um=stop_um, side_um=side_um, behind=behind, recentre_um=recentre_um)
     return _append_walks(m, tips, path, good)
 
 
@@ -893,7 +930,8 @@ def find_side_branches(
        of the contrast test; a step brighter than the image at the node it leaves fails (a
        side branch is no brighter than its parent: this keeps walks out of dark bodies beside
        a neurite); and the walk must count ``probe_steps`` of its first ``probe_steps +
-       probe_miss`` steps, else it is dropped.
+       probe_miss`` steps, else it is dropped. Its steps are not re-centred (see
+       :func:`extend_tips`): near its start that pulls them back into the parent's blur.
     3. Of walks whose probes come within ``clearance_um`` of each other (neighbouring nodes
        finding the same branch), the one with the highest rise is kept; it goes on up to
        ``max_um`` and is kept up to its last step that counted.
