@@ -1215,8 +1215,22 @@ def test_trace_path_in_bounded_memory(tmp_path: Path, y_stack, monkeypatch) -> N
     tif = tmp_path / "y.tif"
     write_stack(tif, data, vs)
     p = trace_path(data, a, b, voxel_size=vs, progress=False)
-    # the lazy stack (only the box is read) gives the in-memory path exactly
+    # the lazy stack gives the in-memory path exactly
     np.testing.assert_allclose(trace_path(open_chunked(tif), a, b, progress=False).xyz, p.xyz)
+
+    class Recording:  # a stack that records what is read of it
+        shape, ndim, dtype = data.shape, data.ndim, data.dtype
+
+        def __init__(self) -> None:
+            self.keys: list = []
+
+        def __getitem__(self, key):  # noqa: ANN001, ANN204
+            self.keys.append(key)
+            return data[key]
+
+    rec = Recording()
+    np.testing.assert_allclose(trace_path(rec, a, b, voxel_size=vs, progress=False).xyz, p.xyz)
+    assert len(rec.keys) == 1 and rec.keys[0][2] == slice(50, 111)  # the box only: x 25-55 um
     import contextlib
 
     from morph.tracing import chunked

@@ -1207,9 +1207,9 @@ def trace_path(
     the image. With ``into``, the path is appended to that reconstruction at its node
     nearest to the path's start (or end, whichever is closer), typed like that node.
 
-    The box is read slab by slab (a memory map or a lazy stack, such as
-    :func:`morph.io.chunked.open_chunked` gives, is never read whole) into its flattened,
-    denoised image (4 bytes per voxel of the box). With ``scratch_dir``, that image is kept
+    Only the box is read (the polarity is detected on it), slab by slab (a memory map or a
+    lazy stack, such as :func:`morph.io.chunked.open_chunked` gives, is never read whole),
+    into its flattened, denoised image (4 bytes per voxel of the box). With ``scratch_dir``, that image is kept
     in a memory map in a temporary folder there (removed afterwards). With ``max_memory``
     (bytes; :data:`morph.tracing.chunked.FIXED_OVERHEAD` of it is left to the readers), the
     slabs are planned to fit half of what remains, the image goes to a memory map (under
@@ -1247,7 +1247,7 @@ def trace_path(
         on_disk = on_disk or 4 * int(np.prod(shape, dtype=np.int64)) > 0.25 * room
     with contextlib.ExitStack() as cleanup, \
             _progress.stages(["preprocess", "path", "refine"], desc="trace-path", quiet=not progress) as st:
-        pol = resolve_polarity(data, params.polarity)
+        pol = resolve_polarity(sub, params.polarity)  # from the box: the rest is never read
         params = params.resolved(pol)
         pre_kw = dict(polarity=pol, sigma_um=params.denoise_sigma_um, block_um=params.background_block_um,
                       percentile=params.background_percentile, fine_block_um=params.background_fine_um,

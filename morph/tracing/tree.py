@@ -211,9 +211,8 @@ class Graph:
         cost, at, ip = self.cost, 0, self.indptr
         for a, b, r in self._row_blocks():
             k = keep[a:b]
-            i0 = int(r[0]) if r.size else 0
             if r.size:  # the edges each row keeps: differences of the block's running count
-                i1 = int(r[-1]) + 1
+                i0, i1 = int(r[0]), int(r[-1]) + 1
                 run = np.concatenate([[0], np.cumsum(k)])
                 indptr[i0 + 1 : i1 + 1] = run[ip[i0 + 1 : i1 + 1] - a] - run[ip[i0:i1] - a]
             rk, ck = r[k], self.indices[a:b][k]
@@ -315,7 +314,7 @@ def piece_labels(
     return lab, base
 
 
-def graph_components(fg: Foreground) -> tuple[int, NDArray[np.int64]]:
+def graph_components(fg: Foreground) -> tuple[int, NDArray[np.integer]]:
     """``(number, label per voxel)`` of the connected components of the foreground's 26-connected
     graph, numbered as :func:`scipy.sparse.csgraph.connected_components` numbers them (in
     the order of each piece's first voxel), from :func:`piece_labels`: that function, on
