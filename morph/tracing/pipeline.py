@@ -1264,6 +1264,20 @@ def trace_path(
         else:  # slabs planned to fit half of what the bound leaves; the image in memory or on disk
             from morph.tracing import chunked as _chunked
 
+            # the smallest slab, one slice with its halo (as chunked.plan_chunks counts it), in
+            # the user's terms: the bound it takes
+            hz = _pre.halo_slices(params.denoise_sigma_um, vs, two_pass=params.background_fine_um > 0)
+            per = (_chunked.PREPROCESS_BYTES_PER_VOXEL + (4 if params.background_fine_um > 0 else 0)
+                   + 2 * np.dtype(sub.dtype).itemsize)
+            one = per * min(shape[0], 1 + 2 * hz) * shape[1] * shape[2]
+            if FIXED_OVERHEAD + 2 * one > float(max_memory):
+                raise TracingError(
+                    f"the box between the two points ({shape[2]} x {shape[1]} x {shape[0]} voxels) needs a bound of "
+                    f"at least {np.ceil((FIXED_OVERHEAD + 2 * one) / 2**20):.0f} MiB: one slice with its halo takes "
+                    f"{one / 2**20:.1f} MiB, and the preprocessing gets half of what {FIXED_OVERHEAD / 2**20:.0f} "
+                    f"MiB for the readers leave of the {max_memory / 2**20:.0f} MiB given",
+                    hint="raise --max-memory",
+                )
             d = cleanup.enter_context(_chunked.scratch(scratch_dir)) if on_disk else None
             out = None if on_disk else np.empty(shape, dtype=np.float32)
             img = _chunked.preprocess(sub, vs, max_memory=int(FIXED_OVERHEAD + room // 2), out=out, scratch_dir=d,
