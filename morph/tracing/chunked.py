@@ -90,6 +90,19 @@ class ChunkPlan:
     peak_bytes: int
 
 
+def preprocess_bytes_per_voxel(fine_block_um: float = 0.0) -> float:
+    """Working set of the background flattening and denoising per voxel of a chunk: the
+    second background estimate holds one more float32 array of it."""
+    return PREPROCESS_BYTES_PER_VOXEL + (4 if fine_block_um > 0 else 0)
+
+
+def one_slice_bytes(shape: Sequence[int], halo_z: int, bytes_per_voxel: float, in_itemsize: int) -> float:
+    """Memory of the smallest whole-slice chunk :func:`plan_chunks` can make: one slice with
+    its halo (the working set plus the input read)."""
+    nz, ny, nx = (int(s) for s in shape)
+    return (float(bytes_per_voxel) + 2.0 * in_itemsize) * min(nz, 1 + 2 * int(halo_z)) * ny * nx
+
+
 def plan_chunks(
     shape: Sequence[int],
     max_memory: int,
@@ -137,9 +150,10 @@ def plan_chunks(
         return per * ez * ey * ex
 
     if whole_slices:
-        if budget <= 0 or cost(1, ny, nx) > budget:
+        one = one_slice_bytes(shape, hz, bytes_per_voxel, in_itemsize)
+        if budget <= 0 or one > budget:
             raise TracingError(
-                f"one slice with its halo needs about {(cost(1, ny, nx) + FIXED_OVERHEAD) / 2**20:.0f} MiB, over the "
+                f"one slice with its halo needs about {(one + FIXED_OVERHEAD) / 2**20:.0f} MiB, over the "
                 f"{max_memory / 2**20:.0f} MiB bound",
                 hint="raise --max-memory",
             )
@@ -338,8 +352,7 @@ def preprocess(
         data,
         halo=(hz, 0, 0),
         max_memory=max_memory,
-        # the second background estimate holds one more float32 array of the chunk
-        bytes_per_voxel=PREPROCESS_BYTES_PER_VOXEL + (4 if fine_block_um > 0 else 0),
+        bytes_per_voxel=preprocess_bytes_per_voxel(fine_block_um),
         out=out,
         scratch_dir=scratch_dir,
         whole_slices=True,

@@ -204,9 +204,6 @@ class BinnedStack:
         out = self._slices(range(self.shape[0]))
         return out if dtype is None else out.astype(dtype, copy=False)
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
 
 def bin_xy(data: Any, k: int) -> Any:
     """Mean over ``k`` x ``k`` blocks of voxels in x-y, float32 (the last rows and columns
@@ -1237,12 +1234,25 @@ def trace_path(
     max_vox = params.path_max_mvox * 1e6
     on_disk = scratch_dir is not None
     if max_memory is not None:
-        from morph.tracing.chunked import FIXED_OVERHEAD
+        from morph.tracing import chunked as _chunked
 
-        room = float(max_memory) - FIXED_OVERHEAD
+        room = float(max_memory) - _chunked.FIXED_OVERHEAD
         if room <= 0:
             raise TracingError(f"a bound of {max_memory / 2**20:.0f} MiB leaves nothing for the path "
-                               f"({FIXED_OVERHEAD / 2**20:.0f} MiB go to the readers)", hint="raise --max-memory")
+                               f"({_chunked.FIXED_OVERHEAD / 2**20:.0f} MiB go to the readers)", hint="raise --max-memory")
+        # the preprocessing gets half of the room: its smallest slab, in the user's terms
+        hz = _pre.halo_slices(params.denoise_sigma_um, vs, two_pass=params.background_fine_um > 0)
+        one = _chunked.one_slice_bytes(shape, hz, _chunked.preprocess_bytes_per_voxel(params.background_fine_um),
+                                       np.dtype(sub.dtype).itemsize)
+        if 2 * one > room:
+            raise TracingError(
+                f"the box between the two points ({shape[2]} x {shape[1]} x {shape[0]} voxels) needs a bound of "
+                f"at least {np.ceil((_chunked.FIXED_OVERHEAD + 2 * one) / 2**20):.0f} MiB: one slice with its halo "
+                f"takes {one / 2**20:.1f} MiB, and the preprocessing gets half of what "
+                f"{_chunked.FIXED_OVERHEAD / 2**20:.0f} MiB for the readers leave of the {max_memory / 2**20:.0f} "
+                f"MiB given",
+                hint="raise --max-memory",
+            )
         max_vox = min(max_vox, max(1e4, 0.5 * room / 100.0))
         on_disk = on_disk or 4 * int(np.prod(shape, dtype=np.int64)) > 0.25 * room
     with contextlib.ExitStack() as cleanup, \
@@ -1253,34 +1263,16 @@ def trace_path(
                       percentile=params.background_percentile, fine_block_um=params.background_fine_um,
                       mask_k=params.background_mask)
         out: Any = None
-        if max_memory is None and not on_disk:
-            img = _pre.preprocess(sub, vs, **pre_kw)  # type: ignore[arg-type]
-        elif max_memory is None:  # in a scratch file, slab by slab
-            from morph.tracing import chunked as _chunked
+        if on_disk:  # the box's image in a scratch folder, removed on the way out
+            from morph.tracing.chunked import scratch
 
-            d = cleanup.enter_context(_chunked.scratch(scratch_dir))
+            d = cleanup.enter_context(scratch(scratch_dir))
             out = np.memmap(d / "path_image.f32", dtype=np.float32, mode="w+", shape=shape)
+        if max_memory is None:
             img = _pre.preprocess(sub, vs, out=out, **pre_kw)  # type: ignore[arg-type]
-        else:  # slabs planned to fit half of what the bound leaves; the image in memory or on disk
-            from morph.tracing import chunked as _chunked
-
-            # the smallest slab, one slice with its halo (as chunked.plan_chunks counts it), in
-            # the user's terms: the bound it takes
-            hz = _pre.halo_slices(params.denoise_sigma_um, vs, two_pass=params.background_fine_um > 0)
-            per = (_chunked.PREPROCESS_BYTES_PER_VOXEL + (4 if params.background_fine_um > 0 else 0)
-                   + 2 * np.dtype(sub.dtype).itemsize)
-            one = per * min(shape[0], 1 + 2 * hz) * shape[1] * shape[2]
-            if FIXED_OVERHEAD + 2 * one > float(max_memory):
-                raise TracingError(
-                    f"the box between the two points ({shape[2]} x {shape[1]} x {shape[0]} voxels) needs a bound of "
-                    f"at least {np.ceil((FIXED_OVERHEAD + 2 * one) / 2**20):.0f} MiB: one slice with its halo takes "
-                    f"{one / 2**20:.1f} MiB, and the preprocessing gets half of what {FIXED_OVERHEAD / 2**20:.0f} "
-                    f"MiB for the readers leave of the {max_memory / 2**20:.0f} MiB given",
-                    hint="raise --max-memory",
-                )
-            d = cleanup.enter_context(_chunked.scratch(scratch_dir)) if on_disk else None
-            out = None if on_disk else np.empty(shape, dtype=np.float32)
-            img = _chunked.preprocess(sub, vs, max_memory=int(FIXED_OVERHEAD + room // 2), out=out, scratch_dir=d,
+        else:  # slabs planned to fit half of the room
+            img = _chunked.preprocess(sub, vs, max_memory=int(_chunked.FIXED_OVERHEAD + room // 2),
+                                      out=np.empty(shape, dtype=np.float32) if out is None else out,
                                       **pre_kw)  # type: ignore[arg-type]
         st.step("preprocess")
         flat = img.reshape(-1)
