@@ -1377,6 +1377,28 @@ def test_prune_flat_terminals_samples_beside_thick_neurites() -> None:
     assert len(prune_flat_terminals(m, img, (vs, vs, vs), 5.0, margin_um=-0.5)) == 19
 
 
+def test_prune_flat_terminals_judges_a_branch_on_its_traced_cable() -> None:
+    """A branch traced 6 um over a flat stretch and walked on 10 um along a ridge: judged on
+    all its nodes the walked ridge lifts its median, judged on the traced cable it goes."""
+    from morph.tracing.prune import prune_flat_terminals
+
+    vs = 0.5
+    z, y, x = np.mgrid[0:8, 0:50, 0:80].astype(float) * vs
+    img = 10.0 * np.exp(-((y - 5) ** 2 + (z - 2) ** 2) / (2 * 0.7**2))  # trunk along x at y = 5
+    img += 10.0 * np.exp(-((x - 20) ** 2 + (z - 2) ** 2) / (2 * 0.7**2)) * (y > 11)  # ridge along +y
+    img = img.astype(np.float32)
+    trunk = np.stack([np.arange(0, 36, 1.0), np.full(36, 5.0), np.full(36, 2.0)], axis=1)
+    branch = np.stack([np.full(16, 20.0), 5.0 + np.arange(1, 17, 1.0), np.full(16, 2.0)], axis=1)
+    xyz = np.vstack([trunk, branch])
+    parent = np.r_[-1, np.arange(35), 20, np.arange(36, 51)]
+    m = Morphology(xyz, np.full(52, 0.5), np.full(52, 3), parent)
+    assert len(prune_flat_terminals(m, img, (vs, vs, vs), 3.0)) == len(m)
+    traced = np.vstack([trunk, branch[:6]])  # the branch's first 6 um, then the walk
+    assert len(prune_flat_terminals(m, img, (vs, vs, vs), 3.0, judge_xyz=traced, judge_um=0.5)) == 36
+    # a branch with no node on the traced cable (all walked) is judged on all its nodes
+    assert len(prune_flat_terminals(m, img, (vs, vs, vs), 3.0, judge_xyz=trunk, judge_um=0.5)) == len(m)
+
+
 # ----------------------------------------------------------------------------- unreachable pieces
 def test_piece_labels_match_scipy_label_across_slabs() -> None:
     from scipy import ndimage

@@ -161,11 +161,10 @@ class TraceParams:
         branches whose start is below the foreground threshold; 0 disables; ``None``: by
         polarity). See :func:`morph.tracing.prune.find_side_branches`.
     tip_recentre_um
-        With a value > 0, each step of a tip's walk ends on the brightest point across it, at
-        most this far in x-y and twice as far along the other perpendicular (mostly z), before
-        it is judged, so that a walk whose direction is a little off stays on the neurite (0,
-        the default: the step ends where its direction points). See ``docs/tracing.md`` for
-        what 0.5 gains and loses.
+        Each step of a tip's walk ends on the brightest point across it, at most this far in
+        x-y and twice as far along the other perpendicular (mostly z), before it is judged, so
+        that a walk whose direction is a little off stays on the neurite (0: the step ends
+        where its direction points). See ``docs/tracing.md`` for what it gains and loses.
     smooth_iterations
         Rounds of smoothing of node positions along the tree (each: average with neighbours).
     resample_um
@@ -286,7 +285,7 @@ class TraceParams:
     tip_extend_threshold: float = 1.8
     tip_extend_contrast: float = 1.2
     side_branch_um: float | None = None
-    tip_recentre_um: float = 0.0
+    tip_recentre_um: float = 0.5
     smooth_iterations: int = 2
     resample_um: float = 1.0
     radius_max_um: float = 10.0

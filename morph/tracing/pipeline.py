@@ -632,14 +632,15 @@ def _nearest_nodes(m: Morphology, pts: NDArray[np.float64] | None) -> NDArray[np
 
 
 def _prune_flat_terminals(m: Morphology, prep: Prepared, params: TraceParams,
-                          held: NDArray[np.bool_] | None) -> Morphology:
+                          held: NDArray[np.bool_] | None, traced: NDArray[np.float64] | None = None) -> Morphology:
     """:func:`morph.tracing.prune.prune_flat_terminals` with the run's parameters (micrometres
-    of the prepared stack, ``held`` nodes kept); the header says how much cable went."""
+    of the prepared stack, ``held`` nodes kept; ``traced``: points along the cable traced
+    before the tip walks, on which a branch is judged); the header says how much cable went."""
     if not params.terminal_ridge:
         return m
     n0, len0 = m.sections.n, m.total_length()
     m = _prune.prune_flat_terminals(m, prep.image, prep.voxel_size, params.terminal_ridge * prep.noise,
-                                    margin_um=params.terminal_ridge_margin_um, protect=held)
+                                    margin_um=params.terminal_ridge_margin_um, protect=held, judge_xyz=traced)
     if m.sections.n < n0:
         prep.notes.append(f"terminal branches removed as not standing out from the image beside them "
                           f"(terminal_ridge): {len0 - m.total_length():.1f} um of cable")
@@ -667,9 +668,11 @@ def _prune_halo_spurs(m: Morphology, prep: Prepared, params: TraceParams,
 
 
 def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: NDArray[np.float64] | None = None,
-           flat_terminals: bool = True) -> Morphology:
+           flat_terminals: bool = True, traced_cable: list[NDArray[np.float64]] | None = None) -> Morphology:
     """Centre on the image, smooth, prune spurs, resample and measure radii; with
-    ``flat_terminals``, last remove the terminal branches that are not ridges of the image."""
+    ``flat_terminals``, last remove the terminal branches that are not ridges of the image
+    (judged on the cable traced before the tip walks, which ``traced_cable``, a list, receives
+    as points every 0.5 um)."""
     if len(m) == 0:
         return m
     if params.route_soma_bridges > 0:
@@ -690,6 +693,10 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     if params.side_branch_um:
         m = _prune.find_side_branches(m, prep.image, prep.voxel_size, noise=prep.noise, max_um=params.side_branch_um,
                                       threshold=params.tip_extend_threshold, contrast=params.tip_extend_contrast)
+    # the cable traced before the tip walks: terminal branches are judged as ridges on it
+    traced = m.resample(0.5).xyz if params.tip_extend_um and len(m) > 1 else None
+    if traced_cable is not None and traced is not None:
+        traced_cable.append(traced)
     if params.tip_extend_um:
         m = _prune.extend_tips(m, prep.image, prep.voxel_size, noise=prep.noise, max_um=params.tip_extend_um,
                                threshold=params.tip_extend_threshold, contrast=params.tip_extend_contrast,
@@ -721,7 +728,7 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     m = m._derive(radius=r)
     if flat_terminals:
         # with the neurites' own radii: the sides are sampled just outside each neurite
-        m = _prune_flat_terminals(m, prep, params, _nearest_nodes(m, keep_pts))
+        m = _prune_flat_terminals(m, prep, params, _nearest_nodes(m, keep_pts), traced)
     return m
 
 
@@ -1147,7 +1154,8 @@ def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology,
         return existing._derive()
     m_new = _tree_to_morphology(prep, grown, None, join_roots=False)
     # the new pieces' branches are judged as ridges once attached (below), not twice
-    m_new = refine(m_new, prep, params, flat_terminals=False)
+    traced: list[NDArray[np.float64]] = []
+    m_new = refine(m_new, prep, params, flat_terminals=False, traced_cable=traced)
     m_new = m_new.translate(off)
     m_new = _uncovered(m_new, existing)
     roots_new = np.flatnonzero(m_new.parent < 0)
@@ -1178,7 +1186,7 @@ def _extend_result(prep: Prepared, grown: _tree.GrownTree, existing: Morphology,
             keep = np.isin(loc.ids, kept.ids)
             loc, held = loc.take(keep), held[keep]
         # and must be a ridge; the given reconstruction stays as it is
-        out = _prune_flat_terminals(loc, prep, params, held).translate(off)
+        out = _prune_flat_terminals(loc, prep, params, held, traced[0] if traced else None).translate(off)
     return out
 
 

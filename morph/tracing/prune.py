@@ -388,6 +388,7 @@ def _section_medians(values: NDArray[np.float64], sid: NDArray[np.int64], n: int
 def prune_flat_terminals(
     m: Morphology, image: NDArray[Any], voxel_size: Sequence[float], ridge_min: float, *,
     offset_um: float = 1.5, margin_um: float = 1.0, rounds: int = 3, protect: NDArray[np.bool_] | None = None,
+    judge_xyz: NDArray[np.float64] | None = None, judge_um: float = 1.0,
 ) -> Morphology:
     """Remove terminal sections that are not ridges of the image, however long.
 
@@ -403,6 +404,12 @@ def prune_flat_terminals(
     body's blur along z, runs over a smooth slope: across it the image is as bright on one
     side as at the centre. Sections leaving a plain root, and sections holding a node
     marked in ``protect``, are kept.
+
+    With ``judge_xyz`` (points along the cable as traced, before tip walks added to it), a
+    section is judged on its nodes within ``judge_um`` of those points, or on all of them when
+    none lies there: a walk goes on only where each step stands out, so walked cable would
+    lift the median of a branch that is flat where it was traced (a stretch of texture or of
+    another cell's fragment, which a walk then continued).
     """
 
     def is_flat(m: Morphology, hang: NDArray, from_branch: NDArray, from_soma: NDArray) -> NDArray[np.bool_]:
@@ -415,7 +422,13 @@ def prune_flat_terminals(
         off = np.maximum(offset_um, m.radius[idx] + margin_um)
         rd = ridge_contrast(m, image, voxel_size, offset_um=off, nodes=idx)
         med = _section_medians(rd, sid[idx], sec.n)  # -inf: no node leaves the body it hangs from
+        if jkd is not None and idx.size:
+            on = jkd.query(m.xyz[idx])[0] <= judge_um
+            med_on = _section_medians(rd[on], sid[idx][on], sec.n)
+            med = np.where(np.isfinite(med_on), med_on, med)
         return cand & (med < ridge_min)
+
+    jkd = cKDTree(judge_xyz) if judge_xyz is not None and len(judge_xyz) else None
 
     return _drop_short_terminals(m, is_flat, rounds, protect)
 
