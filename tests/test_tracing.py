@@ -1357,24 +1357,35 @@ def test_prune_flat_terminals_drops_stubs_inside_the_body_they_leave() -> None:
     assert len(prune_flat_terminals(m, img, (1, 1, 1), -1.0)) == 2
 
 
+def _trunk_and_branch(*, trunk_y: float, sigma: float, amp: float, ridge_from_y: float, x0: float,
+                      n_branch: int, radius: float, ny: int) -> tuple[np.ndarray, Morphology, np.ndarray, np.ndarray]:
+    """A trunk along x at ``y = trunk_y`` (36 nodes from ``x0``, 1 um apart) and a branch
+    along +y leaving it at x = 20 (``n_branch`` nodes), drawn as Gaussian tubes of width
+    ``sigma`` and height ``amp`` on a 0.5 um grid, the branch's tube only beyond
+    ``ridge_from_y``: ``(image, tree, trunk nodes, branch nodes)``."""
+    vs = 0.5
+    z, y, x = np.mgrid[0:8, 0:ny, 0:80].astype(float) * vs
+    img = amp * np.exp(-((y - trunk_y) ** 2 + (z - 2) ** 2) / (2 * sigma**2))
+    img += amp * np.exp(-((x - 20) ** 2 + (z - 2) ** 2) / (2 * sigma**2)) * (y > ridge_from_y)
+    trunk = np.stack([x0 + np.arange(36.0), np.full(36, trunk_y), np.full(36, 2.0)], axis=1)
+    branch = np.stack([np.full(n_branch, 20.0), trunk_y + np.arange(1.0, n_branch + 1), np.full(n_branch, 2.0)], axis=1)
+    parent = np.r_[-1, np.arange(35), int(20 - x0), np.arange(36, 36 + n_branch - 1)]
+    n = 36 + n_branch
+    m = Morphology(np.vstack([trunk, branch]), np.full(n, radius), np.full(n, 3), parent)
+    return img.astype(np.float32), m, trunk, branch
+
+
 def test_prune_flat_terminals_samples_beside_thick_neurites() -> None:
     """The side samples lie ``max(1.5, r + 1)`` um away: 1.5 um from the centre of a neurite
     of radius 2 um is still inside it, and it would look flat."""
     from morph.tracing.prune import prune_flat_terminals
 
-    vs = 0.5
-    z, y, x = np.mgrid[0:8, 0:60, 0:80].astype(float) * vs
-    img = 20.0 * np.exp(-((y - 10) ** 2 + (z - 2) ** 2) / (2 * 2.0**2))  # trunk along x
-    img += 20.0 * np.exp(-((x - 20) ** 2 + (z - 2) ** 2) / (2 * 2.0**2)) * (y > 10)  # thick branch along +y
-    img = img.astype(np.float32)
-    trunk = np.stack([np.arange(2, 38, 1.0), np.full(36, 10.0), np.full(36, 2.0)], axis=1)
-    branch = np.stack([np.full(15, 20.0), 10.0 + np.arange(1, 16, 1.0), np.full(15, 2.0)], axis=1)
-    xyz = np.vstack([trunk, branch])
-    parent = np.r_[-1, np.arange(35), 18, np.arange(36, 50)]
-    m = Morphology(xyz, np.full(51, 2.0), np.full(51, 3), parent)
-    assert len(prune_flat_terminals(m, img, (vs, vs, vs), 5.0)) == len(m)
+    img, m, _t, _b = _trunk_and_branch(trunk_y=10.0, sigma=2.0, amp=20.0, ridge_from_y=10.0, x0=2.0,
+                                       n_branch=15, radius=2.0, ny=60)
+    vs = (0.5, 0.5, 0.5)
+    assert len(prune_flat_terminals(m, img, vs, 5.0)) == len(m)
     # sampled 1.5 um away, both branches past the branch point look flat (4.9 of 20)
-    assert len(prune_flat_terminals(m, img, (vs, vs, vs), 5.0, margin_um=-0.5)) == 19
+    assert len(prune_flat_terminals(m, img, vs, 5.0, margin_um=-0.5)) == 19
 
 
 def test_prune_flat_terminals_judges_a_branch_on_its_traced_cable() -> None:
@@ -1382,21 +1393,14 @@ def test_prune_flat_terminals_judges_a_branch_on_its_traced_cable() -> None:
     all its nodes the walked ridge lifts its median, judged on the traced cable it goes."""
     from morph.tracing.prune import prune_flat_terminals
 
-    vs = 0.5
-    z, y, x = np.mgrid[0:8, 0:50, 0:80].astype(float) * vs
-    img = 10.0 * np.exp(-((y - 5) ** 2 + (z - 2) ** 2) / (2 * 0.7**2))  # trunk along x at y = 5
-    img += 10.0 * np.exp(-((x - 20) ** 2 + (z - 2) ** 2) / (2 * 0.7**2)) * (y > 11)  # ridge along +y
-    img = img.astype(np.float32)
-    trunk = np.stack([np.arange(0, 36, 1.0), np.full(36, 5.0), np.full(36, 2.0)], axis=1)
-    branch = np.stack([np.full(16, 20.0), 5.0 + np.arange(1, 17, 1.0), np.full(16, 2.0)], axis=1)
-    xyz = np.vstack([trunk, branch])
-    parent = np.r_[-1, np.arange(35), 20, np.arange(36, 51)]
-    m = Morphology(xyz, np.full(52, 0.5), np.full(52, 3), parent)
-    assert len(prune_flat_terminals(m, img, (vs, vs, vs), 3.0)) == len(m)
+    img, m, trunk, branch = _trunk_and_branch(trunk_y=5.0, sigma=0.7, amp=10.0, ridge_from_y=11.0, x0=0.0,
+                                              n_branch=16, radius=0.5, ny=50)
+    vs = (0.5, 0.5, 0.5)
+    assert len(prune_flat_terminals(m, img, vs, 3.0)) == len(m)
     traced = np.vstack([trunk, branch[:6]])  # the branch's first 6 um, then the walk
-    assert len(prune_flat_terminals(m, img, (vs, vs, vs), 3.0, judge_xyz=traced, judge_um=0.5)) == 36
+    assert len(prune_flat_terminals(m, img, vs, 3.0, judge_xyz=traced, judge_um=0.5)) == 36
     # a branch with no node on the traced cable (all walked) is judged on all its nodes
-    assert len(prune_flat_terminals(m, img, (vs, vs, vs), 3.0, judge_xyz=trunk, judge_um=0.5)) == len(m)
+    assert len(prune_flat_terminals(m, img, vs, 3.0, judge_xyz=trunk, judge_um=0.5)) == len(m)
 
 
 # ----------------------------------------------------------------------------- unreachable pieces
