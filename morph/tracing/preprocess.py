@@ -157,6 +157,11 @@ def flatten(
     ``background - data`` (brightfield). Not clipped: the background keeps its noise, centred
     on zero, which :func:`noise_level` measures. Local (slice by slice)."""
     bg = background_level(slab, voxel_size, block_um=block_um, percentile=percentile, polarity=polarity)
+    return _structure_bright(bg, slab, polarity)
+
+
+def _structure_bright(bg: NDArray[np.float32], slab: NDArray[Any], polarity: str) -> NDArray[np.float32]:
+    """``bg - slab`` (brightfield) or ``slab - bg`` (fluorescence), written over ``bg``."""
     if polarity == "brightfield":
         np.subtract(bg, slab, out=bg)
     else:
@@ -189,10 +194,7 @@ def flatten_denoise(
     f = background_level(slab, voxel_size, block_um=block_um, percentile=percentile, polarity=polarity)
     coarse = block_centre_values(f, voxel_size, fine_block_um) if fine_block_um > 0 else None
     corr = f.copy() if fine_block_um > 0 else None  # the coarse estimate, then the fine one less it
-    if polarity == "brightfield":
-        np.subtract(f, slab, out=f)
-    else:
-        np.subtract(slab, f, out=f, casting="unsafe")
+    f = _structure_bright(f, slab, polarity)
     if sigma_um > 0:  # in place: the separable filter buffers one line at a time
         gaussian_filter(f, _sigma_vox(sigma_um, voxel_size), f, mode="nearest", truncate=3.0)
     if coarse is not None and corr is not None:
