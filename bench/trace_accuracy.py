@@ -31,7 +31,9 @@ by side with the change per stack. About 2.5 minutes on two cores, rendering inc
 gold's cable): beyond a traced tip, beside a traced neurite, at the soma, or apart; and how
 much of it stands out from the texture as whole runs (``evident``), the headroom a tracer
 that follows faint neurites over their length, rather than voxel by voxel, could take.
-About 1 s more per stack. ``--save DIR`` keeps each trace and its gold as SWC.
+``below_fg``: the missed cable with no voxel of the foreground the tree was grown on
+within 1 um (:func:`missed_below_foreground`), which no change to the tree stage or the
+pruning can find. About 1 s more per stack. ``--save DIR`` keeps each trace and its gold as SWC.
 
 ``--clicks N`` measures the semi-automatic use: each stack is traced again with the soma of
 the first trace given and N seeds where a proofreader would click (:func:`simulated_clicks`:
@@ -243,6 +245,25 @@ def where_missed(m, gold, data, voxel_size, params, *, tol: float = 2.0, step: f
     return out
 
 
+def missed_below_foreground(m, gold, prep, *, tol: float = 2.0, step: float = 0.5, near_um: float = 1.0) -> float:
+    """The part of the gold's cable (a fraction, soma left out) that the trace ``m`` misses and
+    that the tree could not have reached: no voxel of the foreground it was grown on
+    (``prep``, the :class:`morph.tracing.pipeline.Prepared` of the trace: voxels above
+    ``threshold_low``, without the pieces holding no voxel above ``threshold_high``) lies
+    within ``near_um`` of it. What is missed beyond that lay in the foreground and was lost
+    by the tree stage or the refinement."""
+    from scipy.spatial import cKDTree
+
+    gs = gold.resample(step)
+    total = max(int((~gs.soma_mask & (gs.parent >= 0)).sum()), 1)
+    i, _lab, _roots = missed_runs(m, gs, tol=tol, step=step)
+    if not i.size:
+        return 0.0
+    fg = prep.to_physical(prep.fg.xyz_um()) + prep.offset_um
+    d = cKDTree(fg).query(gs.xyz[i], distance_upper_bound=near_um)[0] if len(fg) else np.full(i.size, np.inf)
+    return float(np.count_nonzero(d > near_um)) / total
+
+
 def run_one(job: tuple) -> dict:
     import warnings
 
@@ -250,14 +271,21 @@ def run_one(job: tuple) -> dict:
     from morph.cli.trace import parse_params
     from morph.compare import compare
     from morph.tracing import trace
+    from morph.tracing.pipeline import prepare
 
     name, spec, items, misses, save, nclick = job
     pg.set_quiet(True)
     warnings.simplefilter("ignore")
     data, vs, gold = load(name, spec)
     params = parse_params(items, "auto")
+    held = []
+
+    def prepare_held(*a, **k):  # the foreground the tree was grown on, for --misses
+        held.append(prepare(*a, **k))
+        return held[-1]
+
     t0 = time.perf_counter()
-    m = trace(data, voxel_size=vs, params=params, progress=False)
+    m = trace(data, voxel_size=vs, params=params, progress=False, prepare_fn=prepare_held if misses else None)
     dt = time.perf_counter() - t0
     r = compare(m, gold, tolerance=2.0)
     row = {
@@ -268,6 +296,7 @@ def run_one(job: tuple) -> dict:
     img = flat_image(data, vs, params) if misses or nclick else None  # once for both
     if misses:
         row |= where_missed(m, gold, data, vs, params, img=img)
+        row["below_fg"] = missed_below_foreground(m, gold, held[0])
     if nclick:
         clicks = simulated_clicks(m, gold, data, vs, params, nclick, img=img)
         soma = m.soma_center if m.soma_nodes.size else None
@@ -286,7 +315,7 @@ def run_one(job: tuple) -> dict:
 
 COLS = ("precision", "recall", "f1", "cable", "bp", "time")
 # with --misses: where the missed gold cable lies (fractions of the gold's cable)
-MISS_COLS = ("miss_tip", "miss_side", "miss_soma", "miss_apart", "evident")
+MISS_COLS = ("miss_tip", "miss_side", "miss_soma", "miss_apart", "evident", "below_fg")
 # with --clicks N: the trace again with N simulated seed clicks on what it missed
 CLICK_COLS = ("clicks", "f1_clicked", "precision_clicked", "recall_clicked")
 # summary groups: the bench's six stacks, the 25 others, all
