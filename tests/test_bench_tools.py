@@ -78,3 +78,29 @@ def test_simulated_clicks_fall_on_the_far_visible_end_of_the_longest_missed_runs
     clicks = trace_accuracy.simulated_clicks(trace, gold, blank, vs, params, 5)
     assert len(clicks) == 2 and np.linalg.norm(clicks[0] - gold.xyz[8]) > 7.0  # short of the blanked end
     assert clicks[0][0] >= x0 * vs[0] - 2.5
+
+
+def test_missed_below_foreground_counts_only_missed_cable_the_foreground_does_not_hold(y_brightfield) -> None:
+    from morph.tracing.pipeline import prepare
+
+    data, vs, gold = y_brightfield
+    params = TraceParams()
+    trace = gold.take(np.array([i != 8 for i in range(len(gold))]))  # the thin stem cut short
+    missed = trace_accuracy.where_missed(trace, gold, data, vs, params)["miss_tip"]
+    assert missed > 0.1
+    # the stem is a dark tube on a flat background: in the foreground, so missed by the tracer
+    prep = prepare(data, vs, params)
+    assert trace_accuracy.missed_below_foreground(gold, gold, prep) == 0
+    assert trace_accuracy.missed_below_foreground(trace, gold, prep) == 0
+    # its last 8 um (along x) blanked out: that much of the missed run lies off the foreground
+    blank = data.copy()
+    x0 = int(round((gold.xyz[8, 0] + 8) / vs[0]))
+    blank[:, :, :x0] = 190
+    below = trace_accuracy.missed_below_foreground(trace, gold, prepare(blank, vs, params))
+    seg = gold.xyz[8] - gold.xyz[7]
+
+    def blanked(margin_um: float) -> float:  # the stem's cable beyond x0 less margin_um, as a fraction
+        return (x0 * vs[0] - margin_um - gold.xyz[8, 0]) / abs(seg[0]) * np.linalg.norm(seg) / 0.5 / _cable(gold)
+
+    # a foreground voxel within 1 um counts, and the denoising blurs the stem's end past x0
+    assert 0 < blanked(3.0) < below < blanked(1.0) < missed
