@@ -1124,6 +1124,17 @@ def test_bad_input_library(y_stack) -> None:
         trace(data, voxel_size=vs, seeds=[(90, 10, 10)], progress=False)
     with pytest.raises(TracingError, match="3-D"):
         trace(data[5], voxel_size=vs, progress=False)
+    # a point that is no number is named, not passed on to fail deep inside
+    with pytest.raises(TracingError, match=r"the seed point \(1, 2, nan\) holds a number that is not finite"):
+        trace(data, voxel_size=vs, seeds=[(1, 2, np.nan)], progress=False)
+    with pytest.raises(TracingError, match="soma point .* not finite"):
+        trace(data, voxel_size=vs, soma=(np.inf, 10, 5), progress=False)
+    with pytest.raises(TracingError, match="start point .* not finite"):
+        trace_path(data, (np.nan, 10, 5), (20, 10, 5), voxel_size=vs, progress=False)
+    with pytest.raises(TracingError, match=r"the ROI \(0, 0, 0, nan, 20, 5\) holds a number that is not finite"):
+        trace(data, voxel_size=vs, roi=(0, 0, 0, np.nan, 20, 5), progress=False)
+    with pytest.raises(TracingError, match=r"the ROI \(500, 500, 0, 600, 600, 5\) um does not overlap"):
+        trace(data, voxel_size=vs, roi=(500, 500, 0, 600, 600, 5), progress=False)
 
 
 def test_cli_trace(tmp_path: Path, y_stack, capsys) -> None:
@@ -1176,6 +1187,14 @@ def test_cli_bad_input(tmp_path: Path, capsys) -> None:
     seeds.write_text("1 2\n")
     assert main(["trace", str(stack), "-o", str(out), "-q", "--seeds", str(seeds)]) == 2
     assert "expected 3 numbers" in capsys.readouterr().err
+    seeds.write_text("1 2 3\n4 nan 6\n")
+    assert main(["trace", str(stack), "-o", str(out), "-q", "--seeds", str(seeds)]) == 2
+    err = capsys.readouterr().err
+    assert "seeds.txt:2: not a finite number: 'nan'" in err and "internal error" not in err
+    for opt, value in (("--soma", "nan,1,1"), ("--roi", "0,0,0,inf,50,10")):
+        assert main(["trace", str(stack), "-o", str(out), "-q", opt, value]) == 2
+        assert f"argument {opt}: expected finite numbers" in capsys.readouterr().err
+    assert not out.exists()
     assert main(["trace", str(stack), "-o", str(out), "-q", "--param", "nonsense=1"]) == 2
     assert "unknown tracing parameter" in capsys.readouterr().err
     # values that cannot mean anything are refused by name, before anything is read

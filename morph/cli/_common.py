@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from morph.errors import MorphError
@@ -17,6 +18,8 @@ def xyz(text: str) -> tuple[float, float, float]:
         raise argparse.ArgumentTypeError(f"expected X,Y,Z numbers, got {text!r}") from None
     if len(vals) != 3:
         raise argparse.ArgumentTypeError(f"expected 3 numbers X,Y,Z, got {len(vals)} in {text!r}")
+    if not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"expected finite numbers X,Y,Z, got {text!r}")
     return vals  # type: ignore[return-value]
 
 

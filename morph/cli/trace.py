@@ -21,6 +21,8 @@ def _roi(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected X0,Y0,Z0,X1,Y1,Z1 numbers, got {text!r}") from None
     if len(vals) != 6:
         raise argparse.ArgumentTypeError(f"expected 6 numbers X0,Y0,Z0,X1,Y1,Z1, got {len(vals)} in {text!r}")
+    if not np.all(np.isfinite(vals)):
+        raise argparse.ArgumentTypeError(f"expected finite numbers X0,Y0,Z0,X1,Y1,Z1, got {text!r}")
     return vals
 
 
@@ -149,9 +151,12 @@ def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
     def number(text: str, k: int) -> float:
         try:
-            return float(text)
+            v = float(text)
         except ValueError:
             raise MorphError(f"not a number: {text!r}", file=path, line=k, hint=hint) from None
+        if not np.isfinite(v):
+            raise MorphError(f"not a finite number: {text!r}", file=path, line=k, hint=hint)
+        return v
 
     if rows and not marker:
         k0, head = rows[0]

@@ -234,18 +234,30 @@ def _check_data(data: Any) -> None:
         raise TracingError(f"unsupported pixel type {data.dtype}")
 
 
+def _finite_point(p: Any, what: str) -> NDArray[np.float64]:
+    """A user's point as 3 floats, refused (:class:`TracingError`) unless finite."""
+    q = np.asarray(p, dtype=np.float64).reshape(3)
+    if not np.all(np.isfinite(q)):
+        raise TracingError(f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) holds a number that is not finite",
+                           hint="give X, Y and Z as numbers")
+    return q
+
+
 def _roi_slices(roi: Sequence[float] | None, shape: tuple[int, ...], vs: Sequence[float]) -> tuple[tuple[slice, ...], NDArray[np.float64]]:
     if roi is None:
         return (slice(None),) * 3, np.zeros(3)
     r = np.asarray(roi, dtype=np.float64).reshape(-1)
     if r.size != 6:
         raise TracingError(f"the ROI needs 6 numbers X0,Y0,Z0,X1,Y1,Z1, got {r.size}")
+    text = "(" + ", ".join(f"{v:g}" for v in r) + ")"
+    if not np.all(np.isfinite(r)):
+        raise TracingError(f"the ROI {text} holds a number that is not finite", hint="ROI is X0,Y0,Z0,X1,Y1,Z1")
     lo = np.floor(np.minimum(r[:3], r[3:]) / np.asarray(vs)).astype(int)
     hi = np.ceil(np.maximum(r[:3], r[3:]) / np.asarray(vs)).astype(int) + 1
     size = np.array(shape[::-1])
     lo, hi = np.clip(lo, 0, size), np.clip(hi, 0, size)
     if np.any(hi - lo < 1):
-        raise TracingError(f"the ROI {tuple(r)} um does not overlap the stack", hint="ROI is X0,Y0,Z0,X1,Y1,Z1")
+        raise TracingError(f"the ROI {text} um does not overlap the stack", hint="ROI is X0,Y0,Z0,X1,Y1,Z1")
     sl = (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
     return sl, lo * np.asarray(vs, dtype=np.float64)
 
@@ -928,7 +940,7 @@ def trace(
         vs = (k * vs[0], k * vs[1], vs[2])
 
     def _check_point(p: Any, what: str) -> NDArray[np.float64]:
-        q = np.asarray(p, dtype=np.float64).reshape(3)
+        q = _finite_point(p, what)
         if np.any(q < -half) or np.any(q > shape_um - half):
             raise TracingError(
                 f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) um lies outside the stack "
@@ -1228,8 +1240,8 @@ def trace_path(
     if not known:
         warnings.warn("voxel size unknown: assuming 1 x 1 x 1 um (give it with --voxel X Y Z)", stacklevel=2)
     shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
-    a = np.asarray(start, dtype=np.float64).reshape(3)
-    b = np.asarray(end, dtype=np.float64).reshape(3)
+    a = _finite_point(start, "start")
+    b = _finite_point(end, "end")
     for q, what in ((a, "start"), (b, "end")):
         if np.any(q < -0.5 * np.asarray(vs)) or np.any(q > shape_um - 0.5 * np.asarray(vs)):
             raise TracingError(f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) um lies outside the stack",
