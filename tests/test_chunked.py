@@ -198,6 +198,11 @@ def test_preprocess_chunked_equals_tracer_preprocess(op1, tmp_path: Path):
 def test_plan_refuses_impossible_bound():
     with pytest.raises(TracingError, match="max-memory"):
         chunked.plan_chunks((10, 4096, 4096), 64 * 2**20, halo=(2, 0, 0))
+    # a bound under a MiB is stated as given, not rounded to "0 MiB"
+    with pytest.raises(TracingError, match="over the 1 KiB bound"):
+        chunked.plan_chunks((10, 512, 512), 1024, halo=(2, 0, 0))
+    with pytest.raises(TracingError, match="over the 500 bytes bound"):
+        chunked.plan_chunks((10, 512, 512), 500, halo=(2, 0, 0))
     p = chunked.plan_chunks((1000, 512, 512), 512 * 2**20, halo=(3, 0, 0))
     assert p.peak_bytes <= 512 * 2**20 and p.chunks[0] > 10
 

@@ -90,6 +90,13 @@ class ChunkPlan:
     peak_bytes: int
 
 
+
+def _size(nbytes: float) -> str:
+    """A memory bound as a user reads it: MiB, or KiB / bytes below one MiB (not "0 MiB")."""
+    if nbytes >= 2**20:
+        return f"{nbytes / 2**20:.0f} MiB"
+    return f"{nbytes / 2**10:.0f} KiB" if nbytes >= 2**10 else f"{int(nbytes)} bytes"
+
 def preprocess_bytes_per_voxel(fine_block_um: float = 0.0) -> float:
     """Working set of the background flattening and denoising per voxel of a chunk: the
     second background estimate holds one more float32 array of it."""
@@ -154,7 +161,7 @@ def plan_chunks(
         if budget <= 0 or one > budget:
             raise TracingError(
                 f"one slice with its halo needs about {(one + FIXED_OVERHEAD) / 2**20:.0f} MiB, over the "
-                f"{max_memory / 2**20:.0f} MiB bound",
+                f"{_size(max_memory)} bound",
                 hint="raise --max-memory",
             )
         lo, hi = 1, nz
@@ -428,7 +435,7 @@ def next_tube_group(
         raise TracingError(
             f"the tubularity filter needs {1 + 2 * int(halo)} slices at once (one slice and {int(halo)} of halo "
             f"on each side), slice {z0}'s {n} candidate voxels{kept}: about {need / 2**20:.0f} MiB, over the "
-            f"{max_memory / 2**20:.0f} MiB bound",
+            f"{_size(max_memory)} bound",
             hint=f"raise --max-memory to at least {int(np.ceil(worst / 2**20))} MiB, what the widest window of this "
             "stack needs" + (" with the foreground kept so far projected to the whole stack" if held else ""),
         )
@@ -542,7 +549,7 @@ def check_tree_memory(n_foreground: int, max_memory: int, *, strict: bool = Fals
     if need > max_memory:
         msg = (
             f"{int(n_foreground)} {what}: the tree stages need about {need / 2**20:.0f} MiB at once, "
-            f"over the {max_memory / 2**20:.0f} MiB bound"
+            f"over the {_size(max_memory)} bound"
         )
         if strict:
             raise TracingError(
