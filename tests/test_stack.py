@@ -108,6 +108,20 @@ def test_errors(tmp_path: Path) -> None:
         read_stack(rgb)
     assert "--channel" in (ei.value.hint or "")
     assert read_stack(rgb, channel=1).shape == (3, 20, 20)
+    # a 3-D array written as an ImageJ TIFF without its axes: its slices are labelled channels
+    unlabelled = tmp_path / "unlabelled.tif"
+    tifffile.imwrite(unlabelled, np.zeros((12, 20, 20), np.uint8), imagej=True)
+    with pytest.raises(StackError, match="multi-channel image with 12 channels") as ei:
+        read_stack(unlabelled)
+    assert "z-slices of one stack labelled as channels" in (ei.value.hint or "")
+    tifffile.imwrite(unlabelled, np.zeros((12, 20, 20), np.uint8), imagej=True, metadata={"axes": "ZYX"})
+    assert read_stack(unlabelled).shape == (12, 20, 20)
+    # a real channel axis beside z: the hint stays the channel choice alone
+    twoch = tmp_path / "twoch.tif"
+    tifffile.imwrite(twoch, np.zeros((4, 2, 20, 20), np.uint8), imagej=True, metadata={"axes": "ZCYX"})
+    with pytest.raises(StackError, match="2 channels") as ei:
+        read_stack(twoch)
+    assert "labelled as channels" not in (ei.value.hint or "")
     with pytest.raises(StackError, match="absurd voxel size"):
         read_stack(good, voxel_size=(0, 1, 1))
     with pytest.raises(StackError, match="absurd voxel size"):

@@ -310,11 +310,14 @@ def _pick_axes(data: NDArray[Any], axes: str, channel: int | None, p: Path) -> N
                 data = np.take(data, 0, axis=k)
             elif channel is None:
                 kind = "RGB" if ch_ax == "S" else "multi-channel"
-                raise StackError(
-                    f"{kind} image with {nch} channels where one channel is needed",
-                    file=p,
-                    hint=f"pick one with --channel N (0..{nch - 1})",
-                )
+                hint = f"pick one with --channel N (0..{nch - 1})"
+                if ch_ax == "C" and "Z" not in axes:
+                    # an ImageJ TIFF of a 3-D array written without its axes (tifffile's
+                    # imagej=True does this) labels the slices as channels
+                    hint += (f"; or, if the {nch} planes are the z-slices of one stack labelled as channels (the file "
+                             "has no z axis), save it again with axes ZYX (in Fiji: Image > Properties, or tifffile's "
+                             "metadata={'axes': 'ZYX'})")
+                raise StackError(f"{kind} image with {nch} channels where one channel is needed", file=p, hint=hint)
             elif not 0 <= channel < nch:
                 raise StackError(f"channel {channel} out of range (0..{nch - 1})", file=p)
             else:
