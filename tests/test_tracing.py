@@ -1043,6 +1043,40 @@ def test_far_seed_path_is_searched_coarse_to_fine_in_bounded_memory() -> None:
         assert np.prod(-(-np.array(shape) // f)) <= budget and np.all(f <= np.array(shape)), (shape, f)
     assert list(prune._coarse_factors((140, 560, 560), (0.25, 0.25, 0.5), 4e6)) == [2, 3, 2]
 
+def test_grey_level_counts_every_pixel_type_as_8_bits() -> None:
+    from morph.tracing.preprocess import grey_level
+
+    a = np.random.default_rng(0).integers(0, 256, (10, 50, 60)).astype(np.uint8)
+    lo, hi = np.percentile(a, [0.01, 99.99])
+    assert grey_level(a) == grey_level(a.astype(np.uint16)) == grey_level(a.astype(np.float32)) == 1.0
+    assert grey_level(a.astype(np.uint16) * 256) == pytest.approx((hi - lo) * 256 / 255, rel=1e-3)
+    assert grey_level(a.astype(np.float32) / 255) == pytest.approx((hi - lo) / 255 / 255, rel=1e-3)
+    assert grey_level((a // 4).astype(np.uint16)) == 1.0  # at least one step of an integer type
+    assert grey_level(np.zeros((3, 5, 5), np.float32)) == 1.0
+
+
+def test_trace_does_not_depend_on_the_scale_of_the_values() -> None:
+    """An 8-bit stack traces the same held as floating point; stretched into 16 bits or
+    scaled into [0, 1] as floating point, it traces the same either way (before, a [0, 1]
+    stack found no neuron: the noise floor was one unit of its values; and the tubularity
+    term of a 16-bit stack weighed its range / 255 times more). Pure noise stays refused
+    (test_bad_input_library), whatever its scale."""
+    segs, gold = y_cell()
+    vs = (0.5, 0.5, 1.0)
+    data = render_tubes(segs, (20, 200, 200), vs, soma=((40.0, 40.0, 10.0), 6.0), brightfield=True)
+    assert data.dtype == np.uint8
+    p = TraceParams(polarity="brightfield")
+    eight = trace(data, voxel_size=vs, params=p, progress=False)
+    same = trace(data.astype(np.float32), voxel_size=vs, params=p, progress=False)
+    np.testing.assert_array_equal(same.xyz, eight.xyz)
+    wide = trace(data.astype(np.uint16) * 256, voxel_size=vs, params=p, progress=False)
+    unit = trace(data.astype(np.float32) / 255, voxel_size=vs, params=p, progress=False)
+    assert len(unit) == len(wide)
+    np.testing.assert_allclose(unit.xyz, wide.xyz, atol=0.05)
+    assert any(line.startswith("grey level (the unit of min_noise)") for line in unit.header)
+    assert compare(unit, gold, tolerance=2.0).f1 > 0.9
+
+
 def test_trace_path_and_extend(y_stack) -> None:
     data, vs, gold = y_stack
     p = trace_path(data, (40, 12, 10), (40, 34, 10), voxel_size=vs, progress=False)
@@ -1116,8 +1150,9 @@ def test_bad_input_library(y_stack) -> None:
     with pytest.raises(TracingError, match="constant"):
         trace(np.full((10, 50, 50), 9, np.uint8), voxel_size=(1, 1, 1), progress=False)
     noise = np.random.default_rng(5).normal(100, 5, (10, 60, 60)).astype(np.float32)
-    with pytest.raises(TracingError, match="no neuron"):
-        trace(noise, voxel_size=(1, 1, 1), progress=False)
+    for scale in (1.0, 1e-3, 100.0):
+        with pytest.raises(TracingError, match="no neuron"):
+            trace(noise * scale, voxel_size=(1, 1, 1), progress=False)
     with pytest.raises(TracingError, match="outside the stack"):
         trace(data, voxel_size=vs, soma=(500, 10, 5), progress=False)
     with pytest.raises(TracingError, match="background"):

@@ -467,7 +467,7 @@ def tube_groups(counts: Sequence[int], slice_voxels: int, halo: int, max_memory:
 
 
 def foreground_voxels(
-    image: Any, voxel_size: Sequence[float], noise: float, params: Any, *, max_memory: int
+    image: Any, voxel_size: Sequence[float], noise: float, params: Any, *, max_memory: int, grey_level: float = 1.0
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """The voxels the tracer keeps, as in :func:`morph.tracing.pipeline.prepare`: flat index
     and value (noise units, blended with the normalised tubularity) of the candidates (above
@@ -503,7 +503,7 @@ def foreground_voxels(
         slab = max(z1 - z0 for z0, z1 in tube_groups(np.bincount(pz[:, 0], minlength=nz), ny * nx, halo, max_memory))
         tprobe = tubularity_at(image, pz, vs, scales_um=params.tube_scales_um, chunk_slices=slab)
         tmed = float(np.median(tprobe))
-        tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise)
+        tnoise = pre.tube_noise(tprobe, tmed, noise, params.min_noise * grey_level)
         del probe, pz, tprobe
     idx_parts, val_parts = [], []
     held = 0
@@ -574,6 +574,7 @@ def prepare(
     strict_memory: bool = False,
     keep_um: NDArray[np.float64] | None = None,
     keep_radius_um: float = 0.0,
+    grey_level: float = 1.0,
 ) -> Any:
     """:func:`morph.tracing.pipeline.prepare` with bounded memory.
 
@@ -613,14 +614,14 @@ def prepare(
         fine_block_um=params.background_fine_um, mask_k=params.background_mask,
         scratch_dir=scratch_dir, n_parallel=n_parallel,
     )
-    noise = pre.noise_level(image, floor=params.min_noise)
+    noise = pre.noise_level(image, floor=params.min_noise * grey_level)
     t["preprocess"] = time.perf_counter() - t0
     if stages:
         stages.step("preprocess")
         stages.start("tubularity")
     t0 = time.perf_counter()
     shape = tuple(int(s) for s in image.shape)
-    idx, val = foreground_voxels(image, vs, noise, params, max_memory=max_memory)
+    idx, val = foreground_voxels(image, vs, noise, params, max_memory=max_memory, grey_level=grey_level)
     # from here on the in-memory tracer holds the image as 16-bit codes: the same values here
     image = quantise_image(image, max_memory=max_memory)
     idx, val, note = reachable_foreground(shape, vs, idx, val, params, keep_um=keep_um, keep_radius_um=keep_radius_um,

@@ -271,11 +271,15 @@ def prepare(
     stages: Any = None,
     keep_um: NDArray[np.float64] | None = None,
     keep_radius_um: float = 0.0,
+    grey_level: float = 1.0,
 ) -> Prepared:
     """Polarity, background, denoising, tubularity and the foreground graph of a stack.
 
     ``keep_um`` (micrometres in ``data``) and ``keep_radius_um``: the user's points, near which
-    pieces of foreground are kept even when faint (:func:`reachable_foreground`)."""
+    pieces of foreground are kept even when faint (:func:`reachable_foreground`).
+    ``grey_level``: the stack's grey level in the units of ``data``
+    (:func:`morph.tracing.preprocess.grey_level` of the stack as given, before any binning),
+    the unit of the noise floor ``min_noise``."""
     vs = tuple(float(v) for v in voxel_size)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -291,7 +295,7 @@ def prepare(
         percentile=params.background_percentile, chunk_slices=params.chunk_slices,
         fine_block_um=params.background_fine_um, mask_k=params.background_mask,
     )
-    noise = _pre.noise_level(image, floor=params.min_noise)
+    noise = _pre.noise_level(image, floor=params.min_noise * grey_level)
     t["preprocess"] = time.perf_counter() - t0
     if stages:
         stages.step("preprocess")
@@ -338,7 +342,7 @@ def prepare(
     if use_tube and tprobe_parts:
         tprobe = np.concatenate(tprobe_parts)
         tmed = float(np.median(tprobe))
-        tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise)
+        tnoise = _pre.tube_noise(tprobe, tmed, noise, params.min_noise * grey_level)
         del tprobe
     keep_idx, keep_val = [], []
     while cands:
@@ -923,6 +927,10 @@ def trace(
         warnings.warn("voxel size unknown: assuming 1 x 1 x 1 um (give it with --voxel X Y Z)", stacklevel=2)
     sl, off = _roi_slices(roi, data.shape, vs)
     sub = data[sl]
+    grey = _pre.grey_level(data)
+    if grey != 1.0:
+        notes.append(f"grey level (the unit of min_noise): {grey:.4g}, 1/255 of the range of the stack's values "
+                     "(0.01th to 99.99th percentile), as if converted to 8 bits")
     shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
     half = 0.5 * np.asarray(vs)
     # the part of the stack traced (all of it, or the roi's voxels), in micrometres
@@ -975,7 +983,7 @@ def trace(
     with _progress.stages(STAGES, desc="trace", quiet=not progress) as st:
         st.start("polarity")
         prep = (prepare_fn or prepare)(sub, vs, params, offset_um=off, stages=st, keep_um=keep_um,
-                                       keep_radius_um=keep_r)
+                                       keep_radius_um=keep_r, grey_level=grey)
         params = prep.params or params
         tm.update(prep.timings)
         prep.notes.extend(notes)
@@ -1298,7 +1306,7 @@ def trace_path(
         flat = img.reshape(-1)
         if float(np.percentile(flat[:: flat.size // 1_000_000 + 1], 99.5)) <= 0:  # a subsample: no copy
             raise TracingError("nothing stained between the two points: the region is flat background")
-        noise = _pre.noise_level(img, floor=params.min_noise)  # also the radii's measure of a clean profile
+        noise = _pre.noise_level(img, floor=params.min_noise * _pre.grey_level(data))  # also the radii's measure of a clean profile
         ref = _path_ref(params, img, vs, noise, [a - off, b - off])
         ia = tuple(np.clip(np.round((a - off) / vs)[::-1].astype(int), 0, np.array(shape) - 1))
         ib = tuple(np.clip(np.round((b - off) / vs)[::-1].astype(int), 0, np.array(shape) - 1))
