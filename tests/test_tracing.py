@@ -1159,6 +1159,11 @@ def test_bad_input_library(y_stack) -> None:
         trace(data, voxel_size=vs, seeds=[(90, 10, 10)], progress=False)
     with pytest.raises(TracingError, match="3-D"):
         trace(data[5], voxel_size=vs, progress=False)
+    holes = data.astype(np.float32)
+    holes[3, :10, :10] = np.nan
+    holes[4, 0, 0] = np.inf
+    with pytest.raises(TracingError, match=r"voxels that are NaN or infinite \(at least 101\)"):
+        trace(holes, voxel_size=vs, progress=False)
     # a point that is no number is named, not passed on to fail deep inside
     with pytest.raises(TracingError, match=r"the seed point \(1, 2, nan\) holds a number that is not finite"):
         trace(data, voxel_size=vs, seeds=[(1, 2, np.nan)], progress=False)

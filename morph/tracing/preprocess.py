@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from morph.errors import TracingError
 from morph.tracing.threads import gaussian_filter
 
 
@@ -191,6 +192,11 @@ def flatten_denoise(
     z (twice it with the second estimate: :func:`halo_slices`). The second estimate holds one
     more float32 array of the slab."""
     slab = np.asarray(slab)
+    if slab.dtype.kind == "f" and not np.isfinite(slab).all():
+        n = int(slab.size - np.count_nonzero(np.isfinite(slab)))
+        raise TracingError(f"the stack holds voxels that are NaN or infinite (at least {n})",
+                           hint="replace them, e.g. by the background's level, before tracing (registration and "
+                           "deconvolution leave NaN where they have no data)")
     f = background_level(slab, voxel_size, block_um=block_um, percentile=percentile, polarity=polarity)
     coarse = block_centre_values(f, voxel_size, fine_block_um) if fine_block_um > 0 else None
     corr = f.copy() if fine_block_um > 0 else None  # the coarse estimate, then the fine one less it
