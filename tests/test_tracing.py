@@ -1075,6 +1075,15 @@ def test_trace_does_not_depend_on_the_scale_of_the_values() -> None:
     np.testing.assert_allclose(unit.xyz, wide.xyz, atol=0.05)
     assert any(line.startswith("grey level (the unit of min_noise)") for line in unit.header)
     assert compare(unit, gold, tolerance=2.0).f1 > 0.9
+    # a clicked path likewise (its noise floor read on its box)
+    a, b = (40.0, 12.0, 10.0), (40.0, 30.0, 10.0)
+    path8 = trace_path(data, a, b, voxel_size=vs, params=p, progress=False)
+    np.testing.assert_array_equal(trace_path(data.astype(np.float32), a, b, voxel_size=vs, params=p,
+                                             progress=False).xyz, path8.xyz)
+    np.testing.assert_allclose(trace_path(data.astype(np.float32) / 255, a, b, voxel_size=vs, params=p,
+                                          progress=False).xyz,
+                               trace_path(data.astype(np.uint16) * 256, a, b, voxel_size=vs, params=p,
+                                          progress=False).xyz, atol=0.05)
 
 
 def test_trace_path_and_extend(y_stack) -> None:

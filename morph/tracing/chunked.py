@@ -90,12 +90,12 @@ class ChunkPlan:
     peak_bytes: int
 
 
-
 def _size(nbytes: float) -> str:
     """A memory bound as a user reads it: MiB, or KiB / bytes below one MiB (not "0 MiB")."""
     if nbytes >= 2**20:
         return f"{nbytes / 2**20:.0f} MiB"
     return f"{nbytes / 2**10:.0f} KiB" if nbytes >= 2**10 else f"{int(nbytes)} bytes"
+
 
 def preprocess_bytes_per_voxel(fine_block_um: float = 0.0) -> float:
     """Working set of the background flattening and denoising per voxel of a chunk: the

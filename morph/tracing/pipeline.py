@@ -1306,7 +1306,8 @@ def trace_path(
         flat = img.reshape(-1)
         if float(np.percentile(flat[:: flat.size // 1_000_000 + 1], 99.5)) <= 0:  # a subsample: no copy
             raise TracingError("nothing stained between the two points: the region is flat background")
-        noise = _pre.noise_level(img, floor=params.min_noise * _pre.grey_level(data))  # also the radii's measure of a clean profile
+        # the floor in the box's grey levels (read on the box, as its polarity), also the radii's measure of a clean profile
+        noise = _pre.noise_level(img, floor=params.min_noise * _pre.grey_level(sub))
         ref = _path_ref(params, img, vs, noise, [a - off, b - off])
         ia = tuple(np.clip(np.round((a - off) / vs)[::-1].astype(int), 0, np.array(shape) - 1))
         ib = tuple(np.clip(np.round((b - off) / vs)[::-1].astype(int), 0, np.array(shape) - 1))
