@@ -1104,6 +1104,18 @@ def test_trace_path_and_extend(y_stack) -> None:
     ext = trace(data, voxel_size=vs, extend=part, progress=False)
     assert ext.total_length() > part.total_length() + 20  # the left neurite was added
     assert ext.roots.size == part.roots.size
+    # a reconstruction in voxels whose file says micrometres: mostly outside the stack, said so
+    wrong = full.scale(1 / vs[0])
+    with pytest.warns(UserWarning, match=r"of the nodes of the reconstruction to extend lie more than 5 um outside"):
+        with pytest.raises(TracingError, match="does not touch any stained voxel"):
+            trace(data, voxel_size=vs, extend=wrong, progress=False)
+    # one that touches the stack too little to grow anything from: nothing added, no crash
+    assert tr.skeleton_from_spt(np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0), min_branch_um=2.0,
+                                branch_radius_factor=1.0).shape == (0,)
+    # in voxels and saying so: taken at the stack's voxel size, and extended as in micrometres
+    in_vox = part.scale(1 / np.asarray(vs))._derive(units="voxel")
+    ext_v = trace(data, voxel_size=vs, extend=in_vox, progress=False)
+    assert ext_v.total_length() == pytest.approx(ext.total_length(), rel=0.02)
 
 
 def test_extend_restores_a_removed_stem_without_tracing_the_soma_blur() -> None:

@@ -975,7 +975,19 @@ def trace(
     keep = ([soma_pt] if soma_pt is not None else []) + list(seed_pts)
     keep_r = max(snap, 10.0) + float(params.soma_max_radius_um) if soma_pt is not None else snap
     if extend is not None:  # in micrometres, and its points every half voxel
-        ex = extend if extend.units == "um" else extend.to_micrometres(vs)
+        ex = extend if extend.units == "um" else extend.to_micrometres(stack_vs)
+        far = max(5.0, 2 * max(stack_vs))
+        lo_um, hi_um = -half - far, shape_um - half + far
+        out = np.any((ex.xyz < lo_um) | (ex.xyz > hi_um), axis=1)
+        if len(ex) and out.mean() > 0.1:
+            top = ex.xyz.max(axis=0)
+            msg = (f"{out.mean():.0%} of the nodes of the reconstruction to extend lie more than {far:g} um outside the "
+                   f"stack (they reach {top[0]:.4g}, {top[1]:.4g}, {top[2]:.4g} um; the stack ends at "
+                   f"{shape_um[0] - half[0]:.4g}, {shape_um[1] - half[1]:.4g}, {shape_um[2] - half[2]:.4g} um): check "
+                   "that it belongs to this stack and that its units are micrometres (an SWC in voxels says "
+                   "'# units: voxel' in its header)")
+            warnings.warn(msg, stacklevel=2)
+            notes.append(msg)
         ex_r = ex.resample(0.5 * min(vs)) if len(ex) > 1 else ex
         keep += list(ex_r.xyz - off)
         keep_r = max(keep_r, 1.5 * max(vs), 1.0)

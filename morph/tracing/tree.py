@@ -635,6 +635,8 @@ def skeleton_from_spt(
         the optical axis never makes branches.
     """
     n = parent.size
+    if n == 0:
+        return np.zeros(0, dtype=bool)
     has = parent >= 0
     step = np.zeros(n)
     step[has] = np.linalg.norm(xyz[has] - xyz[parent[has]], axis=1)
