@@ -1098,7 +1098,14 @@ def test_trace_path_and_extend(y_stack) -> None:
                    params=TraceParams(path_max_mvox=0.02))  # a box of 120 k voxels
     assert np.abs(q.xyz[:, 0] - 40).max() < 1.0
     assert q.total_length() == pytest.approx(p.total_length(), rel=0.05)
+    with pytest.raises(TracingError, match="lie within one voxel of each other"):
+        trace_path(data, (40, 12, 10), (40.2, 12, 10), voxel_size=vs, progress=False)
     full = trace(data, voxel_size=vs, progress=False)
+    joined = trace_path(data, (40, 12, 10), (40, 34, 10), voxel_size=vs, progress=False, into=full)
+    assert len(joined) == len(full) + len(p)
+    # --into a reconstruction that neither end touches: refused, not joined by a long edge
+    with pytest.raises(TracingError, match=r"neither end of the path lies within 10 um .* \(the nearer is 4\d\d\.\d um"):
+        trace_path(data, (40, 12, 10), (40, 34, 10), voxel_size=vs, progress=False, into=full.translate([450, 0, 0]))
     part = full.take(full.xyz[:, 0] >= 38)  # soma + the up and right neurites
     part = part.take(part.parent >= -1)
     ext = trace(data, voxel_size=vs, extend=part, progress=False)

@@ -1231,6 +1231,7 @@ def trace_path(
     params: TraceParams | None = None,
     margin_um: float = 15.0,
     into: Morphology | None = None,
+    join_um: float = 10.0,
     progress: bool = True,
     max_memory: int | None = None,
     scratch_dir: str | os.PathLike[str] | None = None,
@@ -1242,7 +1243,9 @@ def trace_path(
     ``path_ref`` of the parameters) inside the box spanned by the two points plus
     ``margin_um``, then centred, smoothed, resampled and given radii measured on
     the image. With ``into``, the path is appended to that reconstruction at its node
-    nearest to the path's start (or end, whichever is closer), typed like that node.
+    nearest to the path's start (or end, whichever is closer), typed like that node; that
+    end must lie within ``join_um`` of the reconstruction (a path is started or ended on the
+    neurite it continues), else :class:`TracingError`.
 
     Only the box is read (the polarity is detected on it), slab by slab (a memory map or a
     lazy stack, such as :func:`morph.io.chunked.open_chunked` gives, is never read whole),
@@ -1266,6 +1269,19 @@ def trace_path(
         if np.any(q < -0.5 * np.asarray(vs)) or np.any(q > shape_um - 0.5 * np.asarray(vs)):
             raise TracingError(f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) um lies outside the stack",
                                hint="coordinates are micrometres unless --units voxel is given")
+    if np.all(np.abs(a - b) < np.asarray(vs)):
+        raise TracingError(f"the start and end points ({a[0]:g}, {a[1]:g}, {a[2]:g}) and ({b[0]:g}, {b[1]:g}, {b[2]:g}) um "
+                           "lie within one voxel of each other: there is no path between them",
+                           hint="give two points on the neurite, the start and the end of the stretch to trace")
+    if into is not None and len(into):
+        # checked before any work: one end must touch the reconstruction the path joins
+        base_xyz = (into if into.units == "um" else into.to_micrometres(vs)).xyz
+        d_end = np.sqrt(np.min([((base_xyz - q) ** 2).sum(axis=1).min() for q in (a, b)]))
+        if d_end > join_um:
+            raise TracingError(f"neither end of the path lies within {join_um:g} um of the reconstruction to join "
+                               f"(the nearer is {d_end:.1f} um from it)",
+                               hint="start or end the path on the neurite it continues, and check the file given to "
+                               "--into and its units")
     lo = np.minimum(a, b) - margin_um
     hi = np.maximum(a, b) + margin_um
     sl, off = _roi_slices(np.r_[lo, hi], data.shape, vs)
