@@ -1203,6 +1203,14 @@ def test_bad_input_library(y_stack) -> None:
         trace(data, voxel_size=vs, roi=(0, 0, 0, np.nan, 20, 5), progress=False)
     with pytest.raises(TracingError, match=r"the ROI \(500, 500, 0, 600, 600, 5\) um does not overlap"):
         trace(data, voxel_size=vs, roi=(500, 500, 0, 600, 600, 5), progress=False)
+    # points of the wrong size, and a mask, named rather than failing in numpy
+    with pytest.raises(TracingError, match="the soma point needs 3 numbers x, y, z, got 2"):
+        trace(data, voxel_size=vs, soma=(10, 5), progress=False)
+    with pytest.raises(TracingError, match=r"seeds must be points of 3 numbers x, y, z, got an array of shape \(1, 2\)"):
+        trace(data, voxel_size=vs, seeds=[(10, 5)], progress=False)
+    with pytest.raises(TracingError, match="unsupported pixel type bool") as e:
+        trace(data > 50, voxel_size=vs, progress=False)
+    assert "0 and 255" in (e.value.hint or "")
 
 
 def test_cli_trace(tmp_path: Path, y_stack, capsys) -> None:

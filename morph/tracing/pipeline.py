@@ -231,12 +231,17 @@ def _check_data(data: Any) -> None:
     if min(data.shape) < 1 or data.shape[1] < 3 or data.shape[2] < 3:
         raise TracingError(f"stack of shape {tuple(data.shape)} is too small to trace")
     if data.dtype.kind not in "uif":
-        raise TracingError(f"unsupported pixel type {data.dtype}")
+        hint = ("a mask of the neuron: give it as 8-bit (0 and 255)" if data.dtype.kind == "b"
+                else "give grey levels as integers or floating point")
+        raise TracingError(f"unsupported pixel type {data.dtype}", hint=hint)
 
 
 def _finite_point(p: Any, what: str) -> NDArray[np.float64]:
-    """A user's point as 3 floats, refused (:class:`TracingError`) unless finite."""
-    q = np.asarray(p, dtype=np.float64).reshape(3)
+    """A user's point as 3 floats, refused (:class:`TracingError`) unless 3 finite numbers."""
+    q = np.asarray(p, dtype=np.float64).reshape(-1)
+    if q.size != 3:
+        raise TracingError(f"the {what} point needs 3 numbers x, y, z, got {q.size}", hint="micrometres, or voxels "
+                           "with --units voxel")
     if not np.all(np.isfinite(q)):
         raise TracingError(f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) holds a number that is not finite",
                            hint="give X, Y and Z as numbers")
@@ -967,7 +972,10 @@ def trace(
     axon_pt = _check_point(axon, "axon") if axon is not None else None
     seed_pts = np.zeros((0, 3))
     if seeds is not None and len(np.asarray(seeds).reshape(-1)):
-        seed_pts = np.vstack([_check_point(s, "seed") for s in np.asarray(seeds, dtype=np.float64).reshape(-1, 3)])
+        sa = np.asarray(seeds, dtype=np.float64)
+        if sa.shape[-1] != 3 or sa.ndim > 2:
+            raise TracingError(f"seeds must be points of 3 numbers x, y, z, got an array of shape {sa.shape}")
+        seed_pts = np.vstack([_check_point(s, "seed") for s in sa.reshape(-1, 3)])
     tm: dict[str, float] = {} if timings is None else timings
     snap = max(5.0, 3 * max(vs[:2]))
     # faint pieces of foreground are kept near the user's points (the soma, within its snap
