@@ -503,7 +503,7 @@ def foreground_voxels(
         slab = max(z1 - z0 for z0, z1 in tube_groups(np.bincount(pz[:, 0], minlength=nz), ny * nx, halo, max_memory))
         tprobe = tubularity_at(image, pz, vs, scales_um=params.tube_scales_um, chunk_slices=slab)
         tmed = float(np.median(tprobe))
-        tnoise = pre.tube_noise(tprobe, tmed, noise, params.min_noise * grey_level)
+        tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise * grey_level)
         del probe, pz, tprobe
     idx_parts, val_parts = [], []
     held = 0

@@ -80,7 +80,8 @@ class TraceParams:
         Floor of the noise estimate in grey levels (images whose background is exactly flat,
         as in clipped 8-bit fluorescence, have zero measured noise), and the unit of the
         tubularity term (whose spread at random voxels is 0). A stack that is not 8-bit counts
-        in the grey levels of its 8-bit conversion (:func:`morph.tracing.preprocess.grey_level`).
+        in the grey levels of an 8-bit stack of the same full scale
+        (:func:`morph.tracing.preprocess.grey_level`).
     cost_power
         The geodesic cost of a voxel is ``exp(cost_power * (1 - f)**2)`` with ``f`` the
         enhanced intensity scaled to [0, 1] (the gray-weighted distance of APP2).

@@ -347,7 +347,7 @@ def prepare(
     if use_tube and tprobe_parts:
         tprobe = np.concatenate(tprobe_parts)
         tmed = float(np.median(tprobe))
-        tnoise = _pre.tube_noise(tprobe, tmed, noise, params.min_noise * grey_level)
+        tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise * grey_level)
         del tprobe
     keep_idx, keep_val = [], []
     while cands:
@@ -934,8 +934,8 @@ def trace(
     sub = data[sl]
     grey = _pre.grey_level(data)
     if grey != 1.0:
-        notes.append(f"grey level (the unit of min_noise): {grey:.4g}, 1/255 of the range of the stack's values "
-                     "(0.01th to 99.99th percentile), as if converted to 8 bits")
+        scale = "its bit depth's" if np.dtype(data.dtype).kind in "ui" else "the 99.99th percentile of its values'"
+        notes.append(f"grey level (the unit of min_noise): {grey:.4g}, 1/255 of the stack's full scale ({scale})")
     shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
     half = 0.5 * np.asarray(vs)
     # the part of the stack traced (all of it, or the roi's voxels), in micrometres

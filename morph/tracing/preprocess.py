@@ -300,15 +300,15 @@ def grey_level(data: Any, *, slices: int = 8) -> float:
     """One grey level of a stack: the unit of the noise floor (``min_noise``).
 
     The noise floor and the unit of the tubularity term are ``min_noise`` grey levels, and
-    the tracing's parameters were set on 8-bit stacks. A stack of another pixel type is
-    measured in the grey levels it would have converted to 8 bits by stretching its range,
-    as Fiji converts: 1/255 of the range between the 0.01th and 99.99th percentiles of its
-    values (on up to ``slices`` slices in the middle of the stack, subsampled in x-y), at least 1 for an integer type. So an
-    8-bit stack (and 8-bit values held in 16 bits or as floating point) keeps its own grey
-    levels, a 16-bit one (or 12 bits in 16) counts in steps of its range / 255, and a
-    floating-point one, whose values may span [0, 1] or any range a processing step left,
-    likewise: the trace does not depend on the scale of the values. 1 when that range is
-    empty or not finite.
+    the tracing's parameters were set on 8-bit stacks, so a stack of another pixel type is
+    counted in the grey levels of an 8-bit stack of the same full scale: the full scale over
+    255. For an integer type the full scale is that of the bit depth its values need (8, 10,
+    12, 14, 16, ... bits: a 12-bit camera's values held in 16 bits count in steps of 4095 /
+    255 = 16.06, 8-bit values held in 16 bits in steps of 1); for floating point, whose
+    values may span [0, 1] or any range a processing step left, the 99.99th percentile of
+    their magnitude (8-bit values held as floating point count in steps of 1). Read on up to
+    ``slices`` slices in the middle of the stack, subsampled in x-y. 1 for an 8-bit stack,
+    and when nothing finite is read.
     """
     dt = np.dtype(data.dtype)
     integer = dt.kind in "ui"
@@ -320,33 +320,18 @@ def grey_level(data: Any, *, slices: int = 8) -> float:
     k = min(nz, max(1, slices))
     z0 = (nz - k) // 2
     step = max(1, int(np.ceil(np.sqrt(ny * nx / 125_000))))  # at most about 125 000 values a slice
-    vals = np.asarray(data[z0 : z0 + k, ::step, ::step], dtype=np.float32).reshape(-1)
+    vals = np.abs(np.asarray(data[z0 : z0 + k, ::step, ::step], dtype=np.float64).reshape(-1))
     vals = vals[np.isfinite(vals)]
     if not vals.size:
         return 1.0
-    if not integer and vals.min() >= 0 and vals.max() <= 255 and np.all(vals == np.round(vals)):
+    if integer:
+        top = float(vals.max())
+        bits = next((b for b in (8, 10, 12, 14, 16, 20, 24, 32, 64) if top < 2.0**b), 64)
+        return (2.0**bits - 1) / 255.0
+    if vals.max() <= 255 and np.all(vals == np.round(vals)):
         return 1.0  # 8-bit values held as floating point
-    lo, hi = np.percentile(vals, [0.01, 99.99])
-    g = float(hi - lo) / 255.0
-    if not (np.isfinite(g) and g > 0):
-        return 1.0
-    return max(g, 1.0) if integer else g
-
-
-def tube_noise(probe: NDArray[Any], median: float, noise: float, floor: float) -> float:
-    """The unit of the tubularity term: the spread (median absolute deviation, times
-    1.4826) of the tubularity at random voxels ``probe`` around its ``median``, at least
-    ``floor`` (``min_noise`` grey levels) and half the image's ``noise``.
-
-    The Sato-like response is 0 at most background voxels, so the spread is 0 on every stack
-    measured and the floor sets the unit. On the stacks the parameters were set on, the
-    image's noise lies between 1 and 1.8 grey levels and half of it stays under the floor;
-    in a noisier stack (over 2 grey levels, or a stack whose noise spans its range, whose
-    8-bit grey levels are then coarse) the term is held to half the noise, so that the
-    tubularity of the noise does not outweigh the intensity and make a foreground of it.
-    """
-    spread = float(np.median(np.abs(np.asarray(probe, dtype=np.float64) - median))) * 1.4826
-    return max(spread, float(floor), 0.5 * float(noise))
+    g = float(np.percentile(vals, 99.99)) / 255.0
+    return g if np.isfinite(g) and g > 0 else 1.0
 
 
 def noise_level(image: NDArray[Any], *, sample: int = 1_000_000, floor: float = 0.0) -> float:
