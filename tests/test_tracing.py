@@ -968,6 +968,17 @@ def test_seed_files_plain_fiji_results_vaa3d_markers(tmp_path: Path) -> None:
     pts, ax = read_points(marker)
     assert np.allclose(pts, [[10, 20, 4]]) and ax.all()
     assert np.allclose(to_um(pts, "um", vs, ax), [[5, 10, 8]])
+    from morph import Morphology
+    from morph.io import write_swc
+
+    cell = Morphology(np.array([[10.0, 20, 4], [12, 22, 6]]), np.ones(2), np.array([3, 3]), np.array([-1, 0]),
+                      units="voxel")
+    write_swc(cell, tmp_path / "vox.swc")
+    pts, ax = read_points(tmp_path / "vox.swc")  # an SWC in voxels: its nodes are voxel indices
+    assert np.allclose(to_um(pts, "um", vs, ax), [[5, 10, 8], [6, 11, 12]])
+    write_swc(cell._derive(units="um"), tmp_path / "um.swc")
+    pts, ax = read_points(tmp_path / "um.swc")
+    assert np.allclose(to_um(pts, "um", vs, ax), [[10, 20, 4], [12, 22, 6]])
     bad = tmp_path / "bad.csv"
     bad.write_text("X,Y,Mean\n1,2,3\n")
     with pytest.raises(MorphError, match="names no column Z"):

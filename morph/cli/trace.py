@@ -131,14 +131,15 @@ def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
       Results of point measurements: columns ``X``, ``Y`` and ``Z`` (units as ``--units``) or
       Fiji's ``Slice`` (1-based slice number: always a voxel index), other columns ignored;
     * a Vaa3D marker file (``.marker``: ``x,y,z,radius,...``, 1-based voxel coordinates);
-    * an SWC: its node positions.
+    * an SWC: its node positions (voxel indices when its header says ``# units: voxel``).
     """
     if not path.exists():
         raise MorphError("seeds file not found", file=path)
     if path.suffix.lower() == ".swc":
         from morph.io import read_swc
 
-        return np.asarray(read_swc(path).xyz), np.zeros(3, dtype=bool)
+        m = read_swc(path)  # its nodes in its own units: voxels when its header says so
+        return np.asarray(m.xyz), np.full(3, m.units == "voxel")
     marker = path.suffix.lower() == ".marker"
     hint = "one X Y Z point per line, a table with columns X, Y and Z (or Slice), or a Vaa3D .marker file"
     rows: list[tuple[int, list[str]]] = []
