@@ -175,6 +175,9 @@ def test_stack_errors_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixt
     assert rc == 2 and "not a TIFF file" in err
     rc, _, err = run(["info", str(flat), "--voxel", "0", "1", "1"], capsys)
     assert rc == 2 and "expected a positive number, got '0'" in err
+    for bad in ("inf", "nan"):
+        rc, _, err = run(["info", str(flat), "--voxel", bad, "1", "1"], capsys)
+        assert rc == 2 and f"expected a positive number, got '{bad}'" in err
 
 
 def test_quiet_and_debug_before_or_after_the_subcommand(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
