@@ -40,6 +40,18 @@ def test_info_swc_and_stack(data: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert rc == 0 and "polarity_guess: brightfield" in out and "shape_zyx: [32, 192, 192]" in out
 
 
+def test_info_of_a_stack_with_nan_voxels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = np.full((4, 30, 30), 190.0, np.float32)
+    a[:, 15, 5:25] = 60.0  # a dark neurite
+    a[0, :5, :5] = np.nan
+    f = tmp_path / "holes.tif"
+    tifffile.imwrite(f, a, imagej=True, metadata={"axes": "ZYX"})
+    rc, out, _ = run(["info", "--json", str(f)], capsys)
+    d = json.loads(out)
+    assert rc == 0 and d["intensity"] == {"min": 60.0, "median": 190.0, "max": 190.0}
+    assert d["polarity_guess"] == "brightfield" and d["non_finite_voxels"] == "25 NaN or infinite of 3600 read"
+
+
 def test_info_shows_a_traced_somas_outline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The outline ``morph trace`` writes to the header survives the SWC and shows in
     ``morph info`` (an ellipse of semi-axes 6 and 3 um, major axis at 30 degrees); a file

@@ -106,6 +106,9 @@ def guess_polarity(data: NDArray[Any], *, sample: int = 2_000_000) -> str:
     if flat.size > sample:
         flat = flat[:: flat.size // sample + 1]
     flat = flat.astype(np.float64)
+    flat = flat[np.isfinite(flat)]  # NaN where registration or deconvolution had no data
+    if not flat.size:
+        return "fluorescence"
     lo, med, hi = np.percentile(flat, [0.5, 50, 99.5])
     return "brightfield" if (med - lo) > (hi - med) else "fluorescence"
 
