@@ -95,22 +95,32 @@ class Stack:
         return guess_polarity(self.data)
 
 
+def polarity_of_values(values: NDArray[Any]) -> str | None:
+    """The polarity the intensity distribution of ``values`` shows, or ``None`` when they are
+    constant: the background is the bulk of the voxels (the median), the structure the tail
+    of the distribution that reaches further from it (0.05th and 99.95th percentiles; dark
+    tail: ``"brightfield"``, bright tail: ``"fluorescence"``). Non-finite values (NaN where
+    registration or deconvolution had no data) are left out. The one rule behind
+    :func:`guess_polarity` and the tracer's :func:`morph.tracing.polarity.detect_polarity`,
+    so ``morph info``, the viewer and the tracer agree."""
+    flat = np.asarray(values).reshape(-1).astype(np.float64)
+    flat = flat[np.isfinite(flat)]
+    if not flat.size:
+        return None
+    lo, med, hi = np.percentile(flat, [0.05, 50, 99.95])
+    if hi <= lo:
+        return None
+    return "brightfield" if (med - lo) > (hi - med) else "fluorescence"
+
+
 def guess_polarity(data: NDArray[Any], *, sample: int = 2_000_000) -> str:
     """Guess whether the structure is darker (brightfield) or brighter (fluorescence)
-    than the background.
-
-    The background is the bulk of the voxels (the median); the structure is the tail of the
-    intensity distribution that stretches further from it. Subsamples large stacks.
-    """
+    than the background (:func:`polarity_of_values` of a regular subsample of at most
+    ``sample`` voxels; ``"fluorescence"`` for a constant stack)."""
     flat = np.asarray(data).reshape(-1)
     if flat.size > sample:
         flat = flat[:: flat.size // sample + 1]
-    flat = flat.astype(np.float64)
-    flat = flat[np.isfinite(flat)]  # NaN where registration or deconvolution had no data
-    if not flat.size:
-        return "fluorescence"
-    lo, med, hi = np.percentile(flat, [0.5, 50, 99.5])
-    return "brightfield" if (med - lo) > (hi - med) else "fluorescence"
+    return polarity_of_values(flat) or "fluorescence"
 
 
 def _natural_key(s: str) -> list[Any]:

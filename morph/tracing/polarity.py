@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from morph.errors import TracingError
+from morph.io.stack import polarity_of_values
 
 POLARITIES = ("brightfield", "fluorescence")
 
@@ -15,10 +16,10 @@ POLARITIES = ("brightfield", "fluorescence")
 def detect_polarity(data: NDArray[Any], *, sample: int = 1_000_000) -> str:
     """Guess the polarity of ``data`` (any dimensionality).
 
-    The background is the bulk of the voxels (the median); the structure is the tail of the
-    intensity distribution that reaches further from it (dark tail: brightfield, bright tail:
-    fluorescence). Large arrays are subsampled with a regular stride (local: a chunk gives
-    the same answer as long as it holds some structure).
+    :func:`morph.io.stack.polarity_of_values` (the tail of the intensity distribution that
+    reaches further from the median: dark, brightfield; bright, fluorescence) of a regular
+    subsample of large arrays (local: a chunk gives the same answer as long as it holds some
+    structure).
 
     Raises
     ------
@@ -33,13 +34,15 @@ def detect_polarity(data: NDArray[Any], *, sample: int = 1_000_000) -> str:
         from morph.tracing.chunked import strided_sample
 
         flat = strided_sample(data, sample)
-    lo, med, hi = np.percentile(flat.astype(np.float32), [0.05, 50, 99.95])
-    if hi <= lo:
+    pol = polarity_of_values(flat.astype(np.float32))
+    if pol is None:
+        finite = flat[np.isfinite(flat)]
+        what = f"every voxel is {float(finite[0]):g}" if finite.size else "no voxel is a finite number"
         raise TracingError(
-            f"the stack is constant (every voxel is {lo:g}): there is nothing to trace",
+            f"the stack is constant ({what}): there is nothing to trace",
             hint="check that the right file or channel was given",
         )
-    return "brightfield" if (med - lo) > (hi - med) else "fluorescence"
+    return pol
 
 
 def resolve_polarity(data: NDArray[Any], polarity: str = "auto") -> str:
