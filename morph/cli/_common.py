@@ -9,18 +9,24 @@ from pathlib import Path
 from morph.errors import MorphError
 
 
+def numbers(text: str, names: str) -> tuple[float, ...]:
+    """Parse as many finite numbers as ``names`` (``"X,Y,Z"``) holds, commas or spaces
+    between them."""
+    n = len(names.split(","))
+    try:
+        vals = tuple(float(p) for p in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {names} numbers, got {text!r}") from None
+    if len(vals) != n:
+        raise argparse.ArgumentTypeError(f"expected {n} numbers {names}, got {len(vals)} in {text!r}")
+    if not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"expected finite numbers {names}, got {text!r}")
+    return vals
+
+
 def xyz(text: str) -> tuple[float, float, float]:
     """Parse ``X,Y,Z`` (commas or spaces)."""
-    parts = text.replace(",", " ").split()
-    try:
-        vals = tuple(float(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X,Y,Z numbers, got {text!r}") from None
-    if len(vals) != 3:
-        raise argparse.ArgumentTypeError(f"expected 3 numbers X,Y,Z, got {len(vals)} in {text!r}")
-    if not all(math.isfinite(v) for v in vals):
-        raise argparse.ArgumentTypeError(f"expected finite numbers X,Y,Z, got {text!r}")
-    return vals  # type: ignore[return-value]
+    return numbers(text, "X,Y,Z")  # type: ignore[return-value]
 
 
 def positive_float(text: str) -> float:

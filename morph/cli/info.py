@@ -73,9 +73,10 @@ def stack_summary(path: str, voxel: list[float] | None) -> dict:
     data = s.data
     step = max(1, data.size // 4_000_000)
     sample = np.asarray(data).reshape(-1)[::step]
-    finite = np.isfinite(sample) if sample.dtype.kind == "f" else np.ones(sample.size, dtype=bool)
-    n_bad = int(sample.size - np.count_nonzero(finite))
-    sample = sample[finite] if n_bad else sample
+    n_read = sample.size
+    if sample.dtype.kind == "f":  # NaN where registration or deconvolution had no data
+        sample = sample[np.isfinite(sample)]
+    n_bad = n_read - sample.size
     if not sample.size:
         sample = np.full(1, np.nan)
     out = {
@@ -94,8 +95,8 @@ def stack_summary(path: str, voxel: list[float] | None) -> dict:
         "memory_mapped": isinstance(data, np.memmap),
     }
     if n_bad:  # the intensity is that of the finite voxels; tracing refuses such a stack
-        out["non_finite_voxels"] = (f"{n_bad} NaN or infinite of {n_bad + int(np.count_nonzero(finite))} read"
-                                    + (f" (every {step}th voxel)" if step > 1 else ""))
+        out["non_finite_voxels"] = f"{n_bad} NaN or infinite of {n_read} read" + (
+            f" (every {step}th voxel)" if step > 1 else "")
     return out
 
 

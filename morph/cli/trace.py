@@ -9,21 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from morph.cli._common import add_output, add_voxel, memory_size, xyz
+from morph.cli._common import add_output, add_voxel, memory_size, numbers, xyz
 from morph.errors import MorphError, TracingError
 
 
 def _roi(text: str) -> tuple[float, ...]:
-    parts = text.replace(",", " ").split()
-    try:
-        vals = tuple(float(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X0,Y0,Z0,X1,Y1,Z1 numbers, got {text!r}") from None
-    if len(vals) != 6:
-        raise argparse.ArgumentTypeError(f"expected 6 numbers X0,Y0,Z0,X1,Y1,Z1, got {len(vals)} in {text!r}")
-    if not np.all(np.isfinite(vals)):
-        raise argparse.ArgumentTypeError(f"expected finite numbers X0,Y0,Z0,X1,Y1,Z1, got {text!r}")
-    return vals
+    return numbers(text, "X0,Y0,Z0,X1,Y1,Z1")
 
 
 UNITS_HELP = (

@@ -1281,10 +1281,10 @@ def trace_path(
         raise TracingError(f"the start and end points ({a[0]:g}, {a[1]:g}, {a[2]:g}) and ({b[0]:g}, {b[1]:g}, {b[2]:g}) um "
                            "lie within one voxel of each other: there is no path between them",
                            hint="give two points on the neurite, the start and the end of the stretch to trace")
-    if into is not None and len(into):
+    base = None if into is None else into if into.units == "um" else into.to_micrometres(vs)
+    if base is not None and len(base):
         # checked before any work: one end must touch the reconstruction the path joins
-        base_xyz = (into if into.units == "um" else into.to_micrometres(vs)).xyz
-        d_end = np.sqrt(np.min([((base_xyz - q) ** 2).sum(axis=1).min() for q in (a, b)]))
+        d_end = np.sqrt(np.min([((base.xyz - q) ** 2).sum(axis=1).min() for q in (a, b)]))
         if d_end > join_um:
             raise TracingError(f"neither end of the path lies within {join_um:g} um of the reconstruction to join "
                                f"(the nearer is {d_end:.1f} um from it)",
@@ -1372,9 +1372,8 @@ def trace_path(
         f"path from {a[0]:.2f} {a[1]:.2f} {a[2]:.2f} to {b[0]:.2f} {b[1]:.2f} {b[2]:.2f} um, "
         f"length {m.total_length():.2f} um",
     ] + params.header_lines() + notes
-    if into is None:
+    if base is None:
         return m._derive(header=header, source=source)
-    base = into if into.units == "um" else into.to_micrometres(vs)
     kd = cKDTree(base.xyz)
     da, ja = kd.query(m.xyz[0])
     db, jb = kd.query(m.xyz[-1])

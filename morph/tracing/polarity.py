@@ -34,7 +34,7 @@ def detect_polarity(data: NDArray[Any], *, sample: int = 1_000_000) -> str:
         from morph.tracing.chunked import strided_sample
 
         flat = strided_sample(data, sample)
-    pol = polarity_of_values(flat.astype(np.float32))
+    pol = polarity_of_values(flat)
     if pol is None:
         finite = flat[np.isfinite(flat)]
         what = f"every voxel is {float(finite[0]):g}" if finite.size else "no voxel is a finite number"

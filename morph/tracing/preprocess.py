@@ -192,8 +192,8 @@ def flatten_denoise(
     z (twice it with the second estimate: :func:`halo_slices`). The second estimate holds one
     more float32 array of the slab."""
     slab = np.asarray(slab)
-    if slab.dtype.kind == "f" and not np.isfinite(slab).all():
-        n = int(slab.size - np.count_nonzero(np.isfinite(slab)))
+    n = int(slab.size - np.count_nonzero(np.isfinite(slab))) if slab.dtype.kind == "f" else 0
+    if n:
         raise TracingError(f"the stack holds voxels that are NaN or infinite (at least {n})",
                            hint="replace them, e.g. by the background's level, before tracing (registration and "
                            "deconvolution leave NaN where they have no data)")
