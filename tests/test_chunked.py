@@ -203,6 +203,7 @@ def test_plan_refuses_impossible_bound():
         chunked.plan_chunks((10, 512, 512), 1024, halo=(2, 0, 0))
     with pytest.raises(TracingError, match="over the 500 bytes bound"):
         chunked.plan_chunks((10, 512, 512), 500, halo=(2, 0, 0))
+    assert chunked.format_size(40 << 20) == "40 MiB"
     p = chunked.plan_chunks((1000, 512, 512), 512 * 2**20, halo=(3, 0, 0))
     assert p.peak_bytes <= 512 * 2**20 and p.chunks[0] > 10
 

@@ -1371,6 +1371,8 @@ def test_trace_path_in_bounded_memory(tmp_path: Path, y_stack, monkeypatch) -> N
     assert q.total_length() == pytest.approx(p.total_length(), rel=0.05)
     with pytest.raises(TracingError, match="leaves nothing"):
         trace_path(open_chunked(tif), a, b, progress=False, max_memory=16 << 20)
+    with pytest.raises(TracingError, match="a bound of 1 KiB leaves nothing"):  # as given, not '0 MiB'
+        trace_path(open_chunked(tif), a, b, progress=False, max_memory=1024)
     with pytest.raises(TracingError, match=r"needs a bound of at least 30 MiB: one slice with its halo"):
         trace_path(open_chunked(tif), a, b, progress=False, max_memory=29 << 20)
     out = tmp_path / "p.swc"

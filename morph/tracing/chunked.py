@@ -90,7 +90,7 @@ class ChunkPlan:
     peak_bytes: int
 
 
-def _size(nbytes: float) -> str:
+def format_size(nbytes: float) -> str:
     """A memory bound as a user reads it: MiB, or KiB / bytes below one MiB (not "0 MiB")."""
     if nbytes >= 2**20:
         return f"{nbytes / 2**20:.0f} MiB"
@@ -161,7 +161,7 @@ def plan_chunks(
         if budget <= 0 or one > budget:
             raise TracingError(
                 f"one slice with its halo needs about {(one + FIXED_OVERHEAD) / 2**20:.0f} MiB, over the "
-                f"{_size(max_memory)} bound",
+                f"{format_size(max_memory)} bound",
                 hint="raise --max-memory",
             )
         lo, hi = 1, nz
@@ -176,7 +176,7 @@ def plan_chunks(
             cz = max(1, cz // 2)
         lo, hi = 8, max(8, max(ny, nx))
         if budget <= 0 or cost(min(cz, nz), 8, 8) > budget:
-            raise TracingError(f"no chunk fits in {max_memory / 2**20:.0f} MiB", hint="raise --max-memory")
+            raise TracingError(f"no chunk fits in {format_size(max_memory)}", hint="raise --max-memory")
         while lo < hi:
             mid = (lo + hi + 1) // 2
             lo, hi = (mid, hi) if cost(cz, min(mid, ny), min(mid, nx)) <= budget else (lo, mid - 1)
@@ -435,7 +435,7 @@ def next_tube_group(
         raise TracingError(
             f"the tubularity filter needs {1 + 2 * int(halo)} slices at once (one slice and {int(halo)} of halo "
             f"on each side), slice {z0}'s {n} candidate voxels{kept}: about {need / 2**20:.0f} MiB, over the "
-            f"{_size(max_memory)} bound",
+            f"{format_size(max_memory)} bound",
             hint=f"raise --max-memory to at least {int(np.ceil(worst / 2**20))} MiB, what the widest window of this "
             "stack needs" + (" with the foreground kept so far projected to the whole stack" if held else ""),
         )
@@ -549,7 +549,7 @@ def check_tree_memory(n_foreground: int, max_memory: int, *, strict: bool = Fals
     if need > max_memory:
         msg = (
             f"{int(n_foreground)} {what}: the tree stages need about {need / 2**20:.0f} MiB at once, "
-            f"over the {_size(max_memory)} bound"
+            f"over the {format_size(max_memory)} bound"
         )
         if strict:
             raise TracingError(

@@ -1302,7 +1302,7 @@ def trace_path(
 
         room = float(max_memory) - _chunked.FIXED_OVERHEAD
         if room <= 0:
-            raise TracingError(f"a bound of {max_memory / 2**20:.0f} MiB leaves nothing for the path "
+            raise TracingError(f"a bound of {_chunked.format_size(max_memory)} leaves nothing for the path "
                                f"({_chunked.FIXED_OVERHEAD / 2**20:.0f} MiB go to the readers)", hint="raise --max-memory")
         # the preprocessing gets half of the room: its smallest slab, in the user's terms
         hz = _pre.halo_slices(params.denoise_sigma_um, vs, two_pass=params.background_fine_um > 0)
@@ -1313,8 +1313,8 @@ def trace_path(
                 f"the box between the two points ({shape[2]} x {shape[1]} x {shape[0]} voxels) needs a bound of "
                 f"at least {np.ceil((_chunked.FIXED_OVERHEAD + 2 * one) / 2**20):.0f} MiB: one slice with its halo "
                 f"takes {one / 2**20:.1f} MiB, and the preprocessing gets half of what "
-                f"{_chunked.FIXED_OVERHEAD / 2**20:.0f} MiB for the readers leave of the {max_memory / 2**20:.0f} "
-                f"MiB given",
+                f"{_chunked.FIXED_OVERHEAD / 2**20:.0f} MiB for the readers leave of the "
+                f"{_chunked.format_size(max_memory)} given",
                 hint="raise --max-memory",
             )
         max_vox = min(max_vox, max(1e4, 0.5 * room / 100.0))
