@@ -832,18 +832,12 @@ def output_paths(files: Sequence[Path], outdir: Path) -> list[Path]:
     return out
 
 
-def load_stack(path: PathLike, *, voxel_size: Sequence[float] | None = None) -> Any:
-    """A :class:`morph.io.Stack` from a TIFF (or folder of slices) or a (OME-)Zarr store."""
+def load_stack(path: PathLike, *, voxel_size: Sequence[float] | None = None, channel: int | str | None = None) -> Any:
+    """A :class:`morph.io.Stack` from a TIFF (or folder of slices) or a (OME-)Zarr store
+    (``channel``: see :func:`morph.io.read_stack`)."""
     from morph.io import read_stack
 
-    p = Path(path)
-    if p.name.lower().endswith((".zarr", ".zarr/")) or (p.is_dir() and (p / ".zattrs").exists()) or (
-        p.is_dir() and (p / "zarr.json").exists()
-    ):
-        from morph.io.chunked import open_chunked
-
-        return open_chunked(p, voxel_size=voxel_size).to_stack()
-    return read_stack(p, voxel_size=voxel_size)
+    return read_stack(path, voxel_size=voxel_size, channel=channel)  # zarr stores included
 
 
 def _trace_params(params: Any) -> Any:
@@ -858,8 +852,8 @@ def _trace_params(params: Any) -> Any:
 
 
 def _trace_of(
-    src: str, *, voxel_size: Any = None, max_memory: int | None = None, params: Any = None,
-    strict_memory: bool = False, **options: Any
+    src: str, *, voxel_size: Any = None, channel: int | str | None = None, max_memory: int | None = None,
+    params: Any = None, strict_memory: bool = False, **options: Any
 ) -> Any:
     """morph's tracer on the stack at ``src``: in memory, or chunk by chunk under ``max_memory``
     (``strict_memory``: fail the stack when its tree stages would exceed the bound, see
@@ -870,24 +864,27 @@ def _trace_of(
         raise MorphError("morph.tracing is not available in this installation") from e
     params = _trace_params(params)
     if max_memory:
+        from morph.io.chunked import open_chunked
         from morph.tracing.chunked import trace as chunked_trace
 
         return chunked_trace(
-            src, max_memory=int(max_memory), voxel_size=voxel_size, params=params, progress=False,
-            strict_memory=strict_memory, **options,
+            open_chunked(src, voxel_size=voxel_size, channel=channel), max_memory=int(max_memory), params=params,
+            progress=False, strict_memory=strict_memory, **options,
         )
-    return tracer(load_stack(src, voxel_size=voxel_size), params=params, progress=False, **options)
+    return tracer(load_stack(src, voxel_size=voxel_size, channel=channel), params=params, progress=False, **options)
 
 
 def _trace_task(
-    func: Callable[..., Any] | None, src: str, dst: str, options: dict[str, Any], stamp_line: str, voxel_size: Any
+    func: Callable[..., Any] | None, src: str, dst: str, options: dict[str, Any], stamp_line: str,
+    read: tuple[Any, int | str | None]
 ) -> dict[str, Any]:
     from morph.io import write_swc
 
+    voxel_size, channel = read
     if func is None:
-        m = _trace_of(src, voxel_size=voxel_size, **options)
+        m = _trace_of(src, voxel_size=voxel_size, channel=channel, **options)
     else:
-        m = func(load_stack(src, voxel_size=voxel_size), **options)
+        m = func(load_stack(src, voxel_size=voxel_size, channel=channel), **options)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     write_swc(m, dst, force=True, extra_header=[stamp_line])
     return {"nodes": int(len(m)), "total_length": float(m.total_length())}
@@ -926,6 +923,7 @@ def trace(
     scheduler: str | None = None,
     log: PathLike | None = None,
     voxel_size: Sequence[float] | None = None,
+    channel: int | str | None = None,
     features_output: PathLike | None = None,
     func: Callable[..., Any] | None = None,
     features_func: Callable[[Any], Mapping[str, Any]] | None = None,
@@ -950,6 +948,9 @@ def trace(
         Failure log (default: ``outdir/morph-batch-trace.log``).
     voxel_size
         ``(x, y, z)`` micrometres overriding the stacks' metadata.
+    channel
+        For multi-channel or RGB stacks: the channel to trace, or ``"mean"`` (see
+        :func:`morph.io.read_stack`).
     features_output
         When given, the features of the traced cells are then computed on the same cluster
         and written to this table (see :func:`features`).
@@ -992,7 +993,8 @@ def trace(
     if func is None and "params" in trace_options:
         _trace_params(trace_options["params"])  # unknown parameter names: fail before starting
     vs = None if voxel_size is None else tuple(float(v) for v in voxel_size)
-    key = _options_key(func or _trace_of, {"voxel_size": vs, **trace_options})
+    reading = {"voxel_size": vs} if channel is None else {"voxel_size": vs, "channel": channel}
+    key = _options_key(func or _trace_of, {**reading, **trace_options})
     log_path = Path(log) if log is not None else out_root / "morph-batch-trace.log"
 
     rows: list[dict[str, Any]] = [
@@ -1028,7 +1030,7 @@ def trace(
             summary.workers = _n_workers(c)
             _execute(
                 _trace_task,
-                [(func, str(files[k]), str(dsts[k]), dict(trace_options), lines[k], vs) for k in todo],
+                [(func, str(files[k]), str(dsts[k]), dict(trace_options), lines[k], (vs, channel)) for k in todo],
                 c,
                 on_done=on_done,
                 desc="trace",

@@ -507,6 +507,21 @@ def test_default_tracer_in_memory_and_chunked(client, data: Path, tmp_path: Path
     assert "raise --max-memory" in tight.error[0]
     for out in (a.output[0], b.output[0]):
         np.testing.assert_allclose(read_swc(out).xyz, ref.renumber().xyz, atol=1e-5)
+    # an RGB copy (three equal channels) traced through their mean: the same tree, in memory and
+    # chunk by chunk, and the header says which channel was read
+    import tifffile
+
+    rgb = tmp_path / "rgb"
+    rgb.mkdir()
+    tifffile.imwrite(rgb / "crop.tif", np.repeat(crop[..., None], 3, axis=3), photometric="rgb")
+    failed = batch.trace(str(rgb / "*.tif"), tmp_path / "rgb_none", scheduler="serial", quiet=True)
+    assert failed.status[0] == "failed" and "--channel" in failed.error[0]
+    for kw in ({}, {"max_memory": chunked.FIXED_OVERHEAD + 12 * 2**20}):
+        c = batch.trace(str(rgb / "*.tif"), tmp_path / f"rgb{len(kw)}", scheduler="serial", voxel_size=(1.0, 1.0, 3.03),
+                        channel="mean", quiet=True, **kw)
+        assert c.attrs["summary"].ok, c.error[0]
+        np.testing.assert_allclose(read_swc(c.output[0]).xyz, ref.renumber().xyz, atol=1e-5)
+        assert "(the mean of its channels)" in Path(c.output[0]).read_text()
     bad = batch.trace(str(d / "*.tif"), tmp_path / "bad", scheduler="serial", params={"threshold_high": 1e9}, quiet=True)
     assert bad.status[0] == "failed" and "no neuron found" in bad.error[0]
     with pytest.raises(batch.MorphError, match="unknown tracing parameter"):

@@ -103,6 +103,12 @@ def test_ome_zarr_v3_with_channels_and_units(tmp_path: Path):
     s = open_chunked(p, channel=1)
     assert s.voxel_size == pytest.approx((0.2, 0.4, 2.0))  # nm -> um, both scales applied
     np.testing.assert_array_equal(s.data.compute(), vol[0, 1])
+    # their mean, lazily, rounded to the store's type; the channel count from the metadata
+    np.testing.assert_array_equal(open_chunked(p, channel="mean").data.compute(),
+                                  np.round(vol[0].astype(np.float64).mean(axis=0)).astype(np.uint16))
+    from morph.io import stack_channels
+
+    assert stack_channels(p) == (2, "multi-channel")
     with pytest.raises(StackError, match="level 3"):
         open_chunked(p, channel=0, level=3)
     # a plain 3-D zarr array: voxel size unknown

@@ -136,3 +136,66 @@ def test_ome_zarr_through_read_stack(tmp_path: Path) -> None:
     s = read_stack(p)
     assert s.voxel_size == pytest.approx((0.2, 0.2, 0.7))
     assert np.array_equal(np.asarray(s.data), a)
+
+
+def test_channels_picked_or_averaged(tmp_path: Path) -> None:
+    """A multi-channel or RGB stack: ``stack_channels`` tells its channels from the metadata;
+    ``channel=N`` keeps one (a memory-mapped file stays mapped), ``channel="mean"`` averages
+    them, rounded to the stack's integer type, whatever the axis order, in memory or lazily; a
+    channel the stack does not have is refused, and so is any channel but 0 on a
+    single-channel stack."""
+    import dask.array as da
+
+    from morph.io import stack_channels
+    from morph.io.chunked import open_chunked
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, size=(5, 24, 20, 3), dtype=np.uint8)  # z y x samples
+    mean = np.round(rgb.astype(np.float64).mean(axis=3)).astype(np.uint8)
+    f_rgb = tmp_path / "rgb.tif"
+    tifffile.imwrite(f_rgb, rgb, photometric="rgb")
+    zc = rng.integers(0, 4000, size=(5, 2, 24, 20), dtype=np.uint16)  # ImageJ: z c y x
+    f_zc = tmp_path / "zc.tif"
+    tifffile.imwrite(f_zc, zc, imagej=True, metadata={"axes": "ZCYX"})
+    cz = rng.integers(0, 4000, size=(3, 5, 24, 20), dtype=np.uint16)  # OME: c z y x
+    f_cz = tmp_path / "cz.ome.tif"
+    tifffile.imwrite(f_cz, cz, metadata={"axes": "CZYX"})
+    grey = tmp_path / "grey.tif"
+    tifffile.imwrite(grey, mean, imagej=True, metadata={"axes": "ZYX"})
+    slices = tmp_path / "slices"
+    slices.mkdir()
+    for k in range(rgb.shape[0]):
+        tifffile.imwrite(slices / f"s{k}.tif", rgb[k], photometric="rgb")
+
+    assert stack_channels(f_rgb) == (3, "RGB") and stack_channels(slices) == (3, "RGB")
+    assert stack_channels(f_zc) == (2, "multi-channel") and stack_channels(f_cz) == (3, "multi-channel")
+    assert stack_channels(grey) == (1, "")
+    with pytest.raises(StackError, match="RGB image with 3 channels") as ei:
+        read_stack(f_rgb)
+    assert "--channel mean" in (ei.value.hint or "")
+
+    for f, arr, k in ((f_rgb, rgb, 3), (f_zc, zc, 1), (f_cz, cz, 0)):
+        want = np.round(arr.astype(np.float64).mean(axis=k)).astype(arr.dtype)
+        s = read_stack(f, channel="mean")
+        assert s.dtype == arr.dtype and s.metadata["channel"] == "mean"
+        np.testing.assert_array_equal(s.data, want)
+        lazy = open_chunked(f, channel="mean")
+        assert isinstance(lazy.data, da.Array)
+        np.testing.assert_array_equal(lazy.data.compute(), want)
+        np.testing.assert_array_equal(read_stack(f, channel=1).data, np.take(arr, 1, axis=k))
+        np.testing.assert_array_equal(open_chunked(f, channel=1).data.compute(), np.take(arr, 1, axis=k))
+        with pytest.raises(StackError, match=r"channel 7 out of range \(0\.\.\d\)"):
+            read_stack(f, channel=7)
+    np.testing.assert_array_equal(read_stack(slices, channel="mean").data, mean)
+    # an uncompressed file is memory-mapped, and one channel of it stays a view of the map
+    big = tmp_path / "big.tif"
+    tifffile.imwrite(big, np.zeros((4, 3, 16, 16), np.uint8), imagej=True, metadata={"axes": "ZCYX"})
+    assert isinstance(read_stack(big, channel=2, mmap=True).data, np.memmap)
+    # a single-channel stack: channel 0 or the mean is the stack itself; another is refused
+    np.testing.assert_array_equal(read_stack(grey, channel="mean").data, mean)
+    np.testing.assert_array_equal(read_stack(grey, channel=0).data, mean)
+    for opener in (read_stack, open_chunked):
+        with pytest.raises(StackError, match="channel 1 given, but the stack has a single channel"):
+            opener(grey, channel=1)
+    with pytest.raises(StackError, match="0-based index or 'mean'"):
+        read_stack(f_rgb, channel="max")

@@ -1259,6 +1259,41 @@ def test_cli_trace(tmp_path: Path, y_stack, capsys) -> None:
     assert len(read_swc(out2)) > len(read_swc(out))
 
 
+def test_cli_rgb_stack_by_channel_or_mean(tmp_path: Path, y_stack, capsys) -> None:
+    """An RGB stack (a colour camera's brightfield image): ``morph info`` shows each channel,
+    ``morph trace`` refuses it without ``--channel`` and names the choice, and with
+    ``--channel mean`` traces it as the grey stack, saying so in the header; ``trace-path``
+    likewise."""
+    import tifffile
+
+    data, vs, gold = y_stack
+    grey = tmp_path / "grey.tif"
+    write_stack(grey, data, vs)
+    rgb = tmp_path / "rgb.tif"
+    # channels darker and lighter than the grey image by the same amount: their mean is the grey
+    d = np.minimum(6, np.minimum(data, 255 - data)).astype(np.int16)
+    ch = np.stack([data - d, data, data + d], axis=-1).astype(np.uint8)
+    assert np.array_equal(np.round(ch.mean(axis=-1)), data)
+    tifffile.imwrite(rgb, ch, photometric="rgb")
+    capsys.readouterr()
+    assert main(["info", str(rgb)]) == 0
+    out = capsys.readouterr().out
+    assert "channels: 3 (RGB)" in out and "channel 2:" in out and out.count("polarity_guess") == 3
+    assert main(["trace", str(rgb), "-o", str(tmp_path / "x.swc"), "-q", "--voxel", *map(str, vs)]) == 2
+    err = capsys.readouterr().err
+    assert "RGB image with 3 channels" in err and "--channel mean" in err and "Traceback" not in err
+    assert not (tmp_path / "x.swc").exists()
+    a, b = tmp_path / "grey.swc", tmp_path / "mean.swc"
+    assert main(["trace", str(grey), "-o", str(a), "-q"]) == 0
+    assert main(["trace", str(rgb), "-o", str(b), "-q", "--channel", "mean", "--voxel", *map(str, vs)]) == 0
+    np.testing.assert_array_equal(read_swc(b).xyz, read_swc(a).xyz)
+    assert "# input: " + str(rgb) + " (the mean of its channels)" in b.read_text()
+    c = tmp_path / "path.swc"
+    assert main(["trace-path", str(rgb), "--channel", "1", "--voxel", *map(str, vs), "--from", "40,12,10",
+                 "--to", "40,30,10", "-o", str(c), "-q"]) == 0
+    assert "(channel 1)" in c.read_text()
+
+
 def test_cli_bad_input(tmp_path: Path, capsys) -> None:
     import tifffile
 

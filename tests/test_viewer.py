@@ -717,3 +717,29 @@ def test_seed_mode_puts_seeds_on_the_stained_voxel_under_the_pointer(tmp_path):
     v.handle_key("p")
     assert not v.seed_mode
     s.close()
+
+
+def test_open_stack_reads_a_folder_of_slices_and_picks_channels(tmp_path):
+    """The viewer reads what the tracer reads: a folder of TIFF slices (it was taken for a zarr
+    store and refused) and one channel, or the mean, of an RGB stack."""
+    import tifffile
+
+    from morph.errors import StackError
+    from morph.io import Stack
+    from viewers.app import open_stack
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, size=(4, 16, 12, 3), dtype=np.uint8)
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for k in range(rgb.shape[0]):
+        tifffile.imwrite(folder / f"z{k}.tif", rgb[k, :, :, 1])
+    st = open_stack(folder)
+    assert isinstance(st, Stack) and st.shape == (4, 16, 12)
+    np.testing.assert_array_equal(st.data, rgb[..., 1])
+    f = tmp_path / "rgb.tif"
+    tifffile.imwrite(f, rgb, photometric="rgb")
+    with pytest.raises(StackError, match="--channel"):
+        open_stack(f)
+    np.testing.assert_array_equal(open_stack(f, channel=2).data, rgb[..., 2])
+    assert open_stack(f, channel="mean").metadata["channel"] == "mean"

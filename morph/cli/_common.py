@@ -49,6 +49,30 @@ def add_voxel(p: argparse.ArgumentParser) -> None:
     )
 
 
+def channel(text: str) -> int | str:
+    """Parse ``--channel``: a 0-based channel index, or ``mean``."""
+    t = text.strip().lower()
+    if t == "mean":
+        return "mean"
+    try:
+        v = int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a channel index (0, 1, ...) or 'mean', got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a channel index from 0, got {text!r}")
+    return v
+
+
+def add_channel(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--channel",
+        type=channel,
+        metavar="N|mean",
+        help="for a multi-channel or RGB stack: the channel to use (0-based), or 'mean' for the mean of the "
+        "channels (an RGB brightfield image from a colour camera); morph info shows each channel",
+    )
+
+
 def add_output(p: argparse.ArgumentParser, *, required: bool = True, help: str = "output file") -> None:
     p.add_argument("-o", "--output", required=required, type=Path, help=help)
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from morph.cli._common import memory_size, positive_float
+from morph.cli._common import add_channel, memory_size, positive_float
 from morph.errors import MorphError
 
 
@@ -90,6 +90,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     t.add_argument("--features", type=Path, metavar="TABLE", dest="features_table", help="then write the features of the traced cells to TABLE")
     t.add_argument("-f", "--force", action="store_true", help="overwrite an existing --features table not written by this batch")
     t.add_argument("--voxel", nargs=3, type=positive_float, metavar=("X", "Y", "Z"), help="voxel size in micrometres (overrides the files' metadata)")
+    add_channel(t)
     t.add_argument("--max-memory", type=memory_size, metavar="SIZE", help="peak memory bound per stack (e.g. 2GB): larger stacks are traced chunk by chunk")
     t.add_argument(
         "--strict-memory", action="store_true",
@@ -155,6 +156,7 @@ def run_trace(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         log=args.log,
         voxel_size=args.voxel,
+        channel=args.channel,
         features_output=args.features_table,
         func=func,
         force=args.force,

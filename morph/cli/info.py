@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
-from morph.cli._common import add_voxel, is_stack_path
-from morph.io import read_stack, read_swc
+from morph.cli._common import add_channel, add_voxel, is_stack_path
+from morph.io import read_stack, read_swc, stack_channels
 from morph.morphology import Morphology, type_name
 from morph.soma_outline import traced_outline
 
@@ -19,11 +19,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         parents=[common],
         help="summarise a reconstruction (SWC) or an image stack (TIFF)",
         description="Nodes, compartments, soma, bounding box and cable length per compartment "
-        "of an SWC file; shape, type, voxel size, intensity range and polarity of a stack.",
+        "of an SWC file; shape, type, voxel size, intensity range and polarity of a stack (of each "
+        "channel of a multi-channel or RGB stack, unless --channel picks one).",
     )
     p.add_argument("files", nargs="+", type=str, metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_voxel(p)
+    add_channel(p)
     p.set_defaults(func=run)
 
 
@@ -68,8 +70,21 @@ def morphology_summary(m: Morphology) -> dict:
     }
 
 
-def stack_summary(path: str, voxel: list[float] | None) -> dict:
-    s = read_stack(path, voxel_size=voxel)
+def stack_summary(path: str, voxel: list[float] | None, channel: int | str | None = None) -> dict:
+    """Shape, type, voxel size, intensity and polarity of a stack; of a multi-channel or RGB
+    stack read without ``channel``, those of each channel (``channels``), so that the user
+    can pick one."""
+    nch, kind = stack_channels(path)
+    if nch > 1 and channel is None:
+        per = [stack_summary(path, voxel, k) for k in range(nch)]
+        first = per[0]
+        out = {k: first[k] for k in ("file", "shape_zyx", "dtype", "voxel_size_um", "voxel_size_origin", "extent_um_xyz")}
+        out["channels"] = f"{nch} ({kind}): give --channel N (0..{nch - 1}) or --channel mean to trace, view or plot it"
+        for k, d in enumerate(per):
+            out[f"channel {k}"] = {"intensity": d["intensity"], "polarity_guess": d["polarity_guess"],
+                                   **({"non_finite_voxels": d["non_finite_voxels"]} if "non_finite_voxels" in d else {})}
+        return out
+    s = read_stack(path, voxel_size=voxel, channel=channel)
     data = s.data
     step = max(1, data.size // 4_000_000)
     sample = np.asarray(data).reshape(-1)[::step]
@@ -94,6 +109,8 @@ def stack_summary(path: str, voxel: list[float] | None) -> dict:
         "polarity_guess": s.polarity(),
         "memory_mapped": isinstance(data, np.memmap),
     }
+    if nch > 1:
+        out["channel"] = f"{channel} of {nch} ({kind})" if channel != "mean" else f"mean of {nch} ({kind})"
     if n_bad:  # the intensity is that of the finite voxels; tracing refuses such a stack
         out["non_finite_voxels"] = f"{n_bad} NaN or infinite of {n_read} read" + (
             f" (every {step}th voxel)" if step > 1 else "")
@@ -113,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     out = []
     for f in args.files:
         if is_stack_path(f):
-            out.append(stack_summary(f, args.voxel))
+            out.append(stack_summary(f, args.voxel, args.channel))
         else:
             out.append(morphology_summary(read_swc(f)))
     if args.json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from morph.cli._common import add_output, add_voxel, need_files, positive_float
+from morph.cli._common import add_channel, add_output, add_voxel, need_files, positive_float
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--plane", choices=("xy", "xz", "yz"), default="xy", help="projection plane (default xy)")
     p.add_argument("--stack", type=Path, help="draw the stack's projection underneath")
     add_voxel(p)
+    add_channel(p)
     p.add_argument(
         "--swc-units",
         choices=("um", "voxel"),
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     need_files([args.swc] + ([args.stack] if args.stack else []))
     check_output(args.output, force=args.force)
-    st = read_stack(args.stack, voxel_size=args.voxel) if args.stack else None
+    st = read_stack(args.stack, voxel_size=args.voxel, channel=args.channel) if args.stack else None
     vs = args.voxel or (st.voxel_size if st is not None else None)
     m = P.load_morphology(args.swc, swc_units=args.swc_units, voxel_size=vs)
     if args.kind == "summary":

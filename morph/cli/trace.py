@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from morph.cli._common import add_output, add_voxel, memory_size, numbers, xyz
+from morph.cli._common import add_channel, add_output, add_voxel, memory_size, numbers, xyz
 from morph.errors import MorphError, TracingError
 
 
@@ -26,6 +26,7 @@ UNITS_HELP = (
 def add_common_trace_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("stack", type=Path, metavar="STACK", help="3-D TIFF stack or folder of TIFF slices")
     add_voxel(p)
+    add_channel(p)
     p.add_argument("--units", choices=("um", "voxel"), default="um", help=UNITS_HELP)
     p.add_argument(
         "--polarity",
@@ -207,7 +208,7 @@ def show_warnings(caught: list) -> None:
 def load_stack(args: argparse.Namespace):
     from morph.io import read_stack
 
-    return read_stack(args.stack, voxel_size=args.voxel)
+    return read_stack(args.stack, voxel_size=args.voxel, channel=args.channel)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -220,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_memory:
         from morph.io.chunked import open_chunked
 
-        stack = open_chunked(args.stack, voxel_size=args.voxel)  # lazy: nothing read yet
+        stack = open_chunked(args.stack, voxel_size=args.voxel, channel=args.channel)  # lazy: nothing read yet
     else:
         stack = load_stack(args)
     vs = stack.voxel_size

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from morph.cli._common import add_voxel, need_files
+from morph.cli._common import add_channel, add_voxel, need_files
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     p.add_argument("--stack", type=Path, help="image stack to show behind the reconstructions")
     add_voxel(p)
+    add_channel(p)
     p.add_argument(
         "--swc-units",
         choices=("um", "voxel"),
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         args.files,
         stack=args.stack,
         voxel=args.voxel,
+        channel=args.channel,
         swc_units=args.swc_units,
         size=tuple(args.size),
         offscreen=headless,

@@ -1,7 +1,7 @@
 """Reading and writing reconstructions (SWC) and image stacks (TIFF, OME-TIFF, slices)."""
 
 from morph.io.atomic import atomic_path, atomic_write_text, atomic_write_with, check_output
-from morph.io.stack import Stack, read_stack, write_stack
+from morph.io.stack import Stack, read_stack, stack_channels, write_stack
 from morph.io.swc import fix_swc, format_swc, read_swc, validate_swc, write_swc
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "format_swc",
     "read_stack",
     "read_swc",
+    "stack_channels",
     "validate_swc",
     "write_stack",
     "write_swc",

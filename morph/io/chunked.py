@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from morph.errors import OutputExistsError, StackError
-from morph.io.stack import _UNIT_TO_UM, Stack
+from morph.io.stack import _UNIT_TO_UM, Stack, is_zarr_store
 
 PathLike = str | os.PathLike[str]
 
@@ -88,10 +88,6 @@ def _check_voxel(vs: Sequence[float], where: str, file: PathLike) -> tuple[float
 # zarr / OME-Zarr
 
 
-def _is_zarr(p: Path) -> bool:
-    return p.is_dir() and any((p / n).exists() for n in (".zgroup", ".zarray", "zarr.json"))
-
-
 def _multiscales(attrs: dict[str, Any]) -> list[dict[str, Any]] | None:
     if "multiscales" in attrs:  # NGFF 0.4 (zarr v2)
         return attrs["multiscales"]
@@ -109,8 +105,9 @@ def _scale_of(transforms: Sequence[dict[str, Any]] | None, ndim: int) -> np.ndar
     return s
 
 
-def _open_zarr(p: Path, level: int, channel: int | None) -> tuple[Any, Any, str, dict[str, Any]]:
-    import dask.array as da
+def _zarr_array(p: Path, level: int) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """The array of a zarr store (of resolution ``level`` of an OME-Zarr group), its axes
+    and scale (``None`` for a plain array) and what the store is."""
     import zarr
 
     try:
@@ -145,6 +142,24 @@ def _open_zarr(p: Path, level: int, channel: int | None) -> tuple[Any, Any, str,
                 m.get("coordinateTransformations"), arr.ndim
             )
             meta.update(format="OME-Zarr", level=level, levels=len(datasets))
+    return arr, axes, scale, meta
+
+
+def zarr_channels(p: Path) -> tuple[int, str]:
+    """Channels of a zarr store (its ``c`` axis): ``(n, "multi-channel")``, or ``(1, "")``."""
+    try:
+        arr, axes, _, _ = _zarr_array(p, 0)
+        names = _axis_names(axes, arr.ndim, p)
+    except StackError:  # opening it says what is wrong
+        return 1, ""
+    n = int(arr.shape[names.index("c")]) if "c" in names else 1
+    return (n, "multi-channel") if n > 1 else (1, "")
+
+
+def _open_zarr(p: Path, level: int, channel: int | str | None) -> tuple[Any, Any, str, dict[str, Any]]:
+    import dask.array as da
+
+    arr, axes, scale, meta = _zarr_array(p, level)
     data = da.from_zarr(arr)
     names = _axis_names(axes, arr.ndim, p)
     vs = None
@@ -180,7 +195,11 @@ def _axis_units(axes: Any, ndim: int) -> list[str | None]:
     return [a.get("unit") if isinstance(a, dict) else None for a in axes]
 
 
-def _reduce_axes(data: Any, names: list[str], channel: int | None, p: Path) -> Any:
+def _reduce_axes(data: Any, names: list[str], channel: int | str | None, p: Path) -> Any:
+    from morph.io.stack import channel_hint, check_channel, select_channel
+
+    if channel not in (None, 0, "mean") and not ("c" in names and data.shape[names.index("c")] > 1):
+        check_channel(channel, 1, p)
     for k in range(len(names) - 1, -1, -1):
         n = names[k]
         if n in "zyx":
@@ -188,10 +207,9 @@ def _reduce_axes(data: Any, names: list[str], channel: int | None, p: Path) -> A
         size = data.shape[k]
         if n == "c" and size > 1:
             if channel is None:
-                raise StackError(f"{size} channels where one is needed", file=p, hint=f"pick one with --channel N (0..{size - 1})")
-            if not 0 <= channel < size:
-                raise StackError(f"channel {channel} out of range (0..{size - 1})", file=p)
-            data = data[(slice(None),) * k + (channel,)]
+                raise StackError(f"{size} channels where one is needed", file=p, hint=channel_hint(size))
+            check_channel(channel, size, p)
+            data = select_channel(data, k, channel)
         elif size == 1:
             data = data[(slice(None),) * k + (0,)]
         else:
@@ -213,7 +231,7 @@ def _read_pages(path: str, z0: int, z1: int) -> np.ndarray:
     return tifffile.imread(path, key=range(z0, z1), series=0, maxworkers=1)
 
 
-def _open_tiff(p: Path, chunks: Any, channel: int | None) -> tuple[Any, Any, str, dict[str, Any]]:
+def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, Any, str, dict[str, Any]]:
     import dask
     import dask.array as da
     import tifffile
@@ -236,11 +254,20 @@ def _open_tiff(p: Path, chunks: Any, channel: int | None) -> tuple[Any, Any, str
         raise StackError(f"truncated or corrupt TIFF ({type(e).__name__}: {e})", file=p) from e
     if contiguous:
         mm = tifffile.memmap(p, series=0, mode="r")
+        if channel == "mean":  # averaged chunk by chunk, never the whole stack at once
+            za = axes.index("Z") if "Z" in axes else 0  # one slice, all its channels, per chunk
+            lazy = da.from_array(mm, chunks=tuple(1 if k == za else n for k, n in enumerate(mm.shape)),
+                                 name=f"tiff-mmap-all-{p}", lock=False)
+            data = _pick_axes(lazy, axes, channel, p)
+            if data.ndim != 3:
+                raise StackError(f"expected a 3-D stack, got shape {data.shape}", file=p)
+            ch = chunks or default_chunks(data.shape, data.dtype.itemsize)
+            return data.rechunk(ch), vs, origin, {"format": "TIFF (memory-mapped)"}
         data = _pick_axes(mm, axes, channel, p)
         if data.ndim != 3:
             raise StackError(f"expected a 3-D stack, got shape {data.shape}", file=p)
         ch = chunks or default_chunks(data.shape, data.dtype.itemsize)
-        return da.from_array(data, chunks=ch, name=f"tiff-mmap-{p}", lock=False), vs, origin, {"format": "TIFF (memory-mapped)"}
+        return da.from_array(data, chunks=ch, name=f"tiff-mmap-{p}-{channel}", lock=False), vs, origin, {"format": "TIFF (memory-mapped)"}
     if axes == "ZYX" and n_pages == shape[0]:
         nz, ny, nx = shape
         cz = (chunks[0] if chunks else None) or default_chunks(shape, dtype.itemsize)[0]
@@ -272,7 +299,7 @@ def open_chunked(
     *,
     voxel_size: Sequence[float] | None = None,
     chunks: Sequence[int] | None = None,
-    channel: int | None = None,
+    channel: int | str | None = None,
     level: int = 0,
 ) -> ChunkedStack:
     """Open a stack lazily: OME-Zarr, zarr or TIFF (see the module documentation).
@@ -287,7 +314,8 @@ def open_chunked(
         Dask chunks ``(z, y, x)``; default: the store's chunks (zarr), slabs of about
         :data:`DEFAULT_CHUNK_BYTES` (TIFF).
     channel
-        Channel to keep when the store has several.
+        Channel to keep when the store has several (0-based), or ``"mean"`` for their mean
+        (see :func:`morph.io.read_stack`).
     level
         Resolution level of an OME-Zarr pyramid (0: full resolution).
 
@@ -298,7 +326,7 @@ def open_chunked(
     p = Path(path)
     if not p.exists():
         raise StackError("file not found", file=p, hint="check the path")
-    if _is_zarr(p):
+    if is_zarr_store(p):
         data, meta_vs, origin, meta = _open_zarr(p, level, channel)
         if chunks:
             data = data.rechunk(tuple(chunks))
@@ -320,6 +348,8 @@ def open_chunked(
     else:
         vs, known = (1.0, 1.0, 1.0), False
     meta["voxel_size_origin"] = origin if known else "assumed 1 um"
+    if channel is not None:
+        meta["channel"] = channel
     return ChunkedStack(data, vs, known, str(p), meta)
 
 

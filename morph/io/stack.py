@@ -188,7 +188,7 @@ def read_stack(
     path: PathLike,
     *,
     voxel_size: Sequence[float] | None = None,
-    channel: int | None = None,
+    channel: int | str | None = None,
     mmap: bool | None = None,
     allow_2d: bool = False,
 ) -> Stack:
@@ -204,7 +204,11 @@ def read_stack(
     voxel_size
         ``(x, y, z)`` in micrometres, overriding the file's metadata.
     channel
-        For multi-channel or RGB stacks, the channel to keep (0-based).
+        For multi-channel or RGB stacks, the channel to keep (0-based), or ``"mean"`` for the
+        mean of the channels (rounded to the stack's integer type: an RGB brightfield image
+        from a colour camera becomes the grey image Fiji's 8-bit conversion makes). Without
+        it such a stack is refused with the channel count (:func:`stack_channels` tells it
+        beforehand).
     mmap
         Memory-map an uncompressed file instead of reading it (default: when larger than
         :data:`MMAP_THRESHOLD`).
@@ -218,7 +222,7 @@ def read_stack(
     p = Path(path)
     if not p.exists():
         raise StackError("file not found", file=p, hint="check the path")
-    if _is_zarr(p):
+    if is_zarr_store(p):
         from morph.io.chunked import open_chunked
 
         return open_chunked(p, voxel_size=voxel_size, channel=channel).to_stack()
@@ -248,16 +252,52 @@ def read_stack(
         vs = _check_voxel(meta_vs, origin, p)
     else:
         vs, known = (1.0, 1.0, 1.0), False
-    return Stack(data, vs, known, str(p), {"voxel_size_origin": origin if known else "assumed 1 um"})
+    meta = {"voxel_size_origin": origin if known else "assumed 1 um"}
+    if channel is not None:
+        meta["channel"] = channel
+    return Stack(data, vs, known, str(p), meta)
 
 
-def _is_zarr(p: Path) -> bool:
+def stack_channels(path: PathLike) -> tuple[int, str]:
+    """How many channels a stack file holds, and their kind (``"RGB"`` for a colour image's
+    samples, ``"multi-channel"`` otherwise), from its metadata alone: ``(1, "")`` for a
+    single-channel stack. A folder of slices answers for its first slice; a zarr store for
+    its ``c`` axis (OME-Zarr)."""
+    p = Path(path)
+    if is_zarr_store(p):
+        from morph.io.chunked import zarr_channels
+
+        return zarr_channels(p)
+    if p.is_dir():
+        files = sorted(
+            (f for f in p.iterdir() if f.suffix.lower() in (".tif", ".tiff") and not f.name.startswith(".")),
+            key=lambda f: _natural_key(f.name),
+        )
+        if not files:
+            return 1, ""
+        p = files[0]
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(p) as tf:
+            series = tf.series[0]
+            axes, shape = series.axes.upper(), series.shape
+    except Exception:  # not a TIFF, or broken: reading it says what is wrong
+        return 1, ""
+    for ch_ax, kind in (("S", "RGB"), ("C", "multi-channel")):
+        if ch_ax in axes and shape[axes.index(ch_ax)] > 1:
+            return int(shape[axes.index(ch_ax)]), kind
+    return 1, ""
+
+
+def is_zarr_store(p: Path) -> bool:
+    """A zarr store: a folder named ``*.zarr`` or holding zarr's metadata files."""
     return p.is_dir() and (
         p.suffix.lower() == ".zarr" or any((p / f).exists() for f in (".zarray", ".zgroup", "zarr.json"))
     )
 
 
-def _read_tiff(p: Path, channel: int | None, mmap: bool | None) -> tuple[NDArray[Any], Any, str]:
+def _read_tiff(p: Path, channel: int | str | None, mmap: bool | None) -> tuple[NDArray[Any], Any, str]:
     import tifffile
 
     with open(p, "rb") as fh:
@@ -313,17 +353,77 @@ class _TiffComplaints(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _pick_axes(data: NDArray[Any], axes: str, channel: int | None, p: Path) -> NDArray[Any]:
+#: ``channel="mean"``: the mean of the channels (rounded to the stack's integer type).
+MEAN = "mean"
+
+
+def channel_hint(nch: int, kind: str = "multi-channel") -> str:
+    """What to tell a user whose stack has ``nch`` channels."""
+    hint = f"pick one with --channel N (0..{nch - 1})"
+    if kind == "RGB":
+        hint += ", or --channel mean for their mean (a colour camera's brightfield image, as Fiji's 8-bit conversion makes it)"
+    else:
+        hint += " (morph info shows each channel's intensity and polarity), or --channel mean for their mean"
+    return hint
+
+
+def check_channel(channel: Any, nch: int, p: Path) -> None:
+    """Refuse a channel the stack does not have."""
+    if channel == MEAN:
+        return
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
+        raise StackError(f"channel must be a 0-based index or {MEAN!r}, got {channel!r}", file=p)
+    if not 0 <= int(channel) < nch:
+        if nch == 1:
+            raise StackError(f"channel {channel} given, but the stack has a single channel", file=p,
+                             hint="leave out --channel")
+        raise StackError(f"channel {channel} out of range (0..{nch - 1})", file=p)
+
+
+def select_channel(data: Any, k: int, channel: int | str) -> Any:
+    """``data`` with axis ``k`` (channels) reduced to one channel or to the channels' mean.
+
+    A channel is taken by basic indexing, so a memory-mapped stack stays memory-mapped. The
+    mean of integer channels is rounded back to their type (8-bit RGB gives 8-bit grey, as
+    Fiji's conversion does); a dask array stays lazy; a numpy array is averaged slab by slab
+    along its first other axis, so that the temporaries stay small."""
+    if channel != MEAN:
+        return data[(slice(None),) * k + (int(channel),)]
+    dtype = data.dtype
+
+    def finish(m: Any) -> Any:
+        if dtype.kind in "ui":
+            info = np.iinfo(dtype)
+            return m.round().clip(info.min, info.max).astype(dtype)
+        return m.astype(dtype)
+
+    if not isinstance(data, np.ndarray):  # dask
+        return finish(data.mean(axis=k, dtype=np.float64 if dtype.itemsize > 2 else np.float32))
+    out_shape = data.shape[:k] + data.shape[k + 1 :]
+    out = np.empty(out_shape, dtype=dtype)
+    a = 1 if k == 0 else 0  # the axis to go along (axis a of the output too when a < k)
+    n = data.shape[a]
+    step = max(1, int(2**24 // max(1, int(np.prod(data.shape)) // max(n, 1))))
+    for i in range(0, n, step):
+        sl = (slice(None),) * a + (slice(i, i + step),)
+        part = np.asarray(data[sl]).mean(axis=k, dtype=np.float64 if dtype.itemsize > 2 else np.float32)
+        out[(slice(None),) * (a if a < k else a - 1) + (slice(i, i + step),)] = finish(part)
+    return out
+
+
+def _pick_axes(data: NDArray[Any], axes: str, channel: int | str | None, p: Path) -> NDArray[Any]:
     axes = axes.upper()
+    if channel not in (None, 0, MEAN) and not any(a in axes and data.shape[axes.index(a)] > 1 for a in "SC"):
+        check_channel(channel, 1, p)  # a channel the single-channel stack does not have
     for ch_ax in ("S", "C"):
         if ch_ax in axes:
             k = axes.index(ch_ax)
             nch = data.shape[k]
             if nch == 1:
-                data = np.take(data, 0, axis=k)
+                data = data[(slice(None),) * k + (0,)]
             elif channel is None:
                 kind = "RGB" if ch_ax == "S" else "multi-channel"
-                hint = f"pick one with --channel N (0..{nch - 1})"
+                hint = channel_hint(nch, kind)
                 if ch_ax == "C" and "Z" not in axes:
                     # an ImageJ TIFF of a 3-D array written without its axes (tifffile's
                     # imagej=True does this) labels the slices as channels
@@ -331,10 +431,9 @@ def _pick_axes(data: NDArray[Any], axes: str, channel: int | None, p: Path) -> N
                              "has no z axis), save it again with axes ZYX (in Fiji: Image > Properties, or tifffile's "
                              "metadata={'axes': 'ZYX'})")
                 raise StackError(f"{kind} image with {nch} channels where one channel is needed", file=p, hint=hint)
-            elif not 0 <= channel < nch:
-                raise StackError(f"channel {channel} out of range (0..{nch - 1})", file=p)
             else:
-                data = np.take(data, channel, axis=k)
+                check_channel(channel, nch, p)
+                data = select_channel(data, k, channel)
             axes = axes[:k] + axes[k + 1 :]
     # drop singleton non-spatial axes (time, etc.)
     for k in range(len(axes) - 1, -1, -1):
@@ -350,7 +449,7 @@ def _pick_axes(data: NDArray[Any], axes: str, channel: int | None, p: Path) -> N
     return data
 
 
-def _read_folder(p: Path, channel: int | None) -> tuple[NDArray[Any], Any, str]:
+def _read_folder(p: Path, channel: int | str | None) -> tuple[NDArray[Any], Any, str]:
     import tifffile
 
     files = sorted(

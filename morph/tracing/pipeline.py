@@ -850,12 +850,19 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
     return m
 
 
-def _header(prep: Prepared, params: TraceParams, source: str | None, known: bool, extra: list[str],
+def _input_line(stack_or_array: Any, source: str | None) -> str:
+    """The header's ``input:`` line: the file, and the channel read from it when it has several."""
+    ch = stack_or_array.metadata.get("channel") if isinstance(stack_or_array, Stack) else None
+    what = "" if ch is None else (" (the mean of its channels)" if ch == "mean" else f" (channel {ch})")
+    return f"input: {source if source else '<array>'}{what}"
+
+
+def _header(prep: Prepared, params: TraceParams, input_line: str, known: bool, extra: list[str],
             voxel_size: Sequence[float] | None = None) -> list[str]:
     vs = prep.voxel_size if voxel_size is None else voxel_size  # the stack's (not the working one)
     lines = [
         f"traced by morph {morph.__version__} (morph trace)",
-        f"input: {source if source else '<array>'}",
+        input_line,
         f"voxel size (x, y, z): {vs[0]:g} {vs[1]:g} {vs[2]:g} um"
         + ("" if known else " (ASSUMED: the stack carries no voxel size; coordinates are voxels scaled by 1 um)"),
         "coordinates: micrometres, x = column, y = row, z = slice, origin at the first voxel's centre",
@@ -1160,7 +1167,7 @@ def trace(
                  f"z elongation of the structure {prep.stretch:.2f} (tracing space z / {prep.stretch:.2f})")
     if roi is not None:
         extra.append("roi (um): " + " ".join(f"{v:g}" for v in roi))
-    header = _header(prep, params, source, known, extra + lab, voxel_size=stack_vs)
+    header = _header(prep, params, _input_line(stack_or_array, source), known, extra + lab, voxel_size=stack_vs)
     return m._derive(header=header, name=None, source=source)
 
 
@@ -1367,7 +1374,7 @@ def trace_path(
         st.step("refine")
     header = [
         f"traced by morph {morph.__version__} (morph trace-path)",
-        f"input: {source if source else '<array>'}",
+        _input_line(stack_or_array, source),
         f"voxel size (x, y, z): {vs[0]:g} {vs[1]:g} {vs[2]:g} um" + ("" if known else " (ASSUMED)"),
         f"path from {a[0]:.2f} {a[1]:.2f} {a[2]:.2f} to {b[0]:.2f} {b[1]:.2f} {b[2]:.2f} um, "
         f"length {m.total_length():.2f} um",
