@@ -60,6 +60,32 @@ def test_ome_metadata(tmp_path: Path) -> None:
     assert s.voxel_size == pytest.approx((0.1, 0.1, 0.5))
 
 
+def test_z_spacing_missing_from_the_metadata(tmp_path: Path) -> None:
+    """ImageJ writes no ``spacing`` for slices 1 unit apart (its default), so a stack saved by
+    Fiji with 1 um slices has none: its slices are 1 unit apart, as Fiji shows them (they were
+    taken to be as far apart as its pixels are wide). OME has no such default: a file with an
+    x and y size but no z size gets z = x, and the origin says so (the tracer warns)."""
+    from morph.io.chunked import open_chunked
+    from morph.io.stack import Z_ASSUMED
+
+    a = np.zeros((4, 10, 12), np.uint8)
+    ij = tmp_path / "fiji.tif"
+    tifffile.imwrite(ij, a, imagej=True, resolution=(1 / 0.2, 1 / 0.2), metadata={"unit": "micron", "axes": "ZYX"})
+    with tifffile.TiffFile(ij) as tf:
+        assert "spacing" not in tf.imagej_metadata
+    for opener in (read_stack, open_chunked):
+        s = opener(ij)
+        assert s.voxel_size == pytest.approx((0.2, 0.2, 1.0)) and s.metadata["voxel_size_origin"] == "ImageJ metadata"
+    nm = tmp_path / "nm.tif"
+    tifffile.imwrite(nm, a, imagej=True, resolution=(1 / 200, 1 / 200), metadata={"unit": "nm", "axes": "ZYX"})
+    assert read_stack(nm).voxel_size == pytest.approx((0.2, 0.2, 0.001))  # 1 nm slices: as the file says
+    ome = tmp_path / "noz.ome.tif"
+    tifffile.imwrite(ome, a, metadata={"axes": "ZYX", "PhysicalSizeX": 0.2, "PhysicalSizeY": 0.2})
+    s = read_stack(ome)
+    assert s.voxel_size == pytest.approx((0.2, 0.2, 0.2)) and s.voxel_size_known
+    assert s.metadata["voxel_size_origin"] == f"OME metadata; {Z_ASSUMED}"
+
+
 def test_folder_of_slices_natural_order(tmp_path: Path) -> None:
     d = tmp_path / "slices"
     d.mkdir()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from scipy.spatial import cKDTree
 
 from morph.cli.main import main
@@ -1264,8 +1265,6 @@ def test_cli_rgb_stack_by_channel_or_mean(tmp_path: Path, y_stack, capsys) -> No
     ``morph trace`` refuses it without ``--channel`` and names the choice, and with
     ``--channel mean`` traces it as the grey stack, saying so in the header; ``trace-path``
     likewise."""
-    import tifffile
-
     data, vs, gold = y_stack
     grey = tmp_path / "grey.tif"
     write_stack(grey, data, vs)
@@ -1294,9 +1293,26 @@ def test_cli_rgb_stack_by_channel_or_mean(tmp_path: Path, y_stack, capsys) -> No
     assert "(channel 1)" in c.read_text()
 
 
-def test_cli_bad_input(tmp_path: Path, capsys) -> None:
-    import tifffile
+def test_cli_trace_warns_when_the_z_size_is_assumed(tmp_path: Path, y_stack, capsys) -> None:
+    """An OME-TIFF giving x and y sizes but no z size: the trace (and a path) warns that z was
+    taken equal to x and says so in the header; with --voxel, neither."""
+    data, vs, gold = y_stack
+    f = tmp_path / "noz.ome.tif"
+    tifffile.imwrite(f, data, metadata={"axes": "ZYX", "PhysicalSizeX": vs[0], "PhysicalSizeY": vs[1]})
+    out = tmp_path / "t.swc"
+    capsys.readouterr()
+    assert main(["trace", str(f), "-o", str(out)]) == 0
+    assert "gives no z voxel size: assuming z = x = 0.5 um" in capsys.readouterr().err
+    assert "# voxel size: z ASSUMED equal to x (OME metadata; z size missing" in out.read_text()
+    path = tmp_path / "p.swc"
+    assert main(["trace-path", str(f), "--from", "40,12,5", "--to", "40,30,5", "-o", str(path), "-q"]) == 0
+    assert "z ASSUMED equal to x" in path.read_text()
+    capsys.readouterr()
+    assert main(["trace", str(f), "-o", str(out), "--force", "--voxel", "0.5", "0.5", "1"]) == 0
+    assert "no z voxel size" not in capsys.readouterr().err and "ASSUMED" not in out.read_text()
 
+
+def test_cli_bad_input(tmp_path: Path, capsys) -> None:
     flat = tmp_path / "flat.tif"
     write_stack(flat, np.full((6, 40, 40), 50, np.uint8), (1, 1, 1))
     out = tmp_path / "o.swc"

@@ -142,8 +142,17 @@ def _check_voxel(vs: Sequence[float], where: str, file: PathLike | None) -> tupl
     return out  # type: ignore[return-value]
 
 
+#: The end of a voxel-size origin whose z was not in the file (see :func:`_meta_voxel`).
+Z_ASSUMED = "z size missing, assumed equal to x"
+
+
 def _meta_voxel(tf: Any) -> tuple[tuple[float, float, float] | None, str]:
-    """Voxel size (x, y, z) in um from OME or ImageJ metadata, with its origin."""
+    """Voxel size (x, y, z) in um from OME or ImageJ metadata, with its origin.
+
+    ImageJ leaves ``spacing`` out of a stack's description when the slices are 1 unit apart
+    (its default), so a stack calibrated in x and y without it has 1-unit slices, as Fiji
+    shows it. OME has no such default: a file with a physical x and y size but none in z is
+    given z = x, and the origin says so (``Z_ASSUMED``)."""
     if tf.is_ome and tf.ome_metadata:
         try:
             import xml.etree.ElementTree as ET
@@ -159,8 +168,9 @@ def _meta_voxel(tf: Any) -> tuple[tuple[float, float, float] | None, str]:
                     continue
                 vals.append(float(v) * _UNIT_TO_UM.get(u.strip().lower(), 1.0))
             if all(v is not None for v in vals[:2]):
-                z = vals[2] if vals[2] is not None else vals[0]
-                return (vals[0], vals[1], z), "OME metadata"
+                if vals[2] is None:
+                    return (vals[0], vals[1], vals[0]), f"OME metadata; {Z_ASSUMED}"
+                return (vals[0], vals[1], vals[2]), "OME metadata"
         except (StopIteration, ValueError, ET.ParseError):
             pass
     ij = tf.imagej_metadata or {}
@@ -178,9 +188,9 @@ def _meta_voxel(tf: Any) -> tuple[tuple[float, float, float] | None, str]:
             return den / num * scale if num else None
 
         x, y = inv(xr), inv(yr)
-        z = ij.get("spacing")
+        z = ij.get("spacing", 1.0)  # ImageJ writes no spacing for 1-unit slices
         if x is not None and y is not None:
-            return (x, y, float(z) * scale if z is not None else x), "ImageJ metadata"
+            return (x, y, float(z) * scale), "ImageJ metadata"
     return None, "unknown"
 
 

@@ -850,6 +850,20 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
     return m
 
 
+def _z_assumed(stack_or_array: Any, voxel_size: Any, vs: Sequence[float]) -> str | None:
+    """When the file gave x and y but not z (its voxel size's origin says so, see
+    :func:`morph.io.stack._meta_voxel`) and none was given: warn, and return the header's
+    note."""
+    from morph.io.stack import Z_ASSUMED
+
+    origin = stack_or_array.metadata.get("voxel_size_origin", "") if isinstance(stack_or_array, Stack) else ""
+    if voxel_size is not None or Z_ASSUMED not in str(origin):
+        return None
+    warnings.warn(f"the stack's metadata gives no z voxel size: assuming z = x = {vs[0]:g} um "
+                  "(give it with --voxel X Y Z)", stacklevel=3)
+    return f"voxel size: z ASSUMED equal to x ({origin})"
+
+
 def _input_line(stack_or_array: Any, source: str | None) -> str:
     """The header's ``input:`` line: the file, and the channel read from it when it has several."""
     ch = stack_or_array.metadata.get("channel") if isinstance(stack_or_array, Stack) else None
@@ -937,6 +951,9 @@ def trace(
     notes: list[str] = []
     if not known:
         warnings.warn("voxel size unknown: assuming 1 x 1 x 1 um (give it with --voxel X Y Z)", stacklevel=2)
+    z_note = _z_assumed(stack_or_array, voxel_size, vs)
+    if z_note:
+        notes.append(z_note)
     sl, off = _roi_slices(roi, data.shape, vs)
     sub = data[sl]
     grey = _pre.grey_level(data)
@@ -1277,6 +1294,7 @@ def trace_path(
     _check_data(data)
     if not known:
         warnings.warn("voxel size unknown: assuming 1 x 1 x 1 um (give it with --voxel X Y Z)", stacklevel=2)
+    z_note = _z_assumed(stack_or_array, voxel_size, vs)
     shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
     a = _finite_point(start, "start")
     b = _finite_point(end, "end")
@@ -1378,7 +1396,7 @@ def trace_path(
         f"voxel size (x, y, z): {vs[0]:g} {vs[1]:g} {vs[2]:g} um" + ("" if known else " (ASSUMED)"),
         f"path from {a[0]:.2f} {a[1]:.2f} {a[2]:.2f} to {b[0]:.2f} {b[1]:.2f} {b[2]:.2f} um, "
         f"length {m.total_length():.2f} um",
-    ] + params.header_lines() + notes
+    ] + ([z_note] if z_note else []) + params.header_lines() + notes
     if base is None:
         return m._derive(header=header, source=source)
     kd = cKDTree(base.xyz)
