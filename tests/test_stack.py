@@ -84,6 +84,16 @@ def test_z_spacing_missing_from_the_metadata(tmp_path: Path) -> None:
     s = read_stack(ome)
     assert s.voxel_size == pytest.approx((0.2, 0.2, 0.2)) and s.voxel_size_known
     assert s.metadata["voxel_size_origin"] == f"OME metadata; {Z_ASSUMED}"
+    # OME units: the Greek mu and angstroms read; "pixel" is no physical size (it was read as um)
+    for unit, size, want in (("\u03bcm", 0.2, (0.2, 0.2, 1.0)), ("\u00c5", 2000.0, (0.2, 0.2, 1.0)),
+                             ("pixel", 0.2, None)):
+        tifffile.imwrite(ome, a, metadata={"axes": "ZYX", **{f"PhysicalSize{k}": size * (5 if k == "Z" else 1) for k in "XYZ"},
+                                           **{f"PhysicalSize{k}Unit": unit for k in "XYZ"}})
+        s = read_stack(ome)
+        if want is None:
+            assert not s.voxel_size_known and s.metadata["voxel_size_origin"] == "assumed 1 um"
+        else:
+            assert s.voxel_size == pytest.approx(want) and s.metadata["voxel_size_origin"] == "OME metadata"
 
 
 def test_folder_of_slices_natural_order(tmp_path: Path) -> None:

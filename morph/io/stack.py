@@ -43,6 +43,14 @@ _UNIT_TO_UM = {
     "metre": 1e6,
     "m": 1e6,
     "angstrom": 1e-4,
+    "\u00e5": 1e-4,  # Å, OME's angstrom
+    "\u03bcm": 1.0,  # Greek mu (the micro sign's compatibility form)
+    "cm": 1e4,
+    "centimeter": 1e4,
+    "centimetre": 1e4,
+    "pm": 1e-6,
+    "in": 25400.0,
+    "inch": 25400.0,
 }
 
 
@@ -166,7 +174,8 @@ def _meta_voxel(tf: Any) -> tuple[tuple[float, float, float] | None, str]:
                 if v is None:
                     vals.append(None)
                     continue
-                vals.append(float(v) * _UNIT_TO_UM.get(u.strip().lower(), 1.0))
+                f = _UNIT_TO_UM.get(u.strip().lower())
+                vals.append(float(v) * f if f is not None else None)  # "pixel", "reference frame": no size
             if all(v is not None for v in vals[:2]):
                 if vals[2] is None:
                     return (vals[0], vals[1], vals[0]), f"OME metadata; {Z_ASSUMED}"
