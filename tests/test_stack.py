@@ -104,6 +104,10 @@ def test_folder_of_slices_natural_order(tmp_path: Path) -> None:
     s = read_stack(d)
     assert s.shape == (4, 6, 7)
     assert [int(s.data[k, 0, 0]) for k in range(4)] == [1, 2, 3, 10]
+    # a slice of another pixel type is refused (its values were cast into the first's: 300 -> 44)
+    tifffile.imwrite(d / "slice_11.tif", np.full((6, 7), 300, np.uint16))
+    with pytest.raises(StackError, match="slice pixel type uint16 differs from the first slice's uint8"):
+        read_stack(d)
 
 
 def test_large_uncompressed_file_is_memory_mapped(tmp_path: Path) -> None:

@@ -490,6 +490,11 @@ def _read_folder(p: Path, channel: int | str | None) -> tuple[NDArray[Any], Any,
             raise StackError(
                 f"slice shape {img.shape} differs from {first.shape}", file=f, hint="all slices must match"
             )
+        if img.dtype != first.dtype:
+            raise StackError(
+                f"slice pixel type {img.dtype} differs from the first slice's {first.dtype} ({files[0].name})",
+                file=f, hint="all slices must have one pixel type: export them again together",
+            )
         out[k] = img
     del tifffile
     return out, meta_vs, origin
