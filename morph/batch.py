@@ -50,7 +50,7 @@ from morph.errors import MorphError, OutputExistsError
 PathLike = str | os.PathLike[str]
 
 #: Suffixes recognised as image stacks by :func:`trace` (a ``.zarr`` folder included).
-STACK_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr")
+STACK_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".lsm", ".zarr")
 #: Header line prefix that stamps a traced SWC with its source (see :func:`trace`).
 STAMP_PREFIX = "morph-batch:"
 _CACHE_FORMAT = 1

@@ -239,3 +239,23 @@ def test_channels_picked_or_averaged(tmp_path: Path) -> None:
             opener(grey, channel=1)
     with pytest.raises(StackError, match="0-based index or 'mean'"):
         read_stack(f_rgb, channel="max")
+
+
+def test_lsm_voxel_size_from_its_cz_lsminfo_tag() -> None:
+    """Zeiss LSM files (TIFF with a CZ_LSMINFO tag, read by tifffile) give their voxel size in
+    metres; no LSM file is in the test data, so the tag is given as tifffile decodes it."""
+    from types import SimpleNamespace
+
+    from morph.cli._common import is_stack_path
+    from morph.io.stack import Z_ASSUMED, _meta_voxel
+
+    def lsm(x: float, y: float, z: float) -> SimpleNamespace:
+        return SimpleNamespace(is_ome=False, ome_metadata=None, is_lsm=True, is_imagej=False, imagej_metadata=None,
+                               lsm_metadata={"VoxelSizeX": x, "VoxelSizeY": y, "VoxelSizeZ": z})
+
+    vs, origin = _meta_voxel(lsm(1.3e-7, 1.3e-7, 4.2e-7))
+    assert vs == pytest.approx((0.13, 0.13, 0.42)) and origin == "LSM metadata"
+    vs, origin = _meta_voxel(lsm(1.3e-7, 1.3e-7, 0.0))  # a single plane
+    assert vs == pytest.approx((0.13, 0.13, 0.13)) and origin == f"LSM metadata; {Z_ASSUMED}"
+    assert _meta_voxel(lsm(0.0, 0.0, 0.0)) == (None, "unknown")
+    assert is_stack_path(Path("cell.lsm")) and is_stack_path(Path("Cell.LSM")) and not is_stack_path(Path("c.swc"))

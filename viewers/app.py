@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from morph.io.atomic import atomic_write_text
+from morph.io.stack import STACK_SUFFIXES
 from viewers.offscreen import ViewerError
 from viewers.scene import SCALARS, Scene
 
@@ -452,7 +453,7 @@ def build_scene(
     vs = voxel or (st.voxel_size if st is not None else None)
     scene = Scene(size, offscreen=offscreen, background=background)
     for p in progress.bar(list(paths), desc="reading", unit="file"):
-        if Path(p).suffix.lower() in (".tif", ".tiff") or Path(p).is_dir():
+        if Path(p).suffix.lower() in STACK_SUFFIXES or Path(p).is_dir():
             raise ViewerError(
                 "this is an image stack, not a reconstruction", file=p, hint="give it with --stack"
             )

@@ -85,7 +85,9 @@ def need_files(paths: list[Path]) -> None:
 
 
 def is_stack_path(p: Path) -> bool:
-    return Path(p).is_dir() or Path(p).suffix.lower() in (".tif", ".tiff", ".ome.tif", ".zarr")
+    from morph.io.stack import STACK_SUFFIXES
+
+    return Path(p).is_dir() or Path(p).suffix.lower() in STACK_SUFFIXES
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,

@@ -1,4 +1,5 @@
-"""Reading and writing reconstructions (SWC) and image stacks (TIFF, OME-TIFF, slices)."""
+"""Reading and writing reconstructions (SWC) and image stacks (TIFF, OME-TIFF, Zeiss LSM, slices,
+OME-Zarr)."""
 
 from morph.io.atomic import atomic_path, atomic_write_text, atomic_write_with, check_output
 from morph.io.stack import Stack, read_stack, stack_channels, write_stack

@@ -150,6 +150,10 @@ def _check_voxel(vs: Sequence[float], where: str, file: PathLike | None) -> tupl
     return out  # type: ignore[return-value]
 
 
+#: File suffixes of the stacks morph reads (TIFF, OME-TIFF, Zeiss LSM, zarr / OME-Zarr), as
+#: :attr:`pathlib.Path.suffix` gives them; a folder of TIFF slices is a stack too.
+STACK_SUFFIXES = (".tif", ".tiff", ".lsm", ".zarr")
+
 #: The end of a voxel-size origin whose z was not in the file (see :func:`_meta_voxel`).
 Z_ASSUMED = "z size missing, assumed equal to x"
 
@@ -160,7 +164,8 @@ def _meta_voxel(tf: Any) -> tuple[tuple[float, float, float] | None, str]:
     ImageJ leaves ``spacing`` out of a stack's description when the slices are 1 unit apart
     (its default), so a stack calibrated in x and y without it has 1-unit slices, as Fiji
     shows it. OME has no such default: a file with a physical x and y size but none in z is
-    given z = x, and the origin says so (``Z_ASSUMED``)."""
+    given z = x, and the origin says so (``Z_ASSUMED``). A Zeiss LSM file gives its voxel
+    size in metres in its CZ_LSMINFO tag (z 0 for a single plane: then z = x likewise)."""
     if tf.is_ome and tf.ome_metadata:
         try:
             import xml.etree.ElementTree as ET
@@ -182,6 +187,11 @@ def _meta_voxel(tf: Any) -> tuple[tuple[float, float, float] | None, str]:
                 return (vals[0], vals[1], vals[2]), "OME metadata"
         except (StopIteration, ValueError, ET.ParseError):
             pass
+    lsm = tf.lsm_metadata if getattr(tf, "is_lsm", False) else None
+    if lsm:
+        x, y, z = (float(lsm.get(f"VoxelSize{a}", 0.0) or 0.0) * 1e6 for a in "XYZ")
+        if x > 0 and y > 0:
+            return (x, y, z) if z > 0 else (x, y, x), "LSM metadata" if z > 0 else f"LSM metadata; {Z_ASSUMED}"
     ij = tf.imagej_metadata or {}
     unit = str(ij.get("unit", "")).strip().lower()
     if tf.is_imagej and unit in _UNIT_TO_UM:
@@ -216,7 +226,7 @@ def read_stack(
     Parameters
     ----------
     path
-        A TIFF file (ImageJ or OME metadata honoured), a folder of 2-D TIFF slices (read in
+        A TIFF file (ImageJ, OME or Zeiss LSM metadata honoured), a folder of 2-D TIFF slices (read in
         natural order: ``s2`` before ``s10``), or an OME-Zarr / zarr store (read whole into
         memory; for stacks larger than memory open them lazily with
         :func:`morph.io.chunked.open_chunked`).
