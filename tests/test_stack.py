@@ -227,6 +227,12 @@ def test_channels_picked_or_averaged(tmp_path: Path) -> None:
         with pytest.raises(StackError, match=r"channel 7 out of range \(0\.\.\d\)"):
             read_stack(f, channel=7)
     np.testing.assert_array_equal(read_stack(slices, channel="mean").data, mean)
+    # compressed: read lazily through tifffile's zarr view, averaged there too
+    packed = tmp_path / "packed.tif"
+    tifffile.imwrite(packed, rgb, photometric="rgb", compression="zlib")
+    lazy = open_chunked(packed, channel="mean")
+    assert lazy.metadata["format"] == "TIFF (zarr view)"
+    np.testing.assert_array_equal(lazy.data.compute(), mean)
     # an uncompressed file is memory-mapped, and one channel of it stays a view of the map
     big = tmp_path / "big.tif"
     tifffile.imwrite(big, np.zeros((4, 3, 16, 16), np.uint8), imagej=True, metadata={"axes": "ZCYX"})
