@@ -49,18 +49,21 @@ def add_voxel(p: argparse.ArgumentParser) -> None:
     )
 
 
+def whole_number(text: str, *, minimum: int = 0, what: str = "a whole number") -> int:
+    """Parse a whole number of at least ``minimum``."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if v < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r} (the least is {minimum})")
+    return v
+
+
 def channel(text: str) -> int | str:
     """Parse ``--channel``: a 0-based channel index, or ``mean``."""
     t = text.strip().lower()
-    if t == "mean":
-        return "mean"
-    try:
-        v = int(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a channel index (0, 1, ...) or 'mean', got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a channel index from 0, got {text!r}")
-    return v
+    return "mean" if t == "mean" else whole_number(t, what="a channel index (0, 1, ...) or 'mean'")
 
 
 def add_channel(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

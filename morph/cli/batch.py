@@ -7,18 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from morph.cli._common import add_channel, memory_size, positive_float
+from morph.cli._common import add_channel, memory_size, positive_float, whole_number
 from morph.errors import MorphError
 
 
 def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {text!r}")
-    return v
+    return whole_number(text, minimum=1)
 
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
