@@ -196,9 +196,9 @@ def _axis_units(axes: Any, ndim: int) -> list[str | None]:
 
 
 def _reduce_axes(data: Any, names: list[str], channel: int | str | None, p: Path) -> Any:
-    from morph.io.stack import channel_hint, check_channel, select_channel
+    from morph.io.stack import MEAN, channel_hint, check_channel, select_channel
 
-    if channel not in (None, 0, "mean") and not ("c" in names and data.shape[names.index("c")] > 1):
+    if channel not in (None, 0, MEAN) and not ("c" in names and data.shape[names.index("c")] > 1):
         check_channel(channel, 1, p)
     for k in range(len(names) - 1, -1, -1):
         n = names[k]
@@ -236,7 +236,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
     import dask.array as da
     import tifffile
 
-    from morph.io.stack import _TIFF_MAGIC, _meta_voxel, _pick_axes
+    from morph.io.stack import _TIFF_MAGIC, MEAN, _meta_voxel, _pick_axes
 
     with open(p, "rb") as fh:
         if fh.read(4) not in _TIFF_MAGIC:
@@ -254,7 +254,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
         raise StackError(f"truncated or corrupt TIFF ({type(e).__name__}: {e})", file=p) from e
     if contiguous:
         mm = tifffile.memmap(p, series=0, mode="r")
-        if channel == "mean":  # averaged chunk by chunk, never the whole stack at once
+        if channel == MEAN:  # averaged chunk by chunk, never the whole stack at once
             za = axes.index("Z") if "Z" in axes else 0  # one slice, all its channels, per chunk
             lazy = da.from_array(mm, chunks=tuple(1 if k == za else n for k, n in enumerate(mm.shape)),
                                  name=f"tiff-mmap-all-{p}", lock=False)

@@ -298,10 +298,7 @@ def stack_channels(path: PathLike) -> tuple[int, str]:
 
         return zarr_channels(p)
     if p.is_dir():
-        files = sorted(
-            (f for f in p.iterdir() if f.suffix.lower() in (".tif", ".tiff") and not f.name.startswith(".")),
-            key=lambda f: _natural_key(f.name),
-        )
+        files = _slice_files(p)
         if not files:
             return 1, ""
         p = files[0]
@@ -478,13 +475,18 @@ def _pick_axes(data: NDArray[Any], axes: str, channel: int | str | None, p: Path
     return data
 
 
-def _read_folder(p: Path, channel: int | str | None) -> tuple[NDArray[Any], Any, str]:
-    import tifffile
-
-    files = sorted(
+def _slice_files(p: Path) -> list[Path]:
+    """The TIFF slices of a folder, in natural order (``s2`` before ``s10``)."""
+    return sorted(
         (f for f in p.iterdir() if f.suffix.lower() in (".tif", ".tiff") and not f.name.startswith(".")),
         key=lambda f: _natural_key(f.name),
     )
+
+
+def _read_folder(p: Path, channel: int | str | None) -> tuple[NDArray[Any], Any, str]:
+    import tifffile
+
+    files = _slice_files(p)
     if not files:
         raise StackError(
             "folder holds no .tif slices", file=p, hint="give a TIFF stack or a folder of TIFF slices"
