@@ -27,6 +27,10 @@ stacks are traced in ``--jobs`` processes (default 2, one thread each: MORPH_THR
 does. ``-o FILE`` writes the table as TSV; ``--compare A B`` prints two such tables side
 by side with the change per stack. About 2.5 minutes on two cores, rendering included.
 
+``--modality fluorescence`` renders the same cells (same seeds and crops) as fluorescence
+(cached apart) and takes the fluorescence sample stack (30 stacks): how the tracer does on a
+fill imaged bright on dark, e.g. with ``--param defaults_for=brightfield``.
+
 ``--misses`` adds where the missed gold cable lies (:func:`where_missed`, fractions of the
 gold's cable): beyond a traced tip, beside a traced neurite, at the soma, or apart; and how
 much of it stands out from the texture as whole runs (``evident``), the headroom a tracer
@@ -63,12 +67,17 @@ CACHE = Path(os.environ.get("MORPH_BENCH_CACHE", Path.home() / ".cache" / "morph
 _ALLEN_LEFT_OUT = {"skk_test_4493.swc", *(c for c, _ in SYNTH.values() if isinstance(c, str))}
 
 
-def stacks() -> dict[str, tuple]:
+def stacks(modality: str = "brightfield") -> dict[str, tuple]:
+    """The set, rendered as ``modality``: the same cells, seeds and crops either way; of the
+    sample stacks, those of ``sample_stacks/`` in that modality (fluorescence: the aspiny
+    one)."""
     out: dict[str, tuple] = {}
     for name, (cell, seed) in SYNTH.items():
         out[name] = ("bench", cell, seed, (200, 200, 60))
     for name in ("pyramidal_brightfield", "aspiny_brightfield"):
-        out["S_" + name.split("_")[0]] = ("sample", "sample:" + name, 0, None)
+        sample = name.replace("brightfield", modality)
+        if (ROOT / "sample_stacks" / f"{sample}.tif").exists():
+            out["S_" + name.split("_")[0]] = ("sample", "sample:" + sample, 0, None)
     for kind, seeds in (("pyramidal", (2, 5, 13, 17)), ("aspiny", (2, 7, 9, 13))):
         for s in seeds:
             out[f"G_{kind[:3]}{s}"] = ("further", (kind, s), s + 100, (160, 160, 50))
@@ -79,8 +88,8 @@ def stacks() -> dict[str, tuple]:
     return out
 
 
-def load(name: str, spec: tuple):
-    """(data, voxel size, gold) of one stack, rendered once and cached."""
+def load(name: str, spec: tuple, modality: str = "brightfield"):
+    """(data, voxel size, gold) of one stack, rendered once (as ``modality``) and cached."""
     from morph.io import read_stack, read_swc
 
     group, cell, seed, crop = spec
@@ -88,8 +97,9 @@ def load(name: str, spec: tuple):
         base = ROOT / "sample_stacks" / cell[7:]
         st = read_stack(base.with_suffix(".tif"))
         return np.asarray(st.data), tuple(st.voxel_size), read_swc(base.with_suffix(".gold.swc"))
-    f = CACHE / f"{name}.npz"
-    g = CACHE / f"{name}.gold.swc"
+    key = name if modality == "brightfield" else f"{name}.{modality}"
+    f = CACHE / f"{key}.npz"
+    g = CACHE / f"{key}.gold.swc"
     if f.exists() and g.exists():
         z = np.load(f)
         return z["data"], tuple(z["voxel_size"]), read_swc(g)
@@ -97,7 +107,7 @@ def load(name: str, spec: tuple):
     from morph.synth import generate_neuron, render_stack
 
     m = allen_cell(DATA / "swc" / "allen" / cell) if isinstance(cell, str) else generate_neuron(cell[1], cell_type=cell[0])
-    st = render_stack(m, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=crop, seed=seed)
+    st = render_stack(m, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=crop, seed=seed, modality=modality)
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = f.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, data=st.data, voxel_size=np.asarray(st.voxel_size))
@@ -273,10 +283,10 @@ def run_one(job: tuple) -> dict:
     from morph.tracing import trace
     from morph.tracing.pipeline import prepare
 
-    name, spec, items, misses, save, nclick = job
+    name, spec, items, misses, save, nclick, modality = job
     pg.set_quiet(True)
     warnings.simplefilter("ignore")
-    data, vs, gold = load(name, spec)
+    data, vs, gold = load(name, spec, modality)
     params = parse_params(items, "auto")
     held = []
 
@@ -391,11 +401,16 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--save", type=Path, metavar="DIR", help="write each trace and its gold as DIR/NAME[.gold].swc")
     ap.add_argument("--clicks", type=int, default=0, metavar="N",
                     help="also trace again with N simulated seed clicks on the longest missed runs")
+    ap.add_argument("--modality", choices=("brightfield", "fluorescence"), default="brightfield",
+                    help="render the cells as this (default brightfield; --misses and --clicks need brightfield)")
     args = ap.parse_args(argv)
+    if args.modality != "brightfield" and (args.misses or args.clicks):
+        print("--misses and --clicks read the image as brightfield: run them without --modality", file=sys.stderr)
+        return 2
     if args.compare:
         print(compare_tables(read_table(args.compare[0]), read_table(args.compare[1])))
         return 0
-    specs = stacks()
+    specs = stacks(args.modality)
     names = args.names or list(specs)
     unknown = [n for n in names if n not in specs]
     if unknown:
@@ -412,11 +427,13 @@ def main(argv: list[str]) -> int:
     os.environ["MORPH_THREADS"] = "1"
     rows: dict[str, dict] = {}
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
-        for r in ex.map(run_one, [(n, specs[n], args.param, args.misses, args.save, args.clicks) for n in names]):
+        jobs = [(n, specs[n], args.param, args.misses, args.save, args.clicks, args.modality) for n in names]
+        for r in ex.map(run_one, jobs):
             rows[r["stack"]] = r
             print(f"{r['stack']:14s} F1 {r['f1']:.3f}  P {r['precision']:.3f}  R {r['recall']:.3f}  "
                   f"cable {r['cable']:.2f}  bp {r['bp']:.2f}  {r['time']:.1f} s", file=sys.stderr, flush=True)
-    text = ("# trace_accuracy " + " ".join(f"--param {p}" for p in args.param) + "\n") + format_table(rows)
+    opts = ([f"--modality {args.modality}"] if args.modality != "brightfield" else []) + [f"--param {p}" for p in args.param]
+    text = ("# trace_accuracy " + " ".join(opts) + "\n") + format_table(rows)
     if args.output:
         args.output.write_text(text)
     sys.stdout.write(text)

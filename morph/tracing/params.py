@@ -45,8 +45,9 @@ class TraceParams:
         ``"auto"`` (the default) the stack's polarity's; ``"brightfield"`` the settings tuned
         on the synthetic renders (thresholds a few noise units above a noisy background, tip
         walks, side branches), which also trace a faint fluorescence fill with no other
-        labelled structure near it (the synthetic fluorescence renders of the bench cells:
-        mean F1 0.622 with the fluorescence defaults, 0.903 with these), but on confocal
+        labelled structure near it (``bench/trace_accuracy.py --modality fluorescence``, 30
+        synthetic fluorescence stacks: mean F1 0.549 with the fluorescence defaults, 0.849 with
+        these), but on confocal
         stacks holding other bright structures they trace those too (the DIADEM stacks with
         camera noise added: 0.742 against 0.521); ``"fluorescence"`` the settings tuned on
         the DIADEM confocal stacks (high thresholds, a threshold relative to the structure at
