@@ -878,16 +878,21 @@ def _trace_task(
     func: Callable[..., Any] | None, src: str, dst: str, options: dict[str, Any], stamp_line: str,
     read: tuple[Any, int | str | None]
 ) -> dict[str, Any]:
+    import warnings
+
     from morph.io import write_swc
 
     voxel_size, channel = read
-    if func is None:
-        m = _trace_of(src, voxel_size=voxel_size, channel=channel, **options)
-    else:
-        m = func(load_stack(src, voxel_size=voxel_size, channel=channel), **options)
+    with warnings.catch_warnings(record=True) as caught:  # reported per stack, not as Python's lines
+        warnings.simplefilter("always")
+        if func is None:
+            m = _trace_of(src, voxel_size=voxel_size, channel=channel, **options)
+        else:
+            m = func(load_stack(src, voxel_size=voxel_size, channel=channel), **options)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     write_swc(m, dst, force=True, extra_header=[stamp_line])
-    return {"nodes": int(len(m)), "total_length": float(m.total_length())}
+    said = list(dict.fromkeys(str(w.message) for w in caught))
+    return {"nodes": int(len(m)), "total_length": float(m.total_length()), "warnings": "; ".join(said)}
 
 
 def _stamp_line(stamp: Mapping[str, Any], key: str) -> str:
@@ -972,7 +977,8 @@ def trace(
     -------
     pandas.DataFrame
         One row per stack: ``file``, ``output``, ``status`` (``traced``, ``done`` (skipped) or
-        ``failed``), ``error``, ``nodes``, ``total_length``, ``seconds``.
+        ``failed``), ``error``, ``warnings`` (what the tracer warned of, such as an assumed voxel
+        size; also printed, one line per stack), ``nodes``, ``total_length``, ``seconds``.
         ``df.attrs["summary"]`` is the :class:`BatchSummary`; ``df.attrs["features"]`` the
         features table when ``features_output`` was given.
     """
@@ -998,7 +1004,8 @@ def trace(
     log_path = Path(log) if log is not None else out_root / "morph-batch-trace.log"
 
     rows: list[dict[str, Any]] = [
-        {"file": str(f), "output": str(d), "status": "", "error": "", "nodes": np.nan, "total_length": np.nan, "seconds": np.nan}
+        {"file": str(f), "output": str(d), "status": "", "error": "", "warnings": "", "nodes": np.nan,
+         "total_length": np.nan, "seconds": np.nan}
         for f, d in zip(files, dsts)
     ]
     lines = [_stamp_line(_source_stamp(f), key) for f in files]
@@ -1016,6 +1023,10 @@ def trace(
         rows[k]["seconds"] = payload["seconds"]
         if payload["ok"]:
             rows[k].update(status="traced", **payload["value"])
+            if rows[k]["warnings"]:
+                from morph.progress import warn
+
+                warn(f"{files[k]}: {rows[k]['warnings']}")
             summary.computed += 1
             summary.task_seconds += payload["seconds"]
         else:
@@ -1050,7 +1061,7 @@ def trace(
     summary.failures.sort(key=lambda f: f.file)
     summary.log = str(log_path) if summary.failures else None
     summary.seconds = time.perf_counter() - t0
-    df = pd.DataFrame.from_records(rows, columns=["file", "output", "status", "error", "nodes", "total_length", "seconds"])
+    df = pd.DataFrame.from_records(rows, columns=["file", "output", "status", "error", "warnings", "nodes", "total_length", "seconds"])
     df.attrs["summary"] = summary
     if feats is not None:
         df.attrs["features"] = feats

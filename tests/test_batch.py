@@ -522,6 +522,11 @@ def test_default_tracer_in_memory_and_chunked(client, data: Path, tmp_path: Path
         assert c.attrs["summary"].ok, c.error[0]
         np.testing.assert_allclose(read_swc(c.output[0]).xyz, ref.renumber().xyz, atol=1e-5)
         assert "(the mean of its channels)" in Path(c.output[0]).read_text()
+        assert c.warnings[0] == ""
+    # what the tracer warns of is reported per stack (a column, and a line on stderr), not as
+    # Python's warning lines: here the RGB file's unknown voxel size
+    w = batch.trace(str(rgb / "*.tif"), tmp_path / "rgb_vs", scheduler="serial", channel="mean", quiet=True)
+    assert w.status[0] == "traced" and "voxel size unknown: assuming 1 x 1 x 1 um" in w.warnings[0]
     bad = batch.trace(str(d / "*.tif"), tmp_path / "bad", scheduler="serial", params={"threshold_high": 1e9}, quiet=True)
     assert bad.status[0] == "failed" and "no neuron found" in bad.error[0]
     with pytest.raises(batch.MorphError, match="unknown tracing parameter"):
