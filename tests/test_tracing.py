@@ -1264,6 +1264,9 @@ def test_cli_trace(tmp_path: Path, y_stack, capsys) -> None:
     assert (m.types == AXON).any() and (m.types == SOMA).sum() == 1
     text = out.read_text()
     assert "trace parameter min_branch_um" in text and "axon: given by the user" in text
+    # what the run was given, so that it can be repeated: the points in um, the command as typed
+    assert "# axon point given (um): 10.000 55.000 8.000" in text
+    assert f"# command: morph trace {stack} -o {out} -q --axon 20,110,8 --units voxel" in text
     # no overwrite without --force
     assert main(["trace", str(stack), "-o", str(out), "-q"]) == 2
     assert "exists" in capsys.readouterr().err
@@ -1276,6 +1279,7 @@ def test_cli_trace(tmp_path: Path, y_stack, capsys) -> None:
     assert main(["trace", str(stack), "-o", str(tmp_path / "r.swc"), "--seeds", str(root)]) == 0
     assert "no --soma given: the first seed is the root of the tree" in capsys.readouterr().err
     assert (read_swc(tmp_path / "r.swc").types == SOMA).sum() == 0
+    assert "# seeds given (um): 1: 40.000 9.000 10.000" in (tmp_path / "r.swc").read_text()
     # trace-path appended to the cell
     out2 = tmp_path / "y2.swc"
     assert main(["trace-path", str(stack), "--from", "40,12,10", "--to", "40,30,10", "--into", str(out),

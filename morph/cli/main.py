@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as e:  # --help, --version, or a usage error (already printed)
             return int(e.code or 0)
+        args.argv = list(argv)  # the command as given, for the headers of what it writes
         args.quiet = getattr(args, "quiet", False)
         args.debug = getattr(args, "debug", False)
         if getattr(args, "func", None) is None:

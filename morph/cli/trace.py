@@ -198,6 +198,14 @@ def to_um(p, units: str, vs, voxel_axes=None) -> np.ndarray | None:
     return (a.reshape(k, 3) * scale).reshape(a.shape)
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The header line recording the command as it was given (``morph`` and its arguments,
+    quoted for a POSIX shell), so that the run can be repeated from the same folder."""
+    import shlex
+
+    return "command: " + shlex.join(["morph", *getattr(args, "argv", [])])
+
+
 def show_warnings(caught: list) -> None:
     from morph.progress import warn
 
@@ -260,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
     show_warnings(caught)
     if len(m) < 2:
         raise TracingError("the tracing produced no neurite; nothing written")
-    write_swc(m, args.output, force=args.force)
+    write_swc(m, args.output, force=args.force, extra_header=[command_line(args)])
     if not args.quiet:
         axon = next((h for h in m.header if h.startswith("axon:")), "")
         print(

@@ -8,7 +8,14 @@ import warnings
 from pathlib import Path
 
 from morph.cli._common import add_output, memory_size, xyz
-from morph.cli.trace import add_common_trace_args, load_stack, parse_params, show_warnings, to_um
+from morph.cli.trace import (
+    add_common_trace_args,
+    command_line,
+    load_stack,
+    parse_params,
+    show_warnings,
+    to_um,
+)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             max_memory=args.max_memory or None,
         )
     show_warnings(caught)
-    write_swc(m, args.output, force=args.force)
+    write_swc(m, args.output, force=args.force, extra_header=[command_line(args)])
     if not args.quiet:
         print(f"{args.output}: {len(m)} nodes, {m.total_length():.1f} um")
     return 0

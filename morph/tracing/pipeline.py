@@ -864,6 +864,23 @@ def _z_assumed(stack_or_array: Any, voxel_size: Any, vs: Sequence[float]) -> str
     return f"voxel size: z ASSUMED equal to x ({origin})"
 
 
+def _points_given(soma: Any, axon: Any, seeds: Any) -> list[str]:
+    """Header lines recording the user's points as given (micrometres, the stack's frame), so
+    that the run can be repeated."""
+
+    def xyz(p: Any) -> str:
+        return " ".join(f"{float(v):.3f}" for v in np.asarray(p, dtype=np.float64).reshape(3))
+
+    out = []
+    if soma is not None:
+        out.append(f"soma point given (um): {xyz(soma)}")
+    if axon is not None:
+        out.append(f"axon point given (um): {xyz(axon)}")
+    if seeds is not None and len(seeds):
+        out.append(f"seeds given (um): {len(seeds)}: " + "; ".join(xyz(s) for s in seeds))
+    return out
+
+
 def _input_line(stack_or_array: Any, source: str | None) -> str:
     """The header's ``input:`` line: the file, and the channel read from it when it has several."""
     ch = stack_or_array.metadata.get("channel") if isinstance(stack_or_array, Stack) else None
@@ -1184,6 +1201,7 @@ def trace(
                  f"z elongation of the structure {prep.stretch:.2f} (tracing space z / {prep.stretch:.2f})")
     if roi is not None:
         extra.append("roi (um): " + " ".join(f"{v:g}" for v in roi))
+    extra += _points_given(soma, axon, np.asarray(seeds, dtype=np.float64).reshape(-1, 3) if len(seed_pts) else None)
     header = _header(prep, params, _input_line(stack_or_array, source), known, extra + lab, voxel_size=stack_vs)
     return m._derive(header=header, name=None, source=source)
 
