@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from morph.io.atomic import atomic_write_text
-from morph.io.stack import STACK_SUFFIXES
+from morph.io.stack import STACK_SUFFIXES, is_zarr_store
 from viewers.offscreen import ViewerError
 from viewers.scene import SCALARS, Scene
 
@@ -409,7 +409,6 @@ def open_stack(
     (the projection chunk by chunk, single planes, a strided subsample for the volume) and a
     stack larger than memory can be viewed. ``channel``: see :func:`morph.io.read_stack`."""
     from morph.io import read_stack
-    from morph.io.stack import is_zarr_store
 
     p = Path(path)
     if is_zarr_store(p) or (p.is_file() and p.stat().st_size > LAZY_STACK_BYTES):

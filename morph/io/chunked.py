@@ -254,20 +254,18 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
         raise StackError(f"truncated or corrupt TIFF ({type(e).__name__}: {e})", file=p) from e
     if contiguous:
         mm = tifffile.memmap(p, series=0, mode="r")
-        if channel == MEAN:  # averaged chunk by chunk, never the whole stack at once
-            za = axes.index("Z") if "Z" in axes else 0  # one slice, all its channels, per chunk
-            lazy = da.from_array(mm, chunks=tuple(1 if k == za else n for k, n in enumerate(mm.shape)),
-                                 name=f"tiff-mmap-all-{p}", lock=False)
-            data = _pick_axes(lazy, axes, channel, p)
-            if data.ndim != 3:
-                raise StackError(f"expected a 3-D stack, got shape {data.shape}", file=p)
-            ch = chunks or default_chunks(data.shape, data.dtype.itemsize)
-            return data.rechunk(ch), vs, origin, {"format": "TIFF (memory-mapped)"}
-        data = _pick_axes(mm, axes, channel, p)
+        src: Any = mm
+        if channel == MEAN:  # averaged lazily, one slice and all its channels per chunk
+            za = axes.index("Z") if "Z" in axes else 0
+            src = da.from_array(mm, chunks=tuple(1 if k == za else n for k, n in enumerate(mm.shape)),
+                                name=f"tiff-mmap-all-{p}", lock=False)
+        data = _pick_axes(src, axes, channel, p)  # one channel of the map: still a view of it
         if data.ndim != 3:
             raise StackError(f"expected a 3-D stack, got shape {data.shape}", file=p)
         ch = chunks or default_chunks(data.shape, data.dtype.itemsize)
-        return da.from_array(data, chunks=ch, name=f"tiff-mmap-{p}-{channel}", lock=False), vs, origin, {"format": "TIFF (memory-mapped)"}
+        data = data.rechunk(ch) if src is not mm else da.from_array(data, chunks=ch, name=f"tiff-mmap-{p}-{channel}",
+                                                                     lock=False)
+        return data, vs, origin, {"format": "TIFF (memory-mapped)"}
     if axes == "ZYX" and n_pages == shape[0]:
         nz, ny, nx = shape
         cz = (chunks[0] if chunks else None) or default_chunks(shape, dtype.itemsize)[0]

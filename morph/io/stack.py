@@ -66,6 +66,8 @@ class Stack:
         ``(x, y, z)`` in micrometres.
     voxel_size_known
         False when the file carried no usable voxel size and 1 um was assumed.
+    z_assumed
+        (Property) True when the file gave x and y but not z, which was taken equal to x.
     path
         Where the stack came from.
     """
@@ -75,6 +77,10 @@ class Stack:
     voxel_size_known: bool = True
     path: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def z_assumed(self) -> bool:
+        return Z_ASSUMED in str(self.metadata.get("voxel_size_origin", ""))
 
     @property
     def shape(self) -> tuple[int, int, int]:

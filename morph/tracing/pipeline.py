@@ -42,7 +42,7 @@ from scipy.spatial import cKDTree
 import morph
 from morph import progress as _progress
 from morph.errors import TracingError
-from morph.io.stack import Stack
+from morph.io.stack import MEAN, Stack
 from morph.morphology import BASAL, SOMA, Morphology
 from morph.soma_outline import SomaOutline
 from morph.tracing import label as _label
@@ -854,11 +854,9 @@ def _z_assumed(stack_or_array: Any, voxel_size: Any, vs: Sequence[float]) -> str
     """When the file gave x and y but not z (its voxel size's origin says so, see
     :func:`morph.io.stack._meta_voxel`) and none was given: warn, and return the header's
     note."""
-    from morph.io.stack import Z_ASSUMED
-
-    origin = stack_or_array.metadata.get("voxel_size_origin", "") if isinstance(stack_or_array, Stack) else ""
-    if voxel_size is not None or Z_ASSUMED not in str(origin):
+    if voxel_size is not None or not (isinstance(stack_or_array, Stack) and stack_or_array.z_assumed):
         return None
+    origin = stack_or_array.metadata["voxel_size_origin"]
     warnings.warn(f"the stack's metadata gives no z voxel size: assuming z = x = {vs[0]:g} um "
                   "(give it with --voxel X Y Z)", stacklevel=3)
     return f"voxel size: z ASSUMED equal to x ({origin})"
@@ -884,7 +882,7 @@ def _points_given(soma: Any, axon: Any, seeds: Any) -> list[str]:
 def _input_line(stack_or_array: Any, source: str | None) -> str:
     """The header's ``input:`` line: the file, and the channel read from it when it has several."""
     ch = stack_or_array.metadata.get("channel") if isinstance(stack_or_array, Stack) else None
-    what = "" if ch is None else (" (the mean of its channels)" if ch == "mean" else f" (channel {ch})")
+    what = "" if ch is None else (" (the mean of its channels)" if ch == MEAN else f" (channel {ch})")
     return f"input: {source if source else '<array>'}{what}"
 
 
