@@ -1012,6 +1012,52 @@ def test_seed_files_plain_fiji_results_vaa3d_markers(tmp_path: Path) -> None:
         read_points(bad)
 
 
+def test_seed_files_fiji_point_selections(tmp_path: Path) -> None:
+    """--seeds reads Fiji's point selections: a multi-point .roi (each point on the slice it
+    was clicked on), the ROI Manager's RoiSet.zip (a point with its slice, a hyperstack's z
+    position), sub-pixel points at pixel k = coordinate - 0.5, and stack positions of a
+    multi-channel stack counting channels; other selections and points on no slice refused."""
+    import roifile
+
+    from morph.cli.trace import read_points, to_um
+    from morph.errors import MorphError
+
+    def points(xy, **attrs):
+        roi = roifile.ImagejRoi.frompoints(xy)
+        roi.roitype = roifile.ROI_TYPE.POINT
+        for k, v in attrs.items():
+            setattr(roi, k, v)
+        return roi
+
+    multi = points([[10, 20], [30, 40]], counters=np.zeros(2, np.uint8), counter_positions=np.array([3, 6], np.uint32))
+    multi.tofile(tmp_path / "clicks.roi")
+    pts, ax = read_points(tmp_path / "clicks.roi")
+    assert np.allclose(pts, [[10, 20, 2], [30, 40, 5]]) and ax.all()
+    assert np.allclose(to_um(pts, "um", (0.5, 0.5, 2.0), ax), [[5, 10, 4], [15, 20, 10]])
+    # two channels, ImageJ's order (channel fastest): stack positions 3 and 6 are slices 2 and 3
+    assert np.allclose(read_points(tmp_path / "clicks.roi", channels=2)[0][:, 2], [1, 2])
+    sub = points([[10.5, 20.5]], position=4)  # sub-pixel: the centre of pixel (10, 20)
+    assert sub.subpixelresolution
+    hyper = points([[7, 8]], z_position=9, c_position=1)
+    roifile.roiwrite(tmp_path / "RoiSet.zip", [multi, sub, hyper])
+    pts, _ = read_points(tmp_path / "RoiSet.zip")
+    assert np.allclose(pts, [[10, 20, 2], [30, 40, 5], [10, 20, 3], [7, 8, 8]])
+    rect = roifile.ImagejRoi.frompoints([[0, 0], [5, 5]])
+    rect.roitype, rect.name = roifile.ROI_TYPE.RECT, "box"
+    rect.tofile(tmp_path / "rect.roi")
+    with pytest.raises(MorphError, match="ROI 1 \\('box'\\) is a rect selection, not points"):
+        read_points(tmp_path / "rect.roi")
+    points([[1, 2], [3, 4]]).tofile(tmp_path / "flat.roi")  # drawn with no slice
+    with pytest.raises(MorphError, match="point 1 of ROI 1 .* is on no slice"):
+        read_points(tmp_path / "flat.roi")
+    (tmp_path / "junk.roi").write_bytes(b"not a roi at all")
+    with pytest.raises(MorphError, match="not an ImageJ ROI file"):
+        read_points(tmp_path / "junk.roi")
+    (tmp_path / "junk.zip").write_bytes(b"PK nope")
+    with pytest.raises(MorphError, match="not an ImageJ ROI file"):
+        read_points(tmp_path / "junk.zip")
+
+
 def test_seed_path_follows_a_faint_neurite_to_where_it_leaves_the_tree() -> None:
     """seeds.path_to_tree: from the seed back along a faint L-shaped neurite (3 noise units)
     to where it leaves the tree, not straight across the background to the tree's nearest
@@ -1707,6 +1753,16 @@ def test_a_seed_on_a_neurite_too_faint_to_trace_is_joined_along_it(y_stack, y_fa
     seeds.write_text("30 40 10\n")  # voxels: (15, 20, 10) um
     assert main(["trace", str(stack), "-o", str(out), "-q", "--units", "voxel", "--soma", "80,80,10", "--seeds", str(seeds)]) == 0
     assert "# seed at 15.00 20.00 10.00 um joined by a path of" in out.read_text()
+    # the same click as a Fiji point selection (slice 11, from 1)
+    import roifile
+
+    roi = roifile.ImagejRoi.frompoints([[30, 40]])
+    roi.roitype, roi.position = roifile.ROI_TYPE.POINT, 11
+    roi.tofile(tmp_path / "click.roi")
+    out2 = tmp_path / "y2.swc"
+    assert main(["trace", str(stack), "-o", str(out2), "-q", "--units", "voxel", "--soma", "80,80,10",
+                 "--seeds", str(tmp_path / "click.roi")]) == 0
+    np.testing.assert_array_equal(read_swc(out2).xyz, read_swc(out).xyz)
 
 
 def test_reachable_from_follows_chains_of_gaps_and_stops_beyond_them() -> None:

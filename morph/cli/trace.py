@@ -67,7 +67,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "joined by the minimal-cost path through the image; works with --extend too): a text file of "
         "X Y Z lines (commas or spaces; # comments), a table with a header naming columns X, Y and Z "
         "or Slice (Fiji's Results of point measurements; Slice numbered from 1), a Vaa3D .marker file "
-        "(1-based voxels), or an SWC whose nodes are taken; without --soma the first seed is the root",
+        "(1-based voxels), Fiji's point selections (a .roi file or the ROI Manager's RoiSet.zip; each point on "
+        "its slice), or an SWC whose nodes are taken; without --soma the first seed is the root",
     )
     p.add_argument("--roi", type=_roi, metavar="X0,Y0,Z0,X1,Y1,Z1", help="trace only inside this box")
     p.add_argument("--extend", type=Path, metavar="CELL.swc", help="trace only what this reconstruction does not cover yet and add it")
@@ -114,7 +115,57 @@ def parse_params(items: list[str], polarity: str):
     return TraceParams(**changes)
 
 
-def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def imagej_roi_points(path: Path, channels: int = 1) -> np.ndarray:
+    """The points of Fiji's point selections (the multi-point tool): a ``.roi`` file (File >
+    Save As > Selection) or the ROI Manager's ``RoiSet.zip``, as voxel indices (x = column,
+    y = row, z = slice, from 0).
+
+    Each point's slice is the one it was clicked on: its stack position, or the ROI's own
+    position (a point added to the ROI Manager with its slice), or the hyperstack's z
+    position. Stack positions of a multi-channel stack (``channels``, ImageJ's order:
+    channel fastest) count channels too. A point in sub-pixel units (ImageJ's coordinates,
+    pixel k spanning [k, k + 1)) is taken at k = coordinate - 0.5; integer points are pixel
+    indices already.
+    """
+    import roifile
+
+    hint = ("save Fiji's point selections with File > Save As > Selection (.roi) or the ROI Manager's "
+            "More > Save (RoiSet.zip), each point clicked on its slice")
+    try:
+        rois = roifile.ImagejRoi.fromfile(path)
+    except Exception as e:  # roifile raises ValueError, zipfile BadZipFile, struct.error ...
+        raise MorphError(f"not an ImageJ ROI file ({e})", file=path, hint=hint) from None
+    rois = rois if isinstance(rois, list) else [rois]
+    if not rois:
+        raise MorphError("the ROI set holds no ROI", file=path, hint=hint)
+    pts = []
+    for k, roi in enumerate(rois, start=1):
+        label = f"ROI {k} ({roi.name!r})" if roi.name else f"ROI {k}"
+        if roi.roitype != roifile.ROI_TYPE.POINT:
+            raise MorphError(f"{label} is a {roi.roitype.name.lower()} selection, not points", file=path, hint=hint)
+        xy = np.asarray(roi.coordinates(), dtype=np.float64).reshape(-1, 2)
+        if roi.subpixelresolution:
+            xy = xy - 0.5
+        n = len(xy)
+        if roi.counter_positions is not None and len(roi.counter_positions) == n and roi.counter_positions.any():
+            pos = np.asarray(roi.counter_positions, dtype=np.int64)
+            z = (pos - 1) // max(int(channels), 1)
+        elif roi.z_position > 0:  # a hyperstack's z position, from 1
+            pos = np.full(n, roi.z_position)
+            z = pos - 1
+        else:
+            pos = np.full(n, roi.position)
+            z = (pos - 1) // max(int(channels), 1)
+        if (pos <= 0).any():
+            i = int(np.flatnonzero(pos <= 0)[0])
+            raise MorphError(f"point {i + 1} of {label} is on no slice (the ROI holds no z for it)", file=path,
+                             hint="click each point on the slice where its neurite is in focus (Fiji's "
+                             "point tool stores that slice), or give a table with X, Y and Slice columns")
+        pts.append(np.column_stack([xy, z.astype(np.float64)]))
+    return np.concatenate(pts)
+
+
+def read_points(path: Path, *, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Seed points from a file, and which of their axes are voxel indices whatever ``--units``
     says (x, y, z booleans).
 
@@ -123,10 +174,14 @@ def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
       Results of point measurements: columns ``X``, ``Y`` and ``Z`` (units as ``--units``) or
       Fiji's ``Slice`` (1-based slice number: always a voxel index), other columns ignored;
     * a Vaa3D marker file (``.marker``: ``x,y,z,radius,...``, 1-based voxel coordinates);
-    * an SWC: its node positions (voxel indices when its header says ``# units: voxel``).
+    * an SWC: its node positions (voxel indices when its header says ``# units: voxel``);
+    * Fiji's point selections, ``.roi`` or ``RoiSet.zip`` (:func:`imagej_roi_points`; voxel
+      indices; ``channels``: the stack's channel count, for the slice of a point).
     """
     if not path.exists():
         raise MorphError("seeds file not found", file=path)
+    if path.suffix.lower() in (".roi", ".zip"):
+        return imagej_roi_points(path, channels), np.ones(3, dtype=bool)
     if path.suffix.lower() == ".swc":
         from morph.io import read_swc
 
@@ -233,7 +288,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         stack = load_stack(args)
     vs = stack.voxel_size
-    seeds, seed_axes = read_points(args.seeds) if args.seeds else (None, None)
+    seeds, seed_axes = (None, None)
+    if args.seeds:
+        from morph.io import stack_channels
+
+        n, kind = stack_channels(args.stack)  # ImageJ's stack positions count channels (not RGB samples)
+        seeds, seed_axes = read_points(args.seeds, channels=n if kind == "multi-channel" else 1)
     if seeds is not None and args.soma is None and not args.extend:
         from morph.progress import info
 
