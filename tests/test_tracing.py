@@ -1765,6 +1765,23 @@ def test_a_seed_on_a_neurite_too_faint_to_trace_is_joined_along_it(y_stack, y_fa
     np.testing.assert_array_equal(read_swc(out2).xyz, read_swc(out).xyz)
 
 
+def test_an_axon_click_off_the_tree_is_joined_like_a_seed(y_stack, y_faint_branch) -> None:
+    """--axon on a thin neurite the automatic tree left out: the tree is joined to the click
+    along the neurite, which is labelled axon; a click on empty background far from the tree
+    is still refused by the labelling, with what to do."""
+    _data, vs, _gold = y_stack
+    img, branch = y_faint_branch
+    click = (15.0, 20.0, 10.0)  # the faint branch's far end, not traced on its own
+    m = trace(img, voxel_size=vs, soma=(40, 40, 10), axon=click, progress=False)
+    on_branch = cKDTree(branch).query(m.xyz)[0] < 1.0
+    assert (cKDTree(m.xyz).query(branch)[0] < 1.5).mean() > 0.85
+    assert np.mean(m.types[on_branch] == AXON) > 0.9
+    assert any(h.startswith("axon point at 15.00 20.00 10.00 um joined by a path of") for h in m.header)
+    assert any(h.startswith("axon: given by the user") for h in m.header)
+    with pytest.raises(TracingError, match="from the traced tree"):
+        trace(img, voxel_size=vs, soma=(40, 40, 10), axon=(90.0, 10.0, 10.0), progress=False)
+
+
 def test_reachable_from_follows_chains_of_gaps_and_stops_beyond_them() -> None:
     shape = (5, 40, 120)
     mask = np.zeros(shape, bool)

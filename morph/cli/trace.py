@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     add_common_trace_args(p)
     add_output(p, help="output SWC file")
     p.add_argument("--soma", type=xyz, metavar="X,Y,Z", help="soma position (default: detected)")
-    p.add_argument("--axon", type=xyz, metavar="X,Y,Z", help="a point on the axon (labels that stem axon)")
+    p.add_argument("--axon", type=xyz, metavar="X,Y,Z", help="a point on the axon: the axon is labelled from its start to there (the tree is joined to the point "
+                   "like a seed when it does not reach it)")
     p.add_argument(
         "--seeds",
         type=Path,

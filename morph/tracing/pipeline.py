@@ -797,14 +797,17 @@ def _seed_voxels(prep: Prepared, seed_pts: NDArray[np.float64], params: TracePar
     return np.asarray(vox, dtype=np.int64), np.asarray(join, dtype=np.float64).reshape(-1, 3)
 
 
-def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArray[np.float64]) -> Morphology:
+def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArray[np.float64],
+                names: Sequence[str] | None = None) -> Morphology:
     """Each seed (micrometres, ``m``'s frame) the refined tree does not reach, within
     ``seed_reach_um``, joined to it by the minimal-cost path through the image
     (:func:`morph.tracing.seeds.path_to_tree`), nearest seeds first (so a seed can join the
     path of another); each path is centred, smoothed, resampled and given radii like the
-    tree, and hangs from the tree's node nearest to its first point."""
+    tree, and hangs from the tree's node nearest to its first point. ``names``: what each
+    point is, for the header's notes (default ``seed``)."""
     if not len(seeds) or len(m) == 0:
         return m
+    names = list(names) if names is not None else ["seed"] * len(seeds)
     path_params = params.replace(min_branch_um=0.0, route_soma_bridges=0.0, side_branch_um=0.0, tip_extend_um=0.0,
                                  tip_fraction=0.0, thick_spur_factor=0.0)
     todo = np.asarray(seeds, dtype=np.float64).reshape(-1, 3)
@@ -814,7 +817,7 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
     nodes = [(cKDTree(m.xyz), 0)]  # node indexes: the tree's, then each path's (merge appends)
     while len(todo):
         k = int(np.argmin(dist))
-        s, d_k = todo[k], float(dist[k])
+        s, d_k, name = todo[k], float(dist[k]), names.pop(k)
         todo, dist = np.delete(todo, k, axis=0), np.delete(dist, k)
         if d_k <= params.seed_reach_um:
             continue
@@ -823,7 +826,7 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
                                    margin_um=params.seed_margin_um, max_voxels=params.path_max_mvox * 1e6)
         q = s + prep.offset_um
         if path is None or len(path) < 2:
-            prep.notes.append(f"seed at {q[0]:.2f} {q[1]:.2f} {q[2]:.2f} um: no path to the tree within "
+            prep.notes.append(f"{name} at {q[0]:.2f} {q[1]:.2f} {q[2]:.2f} um: no path to the tree within "
                               f"{params.seed_margin_um:g} um beyond its nearest point")
             continue
         n = len(path)
@@ -839,7 +842,7 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
         val = float(np.median(_prune._sample(prep.image, pm.xyz, prep.voxel_size))) / prep.noise
         side = np.maximum(1.5, pm.radius + params.terminal_ridge_margin_um)
         ridge = float(np.median(_prune.ridge_contrast(pm, prep.image, prep.voxel_size, offset_um=side))) / prep.noise
-        prep.notes.append(f"seed at {q[0]:.2f} {q[1]:.2f} {q[2]:.2f} um joined by a path of {pm.total_length():.1f} um "
+        prep.notes.append(f"{name} at {q[0]:.2f} {q[1]:.2f} {q[2]:.2f} um joined by a path of {pm.total_length():.1f} um "
                           f"through the image (median {val:.2f} x noise along it, {ridge:.2f} above its sides)")
         nodes.append((cKDTree(pm.xyz), len(m)))
         m = m.merge(pm, attach_to=j)
@@ -927,7 +930,9 @@ def trace(
         Soma position ``(x, y, z)`` in micrometres (default: detected as the thickest
         strongly stained body).
     axon
-        A point on the axon (micrometres): labels that stem as axon (type 2).
+        A point on the axon (micrometres): labels the axon from its start on the way to that
+        point as axon (type 2). The tree must reach it, as a seed: a thin axon the automatic
+        tree leaves out is joined to it by the minimal-cost path through the image.
     seeds
         ``(k, 3)`` points (micrometres) the tree must reach. Without ``soma``, the first seed is
         the root of the tree (a plain point, not a soma: use it for neurites leaving the
@@ -1019,7 +1024,7 @@ def trace(
     snap = max(5.0, 3 * max(vs[:2]))
     # faint pieces of foreground are kept near the user's points (the soma, within its snap
     # distance and largest radius; seeds; the reconstruction to extend)
-    keep = ([soma_pt] if soma_pt is not None else []) + list(seed_pts)
+    keep = ([soma_pt] if soma_pt is not None else []) + list(seed_pts) + ([axon_pt] if axon_pt is not None else [])
     keep_r = max(snap, 10.0) + float(params.soma_max_radius_um) if soma_pt is not None else snap
     if extend is not None:  # in micrometres, and its points every half voxel
         ex = extend if extend.units == "um" else extend.to_micrometres(stack_vs)
@@ -1071,6 +1076,18 @@ def trace(
         fg = prep.fg
         prep.notes.append(f"foreground threshold used: {thr_used:.3g} x noise")
         seeds_fg, join_pts = _seed_voxels(prep, seed_pts, params, snap_um=snap, root_is_seed=soma_pt is None and extend is None)
+        join_names = ["seed"] * len(join_pts)
+        if axon_pt is not None and extend is None:
+            # the axon click is also a point the tree must reach: a thin axon the automatic
+            # tree left out is joined to it like a seed (never the root: that is the soma's
+            # or the first seed's). A click too faint for a seed is left to the labelling,
+            # which takes the traced node nearest to it (within 10 um) or says why not
+            try:
+                ax_fg, ax_join = _seed_voxels(prep, axon_pt[None], params, snap_um=snap, root_is_seed=False)
+            except TracingError:
+                ax_fg, ax_join = np.zeros(0, dtype=np.int64), np.zeros((0, 3))
+            seeds_fg, join_pts = np.concatenate([seeds_fg, ax_fg]), np.vstack([join_pts, ax_join])
+            join_names += ["axon point"] * len(ax_join)
         cover_xyz = cover_r = anchors = None
         min_anchors = 1
         if extend is not None:
@@ -1170,7 +1187,7 @@ def trace(
                     hint="check the soma/seed position, the polarity, or lower threshold_low",
                 )
             m = refine(m, prep, params, protect_xyz=(prep.to_physical(fg.xyz_um(seeds_fg)) if seeds_fg.size else None))
-            m = _join_seeds(m, prep, params, join_pts)
+            m = _join_seeds(m, prep, params, join_pts, join_names)
             m = m.translate(off)
             if prep.soma_outline is not None:
                 prep.soma_outline.centre = prep.soma_outline.centre + off
