@@ -192,6 +192,43 @@ def test_cap_in_soma_blur_takes_the_stems_own_radius() -> None:
     assert np.allclose(out[16:], 3.0)  # the short stem along y: nothing beyond to compare
 
 
+def test_cap_in_soma_blur_follows_the_decline_beyond_the_zone() -> None:
+    """Where the soma's image reaches past the zone (a large, dark soma; a stem leaving along
+    z), a stem's radii still fall beyond it towards the stem's own: they are capped at the
+    stem's radius where the decline ends, up to the first branch point. A neurite's own
+    gentle taper, and a thick trunk that branches into thinner children, keep their radii."""
+    xs = np.arange(6.0, 41.0)  # one node per um along x, from the soma's edge (radius 5)
+    n = xs.size
+
+    def stem(radii, branch_at=None):
+        xyz = [(0.0, 0.0, 0.0)] + [(x, 0.0, 0.0) for x in xs]
+        parent = [-1, 0] + list(range(1, n))
+        if branch_at is not None:  # a second child at node x = branch_at, running along +y
+            k = int(np.flatnonzero(xs == branch_at)[0]) + 1
+            xyz += [(branch_at, float(y), 0.0) for y in range(1, 21)]
+            parent += [k] + list(range(n + 1, n + 20))
+        m = Morphology(np.asarray(xyz), np.ones(len(xyz)), np.asarray([1] + [2] * (len(xyz) - 1)),
+                       np.asarray(parent), units="um")
+        r = np.concatenate([[5.0], radii, np.full(len(xyz) - 1 - n, 0.5)])
+        return m, r
+
+    # widened out to x = 14 (the zone ends at 5 + 3 x 0.85 = 7.55), falling to the axon's 0.3
+    halo = np.interp(xs, [6, 9, 14, 15], [2.5, 2.0, 0.6, 0.3])
+    m, r = stem(halo)
+    out = rad.cap_in_soma_blur(m, r, soma_radius=5.0, blur_um=0.85)
+    assert np.allclose(out[1:], 0.3)
+    # the same with a branch point at x = 12: the decline is followed no further than that
+    m, r = stem(halo, branch_at=12.0)
+    out = rad.cap_in_soma_blur(m, r, soma_radius=5.0, blur_um=0.85)
+    assert np.all(out[1 : n + 1][xs > 12] == halo[xs > 12])
+    assert np.all(out[1 : n + 1][xs <= 12] <= halo[xs <= 12])
+    # a gentle taper (an apical trunk, 2.0 -> 1.4 um over 35 um) beyond the zone is kept
+    taper = np.linspace(2.0, 1.4, n)
+    m, r = stem(taper)
+    out = rad.cap_in_soma_blur(m, r, soma_radius=5.0, blur_um=0.85)
+    assert np.all(out[1 : n + 1][xs >= 8] == taper[xs >= 8])
+
+
 def test_measure_radii_degenerate_trees() -> None:
     """No nodes, a soma alone, nodes off the image: radii of the floor, no error."""
     img = np.zeros((10, 20, 20), np.float32)

@@ -445,13 +445,23 @@ def soma_ray_radii(
 
 
 def cap_in_soma_blur(m: Morphology, radii: NDArray[np.float64], *, soma_radius: float, blur_um: float,
-                     zone_blurs: float = 3.0, reference_um: float = 5.0) -> NDArray[np.float64]:
+                     zone_blurs: float = 3.0, reference_um: float = 5.0, decline: float = 1.3,
+                     max_reach_um: float = 20.0) -> NDArray[np.float64]:
     """Radii of the stems' first micrometres, where the soma's blurred edge widens their
     profiles, capped at the stem's own radius just beyond.
 
     Nodes closer to the soma's centre than ``soma_radius + zone_blurs * blur_um`` take at most
     the median radius of their stem's nodes in the next ``reference_um``; a stem with no node
     there keeps its radii. ``radii`` of soma nodes are returned unchanged.
+
+    The soma's image reaches further than that where the soma is large and dark, or where a
+    stem leaves it along z (the blur is widest along the optical axis): the stem's radii
+    still fall with distance beyond the zone, from the soma's width towards the stem's own.
+    So along each stem's first section the zone is pushed out, 1 um at a time, while the
+    median radius over the next 2 um exceeds ``decline`` times the median over the 5 um
+    after, never beyond the section's first branch point nor ``max_reach_um`` of path past
+    the zone; the nodes before it take at most the median over ``reference_um`` from there.
+    A neurite's own taper is far slower (an apical trunk loses a few per cent over 5 um).
     """
     from morph import _tree
 
@@ -466,7 +476,36 @@ def cap_in_soma_blur(m: Morphology, radii: NDArray[np.float64], *, soma_radius: 
     zone = soma_radius + zone_blurs * blur_um
     inside = ~m.soma_mask & (owner >= 0) & (d < zone)
     ref_nodes = ~m.soma_mask & (owner >= 0) & (d >= zone) & (d < zone + reference_um)
-    return _cap_at_group_median(r, owner, inside, ref_nodes)
+    r = _cap_at_group_median(r, owner, inside, ref_nodes)
+    # the soma's reach along each stem's first section, read from the radii's decline
+    sid = m.section_id
+    pd = m.path_distance
+    order = np.lexsort((pd, sid))  # nodes by section, then outwards
+    sec_sorted = sid[order]
+    for f in first:
+        s_f = sid[f]
+        if s_f < 0:
+            continue
+        lo, hi = np.searchsorted(sec_sorted, [s_f, s_f + 1])
+        nodes = order[lo:hi]
+        t = pd[nodes] - pd[f]
+        out_zone = d[nodes] >= zone
+        if not out_zone.any():
+            continue
+        start = float(t[int(np.argmax(out_zone))])  # where the zone above ends on this section
+        reach = start
+        while reach - start < max_reach_um and reach + 2.0 + reference_um <= t[-1]:
+            near = r[nodes[(t >= reach) & (t < reach + 2.0)]]
+            far = r[nodes[(t >= reach + 2.0) & (t < reach + 2.0 + reference_um)]]
+            if not near.size or not far.size or np.median(near) <= decline * np.median(far):
+                break
+            reach += 1.0
+        if reach > start:
+            ref = r[nodes[(t >= reach) & (t < reach + reference_um)]]
+            if ref.size:
+                cap = nodes[t < reach]
+                r[cap] = np.minimum(r[cap], float(np.median(ref)))
+    return r
 
 
 def _cap_at_group_median(r: NDArray[np.float64], group: NDArray[np.int64], inside: NDArray[np.bool_],
