@@ -109,6 +109,7 @@ def demo() -> None:
     stack = ROOT / "sample_stacks" / "pyramidal_brightfield.tif"
     gold = ROOT / "sample_stacks" / "pyramidal_brightfield.gold.swc"
     cell = out / "pyramidal.swc"
+    axon_cell = out / "pyramidal_axon.swc"
     env = offscreen_env()
     steps = [
         [morph, "info", stack],
@@ -118,10 +119,15 @@ def demo() -> None:
         [morph, "features", cell, "-o", out / "features.csv", "--force"],
         [morph, "view", cell, "--stack", stack, "--screenshot", out / "view.png", "--size", "1200", "900", "--force"],
         [morph, "plot", cell, "-o", out / "summary.png", "--force"],
+        # steered by one click on the axon (micrometres): the axon and its initial segment
+        # are labelled, so the features include the ais compartment
+        [morph, "trace", stack, "-o", axon_cell, "--axon", "27.4,136,40", "--force"],
+        [morph, "features", axon_cell, "--compartments", "ais", "-o", out / "features_ais.csv", "--force"],
     ]
     for cmd in steps:
         sh(*cmd, env=env)
-    print(f"\ndemo outputs in {out}: pyramidal.swc, compare.png, features.csv, view.png, summary.png")
+    print(f"\ndemo outputs in {out}: pyramidal.swc, compare.png, features.csv, view.png, summary.png, "
+          "pyramidal_axon.swc, features_ais.csv")
 
 
 def test() -> None:
