@@ -58,8 +58,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     add_common_trace_args(p)
     add_output(p, help="output SWC file")
     p.add_argument("--soma", type=xyz, metavar="X,Y,Z", help="soma position (default: detected)")
-    p.add_argument("--axon", type=xyz, metavar="X,Y,Z", help="a point on the axon: the axon is labelled from its start to there (the tree is joined to the point "
-                   "like a seed when it does not reach it)")
+    p.add_argument("--axon", type=xyz, metavar="X,Y,Z",
+                   help="a point on the axon: the axon is labelled from its start to there (the tree is joined "
+                   "to the point like a seed when it does not reach it)")
     p.add_argument(
         "--seeds",
         type=Path,
@@ -293,7 +294,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds:
         from morph.io import stack_channels
 
-        n, kind = stack_channels(args.stack)  # ImageJ's stack positions count channels (not RGB samples)
+        n, kind = stack_channels(args.stack) if args.seeds.suffix.lower() in (".roi", ".zip") else (1, "")
+        # ImageJ's stack positions count a hyperstack's channels (not an RGB image's samples)
         seeds, seed_axes = read_points(args.seeds, channels=n if kind == "multi-channel" else 1)
     if seeds is not None and args.soma is None and not args.extend:
         from morph.progress import info
