@@ -13,7 +13,9 @@ Robustness, as for a production job:
 - one failing file never stops the others: its error and traceback go to a log file and to
   the summary (``DataFrame.attrs["summary"]``), and the run goes on;
 - every per-file output is written atomically (temporary file + rename), so a killed run or a
-  Ctrl-C never leaves a half-written file;
+  Ctrl-C never leaves a half-written file in an output's place (a process killed between the
+  write and the rename leaves a hidden ``.NAME.XXXX.part`` file, which the next run removes
+  once it is a minute old);
 - a run never waits for ever for workers that are gone: when the cluster has had no worker
   for ``WORKERLESS_GRACE_S`` (120 s), having had some, the files still waiting are reported
   as failed;
@@ -46,6 +48,7 @@ import numpy as np
 
 from morph import __version__
 from morph.errors import MorphError, OutputExistsError
+from morph.io.atomic import remove_stale_parts
 
 PathLike = str | os.PathLike[str]
 
@@ -743,6 +746,7 @@ def features(
         raise OutputExistsError("output exists", file=out_path, hint="use --force to overwrite it")
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_parts(cache_dir)  # the temporary files of a killed run
     log_path = Path(log) if log is not None else (out_path.with_name(out_path.name + ".log") if out_path else None)
 
     key = _options_key(func, {"compartments": compartments, "features": features})
@@ -990,6 +994,7 @@ def trace(
     if out_root.exists() and not out_root.is_dir():
         raise MorphError("output must be a folder", file=out_root, hint="give a folder name for the traced SWCs")
     out_root.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(out_root)  # the temporary files of a killed run
     dsts = output_paths(files, out_root)
     if features_output is not None:
         fo = Path(features_output)

@@ -323,6 +323,15 @@ def _no_partial_files(folder: Path) -> None:
     assert not leftovers, leftovers
 
 
+def _only_hidden_temporaries(folder: Path) -> list[Path]:
+    """After SIGKILL: no visible partial file; a process killed between writing a cache entry
+    and renaming it may leave its hidden temporary (``.NAME.XXXX.part.json``), nothing else.
+    Returns those."""
+    parts = [p for p in folder.rglob("*") if ".part" in p.name]
+    assert all(p.name.startswith(".") and p.name.endswith(".part.json") for p in parts), parts
+    return parts
+
+
 def test_killed_run_restarts_with_only_the_missing_files(client, cells: Path, tmp_path: Path):
     """SIGKILL a run half-way (no chance to clean up), then restart it on the cluster."""
     pattern = str(cells / "**/*.swc")
@@ -335,8 +344,13 @@ def test_killed_run_restarts_with_only_the_missing_files(client, cells: Path, tm
         proc.kill()
         proc.wait()
     assert not out.exists()
-    _no_partial_files(tmp_path)
-    cached = list(cache.glob("*.json"))
+    stale = _only_hidden_temporaries(tmp_path)
+    # one such temporary, a minute old by the time of the restart, is removed by it
+    stale.append(cache / ".killed.swc.json.abcd1234.part.json")
+    stale[-1].write_text('{"half": ')
+    for f in stale:
+        os.utime(f, (time.time() - 120, time.time() - 120))
+    cached = [f for f in cache.glob("*.json") if ".part" not in f.name]
     assert 3 <= len(cached) < 7
     for f in cached:
         assert json.loads(f.read_text())["result"]["all.nodes"] > 0  # complete, valid records
@@ -349,6 +363,7 @@ def test_killed_run_restarts_with_only_the_missing_files(client, cells: Path, tm
     assert recomputed == everything - done_before
     assert df.attrs["summary"].skipped == len(done_before)
     pd.testing.assert_frame_equal(df, _serial_reference(batch.expand_paths(pattern)))
+    assert not any(f.exists() for f in stale)
 
 
 def test_ctrl_c_leaves_no_half_written_file(cells: Path, tmp_path: Path):
@@ -531,3 +546,24 @@ def test_default_tracer_in_memory_and_chunked(client, data: Path, tmp_path: Path
     assert bad.status[0] == "failed" and "no neuron found" in bad.error[0]
     with pytest.raises(batch.MorphError, match="unknown tracing parameter"):
         batch.trace(str(d / "*.tif"), tmp_path / "x", scheduler="serial", params={"nonsense": 1}, quiet=True)
+
+
+def test_remove_stale_parts_takes_only_old_hidden_temporaries(tmp_path: Path):
+    """The temporaries a killed writer leaves (hidden .NAME.XXXX.part.EXT) go once a minute
+    old; a fresh one (a live write) and every other file stay."""
+    from morph.io.atomic import atomic_write_text, remove_stale_parts
+
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    old = [tmp_path / ".x.json.k2j3.part.json", sub / ".cell.swc.99zz.part.swc"]
+    fresh = tmp_path / ".y.json.aa11.part.json"
+    keep = [tmp_path / "x.json", sub / "cell.swc", tmp_path / "notes.part.txt"]
+    for f in [*old, fresh, *keep]:
+        f.write_text("{")
+    for f in [*old, *keep]:
+        os.utime(f, (time.time() - 600, time.time() - 600))
+    assert remove_stale_parts(tmp_path) == 2
+    assert not any(f.exists() for f in old) and fresh.exists() and all(f.exists() for f in keep)
+    atomic_write_text(tmp_path / "z.json", "{}")  # its own temporary is renamed, none left
+    assert sorted(p.name for p in tmp_path.glob(".*")) == [fresh.name]
+    assert remove_stale_parts(tmp_path / "missing") == 0

@@ -46,3 +46,21 @@ def test_demo_pipeline(tmp_path: Path, capsys) -> None:
     assert df["all_neurites.total_length"].iloc[0] > 300
     for f in ("cmp.png", "v.png", "s.png"):
         assert (tmp_path / f).stat().st_size > 10_000
+
+
+def test_demo_axon_click_gives_the_ais_features(tmp_path: Path) -> None:
+    """The demo's steered trace: one click on the axon labels it (on the gold's axon), and the
+    features hold the ais compartment: an axon-carrying dendrite, as in the gold."""
+    from morph.morphology import AXON
+
+    cell = tmp_path / "axon.swc"
+    assert main(["trace", str(STACK), "-o", str(cell), "-q", "--axon", "27.4,136,40"]) == 0
+    assert main(["features", str(cell), "--compartments", "ais", "-o", str(tmp_path / "ais.csv"), "-q"]) == 0
+    m = read_swc(cell)
+    gold = read_swc(GOLD).resample(0.5)
+    ax = m.types == AXON
+    d, j = cKDTree(gold.xyz).query(m.xyz[ax])
+    assert ax.sum() > 50 and np.mean((d <= 2.0) & (gold.types[j] == AXON)) > 0.9
+    f = pd.read_csv(tmp_path / "ais.csv").iloc[0]
+    assert f["ais.num_axon_roots"] == 1 and f["ais.from_dendrite"] == 1  # the gold: from a dendrite, 9 um out
+    assert 0.3 < f["ais.diameter_mean_10"] < 1.2  # the gold's 0.6; the trace reads 1.05

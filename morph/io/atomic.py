@@ -29,6 +29,27 @@ def check_output(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     return p
 
 
+def remove_stale_parts(folder: str | os.PathLike[str], *, min_age_s: float = 60.0) -> int:
+    """Remove the temporary files :func:`atomic_path` leaves in ``folder`` (and below) when
+    its process is killed between writing and renaming (SIGKILL, power loss): hidden
+    ``.NAME.XXXX.part.EXT`` files older than ``min_age_s`` seconds (a live write renames
+    its file within milliseconds). Returns how many were removed."""
+    import time
+
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    now, removed = time.time(), 0
+    for f in root.rglob(".*.part*"):
+        try:
+            if f.is_file() and now - f.stat().st_mtime > min_age_s:
+                f.unlink()
+                removed += 1
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
+    return removed
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
