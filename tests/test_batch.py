@@ -310,7 +310,7 @@ def _start(tmp_path: Path, pattern: str, out: Path, calls: Path, delay: float, s
 def _wait_for(cache: Path, n: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
     t0 = time.time()
     while time.time() - t0 < timeout:
-        if cache.is_dir() and len(list(cache.glob("*.json"))) >= n:
+        if cache.is_dir() and sum(".part" not in f.name for f in cache.glob("*.json")) >= n:  # complete entries
             return
         if proc.poll() is not None:
             raise AssertionError(f"run ended early: {proc.communicate()}")
