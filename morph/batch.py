@@ -855,9 +855,91 @@ def _trace_params(params: Any) -> Any:
         raise MorphError(f"unknown tracing parameter ({e})", hint="see the fields of morph.tracing.TraceParams") from e
 
 
+POINT_KINDS = ("soma", "axon", "seed")
+
+
+def read_points_table(path: PathLike, files: Sequence[Path]) -> dict[int, dict[str, Any]]:
+    """Per-stack clicks for :func:`trace`, from a table with one point per row.
+
+    Columns (named in a header line; comma- or tab-separated; case ignored): ``stack``, the
+    stack's file (or folder) name, or its path (absolute, or relative to the table's folder)
+    when names repeat; ``kind``, one of ``soma``, ``axon``, ``seed``; and ``x``, ``y``, ``z``.
+    A stack takes at most one soma and one axon point, and any number of seeds; stacks with
+    no row are traced automatically.
+
+    Returns ``{index in files: {"soma": [x, y, z], "axon": [...], "seeds": [[...], ...]}}``,
+    in the table's units. Every problem (a missing column, a stack not in the batch, an
+    unknown kind, a second soma...) is a :class:`MorphError` naming the line.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    hint = "one point per row: columns stack, kind (soma, axon or seed), x, y, z"
+    if not p.is_file():
+        raise MorphError("points table not found", file=p, hint=hint)
+    try:
+        table = pd.read_csv(p, sep=None, engine="python", dtype=str, comment="#", skipinitialspace=True)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise MorphError(f"cannot read the points table ({e})", file=p, hint=hint) from None
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    missing = [c for c in ("stack", "kind", "x", "y", "z") if c not in table.columns]
+    if missing:
+        raise MorphError(f"the header line names no column {', '.join(missing)}", file=p, line=1, hint=hint)
+    by_path = {f.resolve(): k for k, f in enumerate(files)}
+    by_name: dict[str, list[int]] = {}
+    for k, f in enumerate(files):
+        by_name.setdefault(f.name, []).append(k)
+    out: dict[int, dict[str, Any]] = {}
+    for row, rec in enumerate(table.itertuples(index=False), start=2):
+        name = str(rec.stack).strip()
+        given = Path(name)
+        k = next((by_path[q.resolve()] for q in (given, p.parent / given) if q.resolve() in by_path), None)
+        if k is None:
+            hits = by_name.get(given.name, []) if len(given.parts) == 1 else []
+            if len(hits) > 1:
+                raise MorphError(f"stack {name!r} names {len(hits)} stacks of this batch", file=p, line=row,
+                                 hint="give its path (absolute, or relative to the table's folder)")
+            if not hits:
+                raise MorphError(f"stack {name!r} is none of the {len(files)} stacks of this batch", file=p,
+                                 line=row, hint="check the name against the stacks the patterns match")
+            k = hits[0]
+        kind = str(rec.kind).strip().lower()
+        if kind not in POINT_KINDS:
+            raise MorphError(f"unknown kind {rec.kind!r}", file=p, line=row, hint="kind is soma, axon or seed")
+        try:
+            xyz = [float(v) for v in (rec.x, rec.y, rec.z)]
+        except (TypeError, ValueError):
+            raise MorphError(f"x, y, z must be numbers, got {rec.x!r}, {rec.y!r}, {rec.z!r}", file=p, line=row,
+                             hint=hint) from None
+        if not all(np.isfinite(xyz)):
+            raise MorphError(f"x, y, z must be finite, got {xyz}", file=p, line=row, hint=hint)
+        entry = out.setdefault(k, {})
+        if kind == "seed":
+            entry.setdefault("seeds", []).append(xyz)
+        elif kind in entry:
+            raise MorphError(f"a second {kind} point for {files[k].name}", file=p, line=row,
+                             hint=f"give one {kind} point per stack (seeds may be many)")
+        else:
+            entry[kind] = xyz
+    return out
+
+
+def _points_in_um(options: dict[str, Any], units: str, voxel_size: Sequence[float]) -> dict[str, Any]:
+    """``options`` with the soma, axon and seeds given in voxels (``units == "voxel"``)
+    multiplied by the stack's voxel size."""
+    if units != "voxel":
+        return options
+    vs = np.asarray(voxel_size, dtype=np.float64)
+    out = dict(options)
+    for key in ("soma", "axon", "seeds"):
+        if out.get(key) is not None:
+            out[key] = (np.asarray(out[key], dtype=np.float64) * vs).tolist()
+    return out
+
+
 def _trace_of(
     src: str, *, voxel_size: Any = None, channel: int | str | None = None, max_memory: int | None = None,
-    params: Any = None, strict_memory: bool = False, **options: Any
+    params: Any = None, strict_memory: bool = False, point_units: str = "um", **options: Any
 ) -> Any:
     """morph's tracer on the stack at ``src``: in memory, or chunk by chunk under ``max_memory``
     (``strict_memory``: fail the stack when its tree stages would exceed the bound, see
@@ -871,11 +953,11 @@ def _trace_of(
         from morph.io.chunked import open_chunked
         from morph.tracing.chunked import trace as chunked_trace
 
-        return chunked_trace(
-            open_chunked(src, voxel_size=voxel_size, channel=channel), max_memory=int(max_memory), params=params,
-            progress=False, strict_memory=strict_memory, **options,
-        )
-    return tracer(load_stack(src, voxel_size=voxel_size, channel=channel), params=params, progress=False, **options)
+        st = open_chunked(src, voxel_size=voxel_size, channel=channel)
+        return chunked_trace(st, max_memory=int(max_memory), params=params, progress=False,
+                             strict_memory=strict_memory, **_points_in_um(options, point_units, st.voxel_size))
+    st = load_stack(src, voxel_size=voxel_size, channel=channel)
+    return tracer(st, params=params, progress=False, **_points_in_um(options, point_units, st.voxel_size))
 
 
 def _trace_task(
@@ -892,7 +974,10 @@ def _trace_task(
         if func is None:
             m = _trace_of(src, voxel_size=voxel_size, channel=channel, **options)
         else:
-            m = func(load_stack(src, voxel_size=voxel_size, channel=channel), **options)
+            options = dict(options)
+            units = options.pop("point_units", "um")
+            st = load_stack(src, voxel_size=voxel_size, channel=channel)
+            m = func(st, **_points_in_um(options, units, st.voxel_size))
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     write_swc(m, dst, force=True, extra_header=[stamp_line])
     said = list(dict.fromkeys(str(w.message) for w in caught))
@@ -938,6 +1023,8 @@ def trace(
     features_func: Callable[[Any], Mapping[str, Any]] | None = None,
     force: bool = False,
     quiet: bool | None = None,
+    points: PathLike | None = None,
+    units: str = "um",
     **trace_options: Any,
 ) -> Any:
     """Trace many stacks, one SWC per stack in ``outdir``.
@@ -970,6 +1057,14 @@ def trace(
         Per-file function for ``features_output`` (see :func:`features`).
     force
         Replace an existing ``features_output`` that is not from a previous run.
+    points
+        A table of clicks per stack (:func:`read_points_table`: columns ``stack``, ``kind``
+        (``soma``, ``axon`` or ``seed``), ``x``, ``y``, ``z``), passed to the tracer as
+        ``soma``, ``axon`` and ``seeds``; a stack's clicks are part of its stamp, so a changed
+        click retraces it and an unchanged one is skipped.
+    units
+        Of the table's points: ``"um"`` (micrometres) or ``"voxel"`` (x = column, y = row, z =
+        slice, from 0; multiplied by each stack's voxel size).
     **trace_options
         Passed to the tracing function. For morph's tracer: ``params`` (a
         :class:`~morph.tracing.TraceParams` or a dict of its fields), ``max_memory`` (bytes:
@@ -1003,9 +1098,15 @@ def trace(
             raise OutputExistsError("output exists", file=fo, hint="use --force to overwrite it")
     if func is None and "params" in trace_options:
         _trace_params(trace_options["params"])  # unknown parameter names: fail before starting
+    if units not in ("um", "voxel"):
+        raise MorphError(f"units must be 'um' or 'voxel', got {units!r}")
+    clicks = read_points_table(points, files) if points is not None else {}
     vs = None if voxel_size is None else tuple(float(v) for v in voxel_size)
     reading = {"voxel_size": vs} if channel is None else {"voxel_size": vs, "channel": channel}
-    key = _options_key(func or _trace_of, {**reading, **trace_options})
+    # each stack's options: the common ones, and its clicks (with their units) when it has any
+    stack_options = [dict(trace_options, **clicks[k], point_units=units) if k in clicks else dict(trace_options)
+                     for k in range(len(files))]
+    keys = [_options_key(func or _trace_of, {**reading, **o}) for o in stack_options]
     log_path = Path(log) if log is not None else out_root / "morph-batch-trace.log"
 
     rows: list[dict[str, Any]] = [
@@ -1013,7 +1114,7 @@ def trace(
          "total_length": np.nan, "seconds": np.nan}
         for f, d in zip(files, dsts)
     ]
-    lines = [_stamp_line(_source_stamp(f), key) for f in files]
+    lines = [_stamp_line(_source_stamp(f), keys[k]) for k, f in enumerate(files)]
     todo = []
     for k, d in enumerate(dsts):
         if not redo and _stamp_valid(d, lines[k]):
@@ -1046,7 +1147,7 @@ def trace(
             summary.workers = _n_workers(c)
             _execute(
                 _trace_task,
-                [(func, str(files[k]), str(dsts[k]), dict(trace_options), lines[k], (vs, channel)) for k in todo],
+                [(func, str(files[k]), str(dsts[k]), stack_options[k], lines[k], (vs, channel)) for k in todo],
                 c,
                 on_done=on_done,
                 desc="trace",

@@ -63,6 +63,17 @@ def standin_trace(stack, *, threshold: float = 0.5, **_) -> Morphology:
     return Morphology(xyz, np.ones(2), np.array([1, 3]), np.array([-1, 0]), name=Path(stack.path).stem)
 
 
+def points_trace(stack, *, soma=None, axon=None, seeds=None, **_) -> Morphology:
+    """A 'tracing' that draws the points it was given: soma -> axon -> each seed (micrometres),
+    from the stack's origin when no soma was given."""
+    pts = [soma if soma is not None else [0.0, 0.0, 0.0]]
+    pts += ([axon] if axon is not None else []) + list(seeds or [])
+    if len(pts) == 1:
+        pts.append(np.asarray(stack.voxel_size, dtype=float))
+    n = len(pts)
+    return Morphology(np.asarray(pts, dtype=float), np.ones(n), np.array([1] + [3] * (n - 1)), np.arange(n) - 1)
+
+
 # ---- fixtures --------------------------------------------------------------------------------
 
 
@@ -482,6 +493,19 @@ def test_cli_trace(client, stacks: Path, tmp_path: Path, capsys):
     assert "zero.tif" in capsys.readouterr().err
     assert main(args + ["--strict-memory"]) == 2  # only meaningful with --max-memory
     assert "--strict-memory applies with --max-memory" in capsys.readouterr().err
+    # clicks per stack from a table; a table naming a stack not in the batch stops the run
+    (stacks / "zero.tif").unlink()
+    clicks = tmp_path / "clicks.csv"
+    clicks.write_text("stack,kind,x,y,z\nbf.tif,soma,2,4,1\n")
+    pts = ["batch", "trace", str(stacks / "**/*.tif"), "-o", str(tmp_path / "clicked"), "--func",
+           "test_batch:points_trace", "--points", str(clicks), "--units", "voxel", "--scheduler", "serial", "-q"]
+    assert main(pts) == 0
+    vs = np.asarray(read_stack(stacks / "bf.tif").voxel_size)
+    np.testing.assert_allclose(read_swc(tmp_path / "clicked" / "bf.swc").xyz[0], np.array([2, 4, 1]) * vs)
+    clicks.write_text("stack,kind,x,y,z\nbf.tiff,soma,2,4,1\n")
+    assert main(pts) == 2
+    err = capsys.readouterr().err
+    assert "clicks.csv:2: stack 'bf.tiff' is none of the 3 stacks" in err
 
 
 # ---- with morph's own features and tracer ------------------------------------------------------
@@ -542,10 +566,76 @@ def test_default_tracer_in_memory_and_chunked(client, data: Path, tmp_path: Path
     # Python's warning lines: here the RGB file's unknown voxel size
     w = batch.trace(str(rgb / "*.tif"), tmp_path / "rgb_vs", scheduler="serial", channel="mean", quiet=True)
     assert w.status[0] == "traced" and "voxel size unknown: assuming 1 x 1 x 1 um" in w.warnings[0]
+    # a click table for the default tracer, in voxels: the same tree as a trace given that point
+    root = ref.xyz[ref.roots[0]]
+    clicks = tmp_path / "clicks.csv"
+    clicks.write_text("stack,kind,x,y,z\n" + "crop.tif,seed," + ",".join(f"{v:.6f}" for v in root / (1.0, 1.0, 3.03)) + "\n")
+    cl = batch.trace(str(d / "*.tif"), tmp_path / "clicked", scheduler="serial", points=clicks, units="voxel", quiet=True)
+    assert cl.attrs["summary"].ok, cl.error[0]
+    np.testing.assert_allclose(read_swc(cl.output[0]).xyz, trace(read_stack(d / "crop.tif"), seeds=[root],
+                                                                  progress=False).renumber().xyz, atol=1e-5)
+    assert "# seeds given (um): 1:" in Path(cl.output[0]).read_text()
     bad = batch.trace(str(d / "*.tif"), tmp_path / "bad", scheduler="serial", params={"threshold_high": 1e9}, quiet=True)
     assert bad.status[0] == "failed" and "no neuron found" in bad.error[0]
     with pytest.raises(batch.MorphError, match="unknown tracing parameter"):
         batch.trace(str(d / "*.tif"), tmp_path / "x", scheduler="serial", params={"nonsense": 1}, quiet=True)
+
+
+def test_points_table_reads_clicks_per_stack(stacks: Path, tmp_path: Path):
+    """--points: one click per row (stack by name, or by path, relative to the table's folder or
+    absolute, where names repeat; soma, axon, seeds); every mistake is refused with its line."""
+    files = batch.expand_paths(str(stacks / "**/*.tif"))  # a.tif, b/a.tif, bf.tif
+    names = [f.relative_to(stacks).as_posix() for f in files]
+    t = stacks / "clicks.csv"
+    t.write_text("Stack,Kind,X,Y,Z\nbf.tif,soma,10,20,3\nbf.tif,seed,1,2,3\n b/a.tif , SEED ,4,5,6\n"
+                 f"{stacks / 'bf.tif'},seed,7,8,9\nbf.tif,axon,11,12,4\n")
+    got = batch.read_points_table(t, files)
+    bf, ba = names.index("bf.tif"), names.index("b/a.tif")
+    assert got == {bf: {"soma": [10.0, 20.0, 3.0], "seeds": [[1.0, 2.0, 3.0], [7.0, 8.0, 9.0]], "axon": [11.0, 12.0, 4.0]},
+                   ba: {"seeds": [[4.0, 5.0, 6.0]]}}
+    tsv = tmp_path / "clicks.tsv"
+    tsv.write_text("stack\tkind\tx\ty\tz\n" + f"{stacks / 'b' / 'a.tif'}\tsoma\t1\t2\t3\n")
+    assert batch.read_points_table(tsv, files) == {ba: {"soma": [1.0, 2.0, 3.0]}}
+    for text, match in (
+        ("stack,kind,x,y\nbf.tif,soma,1,2\n", "names no column z"),
+        ("stack,kind,x,y,z\nnope.tif,soma,1,2,3\n", "stack 'nope.tif' is none of the 3 stacks"),
+        ("stack,kind,x,y,z\na.tif,soma,1,2,3\n", "stack 'a.tif' names 2 stacks"),
+        ("stack,kind,x,y,z\nbf.tif,dendrite,1,2,3\n", "unknown kind 'dendrite'"),
+        ("stack,kind,x,y,z\nbf.tif,soma,1,2,3\nbf.tif,soma,4,5,6\n", "a second soma point for bf.tif"),
+        ("stack,kind,x,y,z\nbf.tif,seed,1,two,3\n", "must be numbers"),
+    ):
+        bad = tmp_path / "bad.csv"  # outside the stacks' folder: 'a.tif' is a name, not a path
+        bad.write_text(text)
+        with pytest.raises(batch.MorphError, match=match) as e:
+            batch.read_points_table(bad, files)
+        assert e.value.line is not None
+    with pytest.raises(batch.MorphError, match="points table not found"):
+        batch.read_points_table(tmp_path / "missing.csv", files)
+
+
+def test_trace_batch_with_clicks(client, stacks: Path, tmp_path: Path):
+    """The clicks reach each stack's tracer (voxels converted by the stack's voxel size); they
+    are part of the stamp: a re-run with the same clicks skips, a changed click retraces that
+    stack only, stacks without clicks keep the stamp they had."""
+    pattern, outdir = str(stacks / "**/*.tif"), tmp_path / "traced"
+    first = batch.trace(pattern, outdir, client, func=points_trace, quiet=True)
+    assert first.attrs["summary"].ok
+    t = tmp_path / "clicks.csv"
+    t.write_text("stack,kind,x,y,z\nbf.tif,soma,10,20,3\nbf.tif,seed,1,2,3\n")
+    df = batch.trace(pattern, outdir, client, func=points_trace, points=t, units="voxel", quiet=True)
+    assert dict(zip(df.file.map(lambda f: Path(f).name + str(Path(f).parent.name == "b")), df.status)) == {
+        "a.tifFalse": "done", "a.tifTrue": "done", "bf.tifFalse": "traced"}
+    bf = df.output[df.file.str.endswith("bf.tif")].iloc[0]
+    vs = np.asarray(read_stack(stacks / "bf.tif").voxel_size)
+    np.testing.assert_allclose(read_swc(bf).xyz, np.array([[10, 20, 3], [1, 2, 3]]) * vs)
+    again = batch.trace(pattern, outdir, client, func=points_trace, points=t, units="voxel", quiet=True)
+    assert (again.status == "done").all()
+    t.write_text("stack,kind,x,y,z\nbf.tif,soma,10,21,3\nbf.tif,seed,1,2,3\n")
+    moved = batch.trace(pattern, outdir, scheduler="serial", func=points_trace, points=t, quiet=True)
+    assert sorted(moved.status) == ["done", "done", "traced"]
+    np.testing.assert_allclose(read_swc(bf).xyz, [[10, 21, 3], [1, 2, 3]])  # micrometres this time
+    with pytest.raises(batch.MorphError, match="units must be"):
+        batch.trace(pattern, outdir, scheduler="serial", func=points_trace, points=t, units="mm", quiet=True)
 
 
 def test_remove_stale_parts_takes_only_old_hidden_temporaries(tmp_path: Path):

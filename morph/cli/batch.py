@@ -92,6 +92,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "foreground, held at once) would exceed the bound, checked before they start, instead of warning and going on",
     )
     t.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE", help="tracing parameter (repeatable)")
+    t.add_argument(
+        "--points", type=Path, metavar="TABLE",
+        help="clicks per stack: a CSV or tab-separated table, one point per row, columns stack (the stack's "
+        "file name, or its path), kind (soma, axon or seed), x, y, z; a stack's clicks are part of its stamp, "
+        "so changing them retraces it",
+    )
+    t.add_argument("--units", choices=("um", "voxel"), default="um",
+                   help="units of the --points table: 'um' (default) or 'voxel' (x = column, y = row, z = slice, from 0)")
     t.add_argument("--func", metavar="MODULE:FUNCTION", dest="function", help="trace with FUNCTION(stack, **options) -> Morphology instead of morph's tracer")
     _engine_args(t)
     t.set_defaults(func=run_trace)
@@ -154,6 +162,8 @@ def run_trace(args: argparse.Namespace) -> int:
         features_output=args.features_table,
         func=func,
         force=args.force,
+        points=args.points,
+        units=args.units,
         **options,
     )
     s = df.attrs["summary"]
