@@ -65,10 +65,11 @@ def axon_main_path(m) -> np.ndarray:
     return np.asarray(path[::-1])
 
 
-def axon_click(gold, data, vs, params) -> np.ndarray | None:
+def axon_click(gold, data, vs, params, *, flat: np.ndarray | None = None) -> np.ndarray | None:
     """Where a user would click on the axon: of the gold axon's main path 20-50 um from its
     start, away from the dendrites (more than 3 um from their cable), the node with the
-    strongest image within 1 um (None without an axon)."""
+    strongest image within 1 um (None without an axon). ``flat``: the flattened, denoised
+    image, when already at hand (default: made from ``data``)."""
     from morph.tracing.seeds import peak_near
 
     path = axon_main_path(gold)
@@ -85,7 +86,7 @@ def axon_click(gold, data, vs, params) -> np.ndarray | None:
         cand = clear if clear.size else cand
     if not cand.size:
         cand = path[-1:]
-    img = ta.flat_image(data, vs, params)
+    img = ta.flat_image(data, vs, params) if flat is None else flat
     return gold.xyz[max(cand, key=lambda k: peak_near(img, vs, gold.xyz[k]))]
 
 

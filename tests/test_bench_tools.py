@@ -104,3 +104,37 @@ def test_missed_below_foreground_counts_only_missed_cable_the_foreground_does_no
 
     # a foreground voxel within 1 um counts, and the denoising blurs the stem's end past x0
     assert 0 < blanked(3.0) < below < blanked(1.0) < missed
+
+
+def test_ais_bench_axon_path_click_and_overlap() -> None:
+    """``bench/ais_accuracy.py``: the primary axon is the axon root with the most axon below
+    it, followed to its farthest node; the click avoids the dendrites; ``on_gold`` is the
+    part of the traced axon's first 50 um lying on the gold axon."""
+    import ais_accuracy
+
+    from morph.morphology import Morphology
+
+    # soma; a dendrite along +x; a long axon along -y from the soma with a collateral; a
+    # short second axon piece hanging from the dendrite
+    xyz = [(0, 0, 0)] + [(x, 0, 0) for x in range(5, 60, 5)]  # 0; dendrite 1..11
+    xyz += [(0, -y, 0) for y in range(5, 80, 5)]  # axon 12..26
+    xyz += [(5, -40 - 5 * k, 0) for k in range(1, 4)]  # collateral 27..29 from node 19 (y = -40)
+    xyz += [(30, 5, 0), (30, 10, 0)]  # a second axon root 30..31 on the dendrite's node 6
+    parent = [-1, 0] + list(range(1, 11)) + [0] + list(range(12, 26)) + [19, 27, 28] + [6, 30]
+    types = [1] + [3] * 11 + [2] * 15 + [2] * 3 + [2] * 2
+    m = Morphology(np.asarray(xyz, float), np.ones(len(xyz)), np.asarray(types), np.asarray(parent), units="um")
+    path = ais_accuracy.axon_main_path(m)
+    assert path[0] == 12 and path[-1] == 26 and len(path) == 15
+    assert ais_accuracy.on_gold(m, m) == 1.0
+    # a trace whose axon follows the gold's for 20 um, then runs on 10 um beside it
+    veer = [(0, 0, 0)] + [(0, -y, 0) for y in range(5, 30, 5)] + [(10, -y, 0) for y in range(30, 80, 5)]
+    t = Morphology(np.asarray(veer, float), np.ones(len(veer)), np.asarray([1] + [2] * (len(veer) - 1)),
+                   np.arange(len(veer)) - 1, units="um")
+    frac = ais_accuracy.on_gold(t, m)  # its nodes within 50 um of path: 5 on the gold axon, 4 beside it
+    assert frac == pytest.approx(5 / 9)
+    # the click: 20-50 um along the axon, more than 3 um from the dendrite, where the image is strongest
+    img = np.zeros((4, 100, 80), np.float32)
+    img[2, 100 - 45 - 5 : 100 - 45 + 5, :] = 10.0  # a bright band around y = -45 (the image's y = 55)
+    shifted = m.translate((0.0, 100.0, 2.0))
+    click = ais_accuracy.axon_click(shifted, img, (1.0, 1.0, 1.0), TraceParams(), flat=img)
+    assert 20 <= 100 - click[1] <= 50 and abs(click[1] - 55) <= 5
