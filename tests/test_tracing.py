@@ -1782,6 +1782,21 @@ def test_an_axon_click_off_the_tree_is_joined_like_a_seed(y_stack, y_faint_branc
         trace(img, voxel_size=vs, soma=(40, 40, 10), axon=(90.0, 10.0, 10.0), progress=False)
 
 
+def test_an_axon_click_labels_the_axon_when_extending(y_stack) -> None:
+    """--extend with --axon: the clicked stem becomes the axon in the extended reconstruction,
+    every other node keeps the type it had (before, the click was recorded and ignored)."""
+    data, vs, _gold = y_stack
+    m0 = trace(data, voxel_size=vs, progress=False)
+    m0 = m0._derive(types=np.where(m0.soma_mask, SOMA, 3))  # a reconstruction with no axon
+    click = (20.0, 53.3, 8.6)  # on the thin stem running left-down
+    m = trace(data, voxel_size=vs, extend=m0, axon=click, progress=False)
+    off_line = np.linalg.norm(np.cross(m.xyz - (34.6, 42.7, 9.6), (-24.6, 17.3, -1.6)), axis=1) / 30.1
+    on_stem = (off_line < 1.5) & (m.xyz[:, 0] < 33)
+    assert on_stem.sum() > 10 and np.all(m.types[on_stem] == AXON)
+    assert np.all(m.types[(off_line > 4) & ~m.soma_mask] == 3)  # the other stems
+    assert any(h.startswith("axon: given by the user") for h in m.header)
+
+
 def test_reachable_from_follows_chains_of_gaps_and_stops_beyond_them() -> None:
     shape = (5, 40, 120)
     mask = np.zeros(shape, bool)

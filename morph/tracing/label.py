@@ -214,6 +214,28 @@ def _origin_note(m: Morphology, start: int) -> str:
     return f", from a dendrite {m.path_distance[par]:.1f} um from the soma's centre along the path"
 
 
+def axon_from_point(
+    m: Morphology, axon_point: Any, *, snap_um: float = 10.0, window_um: float = 15.0, origin_drop: float = 1.3,
+    max_um: float = 50.0,
+) -> tuple[NDArray[np.bool_], str]:
+    """The axon the user clicked on: a mask of its nodes (the subtree from its start,
+    :func:`axon_origin`, of the node nearest ``axon_point``, micrometres) and where it starts,
+    for the header. :class:`TracingError` when no node lies within ``snap_um``."""
+    p = np.asarray(axon_point, dtype=np.float64)
+    d = np.linalg.norm(m.xyz - p, axis=1)
+    d[m.soma_mask] = np.inf
+    j = int(np.argmin(d)) if len(m) else -1
+    if j < 0 or not np.isfinite(d[j]) or d[j] > snap_um:
+        far = f"{d[j]:.1f} um" if j >= 0 and np.isfinite(d[j]) else "far"
+        raise TracingError(
+            f"the axon point ({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f}) um is {far} from the traced tree "
+            f"(more than {snap_um:g} um)",
+            hint="click on a traced neurite (the axon) or give a --seeds point on it",
+        )
+    start = axon_origin(m, j, window_um=window_um, origin_drop=origin_drop, max_um=max_um)
+    return _tree.subtree_mask(m.parent, start), "given by the user" + _origin_note(m, start)
+
+
 def label(
     m: Morphology,
     *,
@@ -269,19 +291,10 @@ def label(
         pia = pia / max(np.linalg.norm(pia), 1e-12)
     down = -pia if pia is not None else np.array([0.0, 1.0, 0.0])
     if axon_point is not None:
-        p = np.asarray(axon_point, dtype=np.float64)
-        d = np.linalg.norm(m.xyz - p, axis=1)
-        d[m.soma_mask] = np.inf
-        j = int(np.argmin(d))
-        if not np.isfinite(d[j]) or d[j] > snap_um:
-            raise TracingError(
-                f"the axon point ({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f}) um is {d[j]:.1f} um from the traced tree "
-                f"(more than {snap_um:g} um)",
-                hint="click on a traced neurite (the axon) or give a --seeds point on it",
-            )
-        start = axon_origin(m, j, window_um=origin_window_um, origin_drop=origin_drop, max_um=origin_max_um)
-        types[_tree.subtree_mask(m.parent, start)] = AXON
-        rep.axon, rep.axon_confidence = "given by the user" + _origin_note(m, start), 1.0
+        mask, rep.axon = axon_from_point(m, axon_point, snap_um=snap_um, window_um=origin_window_um,
+                                         origin_drop=origin_drop, max_um=origin_max_um)
+        types[mask] = AXON
+        rep.axon_confidence = 1.0
     elif has_soma and first.size >= 2:
         f = stem_features(m, down=down)
         ok = f["length"] >= STEM_MIN_UM

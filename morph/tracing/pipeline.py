@@ -43,7 +43,7 @@ import morph
 from morph import progress as _progress
 from morph.errors import TracingError
 from morph.io.stack import MEAN, Stack
-from morph.morphology import BASAL, SOMA, Morphology
+from morph.morphology import AXON, BASAL, SOMA, Morphology
 from morph.soma_outline import SomaOutline
 from morph.tracing import label as _label
 from morph.tracing import preprocess as _pre
@@ -1205,6 +1205,11 @@ def trace(
             lab = rep.header_lines()
         else:
             lab = ["extend mode: new branches attached to the nearest node of the given reconstruction"]
+            if axon_pt is not None:  # the clicked axon is labelled; every other node keeps its type
+                ax, note = _label.axon_from_point(m, axon_pt + off, origin_drop=params.axon_origin_drop,
+                                                  max_um=params.axon_origin_max_um)
+                m = m._derive(types=np.where(ax, AXON, m.types))
+                lab.append(f"axon: {note} (confidence 1.00)")
         tm["label"] = time.perf_counter() - t0
         st.step("label")
     extra = []
