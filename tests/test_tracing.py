@@ -1795,6 +1795,8 @@ def test_an_axon_click_labels_the_axon_when_extending(y_stack) -> None:
     assert on_stem.sum() > 10 and np.all(m.types[on_stem] == AXON)
     assert np.all(m.types[(off_line > 4) & ~m.soma_mask] == 3)  # the other stems
     assert any(h.startswith("axon: given by the user") for h in m.header)
+    with pytest.raises(TracingError, match="a soma point does not apply when extending"):
+        trace(data, voxel_size=vs, extend=m0, soma=(40.0, 40.0, 10.0), progress=False)
 
 
 def test_reachable_from_follows_chains_of_gaps_and_stops_beyond_them() -> None:

@@ -1012,6 +1012,9 @@ def trace(
             )
         return q - off
 
+    if soma is not None and extend is not None:
+        raise TracingError("a soma point does not apply when extending a reconstruction: its own soma (or root) "
+                           "is kept", hint="leave out --soma, or trace from scratch with it")
     soma_pt = _check_point(soma, "soma") if soma is not None else None
     axon_pt = _check_point(axon, "axon") if axon is not None else None
     seed_pts = np.zeros((0, 3))
