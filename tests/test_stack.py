@@ -265,3 +265,43 @@ def test_lsm_voxel_size_from_its_cz_lsminfo_tag() -> None:
     assert vs == pytest.approx((0.13, 0.13, 0.13)) and origin == f"LSM metadata; {Z_ASSUMED}"
     assert _meta_voxel(lsm(0.0, 0.0, 0.0)) == (None, "unknown")
     assert is_stack_path(Path("cell.lsm")) and is_stack_path(Path("Cell.LSM")) and not is_stack_path(Path("c.swc"))
+
+
+def test_a_file_of_several_image_series_says_which_is_read(tmp_path: Path, capsys) -> None:
+    """A TIFF holding several image series (positions, tiles) is read as its first series, and
+    says so: in the stack's metadata, in morph info, and in the tracer's warning and header.
+    A thumbnail (a reduced image, or one under a quarter of the size) is not a series to
+    mention; nor is anything in a file of one series."""
+    import warnings
+
+    from morph.cli.main import main
+    from morph.io.chunked import open_chunked
+    from morph.tracing import trace
+
+    rng = np.random.default_rng(0)
+    first = rng.integers(150, 200, (6, 64, 64), dtype=np.uint8)
+    first[:, 30:34, 5:60] = 40  # a dark neurite, so that the tracer has something to trace
+    first[2:5, 26:38, 26:38] = 20
+    two = tmp_path / "two.ome.tif"
+    with tifffile.TiffWriter(two, ome=True) as w:
+        w.write(first, metadata={"axes": "ZYX"})
+        w.write(np.zeros((4, 80, 80), np.uint8), metadata={"axes": "ZYX"})
+    thumb = tmp_path / "thumb.tif"
+    with tifffile.TiffWriter(thumb) as w:
+        w.write(first, metadata={"axes": "ZYX"})
+        w.write(np.zeros((16, 16), np.uint8), subfiletype=1)
+    s = read_stack(two)
+    np.testing.assert_array_equal(s.data, first)
+    assert s.metadata["other_series"] == ["4x80x80 ZYX 'Image1'"]
+    assert open_chunked(two).metadata["other_series"] == ["4x80x80 ZYX 'Image1'"]
+    assert "other_series" not in read_stack(thumb).metadata
+    write_stack(tmp_path / "one.tif", first, (1, 1, 1))
+    assert "other_series" not in read_stack(tmp_path / "one.tif").metadata
+    assert main(["info", str(two)]) == 0
+    out = capsys.readouterr().out
+    assert "the file holds 2 image series: the first is read, the other (4x80x80 ZYX 'Image1') is not" in out
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = trace(s, voxel_size=(0.5, 0.5, 1.0), progress=False)
+    assert any("the file holds 2 image series" in str(w.message) for w in caught)
+    assert any(h.endswith("two.ome.tif (the first of its 2 image series)") for h in m.header)

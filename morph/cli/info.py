@@ -9,6 +9,7 @@ import numpy as np
 
 from morph.cli._common import add_channel, add_voxel, is_stack_path
 from morph.io import read_stack, read_swc, stack_channels
+from morph.io.stack import series_note
 from morph.morphology import Morphology, type_name
 from morph.soma_outline import traced_outline
 
@@ -79,6 +80,8 @@ def stack_summary(path: str, voxel: list[float] | None, channel: int | str | Non
         per = [stack_summary(path, voxel, k) for k in range(nch)]
         first = per[0]
         out = {k: first[k] for k in ("file", "shape_zyx", "dtype", "voxel_size_um", "voxel_size_origin", "extent_um_xyz")}
+        if "image_series" in first:
+            out["image_series"] = first["image_series"]
         out["channels"] = f"{nch} ({kind}): give --channel N (0..{nch - 1}) or --channel mean to trace, view or plot it"
         for k, d in enumerate(per):
             out[f"channel {k}"] = {"intensity": d["intensity"], "polarity_guess": d["polarity_guess"],
@@ -109,6 +112,8 @@ def stack_summary(path: str, voxel: list[float] | None, channel: int | str | Non
         "polarity_guess": s.polarity(),
         "memory_mapped": isinstance(data, np.memmap),
     }
+    if s.metadata.get("other_series"):
+        out["image_series"] = series_note(s.metadata["other_series"])
     if nch > 1:
         out["channel"] = f"{channel} of {nch} ({kind})" if channel != "mean" else f"mean of {nch} ({kind})"
     if n_bad:  # the intensity is that of the finite voxels; tracing refuses such a stack

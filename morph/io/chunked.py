@@ -236,7 +236,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
     import dask.array as da
     import tifffile
 
-    from morph.io.stack import _TIFF_MAGIC, MEAN, _meta_voxel, _pick_axes
+    from morph.io.stack import _TIFF_MAGIC, MEAN, _meta_voxel, _pick_axes, other_series
 
     with open(p, "rb") as fh:
         if fh.read(4) not in _TIFF_MAGIC:
@@ -246,6 +246,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
             series = tf.series[0]
             axes, shape, dtype = series.axes.upper(), tuple(series.shape), series.dtype
             vs, origin = _meta_voxel(tf)
+            others = other_series(tf)
             contiguous = series.dataoffset is not None
             n_pages = len(series.pages)
     except StackError:
@@ -265,7 +266,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
         ch = chunks or default_chunks(data.shape, data.dtype.itemsize)
         data = data.rechunk(ch) if src is not mm else da.from_array(data, chunks=ch, name=f"tiff-mmap-{p}-{channel}",
                                                                      lock=False)
-        return data, vs, origin, {"format": "TIFF (memory-mapped)"}
+        return data, vs, origin, {"format": "TIFF (memory-mapped)", **({"other_series": others} if others else {})}
     if axes == "ZYX" and n_pages == shape[0]:
         nz, ny, nx = shape
         cz = (chunks[0] if chunks else None) or default_chunks(shape, dtype.itemsize)[0]
@@ -277,7 +278,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
         data = da.concatenate(parts, axis=0)
         if chunks:
             data = data.rechunk(chunks)
-        return data, vs, origin, {"format": "TIFF (page-wise)"}
+        return data, vs, origin, {"format": "TIFF (page-wise)", **({"other_series": others} if others else {})}
     # other layouts (tiles, channels interleaved in pages...): tifffile's zarr view, read in this process
     import zarr
 
@@ -285,7 +286,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
     data = _pick_axes(da.from_zarr(zarr.open(store, mode="r")), axes, channel, p)
     if data.ndim != 3:
         raise StackError(f"expected a 3-D stack, got shape {data.shape}", file=p)
-    return data, vs, origin, {"format": "TIFF (zarr view)"}
+    return data, vs, origin, {"format": "TIFF (zarr view)", **({"other_series": others} if others else {})}
 
 
 # --------------------------------------------------------------------------------------------

@@ -261,10 +261,11 @@ def read_stack(
         from morph.io.chunked import open_chunked
 
         return open_chunked(p, voxel_size=voxel_size, channel=channel).to_stack()
+    others: list[str] = []
     if p.is_dir():
         data, meta_vs, origin = _read_folder(p, channel)
     else:
-        data, meta_vs, origin = _read_tiff(p, channel, mmap)
+        data, meta_vs, origin, others = _read_tiff(p, channel, mmap)
     if data.ndim == 2:
         if not allow_2d:
             raise StackError(
@@ -290,7 +291,38 @@ def read_stack(
     meta = {"voxel_size_origin": origin if known else "assumed 1 um"}
     if channel is not None:
         meta["channel"] = channel
+    if others:
+        meta["other_series"] = others
     return Stack(data, vs, known, str(p), meta)
+
+
+def other_series(tf: Any) -> list[str]:
+    """The image series of an open ``tifffile.TiffFile`` besides the first, which is the one
+    read (``"7x128x128 ZYX 'Image1'"``): a file holding several positions, tiles or
+    acquisitions. Thumbnails (reduced images, or at most a quarter of the first series' width
+    or height) are not counted."""
+    series = tf.series
+    if len(series) < 2:
+        return []
+    first = series[0]
+    fy, fx = (first.shape[first.axes.upper().index(a)] if a in first.axes.upper() else 1 for a in "YX")
+    out = []
+    for ser in series[1:]:
+        ax = ser.axes.upper()
+        y = ser.shape[ax.index("Y")] if "Y" in ax else 1
+        x = ser.shape[ax.index("X")] if "X" in ax else 1
+        if getattr(ser, "is_reduced", False) or y * 4 <= fy or x * 4 <= fx:
+            continue
+        name = f" {ser.name!r}" if getattr(ser, "name", "") else ""
+        out.append("x".join(str(n) for n in ser.shape) + f" {ax}{name}")
+    return out
+
+
+def series_note(others: Sequence[str]) -> str:
+    """What to tell a user whose file holds other image series than the one read."""
+    which = f"the other ({others[0]}) is" if len(others) == 1 else f"the others ({'; '.join(others)}) are"
+    return (f"the file holds {len(others) + 1} image series: the first is read, {which} not (to trace "
+            "another, save it as its own TIFF, e.g. with Fiji's Bio-Formats importer)")
 
 
 def stack_channels(path: PathLike) -> tuple[int, str]:
@@ -329,7 +361,10 @@ def is_zarr_store(p: Path) -> bool:
     )
 
 
-def _read_tiff(p: Path, channel: int | str | None, mmap: bool | None) -> tuple[NDArray[Any], Any, str]:
+def _read_tiff(p: Path, channel: int | str | None, mmap: bool | None) -> tuple[NDArray[Any], Any, str, list[str]]:
+    """The first image series of a TIFF (one channel, or their mean, with ``channel``), its
+    voxel size and where that came from, and the file's other image series
+    (:func:`other_series`)."""
     import tifffile
 
     with open(p, "rb") as fh:
@@ -345,6 +380,7 @@ def _read_tiff(p: Path, channel: int | str | None, mmap: bool | None) -> tuple[N
         with tifffile.TiffFile(p) as tf:
             series = tf.series[0]
             axes = series.axes
+            others = other_series(tf)
             meta_vs, origin = _meta_voxel(tf)
             size = int(np.prod(series.shape)) * series.dtype.itemsize
             use_mmap = (size > MMAP_THRESHOLD) if mmap is None else mmap
@@ -371,7 +407,7 @@ def _read_tiff(p: Path, channel: int | str | None, mmap: bool | None) -> tuple[N
     finally:
         logger.removeHandler(complaints)
     data = _pick_axes(data, axes, channel, p)
-    return data, meta_vs, origin
+    return data, meta_vs, origin, others
 
 
 class _TiffComplaints(logging.Handler):
@@ -497,13 +533,13 @@ def _read_folder(p: Path, channel: int | str | None) -> tuple[NDArray[Any], Any,
         raise StackError(
             "folder holds no .tif slices", file=p, hint="give a TIFF stack or a folder of TIFF slices"
         )
-    first, meta_vs, origin = _read_tiff(files[0], channel, False)
+    first, meta_vs, origin, _ = _read_tiff(files[0], channel, False)
     if first.ndim != 2:
         raise StackError("slices in a folder must be 2-D images", file=files[0])
     out = np.empty((len(files),) + first.shape, dtype=first.dtype)
     out[0] = first
     for k, f in enumerate(files[1:], start=1):
-        img, _, _ = _read_tiff(f, channel, False)
+        img, _, _, _ = _read_tiff(f, channel, False)
         if img.shape != first.shape:
             raise StackError(
                 f"slice shape {img.shape} differs from {first.shape}", file=f, hint="all slices must match"

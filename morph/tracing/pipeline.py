@@ -42,7 +42,7 @@ from scipy.spatial import cKDTree
 import morph
 from morph import progress as _progress
 from morph.errors import TracingError
-from morph.io.stack import MEAN, Stack
+from morph.io.stack import MEAN, Stack, series_note
 from morph.morphology import AXON, BASAL, SOMA, Morphology
 from morph.soma_outline import SomaOutline
 from morph.tracing import label as _label
@@ -883,9 +883,13 @@ def _points_given(soma: Any, axon: Any, seeds: Any) -> list[str]:
 
 
 def _input_line(stack_or_array: Any, source: str | None) -> str:
-    """The header's ``input:`` line: the file, and the channel read from it when it has several."""
-    ch = stack_or_array.metadata.get("channel") if isinstance(stack_or_array, Stack) else None
+    """The header's ``input:`` line: the file, the channel read from it when it has several,
+    and which image series when it holds several."""
+    meta = stack_or_array.metadata if isinstance(stack_or_array, Stack) else {}
+    ch = meta.get("channel")
     what = "" if ch is None else (" (the mean of its channels)" if ch == MEAN else f" (channel {ch})")
+    if meta.get("other_series"):
+        what += f" (the first of its {len(meta['other_series']) + 1} image series)"
     return f"input: {source if source else '<array>'}{what}"
 
 
@@ -971,6 +975,8 @@ def trace(
     notes: list[str] = []
     if not known:
         warnings.warn("voxel size unknown: assuming 1 x 1 x 1 um (give it with --voxel X Y Z)", stacklevel=2)
+    if isinstance(stack_or_array, Stack) and stack_or_array.metadata.get("other_series"):
+        warnings.warn(series_note(stack_or_array.metadata["other_series"]), stacklevel=2)
     z_note = _z_assumed(stack_or_array, voxel_size, vs)
     if z_note:
         notes.append(z_note)
@@ -1335,6 +1341,8 @@ def trace_path(
     _check_data(data)
     if not known:
         warnings.warn("voxel size unknown: assuming 1 x 1 x 1 um (give it with --voxel X Y Z)", stacklevel=2)
+    if isinstance(stack_or_array, Stack) and stack_or_array.metadata.get("other_series"):
+        warnings.warn(series_note(stack_or_array.metadata["other_series"]), stacklevel=2)
     z_note = _z_assumed(stack_or_array, voxel_size, vs)
     shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
     a = _finite_point(start, "start")
