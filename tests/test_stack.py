@@ -305,3 +305,10 @@ def test_a_file_of_several_image_series_says_which_is_read(tmp_path: Path, capsy
         m = trace(s, voxel_size=(0.5, 0.5, 1.0), progress=False)
     assert any("the file holds 2 image series" in str(w.message) for w in caught)
     assert any(h.endswith("two.ome.tif (the first of its 2 image series)") for h in m.header)
+    from morph.tracing import trace_path
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = trace_path(s, (5.0, 16.0, 1.0), (25.0, 16.0, 1.0), voxel_size=(0.5, 0.5, 1.0), progress=False)
+    assert any("the file holds 2 image series" in str(w.message) for w in caught)
+    assert any(h.endswith("(the first of its 2 image series)") for h in p.header)

@@ -853,6 +853,13 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
     return m
 
 
+def _warn_series(stack_or_array: Any) -> None:
+    """Warn when the stack is the first of several image series of its file (the header's
+    ``input:`` line says so too)."""
+    if isinstance(stack_or_array, Stack) and stack_or_array.metadata.get("other_series"):
+        warnings.warn(series_note(stack_or_array.metadata["other_series"]), stacklevel=3)
+
+
 def _z_assumed(stack_or_array: Any, voxel_size: Any, vs: Sequence[float]) -> str | None:
     """When the file gave x and y but not z (its voxel size's origin says so, see
     :func:`morph.io.stack._meta_voxel`) and none was given: warn, and return the header's
@@ -975,8 +982,7 @@ def trace(
     notes: list[str] = []
     if not known:
         warnings.warn("voxel size unknown: assuming 1 x 1 x 1 um (give it with --voxel X Y Z)", stacklevel=2)
-    if isinstance(stack_or_array, Stack) and stack_or_array.metadata.get("other_series"):
-        warnings.warn(series_note(stack_or_array.metadata["other_series"]), stacklevel=2)
+    _warn_series(stack_or_array)
     z_note = _z_assumed(stack_or_array, voxel_size, vs)
     if z_note:
         notes.append(z_note)
@@ -1341,8 +1347,7 @@ def trace_path(
     _check_data(data)
     if not known:
         warnings.warn("voxel size unknown: assuming 1 x 1 x 1 um (give it with --voxel X Y Z)", stacklevel=2)
-    if isinstance(stack_or_array, Stack) and stack_or_array.metadata.get("other_series"):
-        warnings.warn(series_note(stack_or_array.metadata["other_series"]), stacklevel=2)
+    _warn_series(stack_or_array)
     z_note = _z_assumed(stack_or_array, voxel_size, vs)
     shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
     a = _finite_point(start, "start")
