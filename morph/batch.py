@@ -1085,6 +1085,9 @@ def trace(
 
     t0 = time.perf_counter()
     files = expand_paths(paths, suffixes=STACK_SUFFIXES)
+    if units not in ("um", "voxel"):
+        raise MorphError(f"units must be 'um' or 'voxel', got {units!r}")
+    clicks = read_points_table(points, files) if points is not None else {}  # checked before anything is written
     out_root = Path(outdir)
     if out_root.exists() and not out_root.is_dir():
         raise MorphError("output must be a folder", file=out_root, hint="give a folder name for the traced SWCs")
@@ -1098,9 +1101,6 @@ def trace(
             raise OutputExistsError("output exists", file=fo, hint="use --force to overwrite it")
     if func is None and "params" in trace_options:
         _trace_params(trace_options["params"])  # unknown parameter names: fail before starting
-    if units not in ("um", "voxel"):
-        raise MorphError(f"units must be 'um' or 'voxel', got {units!r}")
-    clicks = read_points_table(points, files) if points is not None else {}
     vs = None if voxel_size is None else tuple(float(v) for v in voxel_size)
     reading = {"voxel_size": vs} if channel is None else {"voxel_size": vs, "channel": channel}
     # each stack's options: the common ones, and its clicks (with their units) when it has any

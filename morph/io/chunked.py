@@ -253,6 +253,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
         raise
     except Exception as e:
         raise StackError(f"truncated or corrupt TIFF ({type(e).__name__}: {e})", file=p) from e
+    listed = {"other_series": others} if others else {}  # the file's other image series, for the metadata
     if contiguous:
         mm = tifffile.memmap(p, series=0, mode="r")
         src: Any = mm
@@ -266,7 +267,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
         ch = chunks or default_chunks(data.shape, data.dtype.itemsize)
         data = data.rechunk(ch) if src is not mm else da.from_array(data, chunks=ch, name=f"tiff-mmap-{p}-{channel}",
                                                                      lock=False)
-        return data, vs, origin, {"format": "TIFF (memory-mapped)", **({"other_series": others} if others else {})}
+        return data, vs, origin, {"format": "TIFF (memory-mapped)", **listed}
     if axes == "ZYX" and n_pages == shape[0]:
         nz, ny, nx = shape
         cz = (chunks[0] if chunks else None) or default_chunks(shape, dtype.itemsize)[0]
@@ -278,7 +279,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
         data = da.concatenate(parts, axis=0)
         if chunks:
             data = data.rechunk(chunks)
-        return data, vs, origin, {"format": "TIFF (page-wise)", **({"other_series": others} if others else {})}
+        return data, vs, origin, {"format": "TIFF (page-wise)", **listed}
     # other layouts (tiles, channels interleaved in pages...): tifffile's zarr view, read in this process
     import zarr
 
@@ -286,7 +287,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
     data = _pick_axes(da.from_zarr(zarr.open(store, mode="r")), axes, channel, p)
     if data.ndim != 3:
         raise StackError(f"expected a 3-D stack, got shape {data.shape}", file=p)
-    return data, vs, origin, {"format": "TIFF (zarr view)", **({"other_series": others} if others else {})}
+    return data, vs, origin, {"format": "TIFF (zarr view)", **listed}
 
 
 # --------------------------------------------------------------------------------------------
