@@ -29,7 +29,9 @@ def test_readme_opens_with_the_two_setup_commands() -> None:
 def test_demo_pipeline(tmp_path: Path, capsys) -> None:
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     cell = tmp_path / "pyramidal.swc"
-    assert main(["trace", str(STACK), "-o", str(cell), "-q"]) == 0
+    assert main(["trace", str(STACK), "-o", str(cell)]) == 0
+    # the automatic trace labels no axon here (confidence 0.54): the user is told how to
+    assert "give a point on it: --axon X,Y,Z" in capsys.readouterr().err
     assert main(["validate", str(cell)]) == 0
     assert main(["compare", str(cell), str(GOLD), "--json", "--plot", str(tmp_path / "cmp.png")]) == 0
     assert main(["features", str(cell), "-o", str(tmp_path / "f.csv"), "-q"]) == 0

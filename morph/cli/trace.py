@@ -338,4 +338,9 @@ def run(args: argparse.Namespace) -> int:
             f"{args.output}: {len(m)} nodes, {m.total_length():.1f} um of neurites, "
             f"{m.branch_points.size} branch points, {m.tips.size} tips; {axon}"
         )
+        if "not identified" in axon:
+            from morph.progress import info
+
+            info("morph: to label the axon (and measure its initial segment), give a point on it: "
+                 "--axon X,Y,Z", quiet=args.quiet)
     return 0
