@@ -878,7 +878,8 @@ def read_points_table(path: PathLike, files: Sequence[Path]) -> dict[int, dict[s
     if not p.is_file():
         raise MorphError("points table not found", file=p, hint=hint)
     try:
-        table = pd.read_csv(p, sep=None, engine="python", dtype=str, comment="#", skipinitialspace=True)
+        table = pd.read_csv(p, sep=None, engine="python", dtype=str, comment="#", skipinitialspace=True,
+                            encoding="utf-8-sig")  # a byte-order mark (Excel's "CSV UTF-8") is not a column name
     except (ValueError, pd.errors.ParserError) as e:
         raise MorphError(f"cannot read the points table ({e})", file=p, hint=hint) from None
     table.columns = [str(c).strip().lower() for c in table.columns]

@@ -593,8 +593,8 @@ def test_points_table_reads_clicks_per_stack(stacks: Path, tmp_path: Path):
     bf, ba = names.index("bf.tif"), names.index("b/a.tif")
     assert got == {bf: {"soma": [10.0, 20.0, 3.0], "seeds": [[1.0, 2.0, 3.0], [7.0, 8.0, 9.0]], "axon": [11.0, 12.0, 4.0]},
                    ba: {"seeds": [[4.0, 5.0, 6.0]]}}
-    tsv = tmp_path / "clicks.tsv"
-    tsv.write_text("stack\tkind\tx\ty\tz\n" + f"{stacks / 'b' / 'a.tif'}\tsoma\t1\t2\t3\n")
+    tsv = tmp_path / "clicks.tsv"  # tab-separated, with Excel's byte-order mark
+    tsv.write_bytes(b"\xef\xbb\xbf" + ("stack\tkind\tx\ty\tz\n" + f"{stacks / 'b' / 'a.tif'}\tsoma\t1\t2\t3\n").encode())
     assert batch.read_points_table(tsv, files) == {ba: {"soma": [1.0, 2.0, 3.0]}}
     for text, match in (
         ("stack,kind,x,y\nbf.tif,soma,1,2\n", "names no column z"),

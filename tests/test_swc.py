@@ -318,3 +318,20 @@ def test_written_files_get_the_usual_permissions(tmp_path: Path, data: Path) -> 
     finally:
         os.umask(mask)
     assert (p.stat().st_mode & 0o777) == 0o644
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path: Path) -> None:
+    """Windows editors and Excel write a UTF-8 byte-order mark: the file reads as without it,
+    its first comment line included, and an error still names the right line."""
+    text = "# made on Windows\n1 1 0 0 0 2 -1\n2 3 5 0 0 1 1\n3 3 9 0 0 1 2\n"
+    plain, bom = tmp_path / "plain.swc", tmp_path / "bom.swc"
+    plain.write_text(text)
+    bom.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    a, b = read_swc(plain), read_swc(bom)
+    np.testing.assert_array_equal(a.xyz, b.xyz)
+    np.testing.assert_array_equal(a.parent, b.parent)
+    assert "made on Windows" in b.header
+    bad = tmp_path / "bad.swc"
+    bad.write_bytes(b"\xef\xbb\xbf1 1 0 0 0 2 -1\n2 3 5 0 0\n")
+    with pytest.raises(SWCError, match=r"bad\.swc:2:"):
+        read_swc(bad)

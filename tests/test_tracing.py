@@ -987,6 +987,9 @@ def test_seed_files_plain_fiji_results_vaa3d_markers(tmp_path: Path) -> None:
     tsv = tmp_path / "points.tsv"
     tsv.write_text("name\tz\ty\tx\na\t3\t2\t1\n")
     assert np.allclose(read_points(tsv)[0], [[1, 2, 3]])
+    excel = tmp_path / "excel.csv"  # Excel's "CSV UTF-8" starts with a byte-order mark
+    excel.write_bytes(b"\xef\xbb\xbfX,Y,Slice\n1,2,3\n")
+    assert np.allclose(read_points(excel)[0], [[1, 2, 2]])
     marker = tmp_path / "clicks.marker"
     marker.write_text("##x,y,z,radius,shape,name,comment, color_r,color_g,color_b\n11,21,5,0,1,,,255,0,0\n")
     pts, ax = read_points(marker)

@@ -192,7 +192,8 @@ def read_points(path: Path, *, channels: int = 1) -> tuple[np.ndarray, np.ndarra
     marker = path.suffix.lower() == ".marker"
     hint = "one X Y Z point per line, a table with columns X, Y and Z (or Slice), or a Vaa3D .marker file"
     rows: list[tuple[int, list[str]]] = []
-    for k, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the header line
+    for k, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if line:
             sep = "\t" if "\t" in line else ","

@@ -60,9 +60,11 @@ def _read_bytes(path: PathLike) -> bytes:
     if p.is_dir():
         raise SWCError("is a folder, not an SWC file", file=path, hint="give an .swc file")
     try:
-        return p.read_bytes()
+        data = p.read_bytes()
     except OSError as e:
         raise SWCError(f"cannot read: {e.strerror}", file=path) from e
+    # a UTF-8 byte-order mark (Windows editors, Excel) is not part of the first line
+    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
 
 
 def _header_lines(data: bytes) -> list[str]:
