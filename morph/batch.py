@@ -836,12 +836,13 @@ def output_paths(files: Sequence[Path], outdir: Path) -> list[Path]:
     return out
 
 
-def load_stack(path: PathLike, *, voxel_size: Sequence[float] | None = None, channel: int | str | None = None) -> Any:
+def load_stack(path: PathLike, *, voxel_size: Sequence[float] | None = None, channel: int | str | None = None,
+               series: int | None = None) -> Any:
     """A :class:`morph.io.Stack` from a TIFF (or folder of slices) or a (OME-)Zarr store
     (``channel``: see :func:`morph.io.read_stack`)."""
     from morph.io import read_stack
 
-    return read_stack(path, voxel_size=voxel_size, channel=channel)  # zarr stores included
+    return read_stack(path, voxel_size=voxel_size, channel=channel, series=series)  # zarr stores included
 
 
 def _trace_params(params: Any) -> Any:
@@ -939,8 +940,9 @@ def _points_in_um(options: dict[str, Any], units: str, voxel_size: Sequence[floa
 
 
 def _trace_of(
-    src: str, *, voxel_size: Any = None, channel: int | str | None = None, max_memory: int | None = None,
-    params: Any = None, strict_memory: bool = False, point_units: str = "um", **options: Any
+    src: str, *, voxel_size: Any = None, channel: int | str | None = None, series: int | None = None,
+    max_memory: int | None = None, params: Any = None, strict_memory: bool = False, point_units: str = "um",
+    **options: Any
 ) -> Any:
     """morph's tracer on the stack at ``src``: in memory, or chunk by chunk under ``max_memory``
     (``strict_memory``: fail the stack when its tree stages would exceed the bound, see
@@ -954,30 +956,30 @@ def _trace_of(
         from morph.io.chunked import open_chunked
         from morph.tracing.chunked import trace as chunked_trace
 
-        st = open_chunked(src, voxel_size=voxel_size, channel=channel)
+        st = open_chunked(src, voxel_size=voxel_size, channel=channel, series=series)
         return chunked_trace(st, max_memory=int(max_memory), params=params, progress=False,
                              strict_memory=strict_memory, **_points_in_um(options, point_units, st.voxel_size))
-    st = load_stack(src, voxel_size=voxel_size, channel=channel)
+    st = load_stack(src, voxel_size=voxel_size, channel=channel, series=series)
     return tracer(st, params=params, progress=False, **_points_in_um(options, point_units, st.voxel_size))
 
 
 def _trace_task(
     func: Callable[..., Any] | None, src: str, dst: str, options: dict[str, Any], stamp_line: str,
-    read: tuple[Any, int | str | None]
+    read: tuple[Any, int | str | None, int | None]
 ) -> dict[str, Any]:
     import warnings
 
     from morph.io import write_swc
 
-    voxel_size, channel = read
+    voxel_size, channel, series = read
     with warnings.catch_warnings(record=True) as caught:  # reported per stack, not as Python's lines
         warnings.simplefilter("always")
         if func is None:
-            m = _trace_of(src, voxel_size=voxel_size, channel=channel, **options)
+            m = _trace_of(src, voxel_size=voxel_size, channel=channel, series=series, **options)
         else:
             options = dict(options)
             units = options.pop("point_units", "um")
-            st = load_stack(src, voxel_size=voxel_size, channel=channel)
+            st = load_stack(src, voxel_size=voxel_size, channel=channel, series=series)
             m = func(st, **_points_in_um(options, units, st.voxel_size))
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     write_swc(m, dst, force=True, extra_header=[stamp_line])
@@ -1019,6 +1021,7 @@ def trace(
     log: PathLike | None = None,
     voxel_size: Sequence[float] | None = None,
     channel: int | str | None = None,
+    series: int | None = None,
     features_output: PathLike | None = None,
     func: Callable[..., Any] | None = None,
     features_func: Callable[[Any], Mapping[str, Any]] | None = None,
@@ -1048,6 +1051,9 @@ def trace(
     channel
         For multi-channel or RGB stacks: the channel to trace, or ``"mean"`` (see
         :func:`morph.io.read_stack`).
+    series
+        For TIFFs holding several image series: the one to trace (0-based; default the
+        first).
     features_output
         When given, the features of the traced cells are then computed on the same cluster
         and written to this table (see :func:`features`).
@@ -1103,7 +1109,11 @@ def trace(
     if func is None and "params" in trace_options:
         _trace_params(trace_options["params"])  # unknown parameter names: fail before starting
     vs = None if voxel_size is None else tuple(float(v) for v in voxel_size)
-    reading = {"voxel_size": vs} if channel is None else {"voxel_size": vs, "channel": channel}
+    reading: dict[str, Any] = {"voxel_size": vs}  # the channel and series only when given: earlier stamps hold
+    if channel is not None:
+        reading["channel"] = channel
+    if series is not None:
+        reading["series"] = series
     # each stack's options: the common ones, and its clicks (with their units) when it has any
     stack_options = [dict(trace_options, **clicks[k], point_units=units) if k in clicks else dict(trace_options)
                      for k in range(len(files))]
@@ -1148,7 +1158,8 @@ def trace(
             summary.workers = _n_workers(c)
             _execute(
                 _trace_task,
-                [(func, str(files[k]), str(dsts[k]), stack_options[k], lines[k], (vs, channel)) for k in todo],
+                [(func, str(files[k]), str(dsts[k]), stack_options[k], lines[k], (vs, channel, series))
+                 for k in todo],
                 c,
                 on_done=on_done,
                 desc="trace",

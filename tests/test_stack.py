@@ -271,7 +271,9 @@ def test_a_file_of_several_image_series_says_which_is_read(tmp_path: Path, capsy
     """A TIFF holding several image series (positions, tiles) is read as its first series, and
     says so: in the stack's metadata, in morph info, and in the tracer's warning and header.
     A thumbnail (a reduced image, or one under a quarter of the size) is not a series to
-    mention; nor is anything in a file of one series."""
+    mention; nor is anything in a file of one series. ``series`` (``--series``) reads
+    another, with its own voxel size, in memory, lazily, in morph info, trace and batch
+    trace; a series the file lacks is refused."""
     import warnings
 
     from morph.cli.main import main
@@ -283,32 +285,58 @@ def test_a_file_of_several_image_series_says_which_is_read(tmp_path: Path, capsy
     first[:, 30:34, 5:60] = 40  # a dark neurite, so that the tracer has something to trace
     first[2:5, 26:38, 26:38] = 20
     two = tmp_path / "two.ome.tif"
+    second = np.full((4, 80, 80), 180, np.uint8)
+    second[:, 38:41, 4:76] = 60
     with tifffile.TiffWriter(two, ome=True) as w:
-        w.write(first, metadata={"axes": "ZYX"})
-        w.write(np.zeros((4, 80, 80), np.uint8), metadata={"axes": "ZYX"})
+        w.write(first, metadata={"axes": "ZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "PhysicalSizeZ": 1.0})
+        w.write(second, metadata={"axes": "ZYX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25, "PhysicalSizeZ": 2.0})
     thumb = tmp_path / "thumb.tif"
     with tifffile.TiffWriter(thumb) as w:
         w.write(first, metadata={"axes": "ZYX"})
         w.write(np.zeros((16, 16), np.uint8), subfiletype=1)
     s = read_stack(two)
     np.testing.assert_array_equal(s.data, first)
-    assert s.metadata["other_series"] == ["4x80x80 ZYX 'Image1'"]
-    assert open_chunked(two).metadata["other_series"] == ["4x80x80 ZYX 'Image1'"]
+    assert s.metadata["other_series"] == ["1: 4x80x80 ZYX 'Image1'"] and s.voxel_size == (0.5, 0.5, 1.0)
+    assert open_chunked(two).metadata["other_series"] == ["1: 4x80x80 ZYX 'Image1'"]
+    for s2 in (read_stack(two, series=1), read_stack(two, series=1, mmap=True), open_chunked(two, series=1)):
+        np.testing.assert_array_equal(np.asarray(s2.data), second)
+        assert s2.voxel_size == (0.25, 0.25, 2.0) and s2.metadata["series"] == 1
+        assert s2.metadata["other_series"] == ["0: 6x64x64 ZYX 'Image0'"]
+    with pytest.raises(StackError, match=r"series 2 out of range \(0..1\)"):
+        read_stack(two, series=2)
+    write_stack(tmp_path / "single.tif", first, (1, 1, 1))
+    with pytest.raises(StackError, match="series 1 given, but the file holds a single image series"):
+        open_chunked(tmp_path / "single.tif", series=1)
+    with pytest.raises(StackError, match="series 1 given, but the file holds a single image series"):
+        read_stack(tmp_path, series=1)  # a folder of slices
     assert "other_series" not in read_stack(thumb).metadata
     write_stack(tmp_path / "one.tif", first, (1, 1, 1))
     assert "other_series" not in read_stack(tmp_path / "one.tif").metadata
     assert main(["info", str(two)]) == 0
     out = capsys.readouterr().out
-    assert "the file holds 2 image series: the first is read, the other (4x80x80 ZYX 'Image1') is not" in out
+    assert "the file holds 2 image series: series 0 is read, the other (1: 4x80x80 ZYX 'Image1') is not" in out
+    assert main(["info", str(two), "--series", "1"]) == 0
+    assert "shape_zyx: [4, 80, 80]" in capsys.readouterr().out
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         m = trace(s, voxel_size=(0.5, 0.5, 1.0), progress=False)
     assert any("the file holds 2 image series" in str(w.message) for w in caught)
-    assert any(h.endswith("two.ome.tif (the first of its 2 image series)") for h in m.header)
+    assert any(h.endswith("two.ome.tif (image series 0 of its 2)") for h in m.header)
+    with warnings.catch_warnings(record=True) as caught:  # chosen: no warning, the header says which
+        warnings.simplefilter("always")
+        m1 = trace(read_stack(two, series=1), progress=False)
+    assert not any("image series" in str(w.message) for w in caught)
+    assert any(h.endswith("two.ome.tif (image series 1 of its 2)") for h in m1.header)
+    assert main(["trace", str(two), "--series", "1", "-o", str(tmp_path / "s1.swc"), "-q"]) == 0
+    assert "(image series 1 of its 2)" in (tmp_path / "s1.swc").read_text()
+    from morph import batch
+
+    b = batch.trace(str(two), tmp_path / "batch", scheduler="serial", series=1, quiet=True)
+    assert b.attrs["summary"].ok and "(image series 1 of its 2)" in Path(b.output[0]).read_text()
     from morph.tracing import trace_path
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         p = trace_path(s, (5.0, 16.0, 1.0), (25.0, 16.0, 1.0), voxel_size=(0.5, 0.5, 1.0), progress=False)
     assert any("the file holds 2 image series" in str(w.message) for w in caught)
-    assert any(h.endswith("(the first of its 2 image series)") for h in p.header)
+    assert any(h.endswith("(image series 0 of its 2)") for h in p.header)

@@ -401,21 +401,22 @@ LAZY_STACK_BYTES = 1024**3
 
 
 def open_stack(
-    path: str | os.PathLike[str], *, voxel_size: Sequence[float] | None = None, channel: int | str | None = None
+    path: str | os.PathLike[str], *, voxel_size: Sequence[float] | None = None, channel: int | str | None = None,
+    series: int | None = None,
 ) -> Any:
     """The stack to show: read into memory (:func:`morph.io.read_stack`: a TIFF, a folder of
     TIFF slices), or, for an OME-Zarr/zarr store or a TIFF over :data:`LAZY_STACK_BYTES`, opened lazily
     (:func:`morph.io.chunked.open_chunked`), so that the viewer reads only what it shows
     (the projection chunk by chunk, single planes, a strided subsample for the volume) and a
-    stack larger than memory can be viewed. ``channel``: see :func:`morph.io.read_stack`."""
+    stack larger than memory can be viewed. ``channel``, ``series``: see :func:`morph.io.read_stack`."""
     from morph.io import read_stack
 
     p = Path(path)
     if is_zarr_store(p) or (p.is_file() and p.stat().st_size > LAZY_STACK_BYTES):
         from morph.io.chunked import open_chunked
 
-        return open_chunked(p, voxel_size=voxel_size, channel=channel)
-    return read_stack(p, voxel_size=voxel_size, channel=channel)
+        return open_chunked(p, voxel_size=voxel_size, channel=channel, series=series)
+    return read_stack(p, voxel_size=voxel_size, channel=channel, series=series)
 
 
 def build_scene(
@@ -424,6 +425,7 @@ def build_scene(
     stack: str | os.PathLike[str] | None = None,
     voxel: Sequence[float] | None = None,
     channel: int | str | None = None,
+    series: int | None = None,
     swc_units: str = "um",
     size: tuple[int, int] = (1024, 768),
     offscreen: bool = True,
@@ -448,7 +450,7 @@ def build_scene(
     from morph import progress
     from morph.plot import load_morphology
 
-    st = open_stack(stack, voxel_size=voxel, channel=channel) if stack is not None else None
+    st = open_stack(stack, voxel_size=voxel, channel=channel, series=series) if stack is not None else None
     vs = voxel or (st.voxel_size if st is not None else None)
     scene = Scene(size, offscreen=offscreen, background=background)
     for p in progress.bar(list(paths), desc="reading", unit="file"):

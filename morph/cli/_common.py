@@ -67,12 +67,20 @@ def channel(text: str) -> int | str:
 
 
 def add_channel(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--channel`` and ``--series``: which image of a stack file to read."""
     p.add_argument(
         "--channel",
         type=channel,
         metavar="N|mean",
         help="for a multi-channel or RGB stack: the channel to use (0-based), or 'mean' for the mean of the "
         "channels (an RGB brightfield image from a colour camera); morph info shows each channel",
+    )
+    p.add_argument(
+        "--series",
+        type=lambda t: whole_number(t, what="an image series index (0, 1, ...)"),
+        metavar="N",
+        help="for a TIFF holding several image series (positions, tiles, acquisitions): the one to use "
+        "(0-based; default the first); morph info lists them",
     )
 
 

@@ -159,6 +159,7 @@ def run_trace(args: argparse.Namespace) -> int:
         log=args.log,
         voxel_size=args.voxel,
         channel=args.channel,
+        series=args.series,
         features_output=args.features_table,
         func=func,
         force=args.force,

@@ -71,13 +71,14 @@ def morphology_summary(m: Morphology) -> dict:
     }
 
 
-def stack_summary(path: str, voxel: list[float] | None, channel: int | str | None = None) -> dict:
+def stack_summary(path: str, voxel: list[float] | None, channel: int | str | None = None,
+                  series: int | None = None) -> dict:
     """Shape, type, voxel size, intensity and polarity of a stack; of a multi-channel or RGB
     stack read without ``channel``, those of each channel (``channels``), so that the user
     can pick one."""
-    nch, kind = stack_channels(path)
+    nch, kind = stack_channels(path, series)
     if nch > 1 and channel is None:
-        per = [stack_summary(path, voxel, k) for k in range(nch)]
+        per = [stack_summary(path, voxel, k, series) for k in range(nch)]
         first = per[0]
         out = {k: first[k] for k in ("file", "shape_zyx", "dtype", "voxel_size_um", "voxel_size_origin", "extent_um_xyz")}
         if "image_series" in first:
@@ -87,7 +88,7 @@ def stack_summary(path: str, voxel: list[float] | None, channel: int | str | Non
             out[f"channel {k}"] = {"intensity": d["intensity"], "polarity_guess": d["polarity_guess"],
                                    **({"non_finite_voxels": d["non_finite_voxels"]} if "non_finite_voxels" in d else {})}
         return out
-    s = read_stack(path, voxel_size=voxel, channel=channel)
+    s = read_stack(path, voxel_size=voxel, channel=channel, series=series)
     data = s.data
     step = max(1, data.size // 4_000_000)
     sample = np.asarray(data).reshape(-1)[::step]
@@ -113,7 +114,7 @@ def stack_summary(path: str, voxel: list[float] | None, channel: int | str | Non
         "memory_mapped": isinstance(data, np.memmap),
     }
     if s.metadata.get("other_series"):
-        out["image_series"] = series_note(s.metadata["other_series"])
+        out["image_series"] = series_note(s.metadata["other_series"], s.metadata.get("series") or 0)
     if nch > 1:
         out["channel"] = f"{channel} of {nch} ({kind})" if channel != "mean" else f"mean of {nch} ({kind})"
     if n_bad:  # the intensity is that of the finite voxels; tracing refuses such a stack
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     out = []
     for f in args.files:
         if is_stack_path(f):
-            out.append(stack_summary(f, args.voxel, args.channel))
+            out.append(stack_summary(f, args.voxel, args.channel, args.series))
         else:
             out.append(morphology_summary(read_swc(f)))
     if args.json:

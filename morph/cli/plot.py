@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     need_files([args.swc] + ([args.stack] if args.stack else []))
     check_output(args.output, force=args.force)
-    st = read_stack(args.stack, voxel_size=args.voxel, channel=args.channel) if args.stack else None
+    st = read_stack(args.stack, voxel_size=args.voxel, channel=args.channel, series=args.series) if args.stack else None
     vs = args.voxel or (st.voxel_size if st is not None else None)
     m = P.load_morphology(args.swc, swc_units=args.swc_units, voxel_size=vs)
     if args.kind == "summary":

@@ -274,7 +274,7 @@ def show_warnings(caught: list) -> None:
 def load_stack(args: argparse.Namespace):
     from morph.io import read_stack
 
-    return read_stack(args.stack, voxel_size=args.voxel, channel=args.channel)
+    return read_stack(args.stack, voxel_size=args.voxel, channel=args.channel, series=args.series)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -287,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_memory:
         from morph.io.chunked import open_chunked
 
-        stack = open_chunked(args.stack, voxel_size=args.voxel, channel=args.channel)  # lazy: nothing read yet
+        stack = open_chunked(args.stack, voxel_size=args.voxel, channel=args.channel, series=args.series)  # lazy: nothing read yet
     else:
         stack = load_stack(args)
     vs = stack.voxel_size
@@ -295,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds:
         from morph.io import stack_channels
 
-        n, kind = stack_channels(args.stack) if args.seeds.suffix.lower() in (".roi", ".zip") else (1, "")
+        n, kind = stack_channels(args.stack, args.series) if args.seeds.suffix.lower() in (".roi", ".zip") else (1, "")
         # ImageJ's stack positions count a hyperstack's channels (not an RGB image's samples)
         seeds, seed_axes = read_points(args.seeds, channels=n if kind == "multi-channel" else 1)
     if seeds is not None and args.soma is None and not args.extend:

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_memory:
         from morph.io.chunked import open_chunked
 
-        stack = open_chunked(args.stack, voxel_size=args.voxel, channel=args.channel)  # lazy: only the box is read
+        stack = open_chunked(args.stack, voxel_size=args.voxel, channel=args.channel, series=args.series)  # lazy: only the box is read
     else:
         stack = load_stack(args)
     vs = stack.voxel_size

@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         stack=args.stack,
         voxel=args.voxel,
         channel=args.channel,
+        series=args.series,
         swc_units=args.swc_units,
         size=tuple(args.size),
         offscreen=headless,

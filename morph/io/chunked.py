@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from morph.errors import OutputExistsError, StackError
-from morph.io.stack import _UNIT_TO_UM, Stack, is_zarr_store
+from morph.io.stack import _UNIT_TO_UM, Stack, check_series, is_zarr_store
 
 PathLike = str | os.PathLike[str]
 
@@ -225,13 +225,14 @@ def _reduce_axes(data: Any, names: list[str], channel: int | str | None, p: Path
 # TIFF
 
 
-def _read_pages(path: str, z0: int, z1: int) -> np.ndarray:
+def _read_pages(path: str, z0: int, z1: int, series: int = 0) -> np.ndarray:
     import tifffile
 
-    return tifffile.imread(path, key=range(z0, z1), series=0, maxworkers=1)
+    return tifffile.imread(path, key=range(z0, z1), series=series, maxworkers=1)
 
 
-def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, Any, str, dict[str, Any]]:
+def _open_tiff(p: Path, chunks: Any, channel: int | str | None,
+               series: int | None = None) -> tuple[Any, Any, str, dict[str, Any]]:
     import dask
     import dask.array as da
     import tifffile
@@ -243,29 +244,30 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
             raise StackError("not a TIFF file", file=p, hint="morph reads TIFF stacks, OME-Zarr or zarr")
     try:
         with tifffile.TiffFile(p) as tf:
-            series = tf.series[0]
-            axes, shape, dtype = series.axes.upper(), tuple(series.shape), series.dtype
-            vs, origin = _meta_voxel(tf)
-            others = other_series(tf)
-            contiguous = series.dataoffset is not None
-            n_pages = len(series.pages)
+            k = check_series(series, len(tf.series), p)
+            ser = tf.series[k]
+            axes, shape, dtype = ser.axes.upper(), tuple(ser.shape), ser.dtype
+            vs, origin = _meta_voxel(tf, k)
+            others = other_series(tf, k)
+            contiguous = ser.dataoffset is not None
+            n_pages = len(ser.pages)
     except StackError:
         raise
     except Exception as e:
         raise StackError(f"truncated or corrupt TIFF ({type(e).__name__}: {e})", file=p) from e
     listed = {"other_series": others} if others else {}  # the file's other image series, for the metadata
     if contiguous:
-        mm = tifffile.memmap(p, series=0, mode="r")
+        mm = tifffile.memmap(p, series=k, mode="r")
         src: Any = mm
         if channel == MEAN:  # averaged lazily, one slice and all its channels per chunk
             za = axes.index("Z") if "Z" in axes else 0
             src = da.from_array(mm, chunks=tuple(1 if k == za else n for k, n in enumerate(mm.shape)),
-                                name=f"tiff-mmap-all-{p}", lock=False)
+                                name=f"tiff-mmap-all-{p}-s{k}", lock=False)
         data = _pick_axes(src, axes, channel, p)  # one channel of the map: still a view of it
         if data.ndim != 3:
             raise StackError(f"expected a 3-D stack, got shape {data.shape}", file=p)
         ch = chunks or default_chunks(data.shape, data.dtype.itemsize)
-        data = data.rechunk(ch) if src is not mm else da.from_array(data, chunks=ch, name=f"tiff-mmap-{p}-{channel}",
+        data = data.rechunk(ch) if src is not mm else da.from_array(data, chunks=ch, name=f"tiff-mmap-{p}-s{k}-{channel}",
                                                                      lock=False)
         return data, vs, origin, {"format": "TIFF (memory-mapped)", **listed}
     if axes == "ZYX" and n_pages == shape[0]:
@@ -274,7 +276,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
         parts = []
         for z0 in range(0, nz, cz):
             z1 = min(nz, z0 + cz)
-            d = dask.delayed(_read_pages, pure=True)(str(p), z0, z1)
+            d = dask.delayed(_read_pages, pure=True)(str(p), z0, z1, k)
             parts.append(da.from_delayed(d, shape=(z1 - z0, ny, nx), dtype=dtype))
         data = da.concatenate(parts, axis=0)
         if chunks:
@@ -283,7 +285,7 @@ def _open_tiff(p: Path, chunks: Any, channel: int | str | None) -> tuple[Any, An
     # other layouts (tiles, channels interleaved in pages...): tifffile's zarr view, read in this process
     import zarr
 
-    store = tifffile.imread(p, aszarr=True)
+    store = tifffile.imread(p, aszarr=True, series=k)
     data = _pick_axes(da.from_zarr(zarr.open(store, mode="r")), axes, channel, p)
     if data.ndim != 3:
         raise StackError(f"expected a 3-D stack, got shape {data.shape}", file=p)
@@ -301,6 +303,7 @@ def open_chunked(
     chunks: Sequence[int] | None = None,
     channel: int | str | None = None,
     level: int = 0,
+    series: int | None = None,
 ) -> ChunkedStack:
     """Open a stack lazily: OME-Zarr, zarr or TIFF (see the module documentation).
 
@@ -318,6 +321,8 @@ def open_chunked(
         (see :func:`morph.io.read_stack`).
     level
         Resolution level of an OME-Zarr pyramid (0: full resolution).
+    series
+        Image series of a TIFF holding several (see :func:`morph.io.read_stack`).
 
     Returns
     -------
@@ -327,11 +332,12 @@ def open_chunked(
     if not p.exists():
         raise StackError("file not found", file=p, hint="check the path")
     if is_zarr_store(p):
+        check_series(series, 1, p)
         data, meta_vs, origin, meta = _open_zarr(p, level, channel)
         if chunks:
             data = data.rechunk(tuple(chunks))
     elif p.is_file():
-        data, meta_vs, origin, meta = _open_tiff(p, tuple(chunks) if chunks else None, channel)
+        data, meta_vs, origin, meta = _open_tiff(p, tuple(chunks) if chunks else None, channel, series)
     else:
         raise StackError("not a zarr store or a TIFF file", file=p, hint="give a .zarr folder or a .tif file")
     if data.ndim != 3:
@@ -350,6 +356,8 @@ def open_chunked(
     meta["voxel_size_origin"] = origin if known else "assumed 1 um"
     if channel is not None:
         meta["channel"] = channel
+    if series is not None:
+        meta["series"] = int(series)
     return ChunkedStack(data, vs, known, str(p), meta)
 
 

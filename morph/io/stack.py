@@ -164,8 +164,9 @@ STACK_SUFFIXES = (".tif", ".tiff", ".lsm", ".zarr")
 Z_ASSUMED = "z size missing, assumed equal to x"
 
 
-def _meta_voxel(tf: Any) -> tuple[tuple[float, float, float] | None, str]:
-    """Voxel size (x, y, z) in um from OME or ImageJ metadata, with its origin.
+def _meta_voxel(tf: Any, series: int = 0) -> tuple[tuple[float, float, float] | None, str]:
+    """Voxel size (x, y, z) in um from OME or ImageJ metadata, with its origin (of image
+    ``series`` in an OME file of several images).
 
     ImageJ leaves ``spacing`` out of a stack's description when the slices are 1 unit apart
     (its default), so a stack calibrated in x and y without it has 1-unit slices, as Fiji
@@ -177,7 +178,8 @@ def _meta_voxel(tf: Any) -> tuple[tuple[float, float, float] | None, str]:
             import xml.etree.ElementTree as ET
 
             root = ET.fromstring(tf.ome_metadata)
-            pix = next(el for el in root.iter() if el.tag.endswith("Pixels"))
+            pixels = [el for el in root.iter() if el.tag.endswith("Pixels")]
+            pix = pixels[series] if series < len(pixels) else pixels[0]
             vals = []
             for ax in "XYZ":
                 v = pix.get(f"PhysicalSize{ax}")
@@ -191,7 +193,7 @@ def _meta_voxel(tf: Any) -> tuple[tuple[float, float, float] | None, str]:
                 if vals[2] is None:
                     return (vals[0], vals[1], vals[0]), f"OME metadata; {Z_ASSUMED}"
                 return (vals[0], vals[1], vals[2]), "OME metadata"
-        except (StopIteration, ValueError, ET.ParseError):
+        except (IndexError, ValueError, ET.ParseError):
             pass
     lsm = tf.lsm_metadata if getattr(tf, "is_lsm", False) else None
     if lsm:
@@ -226,6 +228,7 @@ def read_stack(
     channel: int | str | None = None,
     mmap: bool | None = None,
     allow_2d: bool = False,
+    series: int | None = None,
 ) -> Stack:
     """Read a 3-D stack.
 
@@ -249,6 +252,10 @@ def read_stack(
         :data:`MMAP_THRESHOLD`).
     allow_2d
         Accept a single 2-D image (returned with one slice).
+    series
+        Of a TIFF holding several image series (positions, tiles, acquisitions), the one to
+        read (0-based; default the first, with the others listed in the metadata's
+        ``other_series``).
 
     Returns
     -------
@@ -260,12 +267,13 @@ def read_stack(
     if is_zarr_store(p):
         from morph.io.chunked import open_chunked
 
-        return open_chunked(p, voxel_size=voxel_size, channel=channel).to_stack()
+        return open_chunked(p, voxel_size=voxel_size, channel=channel, series=series).to_stack()
     others: list[str] = []
     if p.is_dir():
+        check_series(series, 1, p)
         data, meta_vs, origin = _read_folder(p, channel)
     else:
-        data, meta_vs, origin, others = _read_tiff(p, channel, mmap)
+        data, meta_vs, origin, others = _read_tiff(p, channel, mmap, series)
     if data.ndim == 2:
         if not allow_2d:
             raise StackError(
@@ -291,45 +299,63 @@ def read_stack(
     meta = {"voxel_size_origin": origin if known else "assumed 1 um"}
     if channel is not None:
         meta["channel"] = channel
+    if series is not None:
+        meta["series"] = int(series)
     if others:
         meta["other_series"] = others
     return Stack(data, vs, known, str(p), meta)
 
 
-def other_series(tf: Any) -> list[str]:
-    """The image series of an open ``tifffile.TiffFile`` besides the first, which is the one
-    read (``"7x128x128 ZYX 'Image1'"``): a file holding several positions, tiles or
-    acquisitions. Thumbnails (reduced images, or at most a quarter of the first series' width
-    or height) are not counted."""
+def other_series(tf: Any, read: int = 0) -> list[str]:
+    """The image series of an open ``tifffile.TiffFile`` besides the one read (``read``), as
+    ``"1: 7x128x128 ZYX 'Image1'"`` (index, shape, axes, name): a file holding several
+    positions, tiles or acquisitions. Thumbnails (reduced images, or at most a quarter of the
+    read series' width or height) are not counted."""
     series = tf.series
     if len(series) < 2:
         return []
-    first = series[0]
+    first = series[read]
     fy, fx = (first.shape[first.axes.upper().index(a)] if a in first.axes.upper() else 1 for a in "YX")
     out = []
-    for ser in series[1:]:
+    for k, ser in enumerate(series):
+        if k == read:
+            continue
         ax = ser.axes.upper()
         y = ser.shape[ax.index("Y")] if "Y" in ax else 1
         x = ser.shape[ax.index("X")] if "X" in ax else 1
         if getattr(ser, "is_reduced", False) or y * 4 <= fy or x * 4 <= fx:
             continue
         name = f" {ser.name!r}" if getattr(ser, "name", "") else ""
-        out.append("x".join(str(n) for n in ser.shape) + f" {ax}{name}")
+        out.append(f"{k}: " + "x".join(str(n) for n in ser.shape) + f" {ax}{name}")
     return out
 
 
-def series_note(others: Sequence[str]) -> str:
+def series_note(others: Sequence[str], read: int = 0) -> str:
     """What to tell a user whose file holds other image series than the one read."""
     which = f"the other ({others[0]}) is" if len(others) == 1 else f"the others ({'; '.join(others)}) are"
-    return (f"the file holds {len(others) + 1} image series: the first is read, {which} not (to trace "
-            "another, save it as its own TIFF, e.g. with Fiji's Bio-Formats importer)")
+    return (f"the file holds {len(others) + 1} image series: series {read} is read, {which} not (choose one "
+            "with --series N)")
 
 
-def stack_channels(path: PathLike) -> tuple[int, str]:
+def check_series(series: Any, n: int, p: Path) -> int:
+    """The series to read (0 when ``series`` is None), refused when the file has no such one."""
+    if series is None:
+        return 0
+    if isinstance(series, bool) or not isinstance(series, (int, np.integer)):
+        raise StackError(f"series must be a 0-based index, got {series!r}", file=p)
+    if not 0 <= int(series) < n:
+        if n == 1:
+            raise StackError(f"series {series} given, but the file holds a single image series", file=p,
+                             hint="leave out --series")
+        raise StackError(f"series {series} out of range (0..{n - 1})", file=p, hint="morph info lists the series")
+    return int(series)
+
+
+def stack_channels(path: PathLike, series: int | None = None) -> tuple[int, str]:
     """How many channels a stack file holds, and their kind (``"RGB"`` for a colour image's
     samples, ``"multi-channel"`` otherwise), from its metadata alone: ``(1, "")`` for a
     single-channel stack. A folder of slices answers for its first slice; a zarr store for
-    its ``c`` axis (OME-Zarr)."""
+    its ``c`` axis (OME-Zarr); a TIFF for its image ``series`` (default the first)."""
     p = Path(path)
     if is_zarr_store(p):
         from morph.io.chunked import zarr_channels
@@ -344,9 +370,9 @@ def stack_channels(path: PathLike) -> tuple[int, str]:
 
     try:
         with tifffile.TiffFile(p) as tf:
-            series = tf.series[0]
-            axes, shape = series.axes.upper(), series.shape
-    except Exception:  # not a TIFF, or broken: reading it says what is wrong
+            ser = tf.series[series or 0]
+            axes, shape = ser.axes.upper(), ser.shape
+    except Exception:  # not a TIFF, broken, or no such series: reading it says what is wrong
         return 1, ""
     for ch_ax, kind in (("S", "RGB"), ("C", "multi-channel")):
         if ch_ax in axes and shape[axes.index(ch_ax)] > 1:
@@ -361,10 +387,11 @@ def is_zarr_store(p: Path) -> bool:
     )
 
 
-def _read_tiff(p: Path, channel: int | str | None, mmap: bool | None) -> tuple[NDArray[Any], Any, str, list[str]]:
-    """The first image series of a TIFF (one channel, or their mean, with ``channel``), its
-    voxel size and where that came from, and the file's other image series
-    (:func:`other_series`)."""
+def _read_tiff(p: Path, channel: int | str | None, mmap: bool | None,
+               series: int | None = None) -> tuple[NDArray[Any], Any, str, list[str]]:
+    """An image series of a TIFF (``series``, default the first; one channel, or their mean,
+    with ``channel``), its voxel size and where that came from, and the file's other image
+    series (:func:`other_series`)."""
     import tifffile
 
     with open(p, "rb") as fh:
@@ -378,17 +405,18 @@ def _read_tiff(p: Path, channel: int | str | None, mmap: bool | None) -> tuple[N
     logger.addHandler(complaints)
     try:
         with tifffile.TiffFile(p) as tf:
-            series = tf.series[0]
-            axes = series.axes
-            others = other_series(tf)
-            meta_vs, origin = _meta_voxel(tf)
-            size = int(np.prod(series.shape)) * series.dtype.itemsize
+            k = check_series(series, len(tf.series), p)
+            ser = tf.series[k]
+            axes = ser.axes
+            others = other_series(tf, k)
+            meta_vs, origin = _meta_voxel(tf, k)
+            size = int(np.prod(ser.shape)) * ser.dtype.itemsize
             use_mmap = (size > MMAP_THRESHOLD) if mmap is None else mmap
             data = None
-            if use_mmap and series.dataoffset is not None:
-                data = tifffile.memmap(p, series=0, mode="r")
+            if use_mmap and ser.dataoffset is not None:
+                data = tifffile.memmap(p, series=k, mode="r")
             if data is None:
-                data = series.asarray()
+                data = ser.asarray()
             size_on_disk = p.stat().st_size
             for page in tf.pages[: len(tf.pages)]:
                 ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts)]

@@ -854,10 +854,11 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
 
 
 def _warn_series(stack_or_array: Any) -> None:
-    """Warn when the stack is the first of several image series of its file (the header's
-    ``input:`` line says so too)."""
-    if isinstance(stack_or_array, Stack) and stack_or_array.metadata.get("other_series"):
-        warnings.warn(series_note(stack_or_array.metadata["other_series"]), stacklevel=3)
+    """Warn when the stack is the first of several image series of its file and none was
+    chosen (the header's ``input:`` line says which was read)."""
+    meta = stack_or_array.metadata if isinstance(stack_or_array, Stack) else {}
+    if meta.get("other_series") and meta.get("series") is None:  # read without being chosen
+        warnings.warn(series_note(meta["other_series"]), stacklevel=3)
 
 
 def _z_assumed(stack_or_array: Any, voxel_size: Any, vs: Sequence[float]) -> str | None:
@@ -896,7 +897,7 @@ def _input_line(stack_or_array: Any, source: str | None) -> str:
     ch = meta.get("channel")
     what = "" if ch is None else (" (the mean of its channels)" if ch == MEAN else f" (channel {ch})")
     if meta.get("other_series"):
-        what += f" (the first of its {len(meta['other_series']) + 1} image series)"
+        what += f" (image series {meta.get('series') or 0} of its {len(meta['other_series']) + 1})"
     return f"input: {source if source else '<array>'}{what}"
 
 
