@@ -1787,7 +1787,7 @@ def test_an_axon_click_off_the_tree_is_joined_like_a_seed(y_stack, y_faint_branc
 
 def test_an_axon_click_labels_the_axon_when_extending(y_stack) -> None:
     """--extend with --axon: the clicked stem becomes the axon in the extended reconstruction,
-    every other node keeps the type it had (before, the click was recorded and ignored)."""
+    every other node keeps the type it had; a soma point does not apply there."""
     data, vs, _gold = y_stack
     m0 = trace(data, voxel_size=vs, progress=False)
     m0 = m0._derive(types=np.where(m0.soma_mask, SOMA, 3))  # a reconstruction with no axon
