@@ -506,6 +506,8 @@ def test_cli_trace(client, stacks: Path, tmp_path: Path, capsys):
     assert main(pts) == 2
     err = capsys.readouterr().err
     assert "clicks.csv:2: stack 'bf.tiff' is none of the 3 stacks" in err
+    assert main(pts[: pts.index("--points")] + pts[pts.index("--units"):]) == 2  # --units without a table
+    assert "--units applies to the --points table" in capsys.readouterr().err
 
 
 # ---- with morph's own features and tracer ------------------------------------------------------

@@ -149,6 +149,8 @@ def run_trace(args: argparse.Namespace) -> int:
             options["strict_memory"] = True
     elif args.strict_memory:
         raise MorphError("--strict-memory applies with --max-memory", hint="give the bound, e.g. --max-memory 2GB")
+    if args.units != "um" and args.points is None:
+        raise MorphError("--units applies to the --points table", hint="give the clicks with --points TABLE")
     func = batch.load_function(args.function) if args.function else None
     df = batch.trace(
         args.patterns,
