@@ -337,18 +337,26 @@ def series_note(others: Sequence[str], read: int = 0) -> str:
             "with --series N)")
 
 
+def _check_index(value: Any, n: int, p: Path, *, what: str, single: str, also: str = "",
+                 hint: str | None = None) -> int:
+    """``value`` as a 0-based index below ``n`` (a channel, an image series), or a
+    :class:`StackError` saying what is wrong (``single``: how the file holds only one;
+    ``also``: what else the option takes)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise StackError(f"{what} must be a 0-based index{also}, got {value!r}", file=p)
+    if not 0 <= int(value) < n:
+        if n == 1:
+            raise StackError(f"{what} {value} given, but {single}", file=p, hint=f"leave out --{what}")
+        raise StackError(f"{what} {value} out of range (0..{n - 1})", file=p, hint=hint)
+    return int(value)
+
+
 def check_series(series: Any, n: int, p: Path) -> int:
     """The series to read (0 when ``series`` is None), refused when the file has no such one."""
     if series is None:
         return 0
-    if isinstance(series, bool) or not isinstance(series, (int, np.integer)):
-        raise StackError(f"series must be a 0-based index, got {series!r}", file=p)
-    if not 0 <= int(series) < n:
-        if n == 1:
-            raise StackError(f"series {series} given, but the file holds a single image series", file=p,
-                             hint="leave out --series")
-        raise StackError(f"series {series} out of range (0..{n - 1})", file=p, hint="morph info lists the series")
-    return int(series)
+    return _check_index(series, n, p, what="series", single="the file holds a single image series",
+                        hint="morph info lists the series")
 
 
 def stack_channels(path: PathLike, series: int | None = None) -> tuple[int, str]:
@@ -467,13 +475,7 @@ def check_channel(channel: Any, nch: int, p: Path) -> None:
     """Refuse a channel the stack does not have."""
     if channel == MEAN:
         return
-    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
-        raise StackError(f"channel must be a 0-based index or {MEAN!r}, got {channel!r}", file=p)
-    if not 0 <= int(channel) < nch:
-        if nch == 1:
-            raise StackError(f"channel {channel} given, but the stack has a single channel", file=p,
-                             hint="leave out --channel")
-        raise StackError(f"channel {channel} out of range (0..{nch - 1})", file=p)
+    _check_index(channel, nch, p, what="channel", single="the stack has a single channel", also=f" or {MEAN!r}")
 
 
 def select_channel(data: Any, k: int, channel: int | str) -> Any:
