@@ -180,9 +180,12 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--auto", action="store_true",
                     help="no click: the axon the automatic heuristic labels (stacks where it labels none are skipped)")
+    ap.add_argument("--allen-axon", choices=("cable", "path"), default="cable",
+                    help="the Allen cells' first 100 um of axon, as in trace_accuracy.py")
     ap.add_argument("-o", "--output", type=Path, help="write the table as TSV")
     a = ap.parse_args()
     os.environ.setdefault("MORPH_THREADS", "1")
+    os.environ["MORPH_BENCH_ALLEN_AXON"] = a.allen_axon  # read by trace_accuracy.load
     st = ta.stacks()
     unknown = [n for n in a.names if n not in st]
     if unknown:

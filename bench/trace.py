@@ -9,7 +9,8 @@ Stacks: the nine DIADEM Olfactory Projection stacks (real confocal data with gol
 voxel units, z spacing 3.03, seeded at the root the data README gives; F1 at 3 voxels with z
 scaled by 3.03, via :func:`morph.compare.compare`), and synthetic brightfield stacks from
 :mod:`morph.synth` at the ``realistic`` preset, 200 x 200 x 60 um around the soma at 0.5 x
-0.5 x 1 um voxels (two Allen reconstructions: dendrites, soma and the first 100 um of axon;
+0.5 x 1 um voxels (two Allen reconstructions: dendrites, soma and the first 100 um of axon
+cable, as in ``trace_accuracy.py``;
 two generated pyramidal and two generated aspiny cells; F1 at 2 um). OP_6 is 512 x 512 x 101: the
 speed target (>= 2 M voxels/s end to end) is read on it, and on ``BF_512``, a brightfield
 stack of that size (SYN_gen's cell rendered 256 x 256 x 100 um, 513 x 513 x 101 voxels; left
