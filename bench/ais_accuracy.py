@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -41,7 +42,7 @@ import numpy as np
 import trace_accuracy as ta
 
 COLS = ("origin_g", "origin_t", "dist_g", "dist_t", "first_branch_g", "first_branch_t", "d10_g", "d10_t",
-        "d20_g", "d20_t", "angle", "on_gold")
+        "d20_g", "d20_t", "angle", "on_gold", "conf")
 
 
 def axon_main_path(m) -> np.ndarray:
@@ -106,6 +107,15 @@ def on_gold(trace, gold, length_um: float = 50.0, tol: float = 2.0) -> float:
     return float((cKDTree(ga).query(pts)[0] <= tol).mean()) if len(ga) else float("nan")
 
 
+def confidence(m) -> float:
+    """The axon label's confidence, from the trace's header (1 for a click)."""
+    for h in m.header:
+        hit = re.search(r"^axon: .*\(confidence ([0-9.]+)\)", h)
+        if hit:
+            return float(hit.group(1))
+    return float("nan")
+
+
 def run_one(job) -> dict:
     import morph.progress as pg
     from morph.cli.trace import parse_params
@@ -137,7 +147,7 @@ def run_one(job) -> dict:
 
     cosang = float(np.clip(np.dot(direction(fg), direction(ft)), -1.0, 1.0))
     row = {"stack": name, "origin_g": kind(fg), "origin_t": kind(ft), "angle": math.degrees(math.acos(cosang))
-           if np.isfinite(cosang) else np.nan, "on_gold": on_gold(m, gold)}
+           if np.isfinite(cosang) else np.nan, "on_gold": on_gold(m, gold), "conf": confidence(m)}
     for col, key in (("dist", "origin_path_distance"), ("first_branch", "length_to_first_branch"),
                      ("d10", "diameter_mean_10"), ("d20", "diameter_mean_20")):
         row[col + "_g"], row[col + "_t"] = fg.get("ais." + key, np.nan), ft.get("ais." + key, np.nan)
@@ -191,7 +201,7 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown stacks: {', '.join(unknown)}")
     jobs = [(n, s, a.param, a.auto) for n, s in st.items() if not a.names or n in a.names]
-    head = "stack            origin  dist g/t    1st br g/t      d10 g/t     d20 g/t   angle on_gold"
+    head = "stack            origin  dist g/t    1st br g/t      d10 g/t     d20 g/t   angle on_gold  conf"
     print(head)
     print("-" * len(head))
     rows = []
@@ -203,7 +213,7 @@ def main() -> int:
                 continue
             print(f"{r['stack']:16s} {r['origin_g']}/{r['origin_t']}   {r['dist_g']:5.1f}/{r['dist_t']:5.1f}  "
                   f"{r['first_branch_g']:6.1f}/{r['first_branch_t']:6.1f}  {r['d10_g']:5.2f}/{r['d10_t']:5.2f}  "
-                  f"{r['d20_g']:5.2f}/{r['d20_t']:5.2f}  {r['angle']:6.1f}  {r['on_gold']:6.2f}", flush=True)
+                  f"{r['d20_g']:5.2f}/{r['d20_t']:5.2f}  {r['angle']:6.1f}  {r['on_gold']:6.2f}  {r['conf']:4.2f}", flush=True)
     print()
     print("\n".join(summary(rows, "automatically" if a.auto else "with an axon click")))
     if a.output:

@@ -49,6 +49,7 @@ import numpy as np
 from morph import __version__
 from morph.errors import MorphError, OutputExistsError
 from morph.io.atomic import remove_stale_parts
+from morph.io.stack import CONVERT_HINT, microscope_format
 
 PathLike = str | os.PathLike[str]
 
@@ -148,10 +149,17 @@ def expand_paths(patterns: PathLike | Iterable[PathLike], *, suffixes: Sequence[
     for pat in patterns:
         s = os.fspath(pat)
         if glob.has_magic(s):
-            hits = sorted(glob.glob(s, recursive=True))
-            hits = [h for h in hits if _is_input(Path(h), suffixes)]
+            every = sorted(glob.glob(s, recursive=True))
+            hits = [h for h in every if _is_input(Path(h), suffixes)]
+            foreign = _foreign_images(every, hits) if suffixes is not None else ""
             if not hits:
+                if foreign:
+                    raise MorphError(f"no stack morph reads matches {s!r}, only {foreign}", hint=CONVERT_HINT)
                 raise MorphError(f"no file matches {s!r}", hint="check the pattern (quote it so the shell does not expand it)")
+            if foreign:
+                from morph.progress import warn
+
+                warn(f"{s!r} also matches {foreign}, which morph does not read: left out ({CONVERT_HINT})")
         else:
             if not Path(s).exists():
                 raise MorphError("file not found", file=s, hint="check the path")
@@ -160,6 +168,16 @@ def expand_paths(patterns: PathLike | Iterable[PathLike], *, suffixes: Sequence[
             p = Path(h)
             out.setdefault(os.path.abspath(p), p)
     return sorted(out.values(), key=lambda p: str(p))
+
+
+def _foreign_images(every: list[str], kept: list[str]) -> str:
+    """The microscope vendors' files among ``every`` not ``kept``, counted by format
+    (``"3 Zeiss CZI files"``), or ``""``."""
+    from collections import Counter
+
+    left = set(every) - set(kept)
+    n = Counter(f for h in left if Path(h).is_file() and (f := microscope_format(h)) is not None)
+    return ", ".join(f"{k} {fmt} file{'s' * (k > 1)}" for fmt, k in sorted(n.items()))
 
 
 def _is_input(p: Path, suffixes: Sequence[str] | None) -> bool:

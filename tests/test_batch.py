@@ -123,6 +123,20 @@ def test_expand_paths_recursive_and_errors(cells: Path):
         batch.expand_paths(str(cells / "missing.swc"))
 
 
+def test_expand_paths_names_the_microscope_files_it_leaves_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    for name in ("a.czi", "b.czi", "c.nd2", "notes.txt"):
+        (tmp_path / name).write_bytes(bytes(64))
+    with pytest.raises(batch.MorphError, match="only 1 Nikon ND2 file, 2 Zeiss CZI files") as e:
+        batch.expand_paths(str(tmp_path / "*"), suffixes=batch.STACK_SUFFIXES)
+    assert "Save As > Tiff" in str(e.value)
+    (tmp_path / "s.tif").write_bytes(bytes(64))
+    assert batch.expand_paths(str(tmp_path / "*"), suffixes=batch.STACK_SUFFIXES) == [tmp_path / "s.tif"]
+    err = capsys.readouterr().err
+    assert "also matches 1 Nikon ND2 file, 2 Zeiss CZI files, which morph does not read: left out" in err
+    # without a suffix filter (the SWC commands), nothing is said
+    assert len(batch.expand_paths(str(tmp_path / "*"))) == 5 and not capsys.readouterr().err
+
+
 def test_cluster_matches_serial(client, cells: Path, tmp_path: Path):
     pattern = str(cells / "**" / "*.swc")
     serial = batch.features(pattern, scheduler="serial", func=standin, quiet=True)

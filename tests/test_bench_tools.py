@@ -138,3 +138,39 @@ def test_ais_bench_axon_path_click_and_overlap() -> None:
     shifted = m.translate((0.0, 100.0, 2.0))
     click = ais_accuracy.axon_click(shifted, img, (1.0, 1.0, 1.0), TraceParams(), flat=img)
     assert 20 <= 100 - click[1] <= 50 and abs(click[1] - 55) <= 5
+
+
+def test_allen_cell_keeps_the_first_100_um_of_axonal_cable(tmp_path: Path) -> None:
+    """``bench/_stacks.allen_cell``: the first 100 um of axon is 100 um of axonal cable, nearest
+    the soma first (an axon branching near the soma keeps 100 um in all, not every collateral
+    within 100 um of path distance); axon pieces not joined to the soma are left out;
+    ``cut="path"`` keeps every axon node within 100 um of path distance."""
+    from _stacks import allen_cell
+
+    from morph.io import write_swc
+    from morph.morphology import Morphology
+
+    # soma; a 40 um dendrite along +x; an axon along -y that forks at 20 um into two 100 um
+    # branches; an unjoined axon piece of 30 um
+    xyz = [(0, 0, 0)] + [(x, 0, 0) for x in range(5, 45, 5)]  # 0; dendrite 1..8
+    xyz += [(0, -y, 0) for y in range(5, 25, 5)]  # axon trunk 9..12 (y = -5 .. -20)
+    xyz += [(-x, -20, 0) for x in range(5, 105, 5)]  # branch 13..32 from 12
+    xyz += [(x, -20, 0) for x in range(5, 105, 5)]  # branch 33..52 from 12
+    xyz += [(50, 50 + y, 0) for y in range(0, 35, 5)]  # unjoined piece 53..59
+    parent = [-1, 0] + list(range(1, 8)) + [0, 9, 10, 11] + [12] + list(range(13, 32))
+    parent += [12] + list(range(33, 52)) + [-1] + list(range(53, 59))
+    types = [1] + [3] * 8 + [2] * 51
+    m = Morphology(np.asarray(xyz, float), np.ones(len(xyz)), np.asarray(types), np.asarray(parent), units="um")
+    write_swc(m, tmp_path / "c.swc")
+    cut = allen_cell(tmp_path / "c.swc")
+    ax = cut.types == 2
+    assert cut.neurite_edge_length[ax].sum() == pytest.approx(100.0, abs=5.0)
+    assert len(cut.roots) == 1 and (cut.types == 3).sum() == 8
+    # both branches are cut at the same path distance: 15 um of trunk (its first edge leaves
+    # the soma) and 40-45 um of each branch
+    tips = cut.xyz[ax & (np.bincount(cut.parent[cut.parent >= 0], minlength=len(cut)) == 0)]
+    assert len(tips) == 2 and np.ptp(np.abs(tips[:, 0])) <= 5.0
+    old = allen_cell(tmp_path / "c.swc", cut="path")
+    assert old.neurite_edge_length[old.types == 2].sum() > 180 and len(old.roots) == 2
+    with pytest.raises(ValueError, match="axon cut"):
+        allen_cell(tmp_path / "c.swc", cut="nearest")

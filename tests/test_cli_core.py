@@ -185,6 +185,11 @@ def test_stack_errors_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixt
     notiff.write_text("text")
     rc, _, err = run(["info", str(notiff)], capsys)
     assert rc == 2 and "not a TIFF file" in err
+    lif = tmp_path / "cell.lif"  # read as a stack (not as an SWC), and named
+    lif.write_bytes(bytes(range(256)) * 4)
+    for cmd in (["info", str(lif)], ["trace", str(lif), "-o", str(tmp_path / "t.swc")]):
+        rc, _, err = run(cmd, capsys)
+        assert rc == 2 and "a Leica LIF file: morph reads TIFF stacks" in err and "bfconvert" in err, err
     rc, _, err = run(["info", str(flat), "--voxel", "0", "1", "1"], capsys)
     assert rc == 2 and "expected a positive number, got '0'" in err
     for bad in ("inf", "nan"):

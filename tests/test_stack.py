@@ -128,6 +128,11 @@ def test_errors(tmp_path: Path) -> None:
     notiff.write_text("hello")
     with pytest.raises(StackError, match="not a TIFF"):
         read_stack(notiff)
+    czi = tmp_path / "cell.czi"  # a vendor's format is named, with how to convert it
+    czi.write_bytes(b"ZISRAWFILE" + bytes(100))
+    with pytest.raises(StackError, match="a Zeiss CZI file: morph reads TIFF stacks") as e:
+        read_stack(czi)
+    assert "File > Save As > Tiff" in str(e.value)
     good = tmp_path / "g.tif"
     tifffile.imwrite(
         good, np.random.default_rng(0).integers(0, 255, (8, 64, 64), dtype=np.uint8), compression="zlib"

@@ -192,6 +192,15 @@ def test_binary_garbage(tmp_path: Path) -> None:
     p.write_bytes(bytes(range(256)) * 10)
     with pytest.raises(SWCError, match="binary"):
         read_swc(p)
+    # an image given where a reconstruction is expected is named as one
+    tif = tmp_path / "stack.swc"
+    tif.write_bytes(b"II*\x00" + bytes(200))
+    with pytest.raises(SWCError, match="file is a TIFF image, not an SWC reconstruction"):
+        read_swc(tif)
+    nd2 = tmp_path / "cell.nd2"
+    nd2.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(SWCError, match="file is a Nikon ND2 image, not an SWC reconstruction"):
+        read_swc(nd2)
 
 
 def test_missing_file_and_folder(tmp_path: Path) -> None:

@@ -96,9 +96,12 @@ def need_files(paths: list[Path]) -> None:
 
 
 def is_stack_path(p: Path) -> bool:
-    from morph.io.stack import STACK_SUFFIXES
+    """Whether ``p`` names an image stack rather than a reconstruction: a folder, a stack
+    suffix, or a microscope vendor's format (which the stack reader then names)."""
+    from morph.io.stack import MICROSCOPE_FORMATS, STACK_SUFFIXES
 
-    return Path(p).is_dir() or Path(p).suffix.lower() in STACK_SUFFIXES
+    suffix = Path(p).suffix.lower()
+    return Path(p).is_dir() or suffix in STACK_SUFFIXES or suffix in MICROSCOPE_FORMATS
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,

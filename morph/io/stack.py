@@ -160,6 +160,28 @@ def _check_voxel(vs: Sequence[float], where: str, file: PathLike | None) -> tupl
 #: :attr:`pathlib.Path.suffix` gives them; a folder of TIFF slices is a stack too.
 STACK_SUFFIXES = (".tif", ".tiff", ".lsm", ".zarr")
 
+#: Microscope vendors' file formats that are not TIFF, by suffix: morph names them when it is
+#: given one and says how to convert it, rather than taking it for a broken TIFF or an SWC.
+MICROSCOPE_FORMATS = {
+    ".czi": "Zeiss CZI", ".zvi": "Zeiss ZVI", ".nd2": "Nikon ND2", ".lif": "Leica LIF",
+    ".lof": "Leica LOF", ".oib": "Olympus OIB", ".oif": "Olympus OIF", ".oir": "Olympus OIR",
+    ".vsi": "Olympus VSI", ".ims": "Imaris IMS", ".dv": "DeltaVision", ".r3d": "DeltaVision",
+    ".sld": "SlideBook", ".ics": "ICS", ".ids": "ICS", ".nrrd": "NRRD", ".mrc": "MRC",
+    ".v3draw": "Vaa3D raw", ".v3dpbd": "Vaa3D PBD",
+}  # fmt: skip
+
+#: How to turn such a file into one morph reads.
+CONVERT_HINT = (
+    "open the file in Fiji, which reads it with Bio-Formats, and save it with File > Save As > "
+    "Tiff, which keeps the voxel size; or convert it with Bio-Formats' bfconvert IN OUT.ome.tif"
+)
+
+
+def microscope_format(path: PathLike) -> str | None:
+    """The name of the vendor format of ``path`` (by its suffix) that morph does not read, or
+    ``None``."""
+    return MICROSCOPE_FORMATS.get(Path(path).suffix.lower())
+
 #: The end of a voxel-size origin whose z was not in the file (see :func:`_meta_voxel`).
 Z_ASSUMED = "z size missing, assumed equal to x"
 
@@ -405,6 +427,12 @@ def _read_tiff(p: Path, channel: int | str | None, mmap: bool | None,
     with open(p, "rb") as fh:
         magic = fh.read(4)
     if magic not in _TIFF_MAGIC:
+        fmt = microscope_format(p)
+        if fmt is not None:
+            raise StackError(
+                f"a {fmt} file: morph reads TIFF stacks (ImageJ, OME, Zeiss LSM), OME-Zarr and folders of "
+                "TIFF slices", file=p, hint=CONVERT_HINT,
+            )
         raise StackError(
             "not a TIFF file", file=p, hint="morph reads TIFF stacks (ImageJ, OME) or folders of TIFF slices"
         )

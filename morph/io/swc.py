@@ -83,11 +83,20 @@ def _header_lines(data: bytes) -> list[str]:
     return out
 
 
-def _binary_problem(data: bytes) -> Problem | None:
-    """A NUL byte, or many control characters, in the first block: not a text file."""
+def _binary_problem(data: bytes, path: PathLike | None = None) -> Problem | None:
+    """A NUL byte, or many control characters, in the first block: not a text file (named
+    when it is an image: a TIFF, or a microscope vendor's format by its suffix)."""
     head = data[:65536]
     controls = sum(head[:4096].count(c) for c in [*range(1, 9), *range(14, 32)])
     if b"\x00" in head or controls > 8:
+        from morph.io.stack import _TIFF_MAGIC, microscope_format
+
+        fmt = "TIFF" if head[:4] in _TIFF_MAGIC else None
+        fmt = fmt or (microscope_format(path) if path is not None else None)
+        if fmt is not None:
+            return Problem(None, f"file is a {fmt} image, not an SWC reconstruction",
+                           "an SWC file is plain text with 7 columns; trace the image with morph trace, "
+                           "or show it with --stack")
         return Problem(None, "file is binary, not SWC text", "an SWC file is plain text with 7 columns")
     return None
 
@@ -333,7 +342,7 @@ def _analyse(path: PathLike) -> tuple[_Table, list[Problem], bytes]:
     if not data or data.isspace():
         problems.append(Problem(None, "file is empty", "an SWC file needs at least one node line"))
         return _slow_table(b"", []), problems, data
-    b = _binary_problem(data)
+    b = _binary_problem(data, path)
     if b is not None:
         problems.append(b)
         return _slow_table(b"", []), problems, data
