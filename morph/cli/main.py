@@ -23,6 +23,7 @@ COMMANDS = [
     "info",
     "validate",
     "convert",
+    "edit",
     "trace",
     "trace_path",
     "features",

@@ -1,0 +1,157 @@
+"""Proofreading edits of a reconstruction, each at a point the user picked.
+
+The point snaps to the nearest node that is not soma (within ``snap_um``, else
+:class:`~morph.errors.MorphError` with the distance). Every function returns the edited
+morphology, with a line for its header saying what was done, and never edits in place.
+
+* :func:`delete_branch`: the branch the point lies on, from the branch point (or soma) it
+  leaves, with everything beyond it: a false branch, a spur, another cell's fragment joined
+  to the tree.
+* :func:`cut_at`: the point's node and everything beyond it: a neurite traced too far.
+* :func:`set_axon`: the axon is the neurite the point lies on, from where it starts
+  (:func:`morph.tracing.label.axon_from_point`: its soma stem, or the branch point of the
+  dendrite it leaves where the trunk before is thicker); every other axon node becomes basal
+  dendrite.
+* :func:`set_apical`: the soma stem the point lies on becomes the apical dendrite (its
+  dendrite nodes; axon nodes on it stay axon); other apical nodes become basal dendrite.
+* :func:`set_dendrite`: the axon or apical compartment the point lies on (the nodes of that
+  type joined to the point's node through nodes of that type) becomes basal dendrite.
+
+Coordinates are micrometres, in the reconstruction's frame (the frame of the stack it was
+traced from, for a morph trace).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from morph import _tree
+from morph.errors import MorphError
+from morph.morphology import APICAL, AXON, BASAL, Morphology
+
+__all__ = ["cut_at", "delete_branch", "nearest_node", "set_apical", "set_axon", "set_dendrite"]
+
+
+def _fmt(p: NDArray[np.float64]) -> str:
+    return f"({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f})"
+
+
+def nearest_node(m: Morphology, point: Any, *, snap_um: float = 3.0, what: str = "point") -> int:
+    """Index of the node of ``m`` nearest to ``point`` (micrometres), soma nodes left out.
+
+    Raises
+    ------
+    MorphError
+        When the reconstruction is not in micrometres, has no neurite node, or the nearest
+        lies more than ``snap_um`` away.
+    """
+    if m.units != "um":
+        raise MorphError("the reconstruction is in voxel units", file=m.source or None,
+                         hint="convert it first: morph convert IN --to-um --voxel X Y Z -o OUT")
+    p = np.asarray(point, dtype=np.float64).reshape(3)
+    d = np.linalg.norm(m.xyz - p, axis=1)
+    d[m.soma_mask] = np.inf
+    if not np.isfinite(d).any():
+        raise MorphError("the reconstruction has no neurite node to edit", file=m.source or None)
+    j = int(np.argmin(d))
+    if d[j] > snap_um:
+        raise MorphError(
+            f"the {what} {_fmt(p)} um is {d[j]:.1f} um from the nearest neurite node, "
+            f"{_fmt(m.xyz[j])} (more than {snap_um:g} um)",
+            file=m.source or None,
+            hint="pick a point on the neurite, e.g. a node picked in morph view, which prints its position; "
+            "or raise --snap-um",
+        )
+    return j
+
+
+def _removed(m: Morphology, mask: NDArray[np.bool_]) -> tuple[int, float]:
+    return int(mask.sum()), float(m.neurite_edge_length[mask].sum())
+
+
+def delete_branch(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morphology, str]:
+    """Remove the branch ``point`` lies on, from the branch point (or soma, or root) it
+    leaves, and everything beyond it."""
+    j = nearest_node(m, point, snap_um=snap_um)
+    start = int(_tree.nearest_marked(m.parent, m.section_start)[j])
+    drop = _tree.subtree_mask(m.parent, start)
+    n, cable = _removed(m, drop)
+    note = f"edit: deleted the branch at {_fmt(m.xyz[j])} um ({n} nodes, {cable:.1f} um of cable)"
+    return m.take(~drop, header=[*m.header, note]), note
+
+
+def cut_at(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morphology, str]:
+    """Remove the node nearest to ``point`` and everything beyond it."""
+    j = nearest_node(m, point, snap_um=snap_um)
+    drop = _tree.subtree_mask(m.parent, j)
+    n, cable = _removed(m, drop)
+    note = f"edit: cut at {_fmt(m.xyz[j])} um ({n} nodes, {cable:.1f} um of cable)"
+    return m.take(~drop, header=[*m.header, note]), note
+
+
+def _retyped(m: Morphology, types: NDArray[np.int64], note: str) -> tuple[Morphology, str]:
+    return m._derive(types=types, header=[*m.header, note]), note
+
+
+def set_axon(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morphology, str]:
+    """Label as axon the neurite ``point`` lies on, from where it starts (see the module
+    docstring); other axon nodes become basal dendrite."""
+    from morph.tracing.label import axon_from_point
+
+    j = nearest_node(m, point, snap_um=snap_um, what="axon point")  # the same refusal as the others
+    mask, where = axon_from_point(m, m.xyz[j], snap_um=snap_um)
+    types = m.types.copy()
+    types[(types == AXON) & ~mask] = BASAL
+    types[mask] = AXON
+    n, cable = _removed(m, mask)
+    origin = where.removeprefix("given by the user")  # ", from the soma" / ", from a dendrite ..."
+    note = f"edit: axon set at {_fmt(m.xyz[j])} um{origin} ({n} nodes, {cable:.1f} um)"
+    return _retyped(m, types, note)
+
+
+def set_apical(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morphology, str]:
+    """Label as apical dendrite the soma stem ``point`` lies on (its dendrite nodes); other
+    apical nodes become basal dendrite."""
+    j = nearest_node(m, point, snap_um=snap_um, what="apical point")
+    if not m.soma_nodes.size:
+        raise MorphError("an apical dendrite is a stem of the soma, and the reconstruction has no soma",
+                         file=m.source or None)
+    # the stem: the subtree of the first non-soma node on the way from j up to the soma
+    anc = j
+    while m.parent[anc] >= 0 and not m.soma_mask[m.parent[anc]]:
+        anc = int(m.parent[anc])
+    stem = _tree.subtree_mask(m.parent, anc)
+    types = m.types.copy()
+    types[(types == APICAL) & ~stem] = BASAL
+    types[stem & np.isin(types, (BASAL, APICAL))] = APICAL
+    n, cable = _removed(m, stem & (types == APICAL))
+    note = f"edit: apical dendrite set at {_fmt(m.xyz[j])} um: its stem ({n} nodes, {cable:.1f} um)"
+    return _retyped(m, types, note)
+
+
+def set_dendrite(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morphology, str]:
+    """Label as basal dendrite the axon or apical compartment ``point`` lies on."""
+    j = nearest_node(m, point, snap_um=snap_um, what="dendrite point")
+    t = int(m.types[j])
+    if t not in (AXON, APICAL):
+        raise MorphError(f"the node at {_fmt(m.xyz[j])} um is already basal dendrite (type {t})",
+                         file=m.source or None, hint="pick a point on the axon or apical dendrite to relabel")
+    same = m.types == t
+    # the nodes of type t joined to j through nodes of type t: up to the first node of
+    # another type, then that node's subtree restricted to type t runs
+    top = j
+    while m.parent[top] >= 0 and same[m.parent[top]]:
+        top = int(m.parent[top])
+    part = _tree.subtree_mask(m.parent, top)
+    # within the subtree, only nodes reached from top through type-t nodes
+    above = _tree.nearest_marked(m.parent, ~same)  # each node's nearest node of another type
+    ok = part & same & (above == above[top])
+    types = m.types.copy()
+    types[ok] = BASAL
+    n, cable = _removed(m, ok)
+    name = "axon" if t == AXON else "apical dendrite"
+    note = f"edit: the {name} at {_fmt(m.xyz[j])} um relabelled basal dendrite ({n} nodes, {cable:.1f} um)"
+    return _retyped(m, types, note)

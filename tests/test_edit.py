@@ -1,0 +1,124 @@
+"""Proofreading edits (``morph.edit``, ``morph edit``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import morph.edit as ed
+from morph.cli.main import main
+from morph.errors import MorphError
+from morph.io import read_swc, write_swc
+from morph.morphology import APICAL, AXON, BASAL, SOMA, Morphology
+
+
+def cell() -> Morphology:
+    """Soma at the origin; dendrite A along +x (1-10, 5 um steps) with a 10 um spur along +y
+    from its node at x = 20 (11-12); an axon B along -y (13-18); a dendrite C along +y
+    (19-26), forking at y = 20 into C1 (23-24, towards +x) and C2 (25-26, towards -x)."""
+    xyz = [(0, 0, 0)]
+    xyz += [(5 * k, 0, 0) for k in range(1, 11)]  # A: 1..10
+    xyz += [(20, 5, 0), (20, 10, 0)]  # spur: 11..12 from node 4 (x = 20)
+    xyz += [(0, -5 * k, 0) for k in range(1, 7)]  # B: 13..18
+    xyz += [(0, 5 * k, 0) for k in range(1, 5)]  # C trunk: 19..22 (y = 5 .. 20)
+    xyz += [(5, 25, 0), (10, 30, 0)]  # C1: 23..24
+    xyz += [(-5, 25, 0), (-10, 30, 0)]  # C2: 25..26
+    parent = [-1] + [0] + list(range(1, 10)) + [4, 11] + [0] + list(range(13, 18)) + [0, 19, 20, 21] + [22, 23] + [22, 25]
+    types = [SOMA] + [BASAL] * 12 + [AXON] * 6 + [BASAL] * 8
+    return Morphology(np.asarray(xyz, float), np.full(len(xyz), 0.5), np.asarray(types), np.asarray(parent), units="um")
+
+
+def test_delete_branch_removes_the_picked_branch_from_its_branch_point() -> None:
+    m = cell()
+    out, note = ed.delete_branch(m, (20.5, 9.0, 0.3))  # on the spur
+    assert len(out) == len(m) - 2 and not np.any(np.all(out.xyz == (20, 10, 0), axis=1))
+    assert (out.types == BASAL).sum() == 18 and out.total_length() == pytest.approx(m.total_length() - 10)
+    assert note == "edit: deleted the branch at (20.0, 10.0, 0.0) um (2 nodes, 10.0 um of cable)"
+    assert out.header[-1] == note and not m.header  # m itself is not edited
+    # on A beyond the spur: A's continuation from the branch point goes, the spur stays
+    out, _ = ed.delete_branch(m, (41, 0, 0))
+    assert out.xyz[:, 0].max() == 20 and np.any(np.all(out.xyz == (20, 10, 0), axis=1))
+    # on C1: only C1
+    out, _ = ed.delete_branch(m, (10, 29, 0))
+    assert len(out) == len(m) - 2 and np.any(np.all(out.xyz == (-10, 30, 0), axis=1))
+
+
+def test_cut_at_removes_the_node_and_all_beyond() -> None:
+    m = cell()
+    out, note = ed.cut_at(m, (15, 0.5, 0))  # A's node at x = 15: with it, the spur and the rest of A
+    assert out.xyz[out.types == BASAL][:, 0].max() == 10 and len(out) == len(m) - 10
+    assert "cut at (15.0, 0.0, 0.0) um (10 nodes, 50.0 um of cable)" in note
+    assert out.roots.size == 1
+
+
+def test_set_axon_apical_and_dendrite() -> None:
+    m = cell()
+    out, note = ed.set_axon(m, (0, 15, 0))  # C becomes the axon, B basal dendrite
+    assert np.all(out.types[19:27] == AXON) and np.all(out.types[13:19] == BASAL)
+    assert "axon set at (0.0, 15.0, 0.0) um, from the soma" in note
+    out, note = ed.set_apical(m, (10, 30, 0))  # C's whole stem from the soma, not only C1
+    assert np.all(out.types[19:27] == APICAL) and np.all(out.types[13:19] == AXON)
+    assert "(8 nodes, 43.3 um)" in note
+    again, _ = ed.set_apical(out, (35, 0, 0))  # another stem: C back to basal
+    assert np.all(again.types[1:11] == APICAL) and np.all(again.types[19:27] == BASAL)
+    den, note = ed.set_dendrite(out, (0, -20, 0))  # the axon B becomes basal; C stays apical
+    assert np.all(den.types[13:19] == BASAL) and np.all(den.types[19:27] == APICAL)
+    assert "the axon at (0.0, -20.0, 0.0) um relabelled basal dendrite (6 nodes" in note
+    with pytest.raises(MorphError, match="already basal dendrite"):
+        ed.set_dendrite(m, (35, 0, 0))
+
+
+def test_set_dendrite_relabels_only_the_picked_compartment() -> None:
+    """An axon hanging from a dendrite, and a second axon piece elsewhere: only the picked
+    axon's connected nodes become dendrite."""
+    m = cell()
+    types = m.types.copy()
+    types[[7, 8, 9, 10]] = AXON  # the end of A as a second axon piece
+    m = m._derive(types=types)
+    out, _ = ed.set_dendrite(m, (45, 0, 0))
+    assert np.all(out.types[7:11] == BASAL) and np.all(out.types[13:19] == AXON)
+    # along B: axon, one dendrite node, axon again: the piece beyond the dendrite node stays
+    types[16] = BASAL
+    out, _ = ed.set_dendrite(m._derive(types=types), (0, -5, 0))
+    assert np.all(out.types[13:17] == BASAL) and np.all(out.types[17:19] == AXON)
+
+
+def test_points_must_lie_on_the_neurites() -> None:
+    m = cell()
+    with pytest.raises(MorphError, match=r"the point \(30.0, 20.0, 0.0\) um is 14.1 um from the nearest neurite node"):
+        ed.cut_at(m, (30, 20, 0))
+    assert ed.nearest_node(m, (0.4, 0.4, 0.0), snap_um=10) != 0  # the soma node is never picked
+    with pytest.raises(MorphError, match="voxel units"):
+        ed.cut_at(m._derive(units="voxel"), (15, 0, 0))
+    with pytest.raises(MorphError, match="no soma"):
+        ed.set_apical(m.take(np.arange(1, len(m))), (15, 0, 0))
+
+
+def test_cli_applies_edits_in_order_and_records_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "cell.swc"
+    m = cell()
+    m = m._derive(voxel_size=(0.5, 0.5, 1.0))
+    write_swc(m, src)
+    out = tmp_path / "fixed.swc"
+    rc = main(["edit", str(src), "-o", str(out), "--delete", "20,10,0", "--axon", "0,15,0", "--cut", "45,0,0"])
+    assert rc == 0
+    got = read_swc(out)
+    edits = [h for h in got.header if h.startswith("edit:")]
+    assert [e.split(" at ")[0] for e in edits] == ["edit: deleted the branch", "edit: axon set", "edit: cut"]
+    assert len(got) == len(m) - 2 - 2 and (got.types == AXON).sum() == 8
+    assert "fixed.swc: 23 nodes" in capsys.readouterr().out
+    # in voxels, scaled by the header's voxel size: (90, 0, 0) voxels is x = 45 um
+    rc = main(["edit", str(src), "-o", str(tmp_path / "v.swc"), "--units", "voxel", "--cut", "90,0,0"])
+    assert rc == 0 and read_swc(tmp_path / "v.swc").xyz[:, 0].max() == 40
+    # the order matters: after the cut, nothing is left at x = 50
+    rc = main(["edit", str(src), "-o", str(tmp_path / "w.swc"), "--cut", "45,0,0", "--delete", "50,0,0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--delete 50,0,0: the point (50.0, 0.0, 0.0) um is" in err
+    assert not (tmp_path / "w.swc").exists()
+    # refusals before any work: an existing output, no edit at all
+    rc = main(["edit", str(src), "-o", str(out), "--cut", "45,0,0"])
+    assert rc == 2 and "output exists" in capsys.readouterr().err
+    rc = main(["edit", str(src), "-o", str(tmp_path / "n.swc")])
+    assert rc == 2 and "no edit given" in capsys.readouterr().err
