@@ -8,6 +8,9 @@ morphology, with a line for its header saying what was done, and never edits in 
   leaves, with everything beyond it: a false branch, a spur, another cell's fragment joined
   to the tree.
 * :func:`cut_at`: the point's node and everything beyond it: a neurite traced too far.
+* :func:`join`: the branch the point lies on, moved to hang from the node nearest a second
+  point: a neurite the trace joined to the wrong neighbour (an axon joined to the dendrite it
+  crosses rather than to its own first micrometres), or a piece traced apart.
 * :func:`set_axon`: the axon is the neurite the point lies on, from where it starts
   (:func:`morph.tracing.label.axon_from_point`: its soma stem, or the branch point of the
   dendrite it leaves where the trunk before is thicker); every other axon node becomes basal
@@ -32,15 +35,16 @@ from morph import _tree
 from morph.errors import MorphError
 from morph.morphology import APICAL, AXON, BASAL, Morphology
 
-__all__ = ["cut_at", "delete_branch", "nearest_node", "set_apical", "set_axon", "set_dendrite"]
+__all__ = ["cut_at", "delete_branch", "join", "nearest_node", "set_apical", "set_axon", "set_dendrite"]
 
 
 def _fmt(p: NDArray[np.float64]) -> str:
     return f"({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f})"
 
 
-def nearest_node(m: Morphology, point: Any, *, snap_um: float = 3.0, what: str = "point") -> int:
-    """Index of the node of ``m`` nearest to ``point`` (micrometres), soma nodes left out.
+def nearest_node(m: Morphology, point: Any, *, snap_um: float = 3.0, what: str = "point", soma: bool = False) -> int:
+    """Index of the node of ``m`` nearest to ``point`` (micrometres), soma nodes left out
+    unless ``soma`` (then measured to the soma's surface: their distance less their radius).
 
     Raises
     ------
@@ -53,13 +57,13 @@ def nearest_node(m: Morphology, point: Any, *, snap_um: float = 3.0, what: str =
                          hint="convert it first: morph convert IN --to-um --voxel X Y Z -o OUT")
     p = np.asarray(point, dtype=np.float64).reshape(3)
     d = np.linalg.norm(m.xyz - p, axis=1)
-    d[m.soma_mask] = np.inf
+    d[m.soma_mask] = np.maximum(d[m.soma_mask] - m.radius[m.soma_mask], 0.0) if soma else np.inf
     if not np.isfinite(d).any():
         raise MorphError("the reconstruction has no neurite node to edit", file=m.source or None)
     j = int(np.argmin(d))
     if d[j] > snap_um:
         raise MorphError(
-            f"the {what} {_fmt(p)} um is {d[j]:.1f} um from the nearest neurite node, "
+            f"the {what} {_fmt(p)} um is {d[j]:.1f} um from the nearest {'node' if soma else 'neurite node'}, "
             f"{_fmt(m.xyz[j])} (more than {snap_um:g} um)",
             file=m.source or None,
             hint="pick a point on the neurite, e.g. a node picked in morph view, which prints its position; "
@@ -90,6 +94,35 @@ def cut_at(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morpholo
     n, cable = _removed(m, drop)
     note = f"edit: cut at {_fmt(m.xyz[j])} um ({n} nodes, {cable:.1f} um of cable)"
     return m.take(~drop, header=[*m.header, note]), note
+
+
+def join(m: Morphology, point: Any, to: Any, *, snap_um: float = 3.0) -> tuple[Morphology, str]:
+    """Move the branch ``point`` lies on (from the branch point, soma or root it leaves, with
+    everything beyond it) so that it hangs from the node nearest ``to`` (a soma node, when
+    ``to`` lies within the soma's radius and a few micrometres of it): the branch's node
+    nearest ``to`` is joined to it by a straight edge, and the part of the branch between
+    that node and its old base is reversed (it now runs away from the new joint). A piece
+    traced apart (a root of its own) is joined the same way."""
+    j = nearest_node(m, point, snap_um=snap_um)
+    b = nearest_node(m, to, snap_um=snap_um, what="point to join to", soma=True)
+    base = int(_tree.nearest_marked(m.parent, m.section_start)[j])
+    branch = _tree.subtree_mask(m.parent, base)
+    if branch[b]:
+        raise MorphError(f"the point to join to, {_fmt(m.xyz[b])} um, lies on the branch being moved",
+                         file=m.source or None, hint="join the branch to a node of another neurite or of the soma")
+    inside = np.flatnonzero(branch)
+    q = int(inside[np.argmin(np.linalg.norm(m.xyz[inside] - m.xyz[b], axis=1))])
+    parent = m.parent.copy()
+    path = [q]  # from the new joint up to the old base (parents come first, so this is short)
+    while path[-1] != base:
+        path.append(int(m.parent[path[-1]]))
+    for child, par in zip(path[1:], path[:-1]):
+        parent[child] = par
+    parent[q] = b
+    gap = float(np.linalg.norm(m.xyz[q] - m.xyz[b]))
+    note = (f"edit: the branch at {_fmt(m.xyz[j])} um ({int(branch.sum())} nodes) joined at "
+            f"{_fmt(m.xyz[q])} um to the node at {_fmt(m.xyz[b])} um ({gap:.1f} um apart)")
+    return m._derive(parent=parent, ids=None, header=[*m.header, note]), note
 
 
 def _retyped(m: Morphology, types: NDArray[np.int64], note: str) -> tuple[Morphology, str]:

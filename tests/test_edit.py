@@ -53,6 +53,28 @@ def test_cut_at_removes_the_node_and_all_beyond() -> None:
     assert out.roots.size == 1
 
 
+def _node(m: Morphology, xyz) -> int:
+    return int(np.flatnonzero(np.all(np.isclose(m.xyz, xyz), axis=1))[0])
+
+
+def test_join_moves_a_branch_to_hang_from_another_node() -> None:
+    m = cell()
+    out, note = ed.join(m, (20, 9, 0), (0.5, 15, 0))  # the spur onto C's trunk at y = 15
+    tip, base, c15, a20 = (_node(out, p) for p in ((20, 10, 0), (20, 5, 0), (0, 15, 0), (20, 0, 0)))
+    assert out.parent[tip] == c15 and out.parent[base] == tip  # joined at its nearest node, reversed
+    assert out.n_children[a20] == 1 and len(out) == len(m) and out.roots.size == 1
+    assert note == ("edit: the branch at (20.0, 10.0, 0.0) um (2 nodes) joined at (20.0, 10.0, 0.0) um to the "
+                    "node at (0.0, 15.0, 0.0) um (20.6 um apart)")
+    with pytest.raises(MorphError, match="lies on the branch being moved"):
+        ed.join(m, (45, 0, 0), (50, 0, 0))
+    # a piece traced apart (a root of its own) joined to the soma: the soma counts from its surface
+    piece = Morphology(np.vstack([m.xyz, [(-12, 0, 0), (-20, 0, 0)]]), np.r_[m.radius, 0.5, 0.5],
+                       np.r_[m.types, BASAL, BASAL], np.r_[m.parent, -1, 27], units="um")
+    piece = piece._derive(radius=np.where(piece.soma_mask, 6.0, piece.radius))
+    out, _ = ed.join(piece, (-20, 0, 0), (-7, 0, 0))  # 1 um outside the 6 um soma
+    assert out.roots.size == 1 and out.soma_mask[out.parent[_node(out, (-12, 0, 0))]]
+
+
 def test_set_axon_apical_and_dendrite() -> None:
     m = cell()
     out, note = ed.set_axon(m, (0, 15, 0))  # C becomes the axon, B basal dendrite
@@ -120,5 +142,7 @@ def test_cli_applies_edits_in_order_and_records_them(tmp_path: Path, capsys: pyt
     # refusals before any work: an existing output, no edit at all
     rc = main(["edit", str(src), "-o", str(out), "--cut", "45,0,0"])
     assert rc == 2 and "output exists" in capsys.readouterr().err
+    rc = main(["edit", str(src), "-o", str(tmp_path / "j.swc"), "--join", "20,10,0", "0,15,0", "--join", "1,1,1", "9,9,9"])
+    assert rc == 2 and "--join 1,1,1 9,9,9: the point (1.0, 1.0, 1.0) um is" in capsys.readouterr().err
     rc = main(["edit", str(src), "-o", str(tmp_path / "n.swc")])
     assert rc == 2 and "no edit given" in capsys.readouterr().err
