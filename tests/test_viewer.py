@@ -743,3 +743,52 @@ def test_open_stack_reads_a_folder_of_slices_and_picks_channels(tmp_path):
         open_stack(f)
     np.testing.assert_array_equal(open_stack(f, channel=2).data, rgb[..., 2])
     assert open_stack(f, channel="mean").metadata["channel"] == "mean"
+
+
+def test_proofreading_edits_in_the_viewer(tmp_path):
+    """Delete, cut, join and axon at picked nodes (morph.edit), undo, save to a new SWC with
+    the edits in its header, and a first q over unsaved edits that warns."""
+    _gl_or_skip()
+    from test_edit import cell
+
+    from viewers.app import UNSAVED, Viewer
+
+    m = cell()
+    s = Scene((400, 400))
+    s.add_morphology(m)
+    s.set_camera("xy", parallel=True)
+    v = Viewer(s, output_stem=str(tmp_path / "cell"))
+    s.render()
+
+    def pick(xyz) -> None:
+        v.click(*s.world_to_display(np.asarray([xyz], float))[0])
+
+    def has(xyz) -> bool:
+        return bool(np.any(np.all(np.isclose(s.neurons[0].morphology.xyz, xyz), axis=1)))
+
+    assert v.handle_key("Delete") == "pick a node first (left click)"
+    assert v.handle_key("S").startswith("no edits to save")
+    pick((20, 10, 0))  # the spur's tip
+    msg = v.handle_key("Delete")
+    assert msg.startswith("deleted the branch at (20.0, ") and "(U undoes, S saves)" in msg
+    assert not has((20, 10, 0)) and not has((20, 5, 0)) and len(s.neurons[0].morphology) == len(m) - 2
+    assert v.handle_key("U").startswith("edit undone") and len(s.neurons[0].morphology) == len(m)
+    pick((0, 0, 0))
+    assert v.handle_key("e") == "pick a neurite node, not the soma"
+    pick((45, 0, 0))
+    assert v.handle_key("e").startswith("cut at (45.0, 0.0, 0.0)") and not has((50, 0, 0)) and has((40, 0, 0))
+    pick((20, 10, 0))
+    pick((0, 15, 0))
+    assert v.handle_key("J").startswith("the branch at (20.0, 10.0, 0.0) um (2 nodes) joined")
+    e = s.neurons[0].morphology
+    assert np.allclose(e.xyz[e.parent[np.flatnonzero(np.all(e.xyz == (20, 10, 0), axis=1))[0]]], (0, 15, 0))
+    pick((0, 20, 0))
+    assert v.handle_key("A").startswith("axon set at (0.0, 20.0, 0.0) um, from the soma")
+    assert v.handle_key("q") == UNSAVED  # not closed: the edits are not saved
+    msg = v.handle_key("S")
+    saved = read_swc(tmp_path / "cell-001.swc")
+    assert msg == f"saved {tmp_path / 'cell-001.swc'}"
+    assert [h.split(" at ")[0] for h in saved.header if h.startswith("edit:")] == [
+        "edit: cut", "edit: the branch", "edit: axon set"]
+    assert (saved.types == AXON).sum() == 10 and not v.edited  # C and the spur joined to it
+    s.close()

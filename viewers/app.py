@@ -3,8 +3,9 @@
 Mouse: left-drag rotates, middle-drag (or shift + left-drag) pans, right-drag or the wheel
 zooms; a left click without dragging picks the node under the pointer and prints what is
 known about it, or, in seed mode (``p``), puts a seed for the tracer on the image (``P``
-saves the seeds as a text file for ``morph trace --seeds``). Press ``h`` in the window for
-the key list (:data:`HELP`).
+saves the seeds as a text file for ``morph trace --seeds``). Proofreading keys edit the
+picked reconstruction as ``morph edit`` does (``Delete``, ``e``, ``J``, ``A``; ``U`` undoes,
+``S`` saves a new SWC). Press ``h`` in the window for the key list (:data:`HELP`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,13 @@ n      next colour map              i  invert image
 F1..F12  show / hide neuron 1..12
 w      screenshot (PNG)             M  turntable movie (GIF)
 p      seed mode: a left click puts a seed on the most stained voxel under the pointer
-       (BackSpace removes the last)  P  save the seeds for morph trace --seeds"""
+       (BackSpace removes the last)  P  save the seeds for morph trace --seeds
+Delete remove the picked node's branch      e  cut: remove the picked node and beyond
+J      join: the branch of the previous pick onto the last pick
+A      axon: the picked neurite, from its start    U  undo the last edit
+S      save the edited reconstruction (a new SWC; the edits in its header)"""
+
+UNSAVED = "unsaved edits: S saves them, q again quits without saving"
 
 COLORINGS = ("compartment", *[s for s in SCALARS if s != "depth"])
 IMAGE_CMAPS = ("gray", "magma", "viridis", "inferno", "cividis", "hot")
@@ -146,6 +153,11 @@ class Viewer:
         self.seed_mode = False
         #: Seeds picked on the image (micrometres), for ``morph trace --seeds``.
         self.seeds: list[NDArray[np.float64]] = []
+        #: Edits made (neuron index, the reconstruction before), for undo; and which neurons
+        #: have unsaved edits.
+        self.undo: list[tuple[int, Any]] = []
+        self.edited: set[int] = set()
+        self.discard = False  # q pressed twice over unsaved edits
         self._press: tuple[int, int] | None = None
         scene.set_help(HELP, visible=False)
         self.interactor = vtkRenderWindowInteractor()
@@ -239,12 +251,73 @@ class Viewer:
         atomic_write_text(path, "\n".join(lines) + "\n")
         return f"{len(self.seeds)} seeds saved to {path}"
 
+    def edit(self, what: str) -> str:
+        """A proofreading edit (:mod:`morph.edit`) at the picked node: ``"delete"`` its branch,
+        ``"cut"`` from it on, ``"axon"`` from its neurite's start, or ``"join"`` the branch of
+        the previous pick onto it. Returns the message shown."""
+        import morph.edit as ed
+        from morph.errors import MorphError
+
+        need = 2 if what == "join" else 1
+        if len(self.picks) < need:
+            return "pick two nodes first: the branch to move, then where it goes" if need == 2 \
+                else "pick a node first (left click)"
+        k, node = self.picks[-1]
+        if what == "join" and self.picks[-2][0] != k:
+            return "the two picked nodes lie on different reconstructions"
+        m = self.scene.neurons[k].morphology
+        if m.soma_mask[self.picks[-need][1]]:
+            return "pick a neurite node, not the soma"
+        try:
+            if what == "join":
+                new, note = ed.join(m, m.xyz[self.picks[-2][1]], m.xyz[node])
+            else:
+                fn = {"delete": ed.delete_branch, "cut": ed.cut_at, "axon": ed.set_axon}[what]
+                new, note = fn(m, m.xyz[node])
+        except MorphError as e:
+            return str(e)
+        self.undo.append((k, m))
+        self.edited.add(k)
+        self.picks = []  # node indices of the edited reconstruction no longer hold
+        self.scene.replace_morphology(k, new)
+        self.scene.render()
+        return note.removeprefix("edit: ") + " (U undoes, S saves)"
+
+    def undo_edit(self) -> str:
+        if not self.undo:
+            return "nothing to undo"
+        k, m = self.undo.pop()
+        self.picks = []
+        self.scene.replace_morphology(k, m)
+        if not any(j == k for j, _ in self.undo):
+            self.edited.discard(k)
+        self.scene.render()
+        return f"edit undone on {self.scene.neurons[k].name}"
+
+    def save_edits(self) -> str:
+        """Write each edited reconstruction to a new file ``<output stem>-NNN.swc`` (its edits
+        are in its header); returns the message shown."""
+        from morph.io import write_swc
+
+        if not self.edited:
+            return "no edits to save (Delete, e, J, A on a picked node)"
+        said = []
+        for k in sorted(self.edited):
+            path = _next_free(self.output_stem, ".swc")
+            write_swc(self.scene.neurons[k].morphology, path)
+            said.append(str(path))
+        self.edited.clear()
+        return "saved " + ", ".join(said)
+
     def handle_key(self, key: str) -> str:
         """Do what a key press does; returns the message shown (may be empty)."""
         s = self.scene
         msg = ""
         k = key
         if k in ("q", "Escape"):
+            if self.edited and self.message != UNSAVED:
+                return self._say(UNSAVED)  # a second q quits
+            self.discard = bool(self.edited)
             self.interactor.TerminateApp()
             return ""
         if k == "h":
@@ -343,6 +416,12 @@ class Viewer:
                        if self.seed_mode else "seed mode off: a left click picks a node")
         elif k == "P":
             msg = self.save_seeds()
+        elif k in ("Delete", "e", "J", "A"):
+            msg = self.edit({"Delete": "delete", "e": "cut", "J": "join", "A": "axon"}[k])
+        elif k == "U":
+            msg = self.undo_edit()
+        elif k == "S":
+            msg = self.save_edits()
         elif k == "BackSpace":
             if self.seeds:
                 self.seeds.pop()
@@ -390,6 +469,10 @@ class Viewer:
         self.interactor.Initialize()
         self.scene.render()
         self.interactor.Start()
+        if self.edited and not self.discard:  # the window closed over unsaved edits: keep them
+            import sys
+
+            print(f"morph view: unsaved edits when the window closed: {self.save_edits()}", file=sys.stderr)
 
 
 MESH_SUFFIXES = (".ply", ".stl", ".obj", ".glb", ".gltf", ".off")

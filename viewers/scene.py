@@ -651,6 +651,18 @@ class Scene:
         self._apply_colors()
         return layer
 
+    def replace_morphology(self, k: int, m: Morphology) -> NeuronLayer:
+        """Show ``m`` in place of neuron ``k`` (an edited reconstruction): same name, drawing
+        mode, visibility and colouring; the highlight is cleared."""
+        old = self.neurons[k]
+        for a in old.props:
+            self.renderer.RemoveActor(a)
+        layer = self.add_morphology(m, name=old.name, mode=old.mode)
+        self.neurons[k] = self.neurons.pop()
+        self.set_neuron_visible(k, old.visible)
+        self._apply_colors()
+        return layer
+
     #: Sections whose radius stays below this many pixels at the current zoom (at most two
     #: pixels wide) are drawn as one-pixel lines only, not swept as tubes.
     tube_min_pixels = 1.0
