@@ -98,8 +98,8 @@ def cut_at(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morpholo
 
 def join(m: Morphology, point: Any, to: Any, *, snap_um: float = 3.0) -> tuple[Morphology, str]:
     """Move the branch ``point`` lies on (from the branch point, soma or root it leaves, with
-    everything beyond it) so that it hangs from the node nearest ``to`` (a soma node, when
-    ``to`` lies within the soma's radius and a few micrometres of it): the branch's node
+    everything beyond it) so that it hangs from the node nearest ``to`` (a soma node counts
+    from the soma's surface, so ``to`` may lie on or near it): the branch's node
     nearest ``to`` is joined to it by a straight edge, and the part of the branch between
     that node and its old base is reversed (it now runs away from the new joint). A piece
     traced apart (a root of its own) is joined the same way."""
@@ -113,7 +113,7 @@ def join(m: Morphology, point: Any, to: Any, *, snap_um: float = 3.0) -> tuple[M
     inside = np.flatnonzero(branch)
     q = int(inside[np.argmin(np.linalg.norm(m.xyz[inside] - m.xyz[b], axis=1))])
     parent = m.parent.copy()
-    path = [q]  # from the new joint up to the old base (parents come first, so this is short)
+    path = [q]  # from the new joint up to the old base: these links are reversed
     while path[-1] != base:
         path.append(int(m.parent[path[-1]]))
     for child, par in zip(path[1:], path[:-1]):
