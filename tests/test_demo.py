@@ -11,7 +11,7 @@ from scipy.spatial import cKDTree
 
 from morph.cli.main import main
 from morph.io import read_swc
-from morph.morphology import APICAL
+from morph.morphology import APICAL, AXON
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = ROOT / "sample_stacks" / "pyramidal_brightfield.tif"
@@ -31,7 +31,15 @@ def test_demo_pipeline(tmp_path: Path, capsys) -> None:
     cell = tmp_path / "pyramidal.swc"
     assert main(["trace", str(STACK), "-o", str(cell)]) == 0
     # the automatic trace labels no axon here (confidence 0.54): the user is told how to
-    assert "give a point on it: --axon X,Y,Z" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "give a point on it: --axon X,Y,Z" in err and f"morph edit {cell} --axon X,Y,Z -o OUT" in err
+    # ... and labelling this trace at the demo's axon click puts the axon on the gold's
+    fixed = tmp_path / "fixed.swc"
+    assert main(["edit", str(cell), "--axon", "27.4,136,40", "-o", str(fixed), "-q"]) == 0
+    e = read_swc(fixed)
+    gold_ax = read_swc(GOLD).resample(0.5)
+    d, j = cKDTree(gold_ax.xyz).query(e.xyz[e.types == AXON])
+    assert (e.types == AXON).sum() > 50 and np.mean((d <= 2.0) & (gold_ax.types[j] == AXON)) > 0.9
     assert main(["validate", str(cell)]) == 0
     assert main(["compare", str(cell), str(GOLD), "--json", "--plot", str(tmp_path / "cmp.png")]) == 0
     assert main(["features", str(cell), "-o", str(tmp_path / "f.csv"), "-q"]) == 0
@@ -53,8 +61,6 @@ def test_demo_pipeline(tmp_path: Path, capsys) -> None:
 def test_demo_axon_click_gives_the_ais_features(tmp_path: Path) -> None:
     """The demo's steered trace: one click on the axon labels it (on the gold's axon), and the
     features hold the ais compartment: an axon-carrying dendrite, as in the gold."""
-    from morph.morphology import AXON
-
     cell = tmp_path / "axon.swc"
     assert main(["trace", str(STACK), "-o", str(cell), "-q", "--axon", "27.4,136,40"]) == 0
     assert main(["features", str(cell), "--compartments", "ais", "-o", str(tmp_path / "ais.csv"), "-q"]) == 0

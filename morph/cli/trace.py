@@ -343,5 +343,6 @@ def run(args: argparse.Namespace) -> int:
             from morph.progress import info
 
             info("morph: to label the axon (and measure its initial segment), give a point on it: "
-                 "--axon X,Y,Z", quiet=args.quiet)
+                 f"--axon X,Y,Z, or label this trace with morph edit {args.output} --axon X,Y,Z -o OUT",
+                 quiet=args.quiet)
     return 0
