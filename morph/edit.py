@@ -152,11 +152,11 @@ def set_apical(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morp
     if not m.soma_nodes.size:
         raise MorphError("an apical dendrite is a stem of the soma, and the reconstruction has no soma",
                          file=m.source or None)
-    # the stem: the subtree of the first non-soma node on the way from j up to the soma
-    anc = j
-    while m.parent[anc] >= 0 and not m.soma_mask[m.parent[anc]]:
-        anc = int(m.parent[anc])
-    stem = _tree.subtree_mask(m.parent, anc)
+    first = int(_tree.nearest_marked(m.parent, m.parent_is_soma)[j])  # the stem's first node
+    if first < 0:
+        raise MorphError(f"the node at {_fmt(m.xyz[j])} um lies on a piece not joined to the soma",
+                         file=m.source or None, hint="join it to the soma first (--join)")
+    stem = _tree.subtree_mask(m.parent, first)
     types = m.types.copy()
     types[(types == APICAL) & ~stem] = BASAL
     types[stem & np.isin(types, (BASAL, APICAL))] = APICAL

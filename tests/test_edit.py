@@ -116,6 +116,11 @@ def test_points_must_lie_on_the_neurites() -> None:
         ed.cut_at(m._derive(units="voxel"), (15, 0, 0))
     with pytest.raises(MorphError, match="no soma"):
         ed.set_apical(m.take(np.arange(1, len(m))), (15, 0, 0))
+    parent = m.parent.copy()
+    parent[19] = -1  # C a piece of its own
+    apart = m._derive(parent=parent)
+    with pytest.raises(MorphError, match="not joined to the soma"):
+        ed.set_apical(apart, (0, 20, 0))
 
 
 def test_cli_applies_edits_in_order_and_records_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
