@@ -76,6 +76,13 @@ def _removed(m: Morphology, mask: NDArray[np.bool_]) -> tuple[int, float]:
     return int(mask.sum()), float(m.neurite_edge_length[mask].sum())
 
 
+def _without(m: Morphology, drop: NDArray[np.bool_], note: str) -> tuple[Morphology, str]:
+    if drop.all():
+        raise MorphError("the edit would remove every node of the reconstruction", file=m.source or None,
+                         hint="pick a branch further out")
+    return m.take(~drop, header=[*m.header, note]), note
+
+
 def delete_branch(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morphology, str]:
     """Remove the branch ``point`` lies on, from the branch point (or soma, or root) it
     leaves, and everything beyond it."""
@@ -83,8 +90,7 @@ def delete_branch(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[M
     start = int(_tree.nearest_marked(m.parent, m.section_start)[j])
     drop = _tree.subtree_mask(m.parent, start)
     n, cable = _removed(m, drop)
-    note = f"edit: deleted the branch at {_fmt(m.xyz[j])} um ({n} nodes, {cable:.1f} um of cable)"
-    return m.take(~drop, header=[*m.header, note]), note
+    return _without(m, drop, f"edit: deleted the branch at {_fmt(m.xyz[j])} um ({n} nodes, {cable:.1f} um of cable)")
 
 
 def cut_at(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morphology, str]:
@@ -92,8 +98,7 @@ def cut_at(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morpholo
     j = nearest_node(m, point, snap_um=snap_um)
     drop = _tree.subtree_mask(m.parent, j)
     n, cable = _removed(m, drop)
-    note = f"edit: cut at {_fmt(m.xyz[j])} um ({n} nodes, {cable:.1f} um of cable)"
-    return m.take(~drop, header=[*m.header, note]), note
+    return _without(m, drop, f"edit: cut at {_fmt(m.xyz[j])} um ({n} nodes, {cable:.1f} um of cable)")
 
 
 def join(m: Morphology, point: Any, to: Any, *, snap_um: float = 3.0) -> tuple[Morphology, str]:

@@ -112,6 +112,10 @@ def test_points_must_lie_on_the_neurites() -> None:
     with pytest.raises(MorphError, match=r"the point \(30.0, 20.0, 0.0\) um is 14.1 um from the nearest neurite node"):
         ed.cut_at(m, (30, 20, 0))
     assert ed.nearest_node(m, (0.4, 0.4, 0.0), snap_um=10) != 0  # the soma node is never picked
+    lone = Morphology(np.array([[0.0, 0, 0], [5, 0, 0], [10, 0, 0]]), np.ones(3), np.array([BASAL] * 3),
+                      np.array([-1, 0, 1]), units="um")  # no soma: cutting at its root leaves nothing
+    with pytest.raises(MorphError, match="would remove every node"):
+        ed.cut_at(lone, (0, 0, 0))
     with pytest.raises(MorphError, match="voxel units"):
         ed.cut_at(m._derive(units="voxel"), (15, 0, 0))
     with pytest.raises(MorphError, match="no soma"):

@@ -791,4 +791,9 @@ def test_proofreading_edits_in_the_viewer(tmp_path):
     assert [h.split(" at ")[0] for h in saved.header if h.startswith("edit:")] == [
         "edit: cut", "edit: the branch", "edit: axon set"]
     assert (saved.types == AXON).sum() == 10 and not v.edited  # C and the spur joined to it
+    # a save that fails keeps the edits as unsaved, and says why
+    pick((30, 0, 0))
+    v.handle_key("e")
+    v.output_stem = str(tmp_path / "missing" / "cell")
+    assert v.handle_key("S").startswith("not saved: ") and v.edited
     s.close()

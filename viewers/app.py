@@ -297,6 +297,7 @@ class Viewer:
     def save_edits(self) -> str:
         """Write each edited reconstruction to a new file ``<output stem>-NNN.swc`` (its edits
         are in its header); returns the message shown."""
+        from morph.errors import MorphError
         from morph.io import write_swc
 
         if not self.edited:
@@ -304,9 +305,12 @@ class Viewer:
         said = []
         for k in sorted(self.edited):
             path = _next_free(self.output_stem, ".swc")
-            write_swc(self.scene.neurons[k].morphology, path)
+            try:
+                write_swc(self.scene.neurons[k].morphology, path)
+            except (MorphError, OSError) as e:  # e.g. a folder not writable: the edits stay unsaved
+                return f"not saved: {e}"
+            self.edited.discard(k)
             said.append(str(path))
-        self.edited.clear()
         return "saved " + ", ".join(said)
 
     def handle_key(self, key: str) -> str:
