@@ -698,8 +698,10 @@ def test_label_apical_is_the_thickest_stem_reaching_up() -> None:
     # says so in words, not as a ratio to nothing
     got, note = apical([(-1, (5, -60, 0), 1.1, 0.8), (-1, (-60, 40, 0), 1.0, 0.6), down])
     assert got.tolist() == [0] and "no other stem rises above the soma" in note
-    # as thick as the others' trunks: not clear, none
-    assert apical([(-1, (5, -60, 0), 1.0, 0.8), *sides])[0].size == 0
+    # as thick as the others' trunks: not clear, none; the header says what the rule saw
+    got, note = apical([(-1, (5, -60, 0), 1.0, 0.8), *sides])
+    assert got.size == 0 and note.startswith("none: stem 0, reaching furthest up (-y) (") and (
+        "apical needs a trunk 1.3 x the thickest other, or the thickest and 2 x the next stem's reach" in note)
     # the thickest by a little, reaching three times as far up: apical
     assert apical([(-1, (5, -90, 0), 1.1, 0.8), *sides])[0].tolist() == [0]
     # an interneuron: one thin dendrite far up (12 times the next), the others thicker: none

@@ -331,13 +331,17 @@ def label(
         thick = best / max(float(trunk[others].max()) if others.any() else 1.0, 1e-9)
         next_up = float(reach[o[1]])  # > 0 when the next stem rises above the soma at all
         far = reach[o[0]] / next_up if next_up > 0 else np.inf
+        seen = (f"stem {int(o[0])}, reaching furthest {'towards the pia' if pia is not None else 'up (-y)'} "
+                f"({reach[o[0]]:.1f} um, "
+                + (f"{far:.1f} x the next stem" if np.isfinite(far) else "no other stem rises above the soma")
+                + f"), trunk {best:.2f} um ({thick:.2f} x the thickest other)")
         if others.any() and reach[o[0]] > 0 and best > 0 and (
             thick >= apical_thickness or (far >= apical_dominance and thick >= 1.0)
         ):
             types[(stem == o[0]) & (types == BASAL)] = APICAL
-            rep.apical = (f"stem {int(o[0])}, reaching furthest {'towards the pia' if pia is not None else 'up (-y)'} "
-                          f"({reach[o[0]]:.1f} um, "
-                          + (f"{far:.1f} x the next stem" if np.isfinite(far) else "no other stem rises above the soma")
-                          + f"), trunk {best:.2f} um "
-                          f"({thick:.2f} x the thickest other)")
+            rep.apical = seen
+        elif others.any() and reach[o[0]] > 0 and best > 0:
+            # what the rule saw, so that a user can judge it (and set the apical by hand)
+            rep.apical = (f"none: {seen}; apical needs a trunk {apical_thickness:g} x the thickest other, or "
+                          f"the thickest and {apical_dominance:g} x the next stem's reach")
     return m._derive(types=types), rep
