@@ -797,3 +797,36 @@ def test_proofreading_edits_in_the_viewer(tmp_path):
     v.output_stem = str(tmp_path / "missing" / "cell")
     assert v.handle_key("S").startswith("not saved: ") and v.edited
     s.close()
+
+
+def test_extend_to_the_seeds_in_the_viewer(tmp_path):
+    """E traces the seeds into the shown reconstruction on the shown stack (as morph trace
+    --extend --seeds): a neurite left out is added, the seeds are used up, U undoes it."""
+    _gl_or_skip()
+    from test_tracing import render_tubes, y_cell
+
+    from morph.io.stack import Stack
+    from morph.tracing import trace
+    from viewers.app import Viewer
+
+    segs, _gold = y_cell()
+    vs = (0.5, 0.5, 1.0)
+    st = Stack(render_tubes(segs, (20, 200, 200), vs, soma=((40.0, 40.0, 10.0), 6.0)), vs)
+    full = trace(st.data, voxel_size=vs, progress=False)
+    part = full.take(full.xyz[:, 0] >= 38)  # without the left neurite, which ends at (10, 60, 8)
+    s = Scene((300, 300))
+    s.add_morphology(part)
+    s.add_stack(st, layers=("mip",))
+    s.set_camera("xy", parallel=True)
+    v = Viewer(s, output_stem=str(tmp_path / "cell"))
+    s.render()
+    assert v.handle_key("E").startswith("no seeds yet")
+    v.seeds = [np.array([12.0, 58.7, 8.0])]
+    msg = v.handle_key("E")
+    assert msg.startswith("extended by ") and "from 1 seeds" in msg and not v.seeds
+    ext = s.neurons[0].morphology
+    assert ext.total_length() > part.total_length() + 20
+    assert np.linalg.norm(ext.xyz - (12.0, 58.7, 8.0), axis=1).min() < 2.0
+    v.handle_key("U")
+    assert s.neurons[0].morphology.total_length() == pytest.approx(part.total_length())
+    s.close()

@@ -4,8 +4,9 @@ Mouse: left-drag rotates, middle-drag (or shift + left-drag) pans, right-drag or
 zooms; a left click without dragging picks the node under the pointer and prints what is
 known about it, or, in seed mode (``p``), puts a seed for the tracer on the image (``P``
 saves the seeds as a text file for ``morph trace --seeds``). Proofreading keys edit the
-picked reconstruction as ``morph edit`` does (``Delete``, ``e``, ``J``, ``A``; ``U`` undoes,
-``S`` saves a new SWC). Press ``h`` in the window for the key list (:data:`HELP`).
+picked reconstruction as ``morph edit`` does (``Delete``, ``e``, ``J``, ``A``), ``E`` traces
+the seeds into it as ``morph trace --extend --seeds`` does; ``U`` undoes, ``S`` saves a new
+SWC. Press ``h`` in the window for the key list (:data:`HELP`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ p      seed mode: a left click puts a seed on the most stained voxel under the p
 Delete remove the picked node's branch      e  cut: remove the picked node and beyond
 J      join: the branch of the previous pick onto the last pick
 A      axon: the picked neurite, from its start    U  undo the last edit
+E      extend: trace the seeds into the reconstruction (morph trace --extend --seeds)
 S      save the edited reconstruction (a new SWC; the edits in its header)"""
 
 UNSAVED = "unsaved edits: S saves them, q again quits without saving"
@@ -283,6 +285,46 @@ class Viewer:
         self.scene.render()
         return note.removeprefix("edit: ") + " (U undoes, S saves)"
 
+    def extend_to_seeds(self) -> str:
+        """Trace the seeds into the reconstruction (the one of the last pick, else the first):
+        :func:`morph.tracing.trace` with ``extend`` and ``seeds``, as ``morph trace STACK
+        --extend CELL --seeds FILE`` does, on the stack shown. Undoable like an edit."""
+        import warnings
+
+        from morph.errors import MorphError
+        from morph.tracing import trace
+
+        s = self.scene
+        if s.stack is None:
+            return "no stack loaded (--stack): the seeds are traced on the image"
+        if not self.seeds:
+            return "no seeds yet (p, then left clicks on missed neurites)"
+        if s._lazy:  # opened lazily: larger than memory, or a zarr store
+            return ("this stack is opened lazily (large or zarr): save the seeds (P) and run "
+                    "morph trace STACK --extend CELL --seeds FILE --max-memory ... -o OUT")
+        if not s.neurons:
+            return "no reconstruction to extend"
+        k = self.picks[-1][0] if self.picks else 0
+        m = s.neurons[k].morphology
+        self._say(f"tracing {len(self.seeds)} seeds into {s.neurons[k].name} ...")
+        s.render()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the voxel size and the like were said on loading
+                new = trace(s.stack, seeds=np.asarray(self.seeds), extend=m, progress=True)
+        except MorphError as e:
+            return str(e)
+        added = new.total_length() - m.total_length()
+        self.undo.append((k, m))
+        self.edited.add(k)
+        self.picks = []
+        n = len(self.seeds)
+        self.seeds = []
+        s.set_markers(self.seeds)
+        s.replace_morphology(k, new)
+        s.render()
+        return f"extended by {added:.1f} um of cable from {n} seeds (U undoes, S saves)"
+
     def undo_edit(self) -> str:
         if not self.undo:
             return "nothing to undo"
@@ -422,6 +464,8 @@ class Viewer:
             msg = self.save_seeds()
         elif k in ("Delete", "e", "J", "A"):
             msg = self.edit({"Delete": "delete", "e": "cut", "J": "join", "A": "axon"}[k])
+        elif k == "E":
+            msg = self.extend_to_seeds()
         elif k == "U":
             msg = self.undo_edit()
         elif k == "S":
