@@ -50,6 +50,11 @@ pruning can find. About 1 s more per stack. ``--save DIR`` keeps each trace and 
 the first trace given and N seeds where a proofreader would click (:func:`simulated_clicks`:
 the far visible end of each of the N longest missed runs), and the scores of that trace are
 added (``f1_clicked`` ...). About one more trace per stack.
+
+``--deletes N`` then removes up to N false branches of that trace (of the first one without
+``--clicks``) as a proofreader would with ``morph edit --delete`` (:func:`simulated_deletes`:
+each time the branch whose removal takes the most cable lying over ``2 um`` from the gold, net
+of the true cable it takes), and adds the scores of the edited trace (``f1_edited`` ...).
 """
 
 from __future__ import annotations
@@ -287,6 +292,35 @@ def missed_below_foreground(m, gold, prep, *, tol: float = 2.0, step: float = 0.
     return float(np.count_nonzero(d > near_um)) / total
 
 
+def simulated_deletes(m, gold, n: int, *, tol: float = 2.0):
+    """What a proofreader removes with ``n`` deletions (``morph edit --delete`` at a node):
+    each time, of the branches (from a branch point or the soma, with everything beyond) whose
+    cable lies more than half farther than ``tol`` from the gold, the one whose removal takes
+    the most false cable net of the true cable it takes too. Returns the edited trace and the
+    number of deletions made (fewer when no such branch is left)."""
+    from scipy.spatial import cKDTree
+
+    import morph.edit as ed
+    from morph import _tree
+
+    kd = cKDTree(gold.resample(0.5).xyz)
+    done = 0
+    for _ in range(n):
+        off = kd.query(m.xyz)[0] > tol
+        el = m.neurite_edge_length
+        best, gain = -1, 0.0
+        for s in np.flatnonzero(m.section_start):
+            sub = _tree.subtree_mask(m.parent, int(s))
+            bad, good = float(el[sub & off].sum()), float(el[sub & ~off].sum())
+            if bad > good and bad - good > gain:
+                best, gain = int(s), bad - good
+        if best < 0:
+            break
+        m, _ = ed.delete_branch(m, m.xyz[best])
+        done += 1
+    return m, done
+
+
 def run_one(job: tuple) -> dict:
     import warnings
 
@@ -296,7 +330,7 @@ def run_one(job: tuple) -> dict:
     from morph.tracing import trace
     from morph.tracing.pipeline import prepare
 
-    name, spec, items, misses, save, nclick, modality = job
+    name, spec, items, misses, save, nclick, modality, ndel = job
     pg.set_quiet(True)
     warnings.simplefilter("ignore")
     data, vs, gold = load(name, spec, modality)
@@ -320,6 +354,7 @@ def run_one(job: tuple) -> dict:
     if misses:
         row |= where_missed(m, gold, data, vs, params, img=img)
         row["below_fg"] = missed_below_foreground(m, gold, held[0])
+    m2 = m
     if nclick:
         clicks = simulated_clicks(m, gold, data, vs, params, nclick, img=img)
         soma = m.soma_center if m.soma_nodes.size else None
@@ -327,6 +362,10 @@ def run_one(job: tuple) -> dict:
         r2 = compare(m2, gold, tolerance=2.0)
         row |= {"clicks": float(len(clicks)), "f1_clicked": r2.f1, "precision_clicked": r2.precision,
                 "recall_clicked": r2.recall}
+    if ndel:
+        m3, k = simulated_deletes(m2, gold, ndel)
+        r3 = compare(m3, gold, tolerance=2.0)
+        row |= {"deletes": float(k), "f1_edited": r3.f1, "precision_edited": r3.precision, "recall_edited": r3.recall}
     if save is not None:
         from morph.io import write_swc
 
@@ -341,6 +380,8 @@ COLS = ("precision", "recall", "f1", "cable", "bp", "time")
 MISS_COLS = ("miss_tip", "miss_side", "miss_soma", "miss_apart", "evident", "below_fg")
 # with --clicks N: the trace again with N simulated seed clicks on what it missed
 CLICK_COLS = ("clicks", "f1_clicked", "precision_clicked", "recall_clicked")
+# with --deletes N: then up to N false branches deleted (after the clicks, when given)
+DELETE_COLS = ("deletes", "f1_edited", "precision_edited", "recall_edited")
 # summary groups: the bench's six stacks, the 25 others, all
 GROUPS = {"bench": ("bench",), "further": ("sample", "further"), "all": ("bench", "sample", "further")}
 
@@ -361,7 +402,8 @@ def _columns(rows: dict[str, dict]) -> tuple[str, ...]:
     def have(cols: tuple[str, ...]) -> bool:
         return bool(rows) and all(cols[0] in r for r in rows.values())
 
-    return COLS + (MISS_COLS if have(MISS_COLS) else ()) + (CLICK_COLS if have(CLICK_COLS) else ())
+    return (COLS + (MISS_COLS if have(MISS_COLS) else ()) + (CLICK_COLS if have(CLICK_COLS) else ())
+            + (DELETE_COLS if have(DELETE_COLS) else ()))
 
 
 def summary(rows: dict[str, dict]) -> dict[str, dict]:
@@ -414,6 +456,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--save", type=Path, metavar="DIR", help="write each trace and its gold as DIR/NAME[.gold].swc")
     ap.add_argument("--clicks", type=int, default=0, metavar="N",
                     help="also trace again with N simulated seed clicks on the longest missed runs")
+    ap.add_argument("--deletes", type=int, default=0, metavar="N",
+                    help="then delete up to N false branches as a proofreader would (morph edit --delete)")
     ap.add_argument("--allen-axon", choices=("cable", "path"), default="cable",
                     help="the Allen cells' first 100 um of axon: of cable (default) or of path distance")
     ap.add_argument("--modality", choices=("brightfield", "fluorescence"), default="brightfield",
@@ -443,7 +487,8 @@ def main(argv: list[str]) -> int:
     os.environ["MORPH_BENCH_ALLEN_AXON"] = args.allen_axon  # read by load() in the workers
     rows: dict[str, dict] = {}
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
-        jobs = [(n, specs[n], args.param, args.misses, args.save, args.clicks, args.modality) for n in names]
+        jobs = [(n, specs[n], args.param, args.misses, args.save, args.clicks, args.modality, args.deletes)
+                for n in names]
         for r in ex.map(run_one, jobs):
             rows[r["stack"]] = r
             print(f"{r['stack']:14s} F1 {r['f1']:.3f}  P {r['precision']:.3f}  R {r['recall']:.3f}  "

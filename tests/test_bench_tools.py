@@ -174,3 +174,21 @@ def test_allen_cell_keeps_the_first_100_um_of_axonal_cable(tmp_path: Path) -> No
     assert old.neurite_edge_length[old.types == 2].sum() > 180 and len(old.roots) == 2
     with pytest.raises(ValueError, match="axon cut"):
         allen_cell(tmp_path / "c.swc", cut="nearest")
+
+
+def test_simulated_deletes_remove_the_false_branches_first() -> None:
+    """``--deletes``: the branch whose removal takes the most false cable (net of true cable)
+    goes first; a branch mostly on the gold is kept; it stops when no false branch is left."""
+    from morph.morphology import Morphology
+
+    # gold: soma and a 50 um dendrite along +x; trace: the same plus a 20 um false branch
+    # along +y from x = 20, and a 10 um one along -y from x = 40
+    gx = [(0, 0, 0)] + [(x, 0, 0) for x in range(5, 55, 5)]
+    gold = Morphology(np.asarray(gx, float), np.ones(len(gx)), np.r_[1, [3] * 10], np.arange(len(gx)) - 1, units="um")
+    tx = gx + [(20, y, 0) for y in range(5, 25, 5)] + [(40, -y, 0) for y in range(5, 15, 5)]
+    parent = list(range(-1, 10)) + [4, 11, 12, 13] + [8, 15]
+    t = Morphology(np.asarray(tx, float), np.ones(len(tx)), np.r_[1, [3] * 16], np.asarray(parent), units="um")
+    one, k = trace_accuracy.simulated_deletes(t, gold, 1)
+    assert k == 1 and len(one) == len(t) - 4 and one.xyz[:, 1].max() == 0  # the 20 um one first
+    every, k = trace_accuracy.simulated_deletes(t, gold, 5)
+    assert k == 2 and len(every) == len(gold) and every.total_length() == pytest.approx(gold.total_length())
