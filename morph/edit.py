@@ -178,15 +178,14 @@ def set_dendrite(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Mo
         raise MorphError(f"the node at {_fmt(m.xyz[j])} um is already basal dendrite (type {t})",
                          file=m.source or None, hint="pick a point on the axon or apical dendrite to relabel")
     same = m.types == t
-    # the nodes of type t joined to j through nodes of type t: up to the first node of
-    # another type, then that node's subtree restricted to type t runs
-    top = j
-    while m.parent[top] >= 0 and same[m.parent[top]]:
-        top = int(m.parent[top])
-    part = _tree.subtree_mask(m.parent, top)
-    # within the subtree, only nodes reached from top through type-t nodes
-    above = _tree.nearest_marked(m.parent, ~same)  # each node's nearest node of another type
-    ok = part & same & (above == above[top])
+    # the nodes of type t joined to j through nodes of type t: the subtree of the run's first
+    # node (the nearest node of type t above j whose parent is of another type), less what
+    # hangs below a node of another type
+    p = m.parent
+    starts = same & ((p < 0) | ~same[np.maximum(p, 0)])
+    top = int(_tree.nearest_marked(p, starts)[j])
+    above = _tree.nearest_marked(p, ~same)  # each node's nearest node of another type
+    ok = _tree.subtree_mask(p, top) & same & (above == above[top])
     types = m.types.copy()
     types[ok] = BASAL
     n, cable = _removed(m, ok)

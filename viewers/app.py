@@ -299,7 +299,7 @@ class Viewer:
             return "no stack loaded (--stack): the seeds are traced on the image"
         if not self.seeds:
             return "no seeds yet (p, then left clicks on missed neurites)"
-        if s._lazy:  # opened lazily: larger than memory, or a zarr store
+        if s.stack_is_lazy:
             return ("this stack is opened lazily (large or zarr): save the seeds (P) and run "
                     "morph trace STACK --extend CELL --seeds FILE --max-memory ... -o OUT")
         if not s.neurons:

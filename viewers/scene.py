@@ -651,6 +651,12 @@ class Scene:
         self._apply_colors()
         return layer
 
+    @property
+    def stack_is_lazy(self) -> bool:
+        """Whether the stack shown was opened lazily (larger than memory, or a zarr store):
+        never read whole."""
+        return bool(self.stack is not None and self._lazy)
+
     def replace_morphology(self, k: int, m: Morphology) -> NeuronLayer:
         """Show ``m`` in place of neuron ``k`` (an edited reconstruction): same name, drawing
         mode, visibility and colouring; the highlight is cleared."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,8 @@ EDITS = {
 class _Edit(argparse.Action):
     """Appends ``(edit, point)`` to ``args.edits`` in the order the options are given."""
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
         edits = list(getattr(namespace, "edits", None) or [])
         edits.append((self.dest, values))
         namespace.edits = edits
