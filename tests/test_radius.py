@@ -99,6 +99,44 @@ def test_measure_radii_without_calibration_keeps_the_width() -> None:
     assert np.all(np.asarray(per_tube(m, r, tubes)) < 0.6)
 
 
+def test_measure_radii_calibrated_on_the_soma_when_the_neurites_cannot() -> None:
+    """Neurites all thinner than the blur beside a soma of the same stain: the soma's core
+    (:func:`soma_stain`) gives the stain per unit volume, and the thin neurites' radii come
+    from their stain; without it they come from their width (the test above)."""
+    rho, s = 100.0, rad.total_blur(VS, sigma_um=0.8, psf_sigma_um=0.2)
+    z0 = SHAPE[0] * VS[2] / 2
+    y = np.arange(SHAPE[1]) * VS[1]
+    z = np.arange(SHAPE[0]) * VS[2]
+    tubes = [(8.0, 0.25), (14.0, 0.35), (20.0, 0.25)]
+    img = np.zeros(SHAPE)
+    disk = np.stack(np.meshgrid(np.arange(-0.5, 0.5, 0.01), np.arange(-0.5, 0.5, 0.01)), -1).reshape(-1, 2)
+    for y0, r in tubes:  # a cylinder along x: its disk blurred by the 2-D Gaussian across it
+        d = disk[np.linalg.norm(disk, axis=1) <= r]
+        g = np.exp(-0.5 * (((y[None, :, None] - y0 - d[:, 0, None, None]) ** 2
+                            + (z[None, None, :] - z0 - d[:, 1, None, None]) ** 2) / s**2)).sum(0)
+        img[:, :, 20:220] += (rho * 1e-4 * g / (2 * np.pi * s**2)).T[:, :, None]
+    zz, yy, xx = np.meshgrid(z, y, np.arange(SHAPE[2]) * VS[0], indexing="ij")
+    centre = np.array([44.0, 30.0, z0])
+    ball = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (zz - centre[2]) ** 2 <= 5.0**2
+    img += ndi.gaussian_filter(ball * rho, (s / VS[2], s / VS[1], s / VS[0]))
+    img = (img + np.random.default_rng(0).normal(0, 0.5, SHAPE)).astype(np.float32)
+    xyz = [[x, y0, z0] for y0, _r in tubes for x in np.arange(11.0, 41.0)]
+    par = [-1 if i % 30 == 0 else i - 1 for i in range(len(xyz))]
+    m = Morphology(np.asarray(xyz), np.ones(len(xyz)), np.full(len(xyz), 3), np.asarray(par), units="um")
+    ref = rad.soma_stain(img, centre, VS, radius_um=5.0, blur_um=s)
+    assert ref == pytest.approx(rho, rel=0.03)
+    r, rep = rad.measure_radii(m, img, VS, noise=0.5, sigma_um=0.8, psf_sigma_um=0.2, min_calibration=20,
+                               stain_reference=ref)
+    assert rep.calibrated and rep.reference == "soma" and "soma's core" in rep.note()
+    for k, (_y0, true) in enumerate(tubes):
+        assert np.median(r[30 * k:30 * (k + 1)]) == pytest.approx(true, rel=0.25), (true, r[30 * k:30 * (k + 1)])
+    r0, rep0 = rad.measure_radii(m, img, VS, noise=0.5, sigma_um=0.8, psf_sigma_um=0.2, min_calibration=20)
+    assert not rep0.calibrated
+    # a soma too small for a core clear of the blur, or beyond the image: no reference
+    assert np.isnan(rad.soma_stain(img, centre, VS, radius_um=2.0, blur_um=s))
+    assert np.isnan(rad.soma_stain(img, [500.0, 500.0, 500.0], VS, radius_um=5.0, blur_um=s))
+
+
 def test_measure_radii_no_signal_takes_the_section_median() -> None:
     """Nodes beyond a neurite's end (no profile) take their section's radius."""
     tubes = [(20.0, 1.2, 0)]

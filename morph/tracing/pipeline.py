@@ -728,9 +728,16 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     m = _prune_halo_spurs(m, prep, params)
     # the half widths above decide the pruning (the blur's extent is what makes spurs); the
     # radii written out are the neurites' own, the blur taken out
+    ref = None  # the soma's core: the stain's reference when the neurites cannot calibrate it
+    if m.soma_nodes.size == 1:
+        s = int(m.soma_nodes[0])
+        ref = _radius.soma_stain(prep.image, m.xyz[s], prep.voxel_size, radius_um=float(m.radius[s]),
+                                 blur_um=_radius.total_blur(prep.voxel_size, sigma_um=params.denoise_sigma_um,
+                                                            psf_sigma_um=params.psf_sigma_um))
     r, report = _radius.measure_radii(m, prep.image, prep.voxel_size, noise=prep.noise,
                                       sigma_um=params.denoise_sigma_um, psf_sigma_um=params.psf_sigma_um,
-                                      radius_max_um=params.radius_max_um, extent_um=m.radius)
+                                      radius_max_um=params.radius_max_um, extent_um=m.radius,
+                                      stain_reference=ref)
     prep.notes.append(report.note())
     r = np.where(m.soma_mask, m.radius, r)
     if m.soma_nodes.size == 1:  # a detected or given soma (the tracer writes one node)
