@@ -1273,6 +1273,18 @@ def test_bad_input_library(y_stack) -> None:
     for scale in (1.0, 1e-3, 100.0):
         with pytest.raises(TracingError, match="no neuron"):
             trace(noise * scale, voxel_size=(1, 1, 1), progress=False)
+    # loud noise, many grey levels deep: its tube response once outweighed its intensity
+    # (thousands of nodes traced); a few voxels still pass threshold_high by chance, but no
+    # soma and no structure standing far out means no neuron
+    rng = np.random.default_rng(6)
+    loud = [np.clip(rng.normal(128, 30, (20, 96, 96)), 0, 255).astype(np.uint8),
+            (rng.random((20, 96, 96)) * 4000).astype(np.uint16)]
+    for stack in loud:
+        for polarity in ("brightfield", "fluorescence"):
+            with pytest.raises(TracingError, match="no neuron found"):
+                trace(stack, voxel_size=(1, 1, 1), params=TraceParams(polarity=polarity), progress=False)
+    with pytest.raises(TracingError, match=r"a single slice \(60 x 60\) where a 3-D stack is required"):
+        trace(noise[:1], voxel_size=(1, 1, 1), progress=False)
     with pytest.raises(TracingError, match="outside the stack"):
         trace(data, voxel_size=vs, soma=(500, 10, 5), progress=False)
     with pytest.raises(TracingError, match="background"):
@@ -1825,3 +1837,15 @@ def test_reachable_from_follows_chains_of_gaps_and_stops_beyond_them() -> None:
     only_a = tr.reachable_from(fg, src, strong, gap_um=5.0)  # gaps of 6 are too wide
     assert only_a.sum() == 20
     assert tr.reachable_from(fg, src, strong, gap_um=30.0).sum() == idx.size - 2
+
+
+def test_tube_scale_follows_the_noise() -> None:
+    """The tube response's unit: its spread, at least the grey-level floor and half the noise."""
+    from morph.tracing.tubularity import TUBE_NOISE_SHARE, tube_scale
+
+    zeros = np.zeros(1000)
+    assert tube_scale(zeros, noise=1.0, floor=1.0) == (0.0, 1.0)  # a quiet stack: the floor
+    assert tube_scale(zeros, noise=20.0, floor=1.0) == (0.0, TUBE_NOISE_SHARE * 20.0)  # a loud one: its noise
+    spread = np.random.default_rng(0).normal(3.0, 10.0, 100_000)
+    med, unit = tube_scale(spread, noise=1.0, floor=1.0)
+    assert med == pytest.approx(3.0, abs=0.2) and unit == pytest.approx(10.0, rel=0.03)

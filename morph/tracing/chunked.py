@@ -479,7 +479,7 @@ def foreground_voxels(
     each range is sized with the kept voxels so far counted against the bound.
     """
     from morph.tracing import preprocess as pre
-    from morph.tracing.tubularity import tubularity_at
+    from morph.tracing.tubularity import tube_scale, tubularity_at
 
     vs = tuple(float(v) for v in voxel_size)
     shape = tuple(int(s) for s in image.shape)
@@ -502,8 +502,7 @@ def foreground_voxels(
         pz = np.stack(np.unravel_index(probe, shape), axis=1)
         slab = max(z1 - z0 for z0, z1 in tube_groups(np.bincount(pz[:, 0], minlength=nz), ny * nx, halo, max_memory))
         tprobe = tubularity_at(image, pz, vs, scales_um=params.tube_scales_um, chunk_slices=slab)
-        tmed = float(np.median(tprobe))
-        tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise * grey_level)
+        tmed, tnoise = tube_scale(tprobe, noise=noise, floor=params.min_noise * grey_level)
         del probe, pz, tprobe
     idx_parts, val_parts = [], []
     held = 0

@@ -55,9 +55,13 @@ from morph.tracing import tree as _tree
 from morph.tracing.memory import release_memory
 from morph.tracing.params import TraceParams
 from morph.tracing.polarity import resolve_polarity
-from morph.tracing.tubularity import tubularity_at
+from morph.tracing.tubularity import tube_scale, tubularity_at
 
 STAGES = ["polarity", "preprocess", "tubularity", "graph", "soma", "tree", "refine", "label"]
+
+#: With no soma found and no point given, the strongest foreground voxel must reach this many
+#: times ``threshold_high`` for the stack to hold a neuron (see :func:`trace`).
+NO_SOMA_MIN_PEAK = 2.5
 
 
 @dataclass
@@ -230,6 +234,14 @@ def _check_data(data: Any) -> None:
         )
     if min(data.shape) < 1 or data.shape[1] < 3 or data.shape[2] < 3:
         raise TracingError(f"stack of shape {tuple(data.shape)} is too small to trace")
+    if data.shape[0] == 1:
+        # traced as a stack, one slice gives no soma and a tree along its texture (the middle
+        # slice of sample_stacks/pyramidal_brightfield.tif: F1 in x-y 0.19; its projection 0.17)
+        raise TracingError(
+            f"a single slice ({data.shape[1]} x {data.shape[2]}) where a 3-D stack is required",
+            hint="give the whole z-stack (or a folder of its slices): a single section or a projection "
+            "(MIP) has no depth for the tracer to follow",
+        )
     if data.dtype.kind not in "uif":
         hint = ("a mask of the neuron: give it as 8-bit (0 and 255)" if data.dtype.kind == "b"
                 else "give grey levels as integers or floating point")
@@ -345,10 +357,7 @@ def prepare(
         cands.append((z0, rel, tube))
     tmed, tnoise = 0.0, 1.0
     if use_tube and tprobe_parts:
-        tprobe = np.concatenate(tprobe_parts)
-        tmed = float(np.median(tprobe))
-        tnoise = max(float(np.median(np.abs(tprobe - tmed))) * 1.4826, params.min_noise * grey_level)
-        del tprobe
+        tmed, tnoise = tube_scale(np.concatenate(tprobe_parts), noise=noise, floor=params.min_noise * grey_level)
     keep_idx, keep_val = [], []
     while cands:
         z0, rel, tube = cands.pop(0)
@@ -1158,6 +1167,19 @@ def trace(
             root = _soma.detect_soma(fg, prep.radius, strong=prep.strong, **kw)
             src = root.voxels
             if not root.is_soma:
+                # nothing but noise: a few voxels of a large empty stack pass threshold_high by
+                # chance (pure noise peaks at 4.6-6.1 noise units on 20 x 128 x 128 stacks),
+                # while a neuron's soma or thick neurites stand tens of noise units out
+                peak = float(fg.value.max())
+                need = NO_SOMA_MIN_PEAK * float(params.threshold_high)
+                if peak < need:
+                    raise TracingError(
+                        f"no neuron found: no soma, and the strongest structure stands {peak:.1f} noise units "
+                        f"above the background (noise {prep.noise:.3g} grey levels), below the {need:g} expected "
+                        "of a neuron's soma or thick neurites: what stands out looks like noise",
+                        hint="check the polarity (--polarity), the file and the channel; if the neuron is faint, "
+                        "give its soma (--soma) or points on it (--seeds)",
+                    )
                 prep.notes.append("no soma found: the tree is rooted at the thickest stained place")
         if prep.graph is None:
             # bounded mode: the graph of the pieces within reach of the root (and seeds) only;

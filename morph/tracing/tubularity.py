@@ -189,3 +189,28 @@ def tubularity(
     out = np.zeros(image.shape, dtype=np.float32)
     out[tuple(zyx.T)] = vals
     return out
+
+
+#: The tube response's unit is at least this share of the image's noise (see :func:`tube_scale`).
+TUBE_NOISE_SHARE = 0.5
+
+
+def tube_scale(probe: NDArray[Any], *, noise: float, floor: float) -> tuple[float, float]:
+    """``(median, unit)`` of the tube response over a random ``probe`` of the stack's voxels:
+    the response is blended with intensity as ``(response - median) / unit``.
+
+    The unit is the probe's spread (1.4826 x its median absolute deviation), at least
+    ``floor`` (the noise floor in grey levels, ``min_noise``) and at least
+    :data:`TUBE_NOISE_SHARE` of the image's ``noise``. The response is 0 at most background
+    voxels, so the spread is 0 and the floor sets the unit on low-noise stacks. The response
+    of noise itself grows with the noise (on stacks of Gaussian noise, its 90th percentile is
+    0.7 times the image's noise, its 99.9th 1.7 times): with the floor alone, an empty stack
+    whose noise is 20 grey levels weighed noise as 20 times more tube-like than its
+    intensity and traced 2694 nodes of it. Half the noise leaves every benchmark stack as it
+    was (their noise is 1.0-1.8 grey levels); the whole noise would weaken the tube term of
+    the sample aspiny stack (noise 1.4 grey levels; F1 0.803 -> 0.768)."""
+    tprobe = np.asarray(probe, dtype=np.float64)
+    tmed = float(np.median(tprobe)) if tprobe.size else 0.0
+    spread = float(np.median(np.abs(tprobe - tmed))) * 1.4826 if tprobe.size else 0.0
+    return tmed, max(spread, float(floor), TUBE_NOISE_SHARE * float(noise))
+
