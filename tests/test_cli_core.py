@@ -207,3 +207,23 @@ def test_quiet_and_debug_before_or_after_the_subcommand(data: Path, capsys: pyte
         assert progress.QUIET
     progress.set_quiet(False)
     assert main(["info", f]) == 0 and not progress.QUIET
+
+
+def test_output_checks(tmp_path: Path) -> None:
+    """A folder given as the output is named as such, with or without --force; an existing
+    file needs --force; a missing folder is named."""
+    from morph.errors import MorphError, OutputExistsError
+    from morph.io.atomic import check_output
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for force in (False, True):
+        with pytest.raises(MorphError, match="output is a folder"):
+            check_output(folder, force=force)
+    f = tmp_path / "a.swc"
+    f.write_text("")
+    with pytest.raises(OutputExistsError, match="output exists"):
+        check_output(f)
+    assert check_output(f, force=True) == f
+    with pytest.raises(MorphError, match="output folder does not exist"):
+        check_output(tmp_path / "missing" / "a.swc")

@@ -20,10 +20,10 @@ def _umask() -> int:
 def check_output(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Refuse an existing output unless ``force``; refuse a missing parent folder."""
     p = Path(path)
+    if p.is_dir():  # first: --force cannot help
+        raise MorphError("output is a folder", file=p, hint="give a file name")
     if p.exists() and not force:
         raise OutputExistsError("output exists", file=p, hint="use --force to overwrite it")
-    if p.is_dir():
-        raise MorphError("output is a folder", file=p, hint="give a file name")
     if not p.parent.exists():
         raise MorphError("output folder does not exist", file=p.parent, hint="create it first")
     return p
