@@ -1285,6 +1285,16 @@ def test_bad_input_library(y_stack) -> None:
                 trace(stack, voxel_size=(1, 1, 1), params=TraceParams(polarity=polarity), progress=False)
     with pytest.raises(TracingError, match=r"a single slice \(60 x 60\) where a 3-D stack is required"):
         trace(noise[:1], voxel_size=(1, 1, 1), progress=False)
+    # a voxel size in nanometres, given or from the file, is named before any work
+    with pytest.raises(TracingError, match=r"voxel size 100 x 100 x 300 um \(given\) lies outside what light"):
+        trace(data, voxel_size=(100, 100, 300), progress=False)
+    from morph.io.stack import Stack
+
+    st = Stack(data, voxel_size=(0.005, 0.005, 1.0), metadata={"voxel_size_origin": "ImageJ metadata"})
+    with pytest.raises(TracingError, match=r"0.005 x 0.005 x 1 um \(ImageJ metadata\)"):
+        trace(st, progress=False)
+    with pytest.raises(TracingError, match="lies outside what light microscopes give"):
+        trace_path(data, (1, 1, 1), (5, 1, 1), voxel_size=(0.5, 0.5, 80), progress=False)
     with pytest.raises(TracingError, match="outside the stack"):
         trace(data, voxel_size=vs, soma=(500, 10, 5), progress=False)
     with pytest.raises(TracingError, match="background"):

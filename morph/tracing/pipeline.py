@@ -145,11 +145,30 @@ class Prepared:
         return pos
 
 
+#: Voxel sizes (um) a light microscope gives: across (x, y) and along z. Outside them the
+#: size is most likely in other units (nanometres: 100 for 0.1 um).
+VOXEL_RANGE_UM = ((0.01, 10.0), (0.01, 50.0))
+
+
+def _check_voxel_size(vs: Sequence[float], where: str) -> None:
+    (lo, hi), (zlo, zhi) = VOXEL_RANGE_UM
+    if not (all(lo <= v <= hi for v in vs[:2]) and zlo <= vs[2] <= zhi):
+        raise TracingError(
+            f"the voxel size {vs[0]:g} x {vs[1]:g} x {vs[2]:g} um ({where}) lies outside what light microscopes "
+            f"give ({lo:g} to {hi:g} um across, {zlo:g} to {zhi:g} um along z)",
+            hint="give it in micrometres (--voxel X Y Z; 100 nm is 0.1); morph info STACK shows the file's",
+        )
+
+
 def _as_stack(stack_or_array: Any, voxel_size: Sequence[float] | None) -> tuple[Any, tuple[float, float, float], bool, str | None]:
     if isinstance(stack_or_array, Stack):
         s = stack_or_array
         if voxel_size is not None:
-            return s.data, tuple(float(v) for v in voxel_size), True, s.path  # type: ignore[return-value]
+            vs = tuple(float(v) for v in voxel_size)
+            _check_voxel_size(vs, "given")
+            return s.data, vs, True, s.path  # type: ignore[return-value]
+        if s.voxel_size_known:
+            _check_voxel_size(tuple(s.voxel_size), str(s.metadata.get("voxel_size_origin", "from the file")))
         return s.data, tuple(s.voxel_size), bool(s.voxel_size_known), s.path  # type: ignore[return-value]
     data = np.asarray(stack_or_array) if not hasattr(stack_or_array, "shape") else stack_or_array
     if voxel_size is None:
@@ -157,6 +176,7 @@ def _as_stack(stack_or_array: Any, voxel_size: Sequence[float] | None) -> tuple[
     vs = tuple(float(v) for v in voxel_size)
     if len(vs) != 3 or not all(np.isfinite(v) and v > 0 for v in vs):
         raise TracingError(f"voxel size must be 3 positive numbers (x, y, z) in um, got {voxel_size}")
+    _check_voxel_size(vs, "given")
     return data, vs, True, None  # type: ignore[return-value]
 
 

@@ -11,6 +11,7 @@ best candidate and the largest wins.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,7 +167,9 @@ def measure_soma_outline(
     offs = np.r_[-half:0, 1 : half + 1]
     idx = (np.arange(n)[:, None] + offs[None, :]) % n
     neigh = np.where(ok[idx], r[idx], np.nan)
-    med = np.nanmedian(neigh, axis=1)
+    with warnings.catch_warnings():  # a run of directions with no crossing: NaN, replaced below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(neigh, axis=1)
     med = np.where(np.isfinite(med), med, np.median(r[ok]))
     bad = ~ok | (r > spike * med) | (r < med / spike)
     return SomaOutline(np.asarray(centre, dtype=np.float64).copy(), a, np.where(bad, med, r), bad)
