@@ -1859,3 +1859,22 @@ def test_tube_scale_follows_the_noise() -> None:
     spread = np.random.default_rng(0).normal(3.0, 10.0, 100_000)
     med, unit = tube_scale(spread, noise=1.0, floor=1.0)
     assert med == pytest.approx(3.0, abs=0.2) and unit == pytest.approx(10.0, rel=0.03)
+
+
+def test_two_cells_whose_dendrites_touch_are_traced_apart() -> None:
+    """A neighbouring cell's soma takes the neurites nearer to it: traced from either soma,
+    the tree keeps to its own cell (without other_somata it runs on into the other)."""
+    vs = (0.5, 0.5, 1.0)
+    shape = (20, 200, 280)  # 140 x 100 x 20 um
+    cell_a = [((30, 50, 10), (72, 50, 10), 1.0), ((30, 50, 10), (30, 8, 10), 1.0)]
+    cell_b = [((110, 50, 10), (66, 51, 10), 0.8), ((110, 50, 10), (110, 92, 10), 0.8)]
+    data = np.minimum(render_tubes(cell_a, shape, vs, soma=((30.0, 50.0, 10.0), 6.0), brightfield=True, seed=1),
+                      render_tubes(cell_b, shape, vs, soma=((110.0, 50.0, 10.0), 6.0), brightfield=True, seed=2))
+    for soma, own, other in (((30, 50, 10), 30.0, 110.0), ((110, 50, 10), 110.0, 30.0)):
+        m = trace(data, voxel_size=vs, soma=soma, progress=False)
+        assert any(line.startswith("other somata: 1") for line in m.header), m.header
+        x = m.xyz[~m.soma_mask, 0]
+        assert np.count_nonzero(np.abs(x - other) < 3) == 0  # nothing of the other's trunk
+        assert np.count_nonzero(np.abs(x - own) < 3) > 30  # its own trunk is there
+        alone = trace(data, voxel_size=vs, soma=soma, params=TraceParams(other_somata=False), progress=False)
+        assert np.count_nonzero(np.abs(alone.xyz[~alone.soma_mask, 0] - other) < 3) > 20

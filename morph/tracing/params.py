@@ -194,6 +194,11 @@ class TraceParams:
         Smallest body that counts as a soma; a seed on a thinner structure is a root point.
     soma_max_radius_um
         Largest soma radius considered.
+    other_somata
+        Look for other cells' somata (round stained bodies at least 0.7 times as thick as the
+        chosen soma, :func:`morph.tracing.soma.other_somata`) and leave to each the neurites
+        nearer to it along the foreground than to the chosen soma: two filled cells whose
+        dendrites touch are traced apart.
     axon_confidence_min
         The axon heuristic labels an axon only from this confidence up (below it the header
         says 'not identified'; 0.6: below it, the heuristic's picks on 29 synthetic stacks
@@ -308,6 +313,7 @@ class TraceParams:
     psf_sigma_um: float = 0.2
     soma_min_radius_um: float = 3.0
     soma_max_radius_um: float = 25.0
+    other_somata: bool = True
     axon_confidence_min: float = 0.6
     axon_origin_drop: float = 1.3
     axon_origin_max_um: float = 50.0

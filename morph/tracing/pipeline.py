@@ -1201,12 +1201,23 @@ def trace(
                         "give its soma (--soma) or points on it (--seeds)",
                     )
                 prep.notes.append("no soma found: the tree is rooted at the thickest stained place")
+        rivals = np.zeros(0, dtype=np.int64)
+        if root is not None and root.is_soma and params.other_somata:
+            # other filled cells: what lies nearer to their somata is theirs (tree.grow)
+            others = _soma.other_somata(fg, prep.radius, root, strong=prep.strong, **kw)
+            if others:
+                rivals = np.unique(np.concatenate([o.voxels for o in others]))
+                where = "; ".join(f"{c[0]:.1f} {c[1]:.1f} {c[2]:.1f}" for c in
+                                  (prep.to_physical(o.centre) + off for o in others[:5]))
+                prep.notes.append(f"other somata: {len(others)} (centres um: {where}{'; ...' if len(others) > 5 else ''}): "
+                                  "the neurites nearer to them than to this soma are left to their cells")
         if prep.graph is None:
             # bounded mode: the graph of the pieces within reach of the root (and seeds) only;
             # the whole foreground is let go of before that graph is built
             fg = None  # type: ignore[assignment]
             pos = prep.focus(np.concatenate([np.asarray(src, dtype=np.int64), seeds_fg]), params)
             src, seeds_fg, fg = pos[src], pos[seeds_fg], prep.fg
+            rivals = pos[rivals][pos[rivals] >= 0]
             if anchors is not None:
                 anchors = pos[anchors]
         # the soma in tracing space, for the bridges to it
@@ -1227,7 +1238,7 @@ def trace(
             soma=soma_t,
             strong=prep.strong, force=seeds_fg if seeds_fg.size else None,
             cover_xyz=cover_xyz, cover_radius=cover_r, coverage_z_stretch=prep.stretch ** params.coverage_z_power,
-            anchors=anchors, min_anchors=min_anchors,
+            anchors=anchors, min_anchors=min_anchors, rivals=rivals if rivals.size else None,
         )
         tm["tree"] = time.perf_counter() - t0
         st.step("tree")

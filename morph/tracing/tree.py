@@ -927,6 +927,7 @@ def grow(
     coverage_z_stretch: float = 1.0,
     anchors: NDArray[np.int64] | None = None,
     min_anchors: int = 1,
+    rivals: NDArray[np.int64] | None = None,
 ) -> GrownTree:
     """Grow the tree from ``sources`` (foreground positions), bridging gaps.
 
@@ -965,6 +966,11 @@ def grow(
         where it starts (a stub out of a given neurite's blur has a tip pointing anywhere).
     coverage_z_stretch
         ``z_stretch`` of :func:`skeleton_from_spt`.
+    rivals
+        Foreground positions of other cells' somata (:func:`morph.tracing.soma.other_somata`):
+        the voxels nearer to one of them than to ``sources`` along the foreground (by path
+        length) belong to that cell: the tree's search never enters them and their pieces
+        are never bridged to.
 
     Returns
     -------
@@ -972,6 +978,8 @@ def grow(
         Kept nodes, their parents (-1 for the sources that start a path) and statistics.
     """
     sources = np.unique(np.asarray(sources, dtype=np.int64))
+    rivals = (np.setdiff1d(np.asarray(rivals, dtype=np.int64), sources) if rivals is not None
+              else np.zeros(0, dtype=np.int64))
     xyz = fg.xyz_um()
     zstretch = float(coverage_z_stretch)
     ncomp, comp = graph_components(fg)
@@ -995,6 +1003,16 @@ def grow(
             comp_ok &= extent >= gap_min_elongation * rmax
         if strong is not None:
             comp_ok &= np.bincount(comp, weights=strong.astype(float), minlength=ncomp) > 0
+    theirs = None
+    if rivals.size:
+        # other cells' somata: each voxel belongs to the soma nearest to it along the
+        # foreground (by length: the cost, cheap along any bright trunk, would give a thick
+        # dendrite of this cell the thin ones of the next that it touches)
+        dl, _p, origin = dijkstra(graph.length, directed=False, indices=np.concatenate([sources, rivals]),
+                                  min_only=True, return_predecessors=True)
+        theirs = np.isfinite(dl) & np.isin(origin, rivals)
+        comp_ok[np.unique(comp[theirs])] = False  # and never bridged to
+        del dl, _p, origin
     # the voxels' positions (24 bytes each) are made again each round, after the shortest-path
     # search: not alive while it holds the graph's matrices
     del xyz
@@ -1017,6 +1035,11 @@ def grow(
             Wb = Wb + B
             del B
             release_memory()
+        if theirs is not None:  # another cell's voxels: no edge of the search reaches them
+            keep_v = sp.diags((~theirs).astype(np.float64))
+            Wb = (keep_v @ Wb @ keep_v).tocsr()
+            Wb.eliminate_zeros()
+            del keep_v
         dist, pred = dijkstra(Wb, directed=False, indices=sources, min_only=True, return_predecessors=True)[:2]
         del Wb
         reached = np.flatnonzero(np.isfinite(dist))
