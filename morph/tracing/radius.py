@@ -398,8 +398,8 @@ def soma_stain(
 ) -> float:
     """The image's value in the soma's core: the median over points within ``core`` times
     ``radius_um`` of ``centre`` (a grid at half the smallest voxel size, at most 21 points
-    across), NaN when that core
-    is not more than two blurs across (its value would be the blur's, not the stain's).
+    across); NaN when that core is less than two blurs in radius (its value would be the
+    blur's, not the stain's) or lies outside the image.
 
     Inside a uniformly stained body much larger than the blur the image holds the stain per
     unit volume itself, the quantity that :func:`measure_radii` calibrates on the neurites
