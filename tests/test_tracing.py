@@ -1878,3 +1878,14 @@ def test_two_cells_whose_dendrites_touch_are_traced_apart() -> None:
         assert np.count_nonzero(np.abs(x - own) < 3) > 30  # its own trunk is there
         alone = trace(data, voxel_size=vs, soma=soma, params=TraceParams(other_somata=False), progress=False)
         assert np.count_nonzero(np.abs(alone.xyz[~alone.soma_mask, 0] - other) < 3) > 20
+
+
+def test_a_soma_cut_by_the_stacks_edge_is_reported(y_stack) -> None:
+    data, vs, _gold = y_stack
+    with pytest.warns(UserWarning, match="cut by the stack's x-y edge"):
+        m = trace(data[:, :, 80:], voxel_size=vs, progress=False)  # the soma's centre on the edge
+    assert any("cut by the stack's x-y edge" in line for line in m.header)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the whole soma: no such warning
+        whole = trace(data, voxel_size=vs, progress=False)
+    assert not any("cut by" in line for line in whole.header)

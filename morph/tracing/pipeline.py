@@ -1201,6 +1201,16 @@ def trace(
                         "give its soma (--soma) or points on it (--seeds)",
                     )
                 prep.notes.append("no soma found: the tree is rooted at the thickest stained place")
+        if root is not None and root.is_soma:
+            # a soma cut by the x-y edge of what is traced: its centre and radius are the part inside
+            c_um = prep.to_physical(root.centre) + off
+            tol = np.asarray(stack_vs[:2])  # its depth ends at the edge, a voxel or so from it
+            if np.any(c_um[:2] - root.radius <= box_lo[:2] + tol) or np.any(c_um[:2] + root.radius >= box_hi[:2] - tol):
+                edge = "the roi's" if roi is not None else "the stack's"
+                msg = (f"the soma at {c_um[0]:.1f} {c_um[1]:.1f} {c_um[2]:.1f} um is cut by {edge} x-y edge: its centre "
+                       "and radius are those of the part inside, and neurites leaving it outside are missing")
+                prep.notes.append(msg)
+                warnings.warn(msg, stacklevel=2)
         rivals = np.zeros(0, dtype=np.int64)
         if root is not None and root.is_soma and params.other_somata:
             # other filled cells: what lies nearer to their somata is theirs (tree.grow)
