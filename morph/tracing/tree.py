@@ -185,9 +185,12 @@ class Graph:
             data[a:b] = self.step[self.code[a:b]] * 0.5 * (cost[r] + cost[self.indices[a:b]])
         return self._matrix(data)
 
-    def weight_without(self, inner: NDArray[np.bool_], *, min_fraction: float = 0.2) -> sp.csr_matrix | None:
+    def weight_without(self, inner: NDArray[np.bool_], *, cut: NDArray[np.bool_] | None = None,
+                       min_fraction: float = 0.2) -> sp.csr_matrix | None:
         """:attr:`weight` without the edges joining two voxels of ``inner`` (a mask), when
-        they are at least ``min_fraction`` of the edges (otherwise :attr:`weight` itself).
+        they are at least ``min_fraction`` of the edges (otherwise :attr:`weight` itself),
+        and without every edge touching a voxel of ``cut`` (another cell's voxels: a search
+        never enters them).
 
         A shortest-path search from every voxel of ``inner`` (a soma's body, a shape's
         boundary) never uses such an edge: both its ends lie at distance 0. Leaving them out
@@ -200,9 +203,12 @@ class Graph:
             return None
         keep = np.empty(self.indices.size, dtype=bool)
         for a, b, r in self._row_blocks():
-            np.logical_not(inner[r] & inner[self.indices[a:b]], out=keep[a:b])
+            c = self.indices[a:b]
+            np.logical_not(inner[r] & inner[c], out=keep[a:b])
+            if cut is not None:
+                keep[a:b] &= ~(cut[r] | cut[c])
         n_keep = int(np.count_nonzero(keep))
-        if self.indices.size - n_keep < min_fraction * self.indices.size:
+        if (cut is None or not cut.any()) and self.indices.size - n_keep < min_fraction * self.indices.size:
             del keep
             return self.weight
         indptr = np.zeros(self.n + 1, dtype=self.indptr.dtype)
@@ -1029,17 +1035,12 @@ def grow(
         # arrays would otherwise come on top of them (glibc keeps freed blocks that small live
         # ones fragment)
         release_memory()
-        Wb = graph.weight_without(inner)
+        Wb = graph.weight_without(inner, cut=theirs)
         if bridges_r:
             B = sp.csr_matrix((bridge_w, (bridges_r, bridges_c)), shape=Wb.shape)
             Wb = Wb + B
             del B
             release_memory()
-        if theirs is not None:  # another cell's voxels: no edge of the search reaches them
-            keep_v = sp.diags((~theirs).astype(np.float64))
-            Wb = (keep_v @ Wb @ keep_v).tocsr()
-            Wb.eliminate_zeros()
-            del keep_v
         dist, pred = dijkstra(Wb, directed=False, indices=sources, min_only=True, return_predecessors=True)[:2]
         del Wb
         reached = np.flatnonzero(np.isfinite(dist))
