@@ -583,6 +583,55 @@ def test_find_side_branches_starts_a_faint_branch_off_the_tree() -> None:
                                         noise=1.0)) == n0
 
 
+def test_faint_pieces_joined_by_paths_that_are_ridges() -> None:
+    """A faint branch broken into pieces with no strong voxel is followed out from the tree,
+    piece after piece (one round of searches reaches only the first pieces); a flat plateau
+    as bright (no ridge: without the ridge test it is joined) and a piece beside the tree
+    are not joined."""
+    import scipy.ndimage as ndi
+
+    from morph.tracing import faint
+
+    rng = np.random.default_rng(1)
+    shape, vs = (20, 100, 120), (0.5, 0.5, 1.0)
+
+    def tube(points_um: np.ndarray, amp: float) -> np.ndarray:
+        a = np.zeros(shape, np.float32)
+        ijk = np.round(points_um / np.array(vs)).astype(int)
+        a[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = 1.0
+        a = ndi.gaussian_filter(a, (0.5, 1.2, 1.2))
+        return amp * a / a.max()
+
+    tree = np.stack([np.linspace(5, 55, 200), np.full(200, 10.0), np.full(200, 10.0)], axis=1)
+    y = np.linspace(11.5, 45, 300)
+    branch = np.stack([30 + 3 * np.sin(y / 6), y, np.full(y.size, 10.0)], axis=1)
+    keep = ~(((y > 15) & (y < 17.5)) | ((y > 27) & (y < 29.5)) | ((y > 36) & (y < 38)))  # staining gaps
+    noise = ndi.gaussian_filter(rng.normal(size=shape), 0.8)
+    img = tube(tree, 12) + tube(branch[keep], 3.0) + 0.3 * (noise / noise.std()).astype(np.float32)
+    zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]] * np.array([1.0, 0.5, 0.5])[:, None, None, None]
+    img += 2.6 * ndi.gaussian_filter(((np.abs(xx - 47) < 4) & (np.abs(yy - 25) < 4) & (np.abs(zz - 10) < 2)).astype(
+        np.float32), 1.0)  # a plateau
+    img += tube(np.stack([np.linspace(12, 18, 20), np.full(20, 12.5), np.full(20, 10.0)], axis=1), 2.6)  # beside
+    img = img.astype(np.float32)
+    lab, n = ndi.label(img > 1.7, np.ones((3, 3, 3)))
+    peak = ndi.maximum(img, lab, np.arange(1, n + 1))
+    weak = np.flatnonzero(np.isin(lab, np.flatnonzero(peak <= 3.5) + 1).reshape(-1))
+    pieces = faint.FaintPieces.from_index(weak, shape, vs, min_extent_um=3.0)
+    assert pieces.n >= 4
+    paths = faint.join_paths(img, vs, tree, pieces, noise=1.0, ref=5.0)
+    pts = np.vstack(paths)
+    assert np.linalg.norm(pts - branch[-1], axis=1).min() < 2.0  # out to the branch's end, across three gaps
+    in_plateau = (np.abs(pieces.xyz[:, 0] - 47) < 3) & (np.abs(pieces.xyz[:, 1] - 25) < 3)
+    beside = (pieces.xyz[:, 0] < 19) & (pieces.xyz[:, 1] < 14)
+    assert in_plateau.any() and beside.any()  # both are pieces
+    assert not np.any((np.abs(pts[:, 0] - 47) < 3) & (np.abs(pts[:, 1] - 25) < 3))  # not into the plateau
+    assert not np.any((pts[:, 0] < 19) & (pts[:, 1] < 14))  # nor the piece beside the tree
+    assert abs(paths[0][0, 1] - 10) < 1.5  # the first path starts on the tree
+    # a stricter contrast, or no reach: nothing
+    assert not faint.join_paths(img, vs, tree, pieces, noise=1.0, ref=5.0, min_contrast=4.0)
+    assert not faint.join_paths(img, vs, tree, pieces, noise=1.0, ref=5.0, reach_um=1.0)
+
+
 def test_label_axon_given_and_heuristic() -> None:
     segs, gold = y_cell()
     m, rep = lab.label(gold.resample(1.0), axon_point=(10, 60, 8))
@@ -852,7 +901,7 @@ def radius_ratio(m: Morphology, gold: Morphology) -> float:
 
 @pytest.mark.parametrize(
     "seed,cell_type,render_seed,f1_min,p_min,len_range,bp_min,radius_max",
-    [(11, "pyramidal", 3, 0.945, 0.98, (0.9, 1.1), 9, 1.3), (5, "aspiny", 4, 0.855, 0.91, (0.75, 1.1), 8, 1.4)],
+    [(11, "pyramidal", 3, 0.965, 0.98, (0.9, 1.1), 10, 1.3), (5, "aspiny", 4, 0.875, 0.91, (0.8, 1.1), 9, 1.4)],
 )
 def test_trace_synth_realistic_brightfield(
     seed: int, cell_type: str, render_seed: int, f1_min: float, p_min: float,
@@ -909,7 +958,9 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     it ends: F1 0.778 then; cut back to its last node away from that branch, 0.825. Bridges
     from the ends of pieces (``gap_from_pieces``, 4 um) join faint branches whose start is
     lost near the branch point: 0.843 (precision 0.898, recall 0.794). Faded tips walked on
-    along the image (``tip_extend_um``): 0.847 (precision 0.877, recall 0.820). Its dendrites
+    along the image (``tip_extend_um``): 0.847 (precision 0.877, recall 0.820). Faint pieces
+    of foreground joined by minimal paths that stand out as ridges (``faint_reach_um``): 0.898
+    (precision 0.912, recall 0.885; 0.866, 0.906, 0.828 without). Its dendrites
     are all thinner than the blur (gold radii 0.14-0.36 um, 5th-95th percentile): radii from their stain, median
     traced / gold 1.31."""
     synth = pytest.importorskip("morph.synth")
@@ -919,9 +970,10 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     s = synth.render_stack(cell, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=(200, 200, 60), seed=2)
     m = trace(s.data, voxel_size=s.voxel_size, progress=False)
     r = compare(m, s.gold, tolerance=2.0)
-    assert r.f1 >= 0.84, (r.f1, r.precision, r.recall)
-    assert r.precision >= 0.87, r.precision
-    assert r.recall >= 0.81, r.recall
+    assert r.f1 >= 0.88, (r.f1, r.precision, r.recall)
+    assert r.precision >= 0.89, r.precision
+    assert r.recall >= 0.86, r.recall
+    assert any(h.startswith("faint neurites: ") for h in m.header)
     assert 0.85 <= radius_ratio(m, s.gold) <= 1.4, radius_ratio(m, s.gold)
 
 

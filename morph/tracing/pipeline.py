@@ -45,6 +45,7 @@ from morph.errors import TracingError
 from morph.io.stack import MEAN, Stack, series_note
 from morph.morphology import AXON, BASAL, SOMA, Morphology
 from morph.soma_outline import SomaOutline
+from morph.tracing import faint as _faint
 from morph.tracing import label as _label
 from morph.tracing import preprocess as _pre
 from morph.tracing import prune as _prune
@@ -82,6 +83,9 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     #: The soma's outline measured by :func:`refine` (the refined tree's frame), if any.
     soma_outline: SomaOutline | None = None
+    #: Flat indices of the voxels above ``threshold_low`` in pieces with no strong voxel
+    #: (``faint_reach_um`` > 0 only): where faint neurites may lie, see :func:`_join_faint`.
+    faint: NDArray[np.int64] | None = None
 
     def to_trace_space(self, xyz_um: Any) -> NDArray[np.float64]:
         """Physical points to the tracing space (z divided by the z elongation)."""
@@ -398,13 +402,15 @@ def prepare(
     release_memory()
     packed = _pre.pack_image(image, chunk_slices=params.chunk_slices, in_place=True)
     del image  # in place: now the codes' storage
-    idx, val, note = reachable_foreground(shape, vs, idx, val, params, keep_um=keep_um, keep_radius_um=keep_radius_um)
+    faint: list[NDArray[np.int64]] = []
+    idx, val, note = reachable_foreground(shape, vs, idx, val, params, keep_um=keep_um, keep_radius_um=keep_radius_um,
+                                          dropped=faint if params.faint_reach_um > 0 else None)
     fg, graph, radius, strong, stretch, _stats = foreground_graph(
         shape, vs, idx, val, noise, params, stages=stages, timings=t, t0=t0,  # type: ignore[arg-type]
     )
     return Prepared(None, vs, pol, noise, fg, graph, radius, strong,  # type: ignore[arg-type]
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t,
-                    packed_image=packed, notes=[note])
+                    packed_image=packed, notes=[note], faint=faint[0] if faint else None)
 
 
 def reachable_foreground(
@@ -417,6 +423,7 @@ def reachable_foreground(
     keep_um: NDArray[np.float64] | None = None,
     keep_radius_um: float = 0.0,
     slab_bytes: int = 4 * 1024**2,
+    dropped: list[NDArray[np.int64]] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.float32], str]:
     """The kept candidate voxels (flat ``index``, ``value`` in noise units) without the pieces
     of foreground the tree can never reach: those with no voxel above ``threshold_high`` and
@@ -427,6 +434,8 @@ def reachable_foreground(
 
     The pieces are labelled a z-range at a time in about ``slab_bytes`` of working memory
     (:func:`morph.tracing.tree.piece_labels`). Returns ``(index, value, note)``, sorted by index, the note for the SWC header.
+    ``dropped``: a list that receives the flat indices of the voxels left out (the faint
+    pieces :func:`_join_faint` may join), when given.
     """
     vs = tuple(float(v) for v in voxel_size)
     index = np.asarray(index, dtype=np.int64)
@@ -437,6 +446,8 @@ def reachable_foreground(
     reach = _tree.reachable_pieces(shape, vs, index, value > params.threshold_high,  # type: ignore[arg-type]
                                    keep_xyz_um=keep_um, keep_radius_um=keep_radius_um, slab_bytes=slab_bytes)
     n_all = int(index.size)
+    if dropped is not None:
+        dropped.append(index[~reach])
     if not reach.all():
         index, value = index[reach], value[reach]
     note = (f"foreground: {n_all} voxels above threshold_low, of which {n_all - index.size} in pieces with no "
@@ -786,6 +797,39 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     if flat_terminals:
         # with the neurites' own radii: the sides are sampled just outside each neurite
         m = _prune_flat_terminals(m, prep, params, _nearest_nodes(m, keep_pts), traced)
+    return m
+
+
+def _join_faint(m: Morphology, prep: Prepared, params: TraceParams) -> Morphology:
+    """The faint pieces of foreground that minimal paths join to the refined tree as neurites
+    (:func:`morph.tracing.faint.join_paths`), each path centred, smoothed, resampled and given
+    radii like the tree, hanging from the tree's node nearest to its first point."""
+    if prep.faint is None or not prep.faint.size or len(m) < 2:
+        return m
+    pieces = _faint.FaintPieces.from_index(prep.faint, prep.fg.shape, prep.voxel_size,
+                                           min_extent_um=params.faint_min_um)
+    prep.faint = None
+    ref = _path_ref(params, prep.image, prep.voxel_size, prep.noise, [m.xyz[0]])
+    paths = _faint.join_paths(prep.image, prep.voxel_size, m.resample(0.5 * min(prep.voxel_size)).xyz, pieces,
+                              noise=prep.noise, ref=ref, cost_power=params.path_cost_power,
+                              reach_um=params.faint_reach_um, min_contrast=params.faint_contrast)
+    if not paths:
+        return m
+    # refined as a seed's path, and walked on from its far end as the tree's tips are
+    path_params = params.replace(min_branch_um=0.0, route_soma_bridges=0.0, side_branch_um=0.0, tip_fraction=0.0,
+                                 thick_spur_factor=0.0)
+    before = m.total_length()
+    for path in paths:
+        n = len(path)
+        pm = Morphology(path, np.ones(n), np.full(n, BASAL), np.arange(n) - 1, units="um", voxel_size=prep.voxel_size)
+        n_notes = len(prep.notes)
+        pm = refine(pm, prep, path_params, flat_terminals=False)
+        del prep.notes[n_notes:]  # the radii's note is the tree's
+        j = int(cKDTree(m.xyz).query(pm.xyz[0])[1])
+        t = int(m.types[j])
+        m = m.merge(pm._derive(types=np.full(len(pm), BASAL if t == SOMA else t)), attach_to=j)
+    prep.notes.append(f"faint neurites: {len(paths)} pieces of foreground with no voxel above threshold_high joined "
+                      f"by minimal paths through the image ({m.total_length() - before:.1f} um of cable)")
     return m
 
 
@@ -1273,6 +1317,7 @@ def trace(
                     hint="check the soma/seed position, the polarity, or lower threshold_low",
                 )
             m = refine(m, prep, params, protect_xyz=(prep.to_physical(fg.xyz_um(seeds_fg)) if seeds_fg.size else None))
+            m = _join_faint(m, prep, params)
             m = _join_seeds(m, prep, params, join_pts, join_names)
             m = m.translate(off)
             if prep.soma_outline is not None:

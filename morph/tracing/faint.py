@@ -1,0 +1,198 @@
+"""Faint neurites: pieces of foreground too weak to be bridged to, joined to the traced tree
+by minimal paths through the image when the path stands out as a neurite.
+
+A thin dendrite near the noise floor breaks, at the foreground threshold, into short pieces
+with no strongly stained voxel; the tree stage never bridges to such pieces (most pieces of
+that kind are the background's texture). Here each piece near the refined tree is joined to
+it by the least-cost path through the image (the seeds' graded cost,
+:func:`morph.tracing.prune.min_cost_path`) and through the piece itself, and the whole path,
+outside the tree, is kept only when it is a ridge of the image: brighter than both sides
+across it. Kept paths become part of the tree, so a chain of
+pieces along a faint dendrite is followed outwards round after round.
+
+Functions take the flattened, denoised image (stained structure positive, background about
+0), physical voxel sizes and points in micrometres in the image's frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from morph.tracing import prune as _prune
+
+
+@dataclass
+class FaintPieces:
+    """Pieces of foreground with no strong voxel: each voxel's position (micrometres, the
+    image's frame) and piece label (0 .. n-1)."""
+
+    xyz: NDArray[np.float64]
+    label: NDArray[np.int64]
+    n: int
+
+    @classmethod
+    def from_index(cls, index: NDArray[np.int64], shape: tuple[int, int, int], voxel_size: Sequence[float], *,
+                   min_extent_um: float = 3.0) -> FaintPieces:
+        """The 26-connected pieces of the voxels at flat ``index`` (of a ``(Z, Y, X)`` stack)
+        whose extent (the diagonal of their bounding box) reaches ``min_extent_um``."""
+        from morph.tracing.tree import piece_labels
+
+        vs = np.asarray(voxel_size, dtype=np.float64)
+        index = np.sort(np.asarray(index, dtype=np.int64))
+        lab, n = piece_labels(shape, index)
+        lab = np.asarray(lab, dtype=np.int64)
+        xyz = np.stack(np.unravel_index(index, shape), axis=1)[:, ::-1] * vs
+        lo = np.full((n, 3), np.inf)
+        hi = np.full((n, 3), -np.inf)
+        for a in range(3):
+            np.minimum.at(lo[:, a], lab, xyz[:, a])
+            np.maximum.at(hi[:, a], lab, xyz[:, a])
+        keep_piece = np.linalg.norm(hi - lo, axis=1) >= min_extent_um
+        keep = keep_piece[lab]
+        new = np.cumsum(keep_piece) - 1
+        return cls(xyz[keep], new[lab[keep]], int(keep_piece.sum()))
+
+
+def _ridge(image: NDArray[Any], voxel_size: NDArray[np.float64], pts: NDArray[np.float64], side_um: float) -> float:
+    """How much brighter the image is along a path of points than beside it: the median,
+    over the points, of the image minus the brighter of the two samples ``side_um`` to
+    either side across the path in x-y."""
+    d = np.gradient(pts, axis=0)
+    d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
+    h = _prune._across_xy(d)
+    v = _prune._sample(image, pts, voxel_size)
+    side = np.maximum(_prune._sample(image, pts + side_um * h, voxel_size),
+                      _prune._sample(image, pts - side_um * h, voxel_size))
+    return float(np.median(v - side))
+
+
+def _box(a_um: NDArray[np.float64], b_um: NDArray[np.float64], margin_um: float, voxel_size: NDArray[np.float64],
+         shape: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """First and past-last (z, y, x) voxels of the box spanning two points plus a margin."""
+    lo = np.minimum(a_um, b_um) - margin_um
+    hi = np.maximum(a_um, b_um) + margin_um
+    b0 = np.clip(np.floor(lo / voxel_size).astype(np.int64)[::-1], 0, shape - 1)
+    b1 = np.clip(np.ceil(hi / voxel_size).astype(np.int64)[::-1] + 1, b0 + 1, shape)
+    return b0, b1
+
+
+def join_paths(
+    image: NDArray[Any],
+    voxel_size: Sequence[float],
+    tree_xyz_um: NDArray[np.float64],
+    pieces: FaintPieces,
+    *,
+    noise: float,
+    ref: float,
+    cost_power: float = 4.0,
+    reach_um: float = 20.0,
+    min_contrast: float = 1.5,
+    side_um: float = 1.5,
+    halo_um: float = 3.0,
+    tree_um: float = 1.5,
+    margin_um: float = 3.0,
+    max_rounds: int = 4,
+) -> list[NDArray[np.float64]]:
+    """Minimal paths from the traced tree through the faint pieces that stand out as neurites.
+
+    A piece is a candidate when its nearest voxel lies within ``reach_um`` of the tree and
+    at most half its voxels lie within ``halo_um`` of it (a screen: a piece in the blur
+    beside a traced neurite has a brighter side, and its path would not be kept; not trying
+    those saves a tenth of the searches on ``bench/trace.py``'s ``BF_512``). Nearest candidates first, the path is the least-cost
+    path through ``image`` (``exp(cost_power (1 - f)^2)``, ``f = clip(image / ref, 0, 1)``,
+    physical voxel spacing) from the piece's voxel farthest from the tree to whichever
+    point of the tree it reaches first, searched in the box spanning the piece and the
+    tree's point nearest to it, ``margin_um`` around: through the piece, then across the gap
+    to the tree. It is kept when, over its points more than ``tree_um`` from the tree, the
+    image exceeds the brighter of its two sides ``side_um`` across in x-y by a median of
+    ``min_contrast`` noise units (:func:`_ridge`): a ridge, as a neurite is, and not the
+    texture, nor the blur beside a brighter neurite. A kept path joins the tree (the pieces
+    it runs within 1 um of are done with), and the pieces it brought 0.5 um or more nearer
+    are tried again in the next round, up to ``max_rounds``: a chain of pieces along a
+    faint dendrite is followed outwards.
+
+    Parameters
+    ----------
+    image
+        Flattened, denoised image (stained structure positive), (Z, Y, X).
+    voxel_size
+        ``(x, y, z)`` micrometres.
+    tree_xyz_um
+        Points along the tree's cable (every half voxel or so).
+    pieces
+        The faint pieces (:class:`FaintPieces`).
+    noise, ref
+        The image's noise level (``min_contrast`` is in its units) and the
+        brightness at which the path's cost is least.
+
+    Returns
+    -------
+    list of ndarray
+        Each kept path, ``(k, 3)`` micrometres from its point on the tree outwards.
+    """
+    vs = np.asarray(voxel_size, dtype=np.float64)
+    shp = np.asarray(image.shape, dtype=np.int64)
+    cable = np.asarray(tree_xyz_um, dtype=np.float64).reshape(-1, 3)
+    out: list[NDArray[np.float64]] = []
+    if pieces.n == 0 or not len(cable):
+        return out
+    lab, xyz = pieces.label, pieces.xyz
+    count = np.bincount(lab, minlength=pieces.n)
+    done = np.zeros(pieces.n, dtype=bool)
+    tried_at = np.full(pieces.n, np.inf)  # each piece's distance to the tree when last tried
+    cvox = np.unique(np.rint(cable / vs).astype(np.int64)[:, ::-1], axis=0)
+    for _round in range(max_rounds):
+        kd = cKDTree(cable)
+        d = kd.query(xyz)[0]
+        halo = np.bincount(lab, weights=(d <= halo_um), minlength=pieces.n) / np.maximum(count, 1)
+        dmin = np.full(pieces.n, np.inf)
+        np.minimum.at(dmin, lab, d)
+        cand = np.flatnonzero(~done & (halo <= 0.5) & (dmin <= reach_um) & (dmin < tried_at - 0.5))
+        if not cand.size:
+            break
+        order = np.lexsort((d, lab))
+        heads = np.r_[True, lab[order][1:] != lab[order][:-1]]
+        near_of = np.full(pieces.n, -1)
+        far_of = np.full(pieces.n, -1)
+        near_of[lab[order[heads]]] = order[heads]
+        far_of[lab[order[np.r_[heads[1:], True]]]] = order[np.r_[heads[1:], True]]
+        kept_before = len(out)
+        for c in cand[np.argsort(dmin[cand], kind="stable")]:
+            if done[c]:
+                continue
+            tried_at[c] = dmin[c]
+            p_near, p_far = xyz[near_of[c]], xyz[far_of[c]]
+            _dn, jn = kd.query(p_near)
+            lo_um = np.minimum(np.minimum(p_near, p_far), cable[jn])
+            hi_um = np.maximum(np.maximum(p_near, p_far), cable[jn])
+            b0, b1 = _box(lo_um, hi_um, margin_um, vs, shp)
+            inb = np.all((cvox >= b0) & (cvox < b1), axis=1)
+            if not inb.any():
+                continue
+            box = tuple(slice(int(u), int(v)) for u, v in zip(b0, b1, strict=True))
+            start = np.clip(np.rint(p_far / vs).astype(np.int64)[::-1], b0, b1 - 1)
+            path = _prune.min_cost_path(image, vs, box, start, cvox[inb], ref=ref, cost_power=cost_power)
+            path = path[::-1, ::-1] * vs  # from the tree through the piece to its far end
+            dt = kd.query(path)[0]
+            off = dt > tree_um
+            if off.sum() < 4:
+                continue
+            if _ridge(image, vs, path[off], side_um) < min_contrast * noise:
+                continue
+            out.append(path)
+            near_path = np.isfinite(cKDTree(path).query(xyz, distance_upper_bound=1.0)[0])
+            done[np.unique(lab[near_path])] = True
+            new = path[dt > 0.5 * float(vs.min())]
+            cable = np.vstack([cable, new])
+            kd = cKDTree(cable)
+            cvox = np.unique(np.vstack([cvox, np.rint(new / vs).astype(np.int64)[:, ::-1]]), axis=0)
+        if len(out) == kept_before:
+            break
+    return out
+
