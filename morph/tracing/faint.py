@@ -98,6 +98,7 @@ def join_paths(
     tree_um: float = 1.5,
     margin_um: float = 3.0,
     max_rounds: int = 4,
+    avoid: NDArray[np.bool_] | None = None,
 ) -> list[NDArray[np.float64]]:
     """Minimal paths from the traced tree through the faint pieces that stand out as neurites.
 
@@ -127,6 +128,10 @@ def join_paths(
         Points along the tree's cable (every half voxel or so).
     pieces
         The faint pieces (:class:`FaintPieces`).
+    avoid
+        Per point of ``tree_xyz_um``: points no path may end on (the axon: a dendrite
+        passing near it is not a branch of it). They still count as the tree for the
+        distances above.
     noise, ref
         The image's noise level (``min_contrast`` is in its units) and the
         brightness at which the path's cost is least.
@@ -146,7 +151,9 @@ def join_paths(
     count = np.bincount(lab, minlength=pieces.n)
     done = np.zeros(pieces.n, dtype=bool)
     tried_at = np.full(pieces.n, np.inf)  # each piece's distance to the tree when last tried
-    cvox = np.unique(np.rint(cable / vs).astype(np.int64)[:, ::-1], axis=0)
+    # the voxels a path may end on: the tree's (but those of ``avoid``) and the kept paths'
+    ok_pts = cable if avoid is None else cable[~np.asarray(avoid, dtype=bool)]
+    cvox = np.unique(np.rint(ok_pts / vs).astype(np.int64)[:, ::-1], axis=0).reshape(-1, 3)
     for _round in range(max_rounds):
         kd = cKDTree(cable)
         d = kd.query(xyz)[0]

@@ -801,18 +801,20 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
 
 
 def _join_faint(m: Morphology, prep: Prepared, params: TraceParams) -> Morphology:
-    """The faint pieces of foreground that minimal paths join to the refined tree as neurites
-    (:func:`morph.tracing.faint.join_paths`), each path centred, smoothed, resampled and given
-    radii like the tree, hanging from the tree's node nearest to its first point."""
+    """The faint pieces of foreground that minimal paths join to the labelled tree as neurites
+    (:func:`morph.tracing.faint.join_paths`; never to the axon), each path centred, smoothed,
+    resampled and given radii like the tree, hanging from the tree's node nearest to its
+    first point (not an axon node) and typed like it (basal dendrite from the soma)."""
     if prep.faint is None or not prep.faint.size or len(m) < 2:
         return m
     pieces = _faint.FaintPieces.from_index(prep.faint, prep.fg.shape, prep.voxel_size,
                                            min_extent_um=params.faint_min_um)
     prep.faint = None
     ref = _path_ref(params, prep.image, prep.voxel_size, prep.noise, [m.xyz[0]])
-    paths = _faint.join_paths(prep.image, prep.voxel_size, m.resample(0.5 * min(prep.voxel_size)).xyz, pieces,
-                              noise=prep.noise, ref=ref, cost_power=params.path_cost_power,
-                              reach_um=params.faint_reach_um, min_contrast=params.faint_contrast)
+    cable = m.resample(0.5 * min(prep.voxel_size))
+    paths = _faint.join_paths(prep.image, prep.voxel_size, cable.xyz, pieces, noise=prep.noise, ref=ref,
+                              cost_power=params.path_cost_power, reach_um=params.faint_reach_um,
+                              min_contrast=params.faint_contrast, avoid=cable.types == AXON)
     if not paths:
         return m
     # refined as a seed's path, and walked on from its far end as the tree's tips are
@@ -825,7 +827,8 @@ def _join_faint(m: Morphology, prep: Prepared, params: TraceParams) -> Morpholog
         n_notes = len(prep.notes)
         pm = refine(pm, prep, path_params, flat_terminals=False)
         del prep.notes[n_notes:]  # the radii's note is the tree's
-        j = int(cKDTree(m.xyz).query(pm.xyz[0])[1])
+        cand = np.flatnonzero(m.types != AXON)
+        j = int(cand[cKDTree(m.xyz[cand]).query(pm.xyz[0])[1]])
         t = int(m.types[j])
         m = m.merge(pm._derive(types=np.full(len(pm), BASAL if t == SOMA else t)), attach_to=j)
     prep.notes.append(f"faint neurites: {len(paths)} pieces of foreground with no voxel above threshold_high joined "
@@ -1317,7 +1320,6 @@ def trace(
                     hint="check the soma/seed position, the polarity, or lower threshold_low",
                 )
             m = refine(m, prep, params, protect_xyz=(prep.to_physical(fg.xyz_um(seeds_fg)) if seeds_fg.size else None))
-            m = _join_faint(m, prep, params)
             m = _join_seeds(m, prep, params, join_pts, join_names)
             m = m.translate(off)
             if prep.soma_outline is not None:
@@ -1334,6 +1336,8 @@ def trace(
                                   apical_thickness=params.apical_thickness, origin_drop=params.axon_origin_drop,
                                   origin_max_um=params.axon_origin_max_um)
             lab = rep.header_lines()
+            # faint neurites last, so that none hangs from the axon (a dendrite passing near it)
+            m = _join_faint(m.translate(-off), prep, params).translate(off)
         else:
             lab = ["extend mode: new branches attached to the nearest node of the given reconstruction"]
             if axon_pt is not None:  # the clicked axon is labelled; every other node keeps its type
