@@ -331,6 +331,23 @@ def test_chunked_trace_equals_in_memory_trace(op1, tmp_path: Path):
     assert [p.name for p in tmp_path.iterdir()] == ["crop.zarr"]  # scratch image removed
 
 
+def test_chunked_trace_joins_the_same_faint_neurites():
+    """A brightfield render whose faint dendrites break into weak pieces: the bounded run keeps
+    those pieces aside as the in-memory run does and joins the same ones."""
+    from morph import synth
+    from morph.tracing import trace
+
+    cell = synth.generate_neuron(5, cell_type="aspiny")
+    s = synth.render_stack(cell, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=(120, 120, 40), seed=4)
+    ref = trace(s.data, voxel_size=s.voxel_size, progress=False)
+    got = chunked.trace(s.data, voxel_size=s.voxel_size, max_memory=chunked.FIXED_OVERHEAD + 24 * 2**20,
+                        progress=False)
+    faint = [h for h in ref.header if h.startswith("faint neurites: ")]
+    assert faint and faint == [h for h in got.header if h.startswith("faint neurites: ")]
+    np.testing.assert_array_equal(got.xyz, ref.xyz)
+    np.testing.assert_array_equal(got.parent, ref.parent)
+
+
 def test_strict_memory_fails_before_the_tree_stages(op1, tmp_path: Path, monkeypatch):
     """With ``strict_memory``, a foreground too large for the bound is an error raised before
     the graph is built (here the per-voxel estimate is inflated so that it is)."""
