@@ -1932,6 +1932,25 @@ def test_two_cells_whose_dendrites_touch_are_traced_apart() -> None:
         assert np.count_nonzero(np.abs(alone.xyz[~alone.soma_mask, 0] - other) < 3) > 20
 
 
+def test_a_round_body_joined_thickly_to_the_soma_is_not_another_cell() -> None:
+    """A round body as thick as a soma joined to the soma by thick foreground (the base of a
+    thick trunk, which at fine voxels passes for a body) is the soma's own; joined by a
+    thin neurite only, it is another cell's soma."""
+    vs = (0.5, 0.5, 1.0)
+    shape = (20, 120, 170)  # 85 x 60 x 20 um
+    soma = ((25.0, 30.0, 10.0), 6.0)
+    arms = [((25, 30, 10), (25, 5, 10), 0.8), ((25, 30, 10), (10, 50, 10), 0.8)]
+    thick = render_tubes(arms + [((25, 30, 10), (45, 30, 10), 3.5), ((45, 30, 10), (45, 30, 10), 4.5),
+                                 ((45, 30, 10), (80, 30, 10), 0.8)], shape, vs, soma=soma, brightfield=True, seed=1)
+    thin = render_tubes(arms + [((25, 30, 10), (60, 30, 10), 0.8), ((60, 30, 10), (60, 30, 10), 4.5),
+                                ((60, 30, 10), (80, 30, 10), 0.8)], shape, vs, soma=soma, brightfield=True, seed=1)
+    m = trace(thick, voxel_size=vs, soma=soma[0], progress=False)
+    assert not any(line.startswith("other somata:") for line in m.header), m.header
+    assert np.count_nonzero(m.xyz[~m.soma_mask, 0] > 60) > 10  # traced on beyond the body
+    m = trace(thin, voxel_size=vs, soma=soma[0], progress=False)
+    assert any(line.startswith("other somata: 1") for line in m.header), m.header
+
+
 def test_a_soma_cut_by_the_stacks_edge_is_reported(y_stack) -> None:
     data, vs, _gold = y_stack
     with pytest.warns(UserWarning, match="cut by the stack's x-y edge"):

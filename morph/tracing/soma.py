@@ -69,6 +69,22 @@ def detect_soma(
     return Soma(centre, r, vox, is_soma, "detected")
 
 
+def _neck_between(fg: Foreground, local_radius: NDArray[np.float64], a: NDArray[np.float64], b: NDArray[np.float64],
+                  thin_um: float) -> bool:
+    """Whether the foreground thins below ``thin_um`` (its local radius) somewhere on the
+    straight line from ``a`` to ``b`` (tracing space, um), or leaves it: two bodies, not one.
+    Each point along the line (every half voxel) reads the thickest foreground voxel within
+    one voxel of it."""
+    step = 0.5 * float(min(fg.voxel_size))
+    n = max(2, int(np.ceil(float(np.linalg.norm(b - a)) / step)) + 1)
+    reach = float(max(fg.voxel_size))
+    for t in np.linspace(0.0, 1.0, n):
+        near, _d = fg.within(a + t * (b - a), reach)
+        if near.size == 0 or float(local_radius[near].max()) < thin_um:
+            return True
+    return False
+
+
 def other_somata(
     fg: Foreground,
     local_radius: NDArray[np.float64],
@@ -85,9 +101,12 @@ def other_somata(
     as the ``chosen`` soma (and at least ``min_radius_um``), lying outside it (centres more
     than the two radii apart) and round: their thick core (the voxels within twice their
     radius that are at least 0.6 times as thick) no more than ``max_elongation`` times as long
-    as wide (the square root of the ratio of its two largest principal variances). Thickest
-    first; a place within twice the radius of one already judged is the same body. Each takes
-    the foreground within its radius.
+    as wide (the square root of the ratio of its two largest principal variances) and apart
+    from the soma: the foreground on the straight line between the two centres thins below
+    half the smaller radius, or breaks (:func:`_neck_between`; at fine voxels the base of a
+    thick apical trunk is round and deep enough to pass the other tests). Thickest first; a
+    place within twice the radius of one already judged is the same body. Each takes the
+    foreground within its radius.
 
     A neighbouring filled cell whose dendrites touch the chosen cell's is otherwise traced
     as part of it; :func:`morph.tracing.tree.grow` leaves to such a soma the voxels nearer to
@@ -121,6 +140,8 @@ def other_somata(
         ev = np.sort(np.linalg.eigvalsh(np.cov((core - core.mean(axis=0)).T)))[::-1]
         if np.sqrt(ev[0] / max(ev[1], 1e-12)) > max_elongation:
             continue  # a thick neurite, not a body
+        if not _neck_between(fg, local_radius, chosen.centre, centre, 0.5 * min(float(chosen.radius), ri)):
+            continue  # joined to the soma by foreground as thick as a body: the soma's own (its trunk)
         out.append(Soma(centre, ri, _inside(fg, centre, ri, int(cand[i])), True, "other cell"))
         if len(out) >= max_count:
             break
