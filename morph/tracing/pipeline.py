@@ -434,8 +434,10 @@ def reachable_foreground(
 
     The pieces are labelled a z-range at a time in about ``slab_bytes`` of working memory
     (:func:`morph.tracing.tree.piece_labels`). Returns ``(index, value, note)``, sorted by index, the note for the SWC header.
-    ``dropped``: a list that receives the flat indices of the voxels left out (the faint
-    pieces :func:`_join_faint` may join), when given.
+    ``dropped``: a list that receives the flat indices of the voxels in pieces with no voxel
+    above ``threshold_high`` (the faint pieces :func:`_join_faint` may join: those left out,
+    and those kept near the user's points, which the tree never bridges to either), when
+    given.
     """
     vs = tuple(float(v) for v in voxel_size)
     index = np.asarray(index, dtype=np.int64)
@@ -443,11 +445,14 @@ def reachable_foreground(
     if index.size > 1 and np.any(index[1:] < index[:-1]):
         order = np.argsort(index, kind="stable")
         index, value = index[order], value[order]
+    weak: list[NDArray[np.bool_]] = []
     reach = _tree.reachable_pieces(shape, vs, index, value > params.threshold_high,  # type: ignore[arg-type]
-                                   keep_xyz_um=keep_um, keep_radius_um=keep_radius_um, slab_bytes=slab_bytes)
+                                   keep_xyz_um=keep_um, keep_radius_um=keep_radius_um, slab_bytes=slab_bytes,
+                                   weak=weak if dropped is not None else None)
     n_all = int(index.size)
     if dropped is not None:
-        dropped.append(index[~reach])
+        dropped.append(index[weak[0]])
+    del weak
     if not reach.all():
         index, value = index[reach], value[reach]
     note = (f"foreground: {n_all} voxels above threshold_low, of which {n_all - index.size} in pieces with no "

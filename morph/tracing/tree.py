@@ -343,6 +343,7 @@ def reachable_pieces(
     keep_xyz_um: NDArray[np.float64] | None = None,
     keep_radius_um: float = 0.0,
     slab_bytes: int = 4 * 1024**2,
+    weak: list[NDArray[np.bool_]] | None = None,
 ) -> NDArray[np.bool_]:
     """Which foreground voxels lie in a piece the tree can ever reach.
 
@@ -356,11 +357,14 @@ def reachable_pieces(
     saves the tree stages' memory for those voxels (measured: 0 to 10% of the foreground, the
     most on noisy brightfield stacks).
 
-    Returns a boolean mask over ``index``.
+    Returns a boolean mask over ``index``; ``weak``, a list, receives the mask of the voxels
+    in pieces with no strong voxel (those kept near the user's points included).
     """
     lab, n = piece_labels(shape, index, slab_bytes=slab_bytes)
     good = np.zeros(n, dtype=bool)
     good[lab[np.asarray(strong, dtype=bool)]] = True
+    if weak is not None:
+        weak.append(~good[lab])
     if keep_xyz_um is not None and len(keep_xyz_um) and not good.all():
         kd = cKDTree(np.asarray(keep_xyz_um, dtype=np.float64).reshape(-1, 3))
         vs = np.asarray(voxel_size, dtype=np.float64)
