@@ -363,7 +363,7 @@ def main(argv: list[str]) -> int:
         rows.append(json.loads(p.stdout.strip().splitlines()[-1]))
         r = rows[-1]
         print(f"{key} done: F1 {r['f1']:.3f} in {r['time']:.1f} s", file=sys.stderr)
-    stages = ["polarity", "preprocess", "tubularity", "graph", "soma", "tree", "refine", "label"]
+    stages = ["polarity", "preprocess", "tubularity", "graph", "soma", "tree", "refine", "label", "faint"]
     head = (f"{'stack':10} {'shape (z,y,x)':>15} {'Mvox':>6} " + " ".join(f"{s[:6]:>6}" for s in stages)
             + f" {'total s':>7} {'Mvox/s':>6} {'peakB/v':>7} {'pyB/v':>6} {'F1':>6} {'P':>6} {'R':>6}"
             + f" {'len/gold':>8} {'bp':>7} {'r/gold':>6} {'otsu+sk':>7} {'kimimaro':>8} {'ceiling':>7} {'F1 zsl':>7} {'visible':>7}")

@@ -58,7 +58,7 @@ from morph.tracing.params import TraceParams
 from morph.tracing.polarity import resolve_polarity
 from morph.tracing.tubularity import tube_scale, tubularity_at
 
-STAGES = ["polarity", "preprocess", "tubularity", "graph", "soma", "tree", "refine", "label"]
+STAGES = ["polarity", "preprocess", "tubularity", "graph", "soma", "tree", "refine", "label", "faint"]
 
 #: With no soma found and no point given, the strongest foreground voxel must reach this many
 #: times ``threshold_high`` for the stack to hold a neuron (see :func:`trace`).
@@ -1341,8 +1341,6 @@ def trace(
                                   apical_thickness=params.apical_thickness, origin_drop=params.axon_origin_drop,
                                   origin_max_um=params.axon_origin_max_um)
             lab = rep.header_lines()
-            # faint neurites last, so that none hangs from the axon (a dendrite passing near it)
-            m = _join_faint(m.translate(-off), prep, params).translate(off)
         else:
             lab = ["extend mode: new branches attached to the nearest node of the given reconstruction"]
             if axon_pt is not None:  # the clicked axon is labelled; every other node keeps its type
@@ -1352,6 +1350,13 @@ def trace(
                 lab.append(f"axon: {note} (confidence 1.00)")
         tm["label"] = time.perf_counter() - t0
         st.step("label")
+        st.start("faint")
+        t0 = time.perf_counter()
+        if extend is None:
+            # faint neurites last, so that none hangs from the axon (a dendrite passing near it)
+            m = _join_faint(m.translate(-off), prep, params).translate(off)
+        tm["faint"] = time.perf_counter() - t0
+        st.step("faint")
     extra = []
     if root is not None:
         c = root.centre + off
