@@ -836,8 +836,8 @@ def _join_faint(m: Morphology, prep: Prepared, params: TraceParams) -> Morpholog
         j = int(cand[cKDTree(m.xyz[cand]).query(pm.xyz[0])[1]])
         t = int(m.types[j])
         m = m.merge(pm._derive(types=np.full(len(pm), BASAL if t == SOMA else t)), attach_to=j)
-    prep.notes.append(f"faint neurites: {len(paths)} pieces of foreground with no voxel above threshold_high joined "
-                      f"by minimal paths through the image ({m.total_length() - before:.1f} um of cable)")
+    prep.notes.append(f"faint neurites: {len(paths)} minimal paths through the image joined pieces of foreground with "
+                      f"no voxel above threshold_high to the tree ({m.total_length() - before:.1f} um of cable)")
     return m
 
 
