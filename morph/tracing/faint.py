@@ -62,14 +62,9 @@ class FaintPieces:
 def _ridge(image: NDArray[Any], voxel_size: NDArray[np.float64], pts: NDArray[np.float64], side_um: float) -> float:
     """How much brighter the image is along a path of points than beside it: the median,
     over the points, of the image minus the brighter of the two samples ``side_um`` to
-    either side across the path in x-y."""
-    d = np.gradient(pts, axis=0)
-    d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
-    h = _prune._across_xy(d)
-    v = _prune._sample(image, pts, voxel_size)
-    side = np.maximum(_prune._sample(image, pts + side_um * h, voxel_size),
-                      _prune._sample(image, pts - side_um * h, voxel_size))
-    return float(np.median(v - side))
+    either side across the path in x-y (:func:`morph.tracing.prune.ridge_contrast_at`)."""
+    return float(np.median(_prune.ridge_contrast_at(image, voxel_size, pts, np.gradient(pts, axis=0),
+                                                    offset_um=side_um)))
 
 
 def _box(a_um: NDArray[np.float64], b_um: NDArray[np.float64], margin_um: float, voxel_size: NDArray[np.float64],

@@ -361,14 +361,25 @@ def ridge_contrast(
     xyz = m.xyz[idx]
     p = m.parent[idx]
     d = np.where((p >= 0)[:, None], xyz - m.xyz[np.maximum(p, 0)], 0.0)
-    perp = np.stack([-d[:, 1], d[:, 0], np.zeros(idx.size)], axis=1)
+    return ridge_contrast_at(image, voxel_size, xyz, d, offset_um=offset_um)
+
+
+def ridge_contrast_at(
+    image: NDArray[Any], voxel_size: Sequence[float], xyz_um: NDArray[np.float64], direction: NDArray[np.float64], *,
+    offset_um: float | NDArray[np.float64] = 1.5,
+) -> NDArray[np.float64]:
+    """:func:`ridge_contrast` at points ``xyz_um`` (n, 3) of a line running along
+    ``direction`` (n, 3, any length; across it in x-y, or along x where it is zero or runs
+    along z)."""
+    d = np.asarray(direction, dtype=np.float64)
+    perp = np.stack([-d[:, 1], d[:, 0], np.zeros(len(d))], axis=1)
     nrm = np.linalg.norm(perp, axis=1, keepdims=True)
     perp = np.where(nrm > 1e-9, perp / np.maximum(nrm, 1e-12), np.array([1.0, 0.0, 0.0]))
     vs = np.asarray(voxel_size, dtype=np.float64)
-    off = np.broadcast_to(np.asarray(offset_um, dtype=np.float64).reshape(-1, 1), (idx.size, 1))
-    c = _sample(image, xyz, vs)
-    a = _sample(image, xyz + off * perp, vs)
-    b = _sample(image, xyz - off * perp, vs)
+    off = np.broadcast_to(np.asarray(offset_um, dtype=np.float64).reshape(-1, 1), (len(d), 1))
+    c = _sample(image, xyz_um, vs)
+    a = _sample(image, xyz_um + off * perp, vs)
+    b = _sample(image, xyz_um - off * perp, vs)
     return c - np.maximum(a, b)
 
 
