@@ -149,9 +149,9 @@ def join_paths(
     # the voxels a path may end on: the tree's (but those of ``avoid``) and the kept paths'
     ok_pts = cable if avoid is None else cable[~np.asarray(avoid, dtype=bool)]
     cvox = np.unique(np.rint(ok_pts / vs).astype(np.int64)[:, ::-1], axis=0).reshape(-1, 3)
+    kd = cKDTree(cable)
+    d = kd.query(xyz)[0]  # each voxel's distance to the tree, kept up to date as paths join it
     for _round in range(max_rounds):
-        kd = cKDTree(cable)
-        d = kd.query(xyz)[0]
         halo = np.bincount(lab, weights=(d <= halo_um), minlength=pieces.n) / np.maximum(count, 1)
         dmin = np.full(pieces.n, np.inf)
         np.minimum.at(dmin, lab, d)
@@ -188,8 +188,10 @@ def join_paths(
             if _ridge(image, vs, path[off], side_um) < min_contrast * noise:
                 continue
             out.append(path)
-            near_path = np.isfinite(cKDTree(path).query(xyz, distance_upper_bound=1.0)[0])
-            done[np.unique(lab[near_path])] = True
+            # the path's distance to every voxel that lies within twice the reach of it
+            dp = cKDTree(path).query(xyz, distance_upper_bound=2.0 * reach_um)[0]
+            done[np.unique(lab[dp <= 1.0])] = True
+            np.minimum(d, dp, out=d)
             new = path[dt > 0.5 * float(vs.min())]
             cable = np.vstack([cable, new])
             kd = cKDTree(cable)
