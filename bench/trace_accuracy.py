@@ -116,7 +116,9 @@ def load(name: str, spec: tuple, modality: str = "brightfield"):
     cut = os.environ.get("MORPH_BENCH_ALLEN_AXON", "cable")
     m = allen_cell(DATA / "swc" / "allen" / cell, cut=cut) if isinstance(cell, str) else generate_neuron(cell[1], cell_type=cell[0])
     # the cache key names the cell rendered, so a change of the cell (or its cut) renders anew
-    h = hashlib.sha1(repr((seed, crop)).encode())
+    from morph.synth.render import RENDER_VERSION
+
+    h = hashlib.sha1(repr((seed, crop, RENDER_VERSION)).encode())
     for a in (m.xyz, m.radius, m.types, m.parent):
         h.update(np.ascontiguousarray(a).tobytes())
     key = f"{name}.{h.hexdigest()[:10]}" + ("" if modality == "brightfield" else f".{modality}")

@@ -338,7 +338,7 @@ def test_chunked_trace_joins_the_same_faint_neurites():
     from morph.tracing import trace
 
     cell = synth.generate_neuron(5, cell_type="aspiny")
-    s = synth.render_stack(cell, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=(120, 120, 40), seed=4)
+    s = synth.render_stack(cell, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=(120, 120, 40), seed=7)
     ref = trace(s.data, voxel_size=s.voxel_size, progress=False)
     got = chunked.trace(s.data, voxel_size=s.voxel_size, max_memory=chunked.FIXED_OVERHEAD + 24 * 2**20,
                         progress=False)

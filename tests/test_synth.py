@@ -224,6 +224,23 @@ def test_presets_order_difficulty():
         render_params("easy", modality="xray")
 
 
+def test_background_texture_does_not_repeat_along_z():
+    """The texture at one x-y position is uncorrelated with itself a few slices up or down:
+    a texture repeating every few slices stacks each dark grain into a column through the
+    stack, which a tracer takes for a neurite running along z."""
+    from morph.synth.render import _Texture
+
+    p = render_params("realistic", voxel_size=(0.5, 0.5, 1.0))
+    tex = _Texture(p, np.asarray(p.voxel_size), np.random.default_rng(0), (120, 120)).slab(0, 50)
+    assert tex.shape == (50, 120, 120)
+    assert 0.8 * p.texture < float(tex.std()) < 1.2 * p.texture
+    near = np.corrcoef(tex[:-1].ravel(), tex[1:].ravel())[0, 1]
+    assert near > 0.3  # smooth along z at its own scale
+    for lag in range(4, 40):
+        r = np.corrcoef(tex[:-lag].ravel(), tex[lag:].ravel())[0, 1]
+        assert abs(r) < 0.1, (lag, r)
+
+
 def test_clutter_stays_off_the_neuron():
     m = generate_neuron(6, cell_type="aspiny", scale=0.25)
     with_c = render_stack(m, preset="hard", voxel_size=(0.3, 0.3, 1.0), seed=3)

@@ -63,6 +63,10 @@ from numpy.typing import NDArray
 from morph.errors import MorphError
 from morph.morphology import Morphology
 
+#: Bumped whenever the same cell and parameters render a different stack (caches of renders
+#: key on it).
+RENDER_VERSION = 2
+
 _SCALE = 4000.0  # uint16 fixed point of the density volume (2.5e-4 resolution, max 16.4)
 
 
@@ -728,8 +732,11 @@ class _NoisePool:
 
 class _Texture:
     """Fine tissue texture (``texture`` grey levels standard deviation): the sum of two
-    periodic tiles of Gaussian-filtered noise of coprime sizes, so that no repeat shows;
-    each tile's planes are laid out once over the full plane."""
+    periodic tiles of Gaussian-filtered noise of coprime sizes, so that no repeat shows
+    in x/y; along z the tiles are :data:`TEXTURE_TILE_Z` slices deep, so that the texture
+    of one x-y position repeats only that many slices apart (tiles a few slices deep stack a
+    dark texture grain above itself every few slices: a column through the whole stack that
+    looks like a neurite running along z)."""
 
     def __init__(
         self, p: RenderParams, vs: NDArray, rng: np.random.Generator, plane: tuple[int, int]
@@ -738,21 +745,27 @@ class _Texture:
 
         ny, nx = plane
         sig = (max(0.5, p.texture_sigma_z / vs[2]), p.texture_sigma / vs[1], p.texture_sigma / vs[0])
-        self.planes = []
-        for shape in ((8, 192, 192), (7, 181, 173)):
+        self.tiles: list[NDArray[np.float32]] = []
+        self.index: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
+        for shape in ((TEXTURE_TILE_Z[0], 192, 192), (TEXTURE_TILE_Z[1], 181, 173)):
             t = ndi.gaussian_filter(rng.standard_normal(shape), sig, mode="wrap")
             sd = float(t.std())
             t *= p.texture / (sd * math.sqrt(2)) if sd > 0 else 0.0
             oy, ox = (int(v) for v in rng.integers(0, 1000, size=2))
-            iy = (np.arange(ny) + oy) % shape[1]
-            ix = (np.arange(nx) + ox) % shape[2]
-            self.planes.append(t.astype(np.float32)[:, iy][:, :, ix])
+            self.tiles.append(t.astype(np.float32))
+            self.index.append(((np.arange(ny) + oy) % shape[1], (np.arange(nx) + ox) % shape[2]))
 
     def slab(self, z0: int, z1: int) -> NDArray[np.float32]:
-        a, b = self.planes
-        out = a[np.arange(z0, z1) % a.shape[0]]
-        out += b[np.arange(z0, z1) % b.shape[0]]
+        out: NDArray[np.float32] | None = None
+        for t, (iy, ix) in zip(self.tiles, self.index, strict=True):
+            part = t[np.arange(z0, z1) % t.shape[0]][:, iy][:, :, ix]
+            out = part if out is None else out + part
+        assert out is not None
         return out
+
+
+#: Depth in slices of the texture's two tiles (coprime: the sum repeats every 3776 slices).
+TEXTURE_TILE_Z = (64, 59)
 
 
 __all__ = ["PRESETS", "RenderParams", "SyntheticStack", "clip_to_box", "render_params", "render_stack"]
