@@ -188,6 +188,33 @@ def test_eigenvalues_closed_form() -> None:
     np.testing.assert_allclose(tubularity.sorted_eigenvalues(h), ref, atol=1e-9)
 
 
+def test_hessian_eigen_at_points_matches_filtered_derivatives() -> None:
+    """The Hessian at a few voxels from their neighbourhoods equals Gaussian derivative
+    filters of the whole image (physical units, anisotropic voxels); along a line, the axis
+    of least curvature is the line's."""
+    import scipy.ndimage as ndi
+
+    img = ndi.gaussian_filter(np.random.default_rng(0).normal(size=(30, 40, 50)), 1.5)
+    vs, s = (0.5, 0.5, 1.0), 0.7
+    zyx = np.array([[15, 20, 25], [10, 12, 30], [0, 0, 0], [29, 39, 49]])
+    w, vec = tubularity.hessian_eigen_at(img, zyx, vs, sigma_um=s)
+    h = np.array([vs[2], vs[1], vs[0]])
+    H = np.zeros((len(zyx), 3, 3))
+    for a in range(3):
+        for b in range(3):
+            order = [0, 0, 0]
+            order[a] += 1
+            order[b] += 1
+            d = ndi.gaussian_filter(img, s / h, order=order, mode="nearest", truncate=3.0)
+            H[:, a, b] = d[tuple(zyx.T)] / (h[a] * h[b])
+    np.testing.assert_allclose(w, np.linalg.eigvalsh(H), atol=0.05 * np.abs(w).max())
+    line = np.zeros((20, 20, 40))
+    line[10, 10, :] = 1.0
+    w, vec = tubularity.hessian_eigen_at(ndi.gaussian_filter(line, (0.8, 1.5, 1.5)), np.array([[10, 10, 20]]), vs)
+    assert w[0, 0] < w[0, 1] < 0 and abs(w[0, 2]) < 0.05 * abs(w[0, 0])
+    np.testing.assert_allclose(np.abs(vec[0, :, 2]), [1.0, 0.0, 0.0], atol=1e-6)  # x, y, z: along x
+
+
 def test_tubularity_prefers_tubes_over_sheets_and_honours_anisotropy() -> None:
     vs = (0.5, 0.5, 1.5)
     tube = render_tubes([((2, 20, 15), (38, 20, 15), 1.0)], (20, 80, 80), vs, noise=0, background=0)
@@ -632,6 +659,63 @@ def test_faint_pieces_joined_by_paths_that_are_ridges() -> None:
     assert not faint.join_paths(img, vs, tree, pieces, noise=1.0, ref=5.0, reach_um=1.0)
 
 
+def test_aligned_fraction_tells_a_tube_from_texture() -> None:
+    """Along a faint line the Hessian's tube axis follows the path; along a path through a
+    smooth random texture (round grains) it points anywhere."""
+    import scipy.ndimage as ndi
+
+    from morph.tracing import faint
+
+    shape, vs = (20, 60, 100), np.array([0.5, 0.5, 1.0])
+    path = np.stack([np.arange(15, 85) * 0.5, np.full(70, 15.0), np.full(70, 10.0)], axis=1)
+    line = np.zeros(shape)
+    line[10, 30, 10:90] = 1.0
+    line = ndi.gaussian_filter(line, (1.2, 0.6, 0.6))
+    line *= 1.5 / line.max()
+    for seed in range(3):
+        tex = ndi.gaussian_filter(np.random.default_rng(seed).normal(size=shape), (0.8, 0.9, 0.9))
+        tex /= tex.std()
+        assert faint.aligned_fraction(0.3 * tex + line, vs, path).mean() >= 0.8
+        assert faint.aligned_fraction(tex, vs, path).mean() <= 0.3
+    assert faint.aligned_fraction(line, vs, path[:1]).tolist() == [0.0]
+
+
+def test_faint_path_of_lower_contrast_kept_when_it_runs_along_a_tube() -> None:
+    """A faint straight branch standing 1.35 noise units above its sides (under
+    ``faint_contrast``, 1.5) leads from the tree to a weak piece: joined only with the second
+    test (``aligned_contrast``), the image being a tube along it."""
+    import scipy.ndimage as ndi
+
+    from morph.tracing import faint
+
+    shape, vs = (20, 100, 140), (0.5, 0.5, 1.0)
+
+    def tube(points_um: np.ndarray, amp: float) -> np.ndarray:
+        a = np.zeros(shape, np.float32)
+        ijk = np.round(points_um / np.array(vs)).astype(int)
+        a[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = 1.0
+        a = ndi.gaussian_filter(a, (0.5, 1.2, 1.2))
+        return amp * a / a.max()
+
+    def along_y(x: float, y0: float, y1: float, n: int) -> np.ndarray:
+        return np.stack([np.full(n, x), np.linspace(y0, y1, n), np.full(n, 10.0)], axis=1)
+
+    tree = np.stack([np.linspace(5, 65, 240), np.full(240, 10.0), np.full(240, 10.0)], axis=1)
+    noise = ndi.gaussian_filter(np.random.default_rng(2).normal(size=shape), 0.8)
+    img = (tube(tree, 12) + tube(along_y(20, 11.5, 26, 150), 1.5) + tube(along_y(20, 26, 31, 40), 2.6)
+           + 0.2 * noise / noise.std()).astype(np.float32)
+    lab, n = ndi.label(img > 1.7, np.ones((3, 3, 3)))
+    peak = ndi.maximum(img, lab, np.arange(1, n + 1))
+    weak = np.flatnonzero(np.isin(lab, np.flatnonzero(peak <= 3.5) + 1).reshape(-1))
+    pieces = faint.FaintPieces.from_index(weak, shape, vs, min_extent_um=3.0)
+    assert pieces.n == 1
+    assert not faint.join_paths(img, vs, tree, pieces, noise=1.0, ref=5.0)
+    paths = faint.join_paths(img, vs, tree, pieces, noise=1.0, ref=5.0, aligned_contrast=1.2)
+    assert len(paths) == 1 and abs(paths[0][0, 1] - 10) < 1.5 and paths[0][-1, 1] > 28
+    assert np.all(np.abs(paths[0][:, 0] - 20) < 1.5)
+    assert not faint.join_paths(img, vs, tree, pieces, noise=1.0, ref=5.0, aligned_contrast=1.2, min_aligned=1.01)
+
+
 def test_label_axon_given_and_heuristic() -> None:
     segs, gold = y_cell()
     m, rep = lab.label(gold.resample(1.0), axon_point=(10, 60, 8))
@@ -901,7 +985,7 @@ def radius_ratio(m: Morphology, gold: Morphology) -> float:
 
 @pytest.mark.parametrize(
     "seed,cell_type,render_seed,f1_min,p_min,len_range,bp_min,radius_max",
-    [(11, "pyramidal", 3, 0.965, 0.98, (0.9, 1.1), 10, 1.3), (5, "aspiny", 4, 0.865, 0.91, (0.8, 1.1), 9, 1.4)],
+    [(11, "pyramidal", 3, 0.975, 0.98, (0.9, 1.1), 11, 1.3), (5, "aspiny", 4, 0.865, 0.91, (0.8, 1.1), 10, 1.4)],
 )
 def test_trace_synth_realistic_brightfield(
     seed: int, cell_type: str, render_seed: int, f1_min: float, p_min: float,
@@ -909,7 +993,7 @@ def test_trace_synth_realistic_brightfield(
 ) -> None:
     """Generated cells at the ``realistic`` preset (thin dendrites barely above the texture,
     debris, other cells' fragments): F1 at 2 um, cable length and branch points found, and
-    the radii (median traced / gold 1.23 and 1.31; the image's half width, before the blur
+    the radii (median traced / gold 1.18 and 1.23; the image's half width, before the blur
     was taken out, gave 3.3 and 4.8 on the bench's renders of these cells, SYN_gen11 and SYN_asp5)."""
     synth = pytest.importorskip("morph.synth")
     cell = synth.generate_neuron(seed, cell_type=cell_type)
@@ -956,9 +1040,9 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     gaps and thin out below the foreground threshold: what carries them across is the gap
     bridges along a dendrite's direction and from the ends of pieces (``gap_from_pieces``),
     the tip walks (``tip_extend_um``) and the faint pieces joined by minimal paths that stand
-    out as ridges (``faint_reach_um``: F1 0.851, precision 0.924, recall 0.788; 0.844,
-    0.933, 0.771 without). Its dendrites are all thinner than the blur (gold radii 0.14-0.36
-    um, 5th-95th percentile): radii from their stain, median traced / gold 1.42."""
+    out as ridges or as tubes (``faint_reach_um``: F1 0.854, precision 0.920, recall 0.797;
+    0.844, 0.933, 0.771 without). Its dendrites are all thinner than the blur (gold radii 0.14-0.36
+    um, 5th-95th percentile): radii from their stain, median traced / gold 1.43."""
     synth = pytest.importorskip("morph.synth")
     cell = read_swc(data / "swc/allen/bmtk_Pvalb_469628681_m.swc")
     ax = cell.types == AXON
@@ -966,9 +1050,9 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     s = synth.render_stack(cell, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=(200, 200, 60), seed=2)
     m = trace(s.data, voxel_size=s.voxel_size, progress=False)
     r = compare(m, s.gold, tolerance=2.0)
-    assert r.f1 >= 0.84, (r.f1, r.precision, r.recall)
+    assert r.f1 >= 0.845, (r.f1, r.precision, r.recall)
     assert r.precision >= 0.91, r.precision
-    assert r.recall >= 0.77, r.recall
+    assert r.recall >= 0.785, r.recall
     assert any(h.startswith("faint neurites: ") for h in m.header)
     assert 0.85 <= radius_ratio(m, s.gold) <= 1.5, radius_ratio(m, s.gold)
 

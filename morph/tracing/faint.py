@@ -67,6 +67,30 @@ def _ridge(image: NDArray[Any], voxel_size: NDArray[np.float64], pts: NDArray[np
                                                     offset_um=side_um)))
 
 
+def aligned_fraction(image: NDArray[Any], voxel_size: Sequence[float], path_um: NDArray[np.float64], *,
+                     sigma_um: float = 0.5, max_angle_deg: float = 37.0) -> NDArray[np.float64]:
+    """Whether the image is a tube along a path, point by point: at each point of
+    ``path_um`` (``(k, 3)`` micrometres, on voxel centres, in order), whether the Hessian's
+    axis of least curvature (:func:`morph.tracing.tubularity.hessian_eigen_at`, at
+    ``sigma_um``), the axis a tube runs along, lies within ``max_angle_deg`` of the path's
+    direction there (over five points). The grains of a background texture are round, so
+    that axis points anywhere along a path through them. Returns booleans as 0 / 1."""
+    from scipy.ndimage import uniform_filter1d
+
+    from morph.tracing.tubularity import hessian_eigen_at
+
+    vs = np.asarray(voxel_size, dtype=np.float64)
+    pts = np.asarray(path_um, dtype=np.float64).reshape(-1, 3)
+    if len(pts) < 2:
+        return np.zeros(len(pts))
+    zyx = np.clip(np.rint(pts / vs).astype(np.int64)[:, ::-1], 0, np.asarray(image.shape) - 1)
+    w, vec = hessian_eigen_at(image, zyx, vs, sigma_um=sigma_um)
+    axis = vec[np.arange(len(w)), :, np.argmin(np.abs(w), axis=1)]
+    t = uniform_filter1d(np.gradient(pts, axis=0), 5, axis=0, mode="nearest")
+    t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    return (np.abs(np.sum(t * axis, axis=1)) >= np.cos(np.deg2rad(max_angle_deg))).astype(np.float64)
+
+
 def _box(a_um: NDArray[np.float64], b_um: NDArray[np.float64], margin_um: float, voxel_size: NDArray[np.float64],
          shape: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """First and past-last (z, y, x) voxels of the box spanning two points plus a margin."""
@@ -93,6 +117,8 @@ def join_paths(
     tree_um: float = 1.5,
     margin_um: float = 3.0,
     max_rounds: int = 4,
+    aligned_contrast: float | None = None,
+    min_aligned: float = 0.6,
     avoid: NDArray[np.bool_] | None = None,
 ) -> list[NDArray[np.float64]]:
     """Minimal paths from the traced tree through the faint pieces that stand out as neurites.
@@ -108,7 +134,10 @@ def join_paths(
     to the tree. It is kept when, over its points more than ``tree_um`` from the tree, the
     image exceeds the brighter of its two sides ``side_um`` across in x-y by a median of
     ``min_contrast`` noise units (:func:`_ridge`): a ridge, as a neurite is, and not the
-    texture, nor the blur beside a brighter neurite. A kept path joins the tree (the pieces
+    texture, nor the blur beside a brighter neurite. A path standing out by less, but by at
+    least ``aligned_contrast`` (when given), is kept when the image is also a tube along it:
+    at ``min_aligned`` of those points or more, the tube's axis follows the path
+    (:func:`aligned_fraction`). A kept path joins the tree (the pieces
     it runs within 1 um of are done with), and the pieces it brought 0.5 um or more nearer
     are tried again in the next round, up to ``max_rounds``: a chain of pieces along a
     faint dendrite is followed outwards.
@@ -123,6 +152,9 @@ def join_paths(
         Points along the tree's cable (every half voxel or so).
     pieces
         The faint pieces (:class:`FaintPieces`).
+    aligned_contrast, min_aligned
+        The lower ridge contrast (noise units) of paths that run along the image's tube axis,
+        and the share of their points off the tree that must do so.
     avoid
         Per point of ``tree_xyz_um``: points no path may end on (the axon: a dendrite
         passing near it is not a branch of it). They still count as the tree for the
@@ -185,7 +217,10 @@ def join_paths(
             off = dt > tree_um
             if off.sum() < 4:
                 continue
-            if _ridge(image, vs, path[off], side_um) < min_contrast * noise:
+            ridge = _ridge(image, vs, path[off], side_um)
+            if ridge < min_contrast * noise and not (
+                    aligned_contrast is not None and ridge >= aligned_contrast * noise
+                    and float(np.mean(aligned_fraction(image, vs, path)[off])) >= min_aligned):
                 continue
             out.append(path)
             # the path's distance to every voxel that lies within twice the reach of it

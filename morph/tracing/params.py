@@ -185,6 +185,12 @@ class TraceParams:
         x-y by a median of ``faint_contrast`` noise units; kept paths join the tree, so that
         pieces further out are tried next (0 disables; ``None``: by polarity). See
         :func:`morph.tracing.faint.join_paths`.
+    faint_aligned_contrast
+        A faint path standing out by less than ``faint_contrast`` but at least this many noise
+        units is kept when the image is a tube along it: at 60 % of its points outside the
+        tree or more, the Hessian's axis of least curvature at 0.5 um lies within 37 degrees
+        of the path (:func:`morph.tracing.faint.aligned_fraction`; the texture's grains are
+        round). 0, or ``faint_contrast`` or more, turns the second test off.
     tip_recentre_um
         Each step of a tip's walk ends on the brightest point across it, at most this far in
         x-y and twice as far along the other perpendicular (mostly z), before it is judged, so
@@ -304,6 +310,7 @@ class TraceParams:
     faint_reach_um: float | None = None
     faint_min_um: float = 3.0
     faint_contrast: float = 1.5
+    faint_aligned_contrast: float = 1.2
     gap_soma_um: float | None = None
     gap_soma_angle_deg: float = 30.0
     route_soma_bridges: float = 2.0

@@ -819,7 +819,8 @@ def _join_faint(m: Morphology, prep: Prepared, params: TraceParams) -> Morpholog
     cable = m.resample(0.5 * min(prep.voxel_size))
     paths = _faint.join_paths(prep.image, prep.voxel_size, cable.xyz, pieces, noise=prep.noise, ref=ref,
                               cost_power=params.path_cost_power, reach_um=params.faint_reach_um,
-                              min_contrast=params.faint_contrast, avoid=cable.types == AXON)
+                              min_contrast=params.faint_contrast, avoid=cable.types == AXON,
+                              aligned_contrast=params.faint_aligned_contrast or None)
     if not paths:
         return m
     # refined as a seed's path, and walked on from its far end as the tree's tips are

@@ -174,6 +174,54 @@ def tubularity_at(
     return out
 
 
+def _gauss_kernels(sigma_vox: float) -> NDArray[np.float64]:
+    """Sampled Gaussian of ``sigma_vox`` voxels and its first two derivatives (rows 0, 1, 2),
+    over a radius of three sigmas (at least one voxel)."""
+    r = max(1, int(np.ceil(3.0 * sigma_vox)))
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    g = np.exp(-0.5 * (x / sigma_vox) ** 2)
+    g /= g.sum()
+    return np.stack([g, -x / sigma_vox**2 * g, (x**2 / sigma_vox**4 - 1.0 / sigma_vox**2) * g])
+
+
+def hessian_eigen_at(
+    image: NDArray[Any], zyx: NDArray[np.int64], voxel_size: Sequence[float], *, sigma_um: float = 0.5
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Eigenvalues and eigenvectors of the Hessian of ``image`` smoothed by a Gaussian of
+    ``sigma_um`` micrometres, at integer voxels ``zyx`` (n, 3), in physical units (per um^2).
+
+    Each point's Hessian is the image's patch around it (three sigmas, clamped at the
+    borders) weighed by the derivatives of the Gaussian, so only the points' neighbourhoods
+    are read: a few hundred values per point, whatever the image's size.
+
+    Returns
+    -------
+    eigenvalues : ndarray
+        ``(n, 3)``, ascending (the most negative first: for a bright tube, the two across it).
+    eigenvectors : ndarray
+        ``(n, 3, 3)``, ``[:, :, k]`` the unit vector of eigenvalue ``k`` in ``(x, y, z)``.
+    """
+    zyx = np.asarray(zyx, dtype=np.int64).reshape(-1, 3)
+    vs = np.asarray(voxel_size, dtype=np.float64)[::-1]  # z, y, x
+    ker = [_gauss_kernels(float(sigma_um) / h) for h in vs]
+    rad = [k.shape[1] // 2 for k in ker]
+    shp = np.asarray(image.shape, dtype=np.int64)
+    ax = [np.clip(zyx[:, a, None] + np.arange(-rad[a], rad[a] + 1), 0, shp[a] - 1) for a in range(3)]
+    patch = np.asarray(image[ax[0][:, :, None, None], ax[1][:, None, :, None], ax[2][:, None, None, :]],
+                       dtype=np.float64)
+    H = np.empty((zyx.shape[0], 3, 3))
+    for a in range(3):
+        for b in range(a, 3):
+            order = [0, 0, 0]
+            order[a] += 1
+            order[b] += 1
+            v = np.einsum("nijk,i,j,k->n", patch, ker[0][order[0]], ker[1][order[1]], ker[2][order[2]])
+            v = v / (vs[a] * vs[b])
+            H[:, a, b] = H[:, b, a] = v
+    w, vec = np.linalg.eigh(H)
+    return w, vec[:, ::-1, :]  # rows z, y, x -> x, y, z
+
+
 def tubularity(
     image: NDArray[Any],
     voxel_size: Sequence[float],
