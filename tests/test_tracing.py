@@ -610,6 +610,30 @@ def test_find_side_branches_starts_a_faint_branch_off_the_tree() -> None:
                                         noise=1.0)) == n0
 
 
+def _tube(shape: tuple[int, int, int], vs: tuple[float, float, float], points_um: np.ndarray,
+          amp: float) -> np.ndarray:
+    """A neurite through ``points_um`` (x, y, z um), blurred, peaking at ``amp``."""
+    import scipy.ndimage as ndi
+
+    a = np.zeros(shape, np.float32)
+    ijk = np.round(points_um / np.array(vs)).astype(int)
+    a[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = 1.0
+    a = ndi.gaussian_filter(a, (0.5, 1.2, 1.2))
+    return amp * a / a.max()
+
+
+def _weak_pieces(img: np.ndarray, vs: tuple[float, float, float]):
+    """The faint stage's pieces of ``img``: above 1.7, with no voxel above 3.5."""
+    import scipy.ndimage as ndi
+
+    from morph.tracing import faint
+
+    lab, n = ndi.label(img > 1.7, np.ones((3, 3, 3)))
+    peak = ndi.maximum(img, lab, np.arange(1, n + 1))
+    weak = np.flatnonzero(np.isin(lab, np.flatnonzero(peak <= 3.5) + 1).reshape(-1))
+    return faint.FaintPieces.from_index(weak, img.shape, vs, min_extent_um=3.0)
+
+
 def test_faint_pieces_joined_by_paths_that_are_ridges() -> None:
     """A faint branch broken into pieces with no strong voxel is followed out from the tree,
     piece after piece (one round of searches reaches only the first pieces); a flat plateau
@@ -623,11 +647,7 @@ def test_faint_pieces_joined_by_paths_that_are_ridges() -> None:
     shape, vs = (20, 100, 120), (0.5, 0.5, 1.0)
 
     def tube(points_um: np.ndarray, amp: float) -> np.ndarray:
-        a = np.zeros(shape, np.float32)
-        ijk = np.round(points_um / np.array(vs)).astype(int)
-        a[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = 1.0
-        a = ndi.gaussian_filter(a, (0.5, 1.2, 1.2))
-        return amp * a / a.max()
+        return _tube(shape, vs, points_um, amp)
 
     tree = np.stack([np.linspace(5, 55, 200), np.full(200, 10.0), np.full(200, 10.0)], axis=1)
     y = np.linspace(11.5, 45, 300)
@@ -640,10 +660,7 @@ def test_faint_pieces_joined_by_paths_that_are_ridges() -> None:
         np.float32), 1.0)  # a plateau
     img += tube(np.stack([np.linspace(12, 18, 20), np.full(20, 12.5), np.full(20, 10.0)], axis=1), 2.6)  # beside
     img = img.astype(np.float32)
-    lab, n = ndi.label(img > 1.7, np.ones((3, 3, 3)))
-    peak = ndi.maximum(img, lab, np.arange(1, n + 1))
-    weak = np.flatnonzero(np.isin(lab, np.flatnonzero(peak <= 3.5) + 1).reshape(-1))
-    pieces = faint.FaintPieces.from_index(weak, shape, vs, min_extent_um=3.0)
+    pieces = _weak_pieces(img, vs)
     assert pieces.n >= 4
     paths = faint.join_paths(img, vs, tree, pieces, noise=1.0, ref=5.0)
     pts = np.vstack(paths)
@@ -691,11 +708,7 @@ def test_faint_path_of_lower_contrast_kept_when_it_runs_along_a_tube() -> None:
     shape, vs = (20, 100, 140), (0.5, 0.5, 1.0)
 
     def tube(points_um: np.ndarray, amp: float) -> np.ndarray:
-        a = np.zeros(shape, np.float32)
-        ijk = np.round(points_um / np.array(vs)).astype(int)
-        a[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = 1.0
-        a = ndi.gaussian_filter(a, (0.5, 1.2, 1.2))
-        return amp * a / a.max()
+        return _tube(shape, vs, points_um, amp)
 
     def along_y(x: float, y0: float, y1: float, n: int) -> np.ndarray:
         return np.stack([np.full(n, x), np.linspace(y0, y1, n), np.full(n, 10.0)], axis=1)
@@ -704,10 +717,7 @@ def test_faint_path_of_lower_contrast_kept_when_it_runs_along_a_tube() -> None:
     noise = ndi.gaussian_filter(np.random.default_rng(2).normal(size=shape), 0.8)
     img = (tube(tree, 12) + tube(along_y(20, 11.5, 26, 150), 1.5) + tube(along_y(20, 26, 31, 40), 2.6)
            + 0.2 * noise / noise.std()).astype(np.float32)
-    lab, n = ndi.label(img > 1.7, np.ones((3, 3, 3)))
-    peak = ndi.maximum(img, lab, np.arange(1, n + 1))
-    weak = np.flatnonzero(np.isin(lab, np.flatnonzero(peak <= 3.5) + 1).reshape(-1))
-    pieces = faint.FaintPieces.from_index(weak, shape, vs, min_extent_um=3.0)
+    pieces = _weak_pieces(img, vs)
     assert pieces.n == 1
     assert not faint.join_paths(img, vs, tree, pieces, noise=1.0, ref=5.0)
     paths = faint.join_paths(img, vs, tree, pieces, noise=1.0, ref=5.0, aligned_contrast=1.2)
