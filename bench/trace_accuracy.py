@@ -34,6 +34,11 @@ stacks are traced in ``--jobs`` processes (default 2, one thread each: MORPH_THR
 does. ``-o FILE`` writes the table as TSV; ``--compare A B`` prints two such tables side
 by side with the change per stack. About 2.5 minutes on two cores, rendering included.
 
+``--draws N`` also renders each of the six bench cells N - 1 more times with other render
+seeds (the same cell: another draw of its staining, the clutter, the texture and the noise),
+named ``NAME~k``; the summary row ``mean_draws`` is the six cells over all N draws. One draw of
+six stacks is a small sample: a stack's F1 moves by a few hundredths from draw to draw.
+
 ``--modality fluorescence`` renders the same cells (same seeds and crops) as fluorescence
 (cached apart) and takes the fluorescence sample stack (30 stacks): how the tracer does on a
 fill imaged bright on dark, e.g. with ``--param defaults_for=brightfield``.
@@ -80,13 +85,17 @@ CACHE = Path(os.environ.get("MORPH_BENCH_CACHE", Path.home() / ".cache" / "morph
 _ALLEN_LEFT_OUT = {"skk_test_4493.swc", *(c for c, _ in SYNTH.values() if isinstance(c, str))}
 
 
-def stacks(modality: str = "brightfield") -> dict[str, tuple]:
+def stacks(modality: str = "brightfield", draws: int = 1) -> dict[str, tuple]:
     """The set, rendered as ``modality``: the same cells, seeds and crops either way; of the
     sample stacks, those of ``sample_stacks/`` in that modality (fluorescence: the aspiny
-    one)."""
+    one). With ``draws`` > 1, each of the six bench cells is also rendered ``draws - 1``
+    more times with other render seeds (``NAME~k``, seed + 1000 k; group ``draws``)."""
     out: dict[str, tuple] = {}
     for name, (cell, seed) in SYNTH.items():
         out[name] = ("bench", cell, seed, (200, 200, 60))
+    for k in range(1, max(1, int(draws))):
+        for name, (cell, seed) in SYNTH.items():
+            out[f"{name}~{k}"] = ("draws", cell, seed + 1000 * k, (200, 200, 60))
     for name in ("pyramidal_brightfield", "aspiny_brightfield"):
         sample = name.replace("brightfield", modality)
         if (ROOT / "sample_stacks" / f"{sample}.tif").exists():
@@ -384,8 +393,10 @@ MISS_COLS = ("miss_tip", "miss_side", "miss_soma", "miss_apart", "evident", "bel
 CLICK_COLS = ("clicks", "f1_clicked", "precision_clicked", "recall_clicked")
 # with --deletes N: then up to N false branches deleted (after the clicks, when given)
 DELETE_COLS = ("deletes", "f1_edited", "precision_edited", "recall_edited")
-# summary groups: the bench's six stacks, the 25 others, all
-GROUPS = {"bench": ("bench",), "further": ("sample", "further"), "all": ("bench", "sample", "further")}
+# summary groups: the bench's six stacks, the same cells over every draw (with --draws), the
+# 25 others, all 31
+GROUPS = {"bench": ("bench",), "draws": ("bench", "draws"), "further": ("sample", "further"),
+          "all": ("bench", "sample", "further")}
 
 
 def read_table(path: Path) -> dict[str, dict]:
@@ -412,6 +423,8 @@ def summary(rows: dict[str, dict]) -> dict[str, dict]:
     out = {}
     cols = _columns(rows)
     for g, members in GROUPS.items():
+        if g == "draws" and not any(r["group"] == "draws" for r in rows.values()):
+            continue  # the six alone: the bench group
         sel = [r for r in rows.values() if r["group"] in members]
         if sel:
             out[g] = {c: float(np.mean([r[c] for r in sel])) for c in cols} | {"n": len(sel)}
@@ -464,6 +477,9 @@ def main(argv: list[str]) -> int:
                     help="the Allen cells' first 100 um of axon: of cable (default) or of path distance")
     ap.add_argument("--modality", choices=("brightfield", "fluorescence"), default="brightfield",
                     help="render the cells as this (default brightfield; --misses and --clicks need brightfield)")
+    ap.add_argument("--draws", type=int, default=1, metavar="N",
+                    help="also render each of the six bench cells N - 1 more times with other render seeds "
+                         "(summary row mean_draws: the six cells over all N draws)")
     args = ap.parse_args(argv)
     if args.modality != "brightfield" and (args.misses or args.clicks):
         print("--misses and --clicks read the image as brightfield: run them without --modality", file=sys.stderr)
@@ -471,7 +487,7 @@ def main(argv: list[str]) -> int:
     if args.compare:
         print(compare_tables(read_table(args.compare[0]), read_table(args.compare[1])))
         return 0
-    specs = stacks(args.modality)
+    specs = stacks(args.modality, args.draws)
     names = args.names or list(specs)
     unknown = [n for n in names if n not in specs]
     if unknown:
@@ -497,6 +513,7 @@ def main(argv: list[str]) -> int:
                   f"cable {r['cable']:.2f}  bp {r['bp']:.2f}  {r['time']:.1f} s", file=sys.stderr, flush=True)
     opts = ([f"--modality {args.modality}"] if args.modality != "brightfield" else []) + [f"--param {p}" for p in args.param]
     opts += [f"--allen-axon {args.allen_axon}"] if args.allen_axon != "cable" else []
+    opts += [f"--draws {args.draws}"] if args.draws > 1 else []
     text = ("# trace_accuracy " + " ".join(opts) + "\n") + format_table(rows)
     if args.output:
         args.output.write_text(text)

@@ -192,3 +192,22 @@ def test_simulated_deletes_remove_the_false_branches_first() -> None:
     assert k == 1 and len(one) == len(t) - 4 and one.xyz[:, 1].max() == 0  # the 20 um one first
     every, k = trace_accuracy.simulated_deletes(t, gold, 5)
     assert k == 2 and len(every) == len(gold) and every.total_length() == pytest.approx(gold.total_length())
+
+
+def test_draws_render_the_bench_cells_again_and_have_their_own_summary() -> None:
+    """``--draws N``: each bench cell N - 1 more times under other render seeds, summarised
+    apart (``mean_draws``), the 31-stack means unchanged."""
+    one = trace_accuracy.stacks()
+    three = trace_accuracy.stacks(draws=3)
+    extra = {k: v for k, v in three.items() if k not in one}
+    assert len(extra) == 2 * sum(v[0] == "bench" for v in one.values())
+    for k, (group, cell, seed, crop) in extra.items():
+        name, n = k.split("~")
+        assert group == "draws" and cell == one[name][1] and crop == one[name][3]
+        assert seed == one[name][2] + 1000 * int(n)
+    row = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "cable": 1.0, "bp": 1.0, "time": 1.0}
+    rows = {"A": {"group": "bench", **row}, "B": {"group": "further", **row}}
+    assert "draws" not in trace_accuracy.summary(rows)
+    rows["A~1"] = {"group": "draws", **row, "f1": 0.0}
+    s = trace_accuracy.summary(rows)
+    assert s["draws"]["n"] == 2 and s["draws"]["f1"] == 0.5 and s["bench"]["f1"] == 1.0 and s["all"]["n"] == 2
