@@ -1838,10 +1838,12 @@ def test_reachable_pieces_drop_faint_specks_and_keep_what_the_user_points_at() -
     zyx = np.stack(np.unravel_index(idx, shape), axis=1)
     strong = (zyx[:, 0] == 11) & (zyx[:, 1] == 2)
     vs = (0.5, 0.5, 2.0)
-    keep = tr.reachable_pieces(shape, vs, idx, strong, slab_bytes=5 * 100)  # one slice per slab
+    keep, weak = tr.reachable_pieces(shape, vs, idx, strong, slab_bytes=5 * 100)  # one slice per slab
     assert keep[(zyx[:, 1] == 2) & (zyx[:, 2] == 2)].all() and keep.sum() == 12  # the column, found across 12 slabs
     point = np.array([[1.0 * 0.5, 8.0 * 0.5, 10.0 * 2.0]])  # x, y, z um on the second speck
-    keep = tr.reachable_pieces(shape, vs, idx, strong, keep_xyz_um=point, keep_radius_um=0.6, slab_bytes=500)
+    assert np.array_equal(weak, ~keep)  # the two specks: no strong voxel
+    keep, weak = tr.reachable_pieces(shape, vs, idx, strong, keep_xyz_um=point, keep_radius_um=0.6, slab_bytes=500)
+    assert weak.sum() == 16  # the speck kept near the point is still weak
     assert keep.sum() == 12 + 8 and not keep[(zyx[:, 0] == 3) & (zyx[:, 1] == 7) & (zyx[:, 2] == 7)].any()
 
 

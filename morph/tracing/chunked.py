@@ -623,10 +623,11 @@ def prepare(
     idx, val = foreground_voxels(image, vs, noise, params, max_memory=max_memory, grey_level=grey_level)
     # from here on the in-memory tracer holds the image as 16-bit codes: the same values here
     image = quantise_image(image, max_memory=max_memory)
-    faint: list[Any] = []
-    idx, val, note = reachable_foreground(shape, vs, idx, val, params, keep_um=keep_um, keep_radius_um=keep_radius_um,
-                                          slab_bytes=int(np.clip(max_memory // 8, 2**20, 16 * 2**20)),
-                                          dropped=faint if params.faint_reach_um > 0 else None)
+    idx, val, note, weak = reachable_foreground(shape, vs, idx, val, params, keep_um=keep_um,
+                                                keep_radius_um=keep_radius_um,
+                                                slab_bytes=int(np.clip(max_memory // 8, 2**20, 16 * 2**20)))
+    faint = weak if params.faint_reach_um > 0 else None
+    del weak
     release_memory()
     # the radii are computed a batch of pieces at a time, in what the bound leaves beside the
     # whole foreground's arrays; the graph is built for the pieces within reach of the root
@@ -646,7 +647,7 @@ def prepare(
     return Prepared(image, vs, pol, noise, fg, graph, radius, strong,  # type: ignore[arg-type]
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t,
                     notes=[note], batch_voxels=batch, cost_stats=stats, check_memory=check,
-                    faint=faint[0] if faint else None)
+                    faint=faint)
 
 
 def trace(

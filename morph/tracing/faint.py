@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.ndimage import uniform_filter1d
 from scipy.spatial import cKDTree
 
 from morph.tracing import prune as _prune
+from morph.tracing.tubularity import hessian_eigen_at
 
 
 @dataclass
@@ -75,10 +77,6 @@ def aligned_fraction(image: NDArray[Any], voxel_size: Sequence[float], path_um: 
     ``sigma_um``), the axis a tube runs along, lies within ``max_angle_deg`` of the path's
     direction there (over five points). The grains of a background texture are round, so
     that axis points anywhere along a path through them. Returns booleans as 0 / 1."""
-    from scipy.ndimage import uniform_filter1d
-
-    from morph.tracing.tubularity import hessian_eigen_at
-
     vs = np.asarray(voxel_size, dtype=np.float64)
     pts = np.asarray(path_um, dtype=np.float64).reshape(-1, 3)
     if len(pts) < 2:

@@ -402,15 +402,16 @@ def prepare(
     release_memory()
     packed = _pre.pack_image(image, chunk_slices=params.chunk_slices, in_place=True)
     del image  # in place: now the codes' storage
-    faint: list[NDArray[np.int64]] = []
-    idx, val, note = reachable_foreground(shape, vs, idx, val, params, keep_um=keep_um, keep_radius_um=keep_radius_um,
-                                          dropped=faint if params.faint_reach_um > 0 else None)
+    idx, val, note, weak = reachable_foreground(shape, vs, idx, val, params, keep_um=keep_um,
+                                                keep_radius_um=keep_radius_um)
+    faint = weak if params.faint_reach_um > 0 else None
+    del weak
     fg, graph, radius, strong, stretch, _stats = foreground_graph(
         shape, vs, idx, val, noise, params, stages=stages, timings=t, t0=t0,  # type: ignore[arg-type]
     )
     return Prepared(None, vs, pol, noise, fg, graph, radius, strong,  # type: ignore[arg-type]
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t,
-                    packed_image=packed, notes=[note], faint=faint[0] if faint else None)
+                    packed_image=packed, notes=[note], faint=faint)
 
 
 def reachable_foreground(
@@ -423,8 +424,7 @@ def reachable_foreground(
     keep_um: NDArray[np.float64] | None = None,
     keep_radius_um: float = 0.0,
     slab_bytes: int = 4 * 1024**2,
-    dropped: list[NDArray[np.int64]] | None = None,
-) -> tuple[NDArray[np.int64], NDArray[np.float32], str]:
+) -> tuple[NDArray[np.int64], NDArray[np.float32], str, NDArray[np.int64]]:
     """The kept candidate voxels (flat ``index``, ``value`` in noise units) without the pieces
     of foreground the tree can never reach: those with no voxel above ``threshold_high`` and
     none within ``keep_radius_um`` of the user's points ``keep_um`` (micrometres in the stack
@@ -433,11 +433,11 @@ def reachable_foreground(
     take memory.
 
     The pieces are labelled a z-range at a time in about ``slab_bytes`` of working memory
-    (:func:`morph.tracing.tree.piece_labels`). Returns ``(index, value, note)``, sorted by index, the note for the SWC header.
-    ``dropped``: a list that receives the flat indices of the voxels in pieces with no voxel
-    above ``threshold_high`` (the faint pieces :func:`_join_faint` may join: those left out,
-    and those kept near the user's points, which the tree never bridges to either), when
-    given.
+    (:func:`morph.tracing.tree.piece_labels`). Returns ``(index, value, note, weak)``, sorted
+    by index, the note for the SWC header; ``weak``: the flat indices of the voxels in pieces
+    with no voxel above ``threshold_high`` (the faint pieces :func:`_join_faint` may join:
+    those left out, and those kept near the user's points, which the tree never bridges to
+    either).
     """
     vs = tuple(float(v) for v in voxel_size)
     index = np.asarray(index, dtype=np.int64)
@@ -445,19 +445,16 @@ def reachable_foreground(
     if index.size > 1 and np.any(index[1:] < index[:-1]):
         order = np.argsort(index, kind="stable")
         index, value = index[order], value[order]
-    weak: list[NDArray[np.bool_]] = []
-    reach = _tree.reachable_pieces(shape, vs, index, value > params.threshold_high,  # type: ignore[arg-type]
-                                   keep_xyz_um=keep_um, keep_radius_um=keep_radius_um, slab_bytes=slab_bytes,
-                                   weak=weak if dropped is not None else None)
+    reach, weak = _tree.reachable_pieces(shape, vs, index, value > params.threshold_high,  # type: ignore[arg-type]
+                                         keep_xyz_um=keep_um, keep_radius_um=keep_radius_um, slab_bytes=slab_bytes)
     n_all = int(index.size)
-    if dropped is not None:
-        dropped.append(index[weak[0]])
+    weak_index = index[weak]
     del weak
     if not reach.all():
         index, value = index[reach], value[reach]
     note = (f"foreground: {n_all} voxels above threshold_low, of which {n_all - index.size} in pieces with no "
             "voxel above threshold_high (never reached, dropped before the graph)")
-    return index, value, note
+    return index, value, note, weak_index
 
 
 def foreground_graph(

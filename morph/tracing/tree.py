@@ -343,8 +343,7 @@ def reachable_pieces(
     keep_xyz_um: NDArray[np.float64] | None = None,
     keep_radius_um: float = 0.0,
     slab_bytes: int = 4 * 1024**2,
-    weak: list[NDArray[np.bool_]] | None = None,
-) -> NDArray[np.bool_]:
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """Which foreground voxels lie in a piece the tree can ever reach.
 
     :func:`grow` reaches the pieces that hold its sources and bridges only to pieces that hold
@@ -357,14 +356,14 @@ def reachable_pieces(
     saves the tree stages' memory for those voxels (measured: 0 to 10% of the foreground, the
     most on noisy brightfield stacks).
 
-    Returns a boolean mask over ``index``; ``weak``, a list, receives the mask of the voxels
-    in pieces with no strong voxel (those kept near the user's points included).
+    Returns two boolean masks over ``index``: the voxels kept, and those in pieces with no
+    strong voxel (those kept near the user's points included: the tree never bridges to
+    them either).
     """
     lab, n = piece_labels(shape, index, slab_bytes=slab_bytes)
     good = np.zeros(n, dtype=bool)
     good[lab[np.asarray(strong, dtype=bool)]] = True
-    if weak is not None:
-        weak.append(~good[lab])
+    weak = ~good[lab]
     if keep_xyz_um is not None and len(keep_xyz_um) and not good.all():
         kd = cKDTree(np.asarray(keep_xyz_um, dtype=np.float64).reshape(-1, 3))
         vs = np.asarray(voxel_size, dtype=np.float64)
@@ -373,7 +372,7 @@ def reachable_pieces(
             zyx = np.stack(np.unravel_index(index[s : s + block], shape), axis=1)
             d, _j = kd.query(zyx[:, ::-1] * vs, distance_upper_bound=float(keep_radius_um) + 1e-9)
             good[lab[s : s + block][np.isfinite(d)]] = True
-    return good[lab]
+    return good[lab], weak
 
 
 def reachable_from(
