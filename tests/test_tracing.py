@@ -351,6 +351,29 @@ def test_grow_bridges_from_a_piece_end_that_points_at_the_tree() -> None:
         assert not (fg.zyx[tr.grow(fg, graph, radius, src, **kw).node, 1] > 10).any()  # tips only: not joined
 
 
+def test_grow_does_not_bridge_a_thin_tip_to_a_thick_piece() -> None:
+    """A neurite tapers towards its tip: past a staining gap it does not go on as a piece
+    three times as thick (another cell's dendrite). With ``gap_thickening`` 2 the tip is
+    bridged to a piece of its own thickness beyond the same gap, not to the thick one."""
+    shape = (9, 21, 70)
+    for thick, factor, joined in ((False, 2.0, True), (True, 2.0, False), (True, 0.0, True)):
+        mask = np.zeros(shape, bool)
+        mask[4, 10, 0:30] = True  # the thin neurite (one voxel across), its tip at x = 29
+        if thick:
+            mask[2:7, 8:13, 36:66] = True  # a 5 x 5 voxel bar 6 um beyond the tip
+        else:
+            mask[4, 10, 36:66] = True  # the same neurite beyond a 6 um gap
+        idx = np.flatnonzero(mask)
+        fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
+        graph = tr.build_graph(fg, np.ones(idx.size))
+        radius = tr.local_radius(fg, graph)
+        src = np.flatnonzero(fg.zyx[:, 2] == 0)
+        grown = tr.grow(fg, graph, radius, src, min_branch_um=2.0, branch_radius_factor=1.5, gap_um=8.0,
+                        strong=np.ones(idx.size, bool), gap_thickening=factor, gap_thickening_min_um=1.0)
+        beyond = int((fg.zyx[grown.node, 2] >= 36).sum())
+        assert (beyond >= 25) == joined, (thick, factor, beyond)
+
+
 
 def test_grow_from_anchored_pieces_only() -> None:
     """An extend run starts paths from every voxel near the given reconstruction; another
@@ -995,7 +1018,7 @@ def radius_ratio(m: Morphology, gold: Morphology) -> float:
 
 @pytest.mark.parametrize(
     "seed,cell_type,render_seed,f1_min,p_min,len_range,bp_min,radius_max",
-    [(11, "pyramidal", 3, 0.975, 0.98, (0.9, 1.1), 11, 1.3), (5, "aspiny", 4, 0.865, 0.91, (0.8, 1.1), 10, 1.4)],
+    [(11, "pyramidal", 3, 0.975, 0.98, (0.9, 1.1), 11, 1.3), (5, "aspiny", 4, 0.885, 0.95, (0.75, 1.1), 10, 1.4)],
 )
 def test_trace_synth_realistic_brightfield(
     seed: int, cell_type: str, render_seed: int, f1_min: float, p_min: float,

@@ -124,6 +124,14 @@ class TraceParams:
         A piece of foreground is bridged only if its extent is at least this many times its
         largest local radius (round debris and other cells' somata are never joined; 0
         disables; ``None``: by polarity).
+    gap_thickening, gap_thickening_min_um
+        A bridge from a tip is refused when the piece of foreground it lands on is thicker
+        there (its largest local radius within 5 um of where it lands) than both
+        ``gap_thickening`` times the neurite at the tip (the median local radius of the tree
+        within 4 um of the tip) and ``gap_thickening_min_um``: a neurite tapers towards its
+        tips and does not go on, past a staining gap, as a thicker one. On the synthetic
+        brightfield stacks such bridges land on other cells' neurites (0 disables; ``None``:
+        by polarity).
     gap_soma_um, gap_soma_angle_deg
         Longest bridge to the soma from the end of a piece that points at the soma's centre
         and runs radially there (both within ``gap_soma_angle_deg``): a dendrite whose first
@@ -307,6 +315,8 @@ class TraceParams:
     gap_from_pieces: bool | None = None
     gap_piece_um: float = 4.0
     gap_min_elongation: float | None = None
+    gap_thickening: float | None = None
+    gap_thickening_min_um: float = 1.0
     faint_reach_um: float | None = None
     faint_min_um: float = 3.0
     faint_contrast: float = 1.5
@@ -408,6 +418,8 @@ class TraceParams:
         synthetic stacks); ``thick_spur_factor`` 0 for
         fluorescence, 3 for brightfield (the halo of dark bodies makes spurs);
         ``gap_min_elongation`` 0 for fluorescence, 6 for brightfield (round debris);
+        ``gap_thickening`` 0 for fluorescence (on the DIADEM stacks it refuses a bridge
+        along OP_9's axon), 2 for brightfield;
         ``gap_soma_um`` 0 for fluorescence, 10 for brightfield (thin dendrites fading into
         the soma's halo);
         ``spur_ridge`` 0 for fluorescence, 1 for brightfield; ``tip_extend_um`` 0 for
@@ -433,6 +445,7 @@ class TraceParams:
             "thick_spur_factor": 3.0 if bf else 0.0,
             "gap_from_pieces": bf,
             "gap_min_elongation": 6.0 if bf else 0.0,
+            "gap_thickening": 2.0 if bf else 0.0,
             "gap_soma_um": 10.0 if bf else 0.0,
             "spur_ridge": 1.0 if bf else 0.0,
             "z_spur_bounded": bf,

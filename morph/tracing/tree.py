@@ -910,6 +910,45 @@ def _soma_bridges(
             best[ci] = (float(gd) / max(cosang, 1e-3), int(sources[j]), v)
 
 
+def _thickening_refused(
+    best: dict[int, tuple[float, int, int]],
+    tip_nodes: NDArray[np.int64],
+    xyz: NDArray[np.float64],
+    txyz: NDArray[np.float64],
+    tree_radius: NDArray[np.float64],
+    radius: NDArray[np.float64],
+    comp: NDArray[np.int64],
+    target: NDArray[np.int64],
+    target_kd: cKDTree,
+    factor: float,
+    min_um: float,
+    tip_um: float = 4.0,
+    land_um: float = 5.0,
+) -> list[int]:
+    """The pieces of ``best`` whose bridge from a tip lands on a piece thicker than the neurite
+    at the tip: its largest local radius within ``land_um`` of the voxel the bridge lands on
+    reaches both ``factor`` times the median local radius of the tree's nodes within
+    ``tip_um`` of the tip and ``min_um`` (``txyz``, ``tree_radius``: the tree's nodes;
+    ``target_kd`` holds the ``target`` voxels). Bridges from pieces or to the soma are not
+    judged."""
+    tips = set(tip_nodes.tolist())
+    out: list[int] = []
+    todo = [(c, a, b) for c, (_s, a, b) in best.items() if a in tips]
+    if not todo:
+        return out
+    tkd = cKDTree(txyz)
+    for c, a, b in todo:  # one per bridge of this round (bounded by the pieces near tips)
+        near = np.asarray(tkd.query_ball_point(xyz[a], r=tip_um), dtype=np.int64)
+        r_tip = float(np.median(tree_radius[near])) if near.size else 0.0
+        lst = np.asarray(target_kd.query_ball_point(xyz[b], r=land_um), dtype=np.int64)
+        nb = target[lst]
+        nb = nb[comp[nb] == c]
+        r_land = float(radius[nb].max()) if nb.size else 0.0
+        if r_land >= max(min_um, factor * r_tip):
+            out.append(c)
+    return out
+
+
 def grow(
     fg: Foreground,
     graph: Graph,
@@ -925,6 +964,8 @@ def grow(
     gap_from_pieces: bool = False,
     gap_piece_um: float | None = None,
     gap_min_elongation: float = 0.0,
+    gap_thickening: float = 0.0,
+    gap_thickening_min_um: float = 1.0,
     gap_soma_um: float = 0.0,
     gap_soma_angle_deg: float = 30.0,
     soma: tuple[NDArray[np.float64], float] | None = None,
@@ -962,6 +1003,13 @@ def grow(
     gap_min_elongation
         A piece is bridged to only if its extent is at least this many times its largest
         local radius (compact debris is never joined; 0 disables).
+    gap_thickening, gap_thickening_min_um
+        A bridge from a tip is refused when the piece it lands on is thicker there (its
+        largest local radius within 5 um of the voxel it lands on) than both
+        ``gap_thickening`` times the neurite at the tip (the median local radius of the
+        tree within 4 um of the tip) and ``gap_thickening_min_um``: a neurite tapers
+        towards its tips and does not go on, past a staining gap, as a thicker one; such
+        pieces are other cells' neurites (0 disables).
     gap_soma_um, gap_soma_angle_deg, soma
         With ``soma`` (centre in the tracing space of ``fg``, radius) and ``gap_soma_um`` > 0,
         also bridge to the soma from the end of a piece at most ``gap_soma_um`` beyond its
@@ -1120,6 +1168,10 @@ def grow(
             c = int(comp[tv[j]])
             if c not in best or score[j] < best[c][0]:
                 best[c] = (float(score[j]), int(tree.node[t]), int(tv[j]))
+        if best and gap_thickening > 0:
+            for c in _thickening_refused(best, tree.node[tips], xyz, txyz, radius[tree.node], radius, comp, target,
+                                         kd, gap_thickening, gap_thickening_min_um):
+                del best[c]
         if gap_from_pieces:
             piece_um = gap_um if gap_piece_um is None else min(gap_um, gap_piece_um)
             _piece_bridges(best, xyz, comp, target, tree.node, piece_um, cos_max, kd)
