@@ -720,6 +720,39 @@ def test_aligned_fraction_tells_a_tube_from_texture() -> None:
     assert faint.aligned_fraction(line, vs, path[:1]).tolist() == [0.0]
 
 
+def test_tip_paths_follow_a_faint_line_beyond_a_tip_and_not_the_texture() -> None:
+    """A thin neurite goes on past the traced tip, 1.5 noise units deep in a textured
+    background: steps of 1 um do not show it, twelve micrometres do. The tip is continued
+    along it, round after round, to where it ends; with no line there, or with the line
+    leaving the tip at right angles (outside the 40 degree cone), nothing is added."""
+    import scipy.ndimage as ndi
+
+    from morph.tracing import faint
+
+    shape, vs = (20, 80, 160), np.array([0.5, 0.5, 1.0])
+    tex = ndi.gaussian_filter(np.random.default_rng(3).normal(size=shape), (0.8, 0.9, 0.9))
+    tex /= tex.std()
+    tree = np.stack([np.arange(0, 21) * 0.5, np.full(21, 20.0), np.full(21, 10.0)], axis=1)  # x 0-10 um
+    tip, direction = tree[-1:], np.array([[1.0, 0.0, 0.0]])
+
+    def line_img(axis: str) -> np.ndarray:
+        line = np.zeros(shape)
+        if axis == "x":
+            line[10, 40, 20:120] = 1.0  # x 10-60 um, on from the tip
+        else:
+            line[10, 40:80, 20] = 1.0  # y 20-40 um, leaving the tip sideways
+        line = ndi.gaussian_filter(line, (1.2, 0.6, 0.6))
+        return 1.5 * line / line.max()
+
+    kw = dict(noise=1.0, ref=5.0)
+    paths = faint.tip_paths(0.5 * tex + line_img("x"), vs, tip, direction, tree, **kw)
+    assert len(paths) >= 3 and paths[0][0] == 0 and paths[1][0] == -1  # the tip, then the first path's end
+    pts = np.vstack([p for _, p in paths])
+    assert np.abs(pts[:, 1] - 20.0).max() <= 1.5 and pts[:, 0].max() >= 40.0
+    assert faint.tip_paths(0.5 * tex, vs, tip, direction, tree, **kw) == []
+    assert faint.tip_paths(0.5 * tex + line_img("y"), vs, tip, direction, tree, **kw) == []
+
+
 def test_faint_path_of_lower_contrast_kept_when_it_runs_along_a_tube() -> None:
     """A faint straight branch standing 1.35 noise units above its sides (under
     ``faint_contrast``, 1.5) leads from the tree to a weak piece: joined only with the second
@@ -1072,9 +1105,10 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     preset, 200 x 200 x 60 um (``bench/trace.py``'s ``SYN_allen2``). Its dendrites fade into
     gaps and thin out below the foreground threshold: what carries them across is the gap
     bridges along a dendrite's direction and from the ends of pieces (``gap_from_pieces``),
-    the tip walks (``tip_extend_um``) and the faint pieces joined by minimal paths that stand
+    the tip walks (``tip_extend_um``), the faint pieces joined by minimal paths that stand
     out as ridges or as tubes (``faint_reach_um``: F1 0.854, precision 0.920, recall 0.797;
-    0.844, 0.933, 0.771 without). Its dendrites are all thinner than the blur (gold radii 0.14-0.36
+    0.844, 0.933, 0.771 without) and the tips continued by such paths (``tip_path_um``: F1
+    0.850, precision 0.905, recall 0.801: one 17 um run of paths lies 14 um off the gold). Its dendrites are all thinner than the blur (gold radii 0.14-0.36
     um, 5th-95th percentile): radii from their stain, median traced / gold 1.43."""
     synth = pytest.importorskip("morph.synth")
     cell = read_swc(data / "swc/allen/bmtk_Pvalb_469628681_m.swc")
@@ -1084,9 +1118,10 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     m = trace(s.data, voxel_size=s.voxel_size, progress=False)
     r = compare(m, s.gold, tolerance=2.0)
     assert r.f1 >= 0.845, (r.f1, r.precision, r.recall)
-    assert r.precision >= 0.91, r.precision
-    assert r.recall >= 0.785, r.recall
+    assert r.precision >= 0.90, r.precision
+    assert r.recall >= 0.795, r.recall
     assert any(h.startswith("faint neurites: ") for h in m.header)
+    assert any(h.startswith("tip paths: ") for h in m.header)
     assert 0.85 <= radius_ratio(m, s.gold) <= 1.5, radius_ratio(m, s.gold)
 
 

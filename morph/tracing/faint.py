@@ -233,3 +233,91 @@ def join_paths(
             break
     return out
 
+
+
+def tip_paths(
+    image: NDArray[Any],
+    voxel_size: Sequence[float],
+    tips_um: NDArray[np.float64],
+    directions: NDArray[np.float64],
+    tree_xyz_um: NDArray[np.float64],
+    *,
+    noise: float,
+    ref: float,
+    cost_power: float = 4.0,
+    reach_um: float = 12.0,
+    cone_deg: float = 40.0,
+    min_contrast: float = 1.0,
+    min_aligned: float = 0.6,
+    side_um: float = 1.5,
+    clear_um: float = 2.0,
+    rounds: int = 4,
+) -> list[tuple[int, NDArray[np.float64]]]:
+    """Continue tips along faint neurites by minimal paths judged over their whole length.
+
+    A thin dendrite near the noise floor passes the tip walks' test (each 1 um step brighter
+    than its sides) at only a few of its steps, but over ten micrometres it stands out. From
+    each tip (``tips_um``, its direction ``directions``), the least-cost path through
+    ``image`` (``exp(cost_power (1 - f)^2)``, ``f = clip(image / ref, 0, 1)``) runs to the
+    nearest-cost point of the shell ``reach_um`` away within ``cone_deg`` of the direction.
+    Over its points more than 1.5 um from the tip, it is kept when at least 90 % lie more than
+    ``clear_um`` from the tree (``tree_xyz_um``, points along its cable, and the paths kept
+    so far: a path back along the tree or onto another branch is no continuation), the
+    median ridge contrast (:func:`_ridge`, ``side_um`` to either side in x-y) reaches
+    ``min_contrast`` noise units, and at least ``min_aligned`` of them follow the tube axis
+    of the image (:func:`aligned_fraction`). Each kept path's end is a tip for the next
+    round, up to ``rounds``.
+
+    Returns
+    -------
+    list of (int, ndarray)
+        ``(from, path)``, ``path`` ``(k, 3)`` micrometres from the tip outwards, ``from`` the
+        index of the tip in ``tips_um`` when ``>= 0``, else ``-1 - j`` for the end of the
+        ``j``-th path returned.
+    """
+    vs = np.asarray(voxel_size, dtype=np.float64)
+    shp = np.asarray(image.shape, dtype=np.int64)
+    out: list[tuple[int, NDArray[np.float64]]] = []
+    cable = np.asarray(tree_xyz_um, dtype=np.float64).reshape(-1, 3)
+    if not len(cable):
+        return out
+    todo = [(i, np.asarray(tips_um[i], dtype=np.float64), np.asarray(directions[i], dtype=np.float64))
+            for i in range(len(tips_um))]
+    cos_cone = float(np.cos(np.deg2rad(cone_deg)))
+    for _round in range(rounds):
+        if not todo:
+            break
+        kd = cKDTree(cable)
+        nxt = []
+        for src, p, d in todo:  # one least-cost search per tip (bounded by the tips)
+            nd = float(np.linalg.norm(d))
+            if nd < 1e-9:
+                continue
+            d = d / nd
+            b0 = np.clip(np.floor((p - reach_um - 1.0) / vs).astype(np.int64)[::-1], 0, shp - 1)
+            b1 = np.clip(np.ceil((p + reach_um + 1.0) / vs).astype(np.int64)[::-1] + 1, b0 + 1, shp)
+            zz, yy, xx = np.meshgrid(*(np.arange(a, b) for a, b in zip(b0, b1, strict=True)), indexing="ij",
+                                     sparse=True)
+            vx, vy, vz = xx * vs[0] - p[0], yy * vs[1] - p[1], zz * vs[2] - p[2]
+            r = np.sqrt(vx * vx + vy * vy + vz * vz)
+            shell = (np.abs(r - reach_um) <= 0.75) & (vx * d[0] + vy * d[1] + vz * d[2] >= cos_cone * r)
+            ends = np.argwhere(shell) + b0
+            if not len(ends):
+                continue
+            start = np.clip(np.rint(p / vs).astype(np.int64)[::-1], b0, b1 - 1)
+            box = tuple(slice(int(u), int(v)) for u, v in zip(b0, b1, strict=True))
+            path = _prune.min_cost_path(image, vs, box, start, ends, ref=ref, cost_power=cost_power)
+            path = path[:, ::-1] * vs
+            far = np.linalg.norm(path - p, axis=1) > 1.5
+            if far.sum() < 4 or np.mean(kd.query(path[far])[0] > clear_um) < 0.9:
+                continue
+            if _ridge(image, vs, path[far], side_um) < min_contrast * noise:
+                continue
+            if float(np.mean(aligned_fraction(image, vs, path)[far])) < min_aligned:
+                continue
+            out.append((src, path))
+            cable = np.vstack([cable, path])
+            kd = cKDTree(cable)
+            nxt.append((-len(out), path[-1], path[-1] - path[max(0, len(path) - 9)]))
+        todo = nxt
+    return out

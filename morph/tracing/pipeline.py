@@ -839,6 +839,54 @@ def _join_faint(m: Morphology, prep: Prepared, params: TraceParams) -> Morpholog
     return m
 
 
+def _extend_tip_paths(m: Morphology, prep: Prepared, params: TraceParams) -> Morphology:
+    """The tips (not the axon's) continued along faint neurites by minimal paths judged over
+    their length (:func:`morph.tracing.faint.tip_paths`), each path refined like a faint
+    path and hanging from its tip, typed like it."""
+    if params.tip_path_um <= 0 or len(m) < 2:
+        return m
+    par = m.parent
+    nch = np.bincount(par[par >= 0], minlength=len(m))
+    tips = np.flatnonzero((nch == 0) & (par >= 0) & ~m.soma_mask & (m.types != AXON))
+    if not tips.size:
+        return m
+    anc = tips.copy()
+    for _ in range(8):  # the direction over the tip's last nodes (about 4 um)
+        p = par[anc]
+        step = (p >= 0) & ~m.soma_mask[np.maximum(p, 0)]
+        anc = np.where(step, p, anc)
+    dirs = m.xyz[tips] - m.xyz[anc]
+    use = np.linalg.norm(dirs, axis=1) >= 2.0
+    tips, dirs = tips[use], dirs[use]
+    if not tips.size:
+        return m
+    ref = _path_ref(params, prep.image, prep.voxel_size, prep.noise, [m.xyz[0]])
+    cable = m.resample(0.5 * min(prep.voxel_size))
+    paths = _faint.tip_paths(prep.image, prep.voxel_size, m.xyz[tips], dirs, cable.xyz, noise=prep.noise, ref=ref,
+                             cost_power=params.path_cost_power, reach_um=params.tip_path_um,
+                             min_contrast=params.tip_path_contrast, min_aligned=params.tip_path_aligned)
+    if not paths:
+        return m
+    path_params = params.replace(min_branch_um=0.0, route_soma_bridges=0.0, side_branch_um=0.0, tip_fraction=0.0,
+                                 thick_spur_factor=0.0, tip_extend_um=0.0)
+    before = m.total_length()
+    ends: list[int] = []  # the node each path ends on
+    for src, path in paths:
+        j = int(tips[src]) if src >= 0 else ends[-1 - src]
+        n = len(path) - 1
+        pm = Morphology(path[1:], np.ones(n), np.full(n, BASAL), np.arange(n) - 1, units="um",
+                        voxel_size=prep.voxel_size)
+        n_notes = len(prep.notes)
+        pm = refine(pm, prep, path_params, flat_terminals=False)
+        del prep.notes[n_notes:]  # the radii's note is the tree's
+        n0 = len(m)
+        m = m.merge(pm._derive(types=np.full(len(pm), int(m.types[j]))), attach_to=j)
+        ends.append(n0 + int(np.argmin(np.linalg.norm(pm.xyz - path[-1], axis=1))))
+    prep.notes.append(f"tip paths: {len(paths)} minimal paths continued tips along faint neurites "
+                      f"({m.total_length() - before:.1f} um of cable)")
+    return m
+
+
 def _path_ref(params: TraceParams, image: Any, voxel_size: Sequence[float], noise: float,
               ends_um: list[NDArray[np.float64]]) -> float:
     """The brightness at which a user's path (seed or trace-path) costs the least:
@@ -1354,6 +1402,7 @@ def trace(
         if extend is None:
             # faint neurites last, so that none hangs from the axon (a dendrite passing near it)
             m = _join_faint(m.translate(-off), prep, params).translate(off)
+            m = _extend_tip_paths(m.translate(-off), prep, params).translate(off)
         tm["faint"] = time.perf_counter() - t0
         st.step("faint")
     extra = []
