@@ -252,6 +252,7 @@ def tip_paths(
     side_um: float = 1.5,
     clear_um: float = 2.0,
     rounds: int = 4,
+    max_voxels: float = 2.5e5,
 ) -> list[tuple[int, NDArray[np.float64]]]:
     """Continue tips along faint neurites by minimal paths judged over their whole length.
 
@@ -266,7 +267,8 @@ def tip_paths(
     median ridge contrast (:func:`_ridge`, ``side_um`` to either side in x-y) reaches
     ``min_contrast`` noise units, and at least ``min_aligned`` of them follow the tube axis
     of the image (:func:`aligned_fraction`). Each kept path's end is a tip for the next
-    round, up to ``rounds``.
+    round, up to ``rounds``. A search box of more than ``max_voxels`` voxels (finely
+    sampled stacks) is searched coarse to fine (:func:`morph.tracing.prune.min_cost_path`).
 
     Returns
     -------
@@ -306,7 +308,8 @@ def tip_paths(
                 continue
             start = np.clip(np.rint(p / vs).astype(np.int64)[::-1], b0, b1 - 1)
             box = tuple(slice(int(u), int(v)) for u, v in zip(b0, b1, strict=True))
-            path = _prune.min_cost_path(image, vs, box, start, ends, ref=ref, cost_power=cost_power)
+            path = _prune.min_cost_path(image, vs, box, start, ends, ref=ref, cost_power=cost_power,
+                                        max_voxels=max_voxels)
             path = path[:, ::-1] * vs
             far = np.linalg.norm(path - p, axis=1) > 1.5
             if far.sum() < 4 or np.mean(kd.query(path[far])[0] > clear_um) < 0.9:
