@@ -298,12 +298,17 @@ def tip_paths(
             d = d / nd
             b0 = np.clip(np.floor((p - reach_um - 1.0) / vs).astype(np.int64)[::-1], 0, shp - 1)
             b1 = np.clip(np.ceil((p + reach_um + 1.0) / vs).astype(np.int64)[::-1] + 1, b0 + 1, shp)
-            zz, yy, xx = np.meshgrid(*(np.arange(a, b) for a, b in zip(b0, b1, strict=True)), indexing="ij",
-                                     sparse=True)
-            vx, vy, vz = xx * vs[0] - p[0], yy * vs[1] - p[1], zz * vs[2] - p[2]
+            # the shell's voxels (every k-th along each axis in a box over max_voxels: the
+            # path goes to the cheapest of them, and the temporaries stay small)
+            k = max(1, int(np.ceil((float(np.prod(b1 - b0)) / max_voxels) ** (1.0 / 3.0))))
+            zz, yy, xx = np.meshgrid(*(np.arange(a, b, k, dtype=np.float32) for a, b in zip(b0, b1, strict=True)),
+                                     indexing="ij", sparse=True)
+            vx, vy, vz = xx * np.float32(vs[0]) - p[0], yy * np.float32(vs[1]) - p[1], zz * np.float32(vs[2]) - p[2]
             r = np.sqrt(vx * vx + vy * vy + vz * vz)
-            shell = (np.abs(r - reach_um) <= 0.75) & (vx * d[0] + vy * d[1] + vz * d[2] >= cos_cone * r)
-            ends = np.argwhere(shell) + b0
+            shell = np.abs(r - reach_um) <= 0.75 + 0.5 * (k - 1) * float(vs.max())
+            shell &= vx * d[0] + vy * d[1] + vz * d[2] >= cos_cone * r
+            del r
+            ends = np.argwhere(shell) * k + b0
             if not len(ends):
                 continue
             start = np.clip(np.rint(p / vs).astype(np.int64)[::-1], b0, b1 - 1)
