@@ -234,7 +234,6 @@ def join_paths(
     return out
 
 
-
 def tip_paths(
     image: NDArray[Any],
     voxel_size: Sequence[float],
@@ -259,8 +258,9 @@ def tip_paths(
     A thin dendrite near the noise floor passes the tip walks' test (each 1 um step brighter
     than its sides) at only a few of its steps, but over ten micrometres it stands out. From
     each tip (``tips_um``, its direction ``directions``), the least-cost path through
-    ``image`` (``exp(cost_power (1 - f)^2)``, ``f = clip(image / ref, 0, 1)``) runs to the
-    nearest-cost point of the shell ``reach_um`` away within ``cone_deg`` of the direction.
+    ``image`` (``exp(cost_power (1 - f)^2)``, ``f = clip(image / ref, 0, 1)``) runs to
+    whichever point of the shell ``reach_um`` away, within ``cone_deg`` of the direction, it
+    reaches at the least cost.
     Over its points more than 1.5 um from the tip, it is kept when at least 90 % lie more than
     ``clear_um`` from the tree (``tree_xyz_um``, points along its cable, and the paths kept
     so far: a path back along the tree or onto another branch is no continuation), the
