@@ -802,6 +802,18 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     return m
 
 
+def _path_branch(path: NDArray[np.float64], prep: Prepared, path_params: TraceParams) -> Morphology:
+    """A path through the image (micrometres, from its first point outwards) as a branch
+    refined like the tree (:func:`refine`: centred, smoothed, resampled, radii measured),
+    typed basal; the refinement's note on the radii is left to the tree's."""
+    n = len(path)
+    pm = Morphology(path, np.ones(n), np.full(n, BASAL), np.arange(n) - 1, units="um", voxel_size=prep.voxel_size)
+    n_notes = len(prep.notes)
+    pm = refine(pm, prep, path_params, flat_terminals=False)
+    del prep.notes[n_notes:]
+    return pm
+
+
 def _join_faint(m: Morphology, prep: Prepared, params: TraceParams) -> Morphology:
     """The faint pieces of foreground that minimal paths join to the labelled tree as neurites
     (:func:`morph.tracing.faint.join_paths`; never to the axon), each path centred, smoothed,
@@ -825,11 +837,7 @@ def _join_faint(m: Morphology, prep: Prepared, params: TraceParams) -> Morpholog
                                  thick_spur_factor=0.0)
     before = m.total_length()
     for path in paths:
-        n = len(path)
-        pm = Morphology(path, np.ones(n), np.full(n, BASAL), np.arange(n) - 1, units="um", voxel_size=prep.voxel_size)
-        n_notes = len(prep.notes)
-        pm = refine(pm, prep, path_params, flat_terminals=False)
-        del prep.notes[n_notes:]  # the radii's note is the tree's
+        pm = _path_branch(path, prep, path_params)
         cand = np.flatnonzero(m.types != AXON)
         j = int(cand[cKDTree(m.xyz[cand]).query(pm.xyz[0])[1]])
         t = int(m.types[j])
@@ -873,12 +881,7 @@ def _extend_tip_paths(m: Morphology, prep: Prepared, params: TraceParams) -> Mor
     ends: list[int] = []  # the node each path ends on
     for src, path in paths:
         j = int(tips[src]) if src >= 0 else ends[-1 - src]
-        n = len(path) - 1
-        pm = Morphology(path[1:], np.ones(n), np.full(n, BASAL), np.arange(n) - 1, units="um",
-                        voxel_size=prep.voxel_size)
-        n_notes = len(prep.notes)
-        pm = refine(pm, prep, path_params, flat_terminals=False)
-        del prep.notes[n_notes:]  # the radii's note is the tree's
+        pm = _path_branch(path[1:], prep, path_params)
         n0 = len(m)
         m = m.merge(pm._derive(types=np.full(len(pm), int(m.types[j]))), attach_to=j)
         ends.append(n0 + int(np.argmin(np.linalg.norm(pm.xyz - path[-1], axis=1))))
