@@ -8,7 +8,8 @@ distance 0). From these distances it reports:
 * **precision, recall, F1** of cable length: *recall* is the fraction of the gold cable
   lying within ``tolerance`` of the trace, *precision* the fraction of the trace cable
   lying within ``tolerance`` of the gold. Every edge is cut into ``ceil(length / step)``
-  equal pieces, each piece is represented by its midpoint and weighted by its length, so
+  equal pieces (a length within 1e-4 steps of a whole number of steps counts as that
+  number, so that a tree read back from an SWC's six decimals scores as in memory), each piece is represented by its midpoint and weighted by its length, so
   the fractions are fractions of cable length (exact for straight structures up to
   ``step``).
 * **ESA, DSA, PDS** exactly as Vaa3D's ``neuron_distance`` defines them
@@ -193,11 +194,14 @@ def _edges(m: Morphology) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
 
 def _midpoint_samples(m: Morphology, step: float) -> tuple[NDArray, NDArray, NDArray, NDArray]:
     """Piece midpoints along every edge, their weights (piece lengths), SWC types and the
-    piece endpoints' edge (child node) index."""
+    piece endpoints' edge (child node) index. An edge a whole number of steps long (to
+    1e-4 of a step: coordinates written to an SWC's six decimals move a length by a few
+    millionths of a micrometre) is cut into that many pieces, so a tree scores the same in
+    memory and read back from its file."""
     child, par = _edges(m)
     a, b = m.xyz[child], m.xyz[par]
     length = np.linalg.norm(a - b, axis=1)
-    k = np.maximum(1, np.ceil(length / step).astype(np.int64))
+    k = np.maximum(1, np.ceil(length / step - 1e-4).astype(np.int64))
     k[length == 0] = 0
     e = np.repeat(np.arange(child.size), k)
     j = np.arange(e.size) - np.repeat(np.cumsum(k) - k, k)

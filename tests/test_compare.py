@@ -294,3 +294,21 @@ def _run(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as e:
         return int(e.code or 0)
+
+
+def test_scores_do_not_change_when_the_gold_is_read_back_from_its_file(tmp_path):
+    """Edges a whole number of steps long are cut into that many pieces even when the SWC's
+    six decimals leave them a hair longer: the same trees score the same in memory and read
+    back (before, an extra piece per such edge moved the recall by a few ten-thousandths)."""
+    rng = np.random.default_rng(1)
+    g = planar_tree()  # every edge exactly 10 um
+    noisy = g._derive(xyz=g.xyz + rng.uniform(-4e-7, 4e-7, g.xyz.shape))  # as after a round trip
+    t = g._derive(xyz=g.xyz + [0.0, 1.9, 0.3] + rng.normal(0, 0.4, g.xyz.shape))  # some samples in, some out
+    a, b = compare(t, g, tolerance=2.0, step=0.5), compare(t, noisy, tolerance=2.0, step=0.5)
+    assert a.gold_sampled_length == pytest.approx(b.gold_sampled_length)
+    assert 0.1 < a.recall < 0.9
+    assert (a.recall, a.precision) == pytest.approx((b.recall, b.precision), abs=1e-6)
+    back = read_swc(write_swc(g, tmp_path / "g.swc"))
+    c = compare(t, back, tolerance=2.0, step=0.5)
+    assert (a.recall, a.precision) == pytest.approx((c.recall, c.precision), abs=1e-6)
+
