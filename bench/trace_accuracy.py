@@ -26,7 +26,10 @@ to 2.5 mm of local collaterals, most at the reconstructions' one-pixel radius (0
 that the renderer draws below the texture (SYN_allen: 1.2 mm, 43 % of its gold).
 
 Scores: :func:`morph.compare.compare` at 2 um (precision, recall, F1, traced / gold cable,
-branch points found), the means per group and over all. Renders are cached as ``.npz`` (keyed by
+branch points found; ``clutter``: the part of the traced cable lying on other cells' fragments
+and debris, the render's clutter, and beyond 2 um from the gold: a share of the
+``1 - precision`` that is not the neuron's; none for the two sample stacks), the means per group
+and over all. Renders are cached as ``.npz`` with their gold and clutter SWC (keyed by
 the cell rendered, its render seed and crop) under
 ``MORPH_BENCH_CACHE`` (default ``~/.cache/morph-bench``; about 2 MB each, compressed);
 stacks are traced in ``--jobs`` processes (default 2, one thread each: MORPH_THREADS=1).
@@ -110,8 +113,25 @@ def stacks(modality: str = "brightfield", draws: int = 1) -> dict[str, tuple]:
     return out
 
 
+def _cache_key(name: str, spec: tuple, modality: str):
+    """The rendered cell and the cache files' common path (without suffix) of a synthetic stack."""
+    cell, seed, crop = spec[1:]
+    cut = os.environ.get("MORPH_BENCH_ALLEN_AXON", "cable")
+    from morph.synth import generate_neuron
+
+    m = allen_cell(DATA / "swc" / "allen" / cell, cut=cut) if isinstance(cell, str) else generate_neuron(cell[1], cell_type=cell[0])
+    # the cache key names the cell rendered, so a change of the cell (or its cut) renders anew
+    from morph.synth.render import RENDER_VERSION
+
+    h = hashlib.sha1(repr((seed, crop, RENDER_VERSION)).encode())
+    for a in (m.xyz, m.radius, m.types, m.parent):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return m, CACHE / (f"{name}.{h.hexdigest()[:10]}" + ("" if modality == "brightfield" else f".{modality}"))
+
+
 def load(name: str, spec: tuple, modality: str = "brightfield"):
-    """(data, voxel size, gold) of one stack, rendered once (as ``modality``) and cached."""
+    """(data, voxel size, gold) of one stack, rendered once (as ``modality``) and cached
+    (with the render's clutter, :func:`load_clutter`)."""
     from morph.io import read_stack, read_swc
 
     group, cell, seed, crop = spec
@@ -120,20 +140,12 @@ def load(name: str, spec: tuple, modality: str = "brightfield"):
         st = read_stack(base.with_suffix(".tif"))
         return np.asarray(st.data), tuple(st.voxel_size), read_swc(base.with_suffix(".gold.swc"))
     from morph.io import write_swc
-    from morph.synth import generate_neuron, render_stack
+    from morph.synth import render_stack
 
-    cut = os.environ.get("MORPH_BENCH_ALLEN_AXON", "cable")
-    m = allen_cell(DATA / "swc" / "allen" / cell, cut=cut) if isinstance(cell, str) else generate_neuron(cell[1], cell_type=cell[0])
-    # the cache key names the cell rendered, so a change of the cell (or its cut) renders anew
-    from morph.synth.render import RENDER_VERSION
-
-    h = hashlib.sha1(repr((seed, crop, RENDER_VERSION)).encode())
-    for a in (m.xyz, m.radius, m.types, m.parent):
-        h.update(np.ascontiguousarray(a).tobytes())
-    key = f"{name}.{h.hexdigest()[:10]}" + ("" if modality == "brightfield" else f".{modality}")
-    f = CACHE / f"{key}.npz"
-    g = CACHE / f"{key}.gold.swc"
-    if f.exists() and g.exists():
+    m, key = _cache_key(name, spec, modality)
+    f, g = key.with_name(key.name + ".npz"), key.with_name(key.name + ".gold.swc")
+    c, none = key.with_name(key.name + ".clutter.swc"), key.with_name(key.name + ".clutter.none")
+    if f.exists() and g.exists() and (c.exists() or none.exists()):
         z = np.load(f)
         return z["data"], tuple(z["voxel_size"]), read_swc(g)
     st = render_stack(m, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=crop, seed=seed, modality=modality)
@@ -141,9 +153,28 @@ def load(name: str, spec: tuple, modality: str = "brightfield"):
     tmp = f.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, data=st.data, voxel_size=np.asarray(st.voxel_size))
     write_swc(st.gold, g.with_suffix(".tmp"))
+    if st.clutter_model is not None and len(st.clutter_model):
+        write_swc(st.clutter_model, c.with_suffix(".tmp"))
+        os.replace(c.with_suffix(".tmp"), c)
+    else:
+        none.touch()
     os.replace(g.with_suffix(".tmp"), g)
     os.replace(tmp, f)
     return st.data, tuple(st.voxel_size), st.gold
+
+
+def load_clutter(name: str, spec: tuple, modality: str = "brightfield"):
+    """The clutter of a synthetic stack (other cells' fragments and debris, the render's
+    ``clutter_model``), from the cache :func:`load` fills; ``None`` for the sample stacks
+    (rendered without it being kept) and renders without clutter."""
+    from morph.io import read_swc
+
+    if isinstance(spec[1], str) and spec[1].startswith("sample:"):
+        return None
+    load(name, spec, modality)
+    _m, key = _cache_key(name, spec, modality)
+    c = key.with_name(key.name + ".clutter.swc")
+    return read_swc(c) if c.exists() else None
 
 
 def missed_runs(m, gs, *, tol: float = 2.0, step: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -355,11 +386,13 @@ def run_one(job: tuple) -> dict:
     t0 = time.perf_counter()
     m = trace(data, voxel_size=vs, params=params, progress=False, prepare_fn=prepare_held if misses else None)
     dt = time.perf_counter() - t0
-    r = compare(m, gold, tolerance=2.0)
+    clutter = load_clutter(name, spec, modality)
+    r = compare(m, gold, tolerance=2.0, clutter=clutter)
     row = {
         "stack": name, "group": spec[0], "precision": r.precision, "recall": r.recall, "f1": r.f1,
         "cable": r.trace_length / max(r.gold_length, 1e-9),
-        "bp": r.branch_points.found / max(r.branch_points.gold, 1), "time": dt,
+        "bp": r.branch_points.found / max(r.branch_points.gold, 1),
+        "clutter": float("nan") if r.clutter_fraction is None else r.clutter_fraction, "time": dt,
     }
     img = flat_image(data, vs, params) if misses or nclick else None  # once for both
     if misses:
@@ -386,7 +419,7 @@ def run_one(job: tuple) -> dict:
     return row
 
 
-COLS = ("precision", "recall", "f1", "cable", "bp", "time")
+COLS = ("precision", "recall", "f1", "cable", "bp", "clutter", "time")
 # with --misses: where the missed gold cable lies (fractions of the gold's cable)
 MISS_COLS = ("miss_tip", "miss_side", "miss_soma", "miss_apart", "evident", "below_fg")
 # with --clicks N: the trace again with N simulated seed clicks on what it missed
@@ -407,7 +440,7 @@ def read_table(path: Path) -> dict[str, dict]:
         d = dict(zip(head, r))
         if d["stack"].startswith("mean"):
             continue
-        out[d["stack"]] = {"group": d["group"], **{c: float(d[c]) for c in COLS}}
+        out[d["stack"]] = {"group": d["group"], **{c: float(d.get(c, "nan")) for c in COLS}}
     return out
 
 
@@ -419,6 +452,11 @@ def _columns(rows: dict[str, dict]) -> tuple[str, ...]:
             + (DELETE_COLS if have(DELETE_COLS) else ()))
 
 
+def _mean(v: list[float]) -> float:
+    a = np.asarray(v, dtype=np.float64)
+    return float(a[np.isfinite(a)].mean()) if np.isfinite(a).any() else float("nan")
+
+
 def summary(rows: dict[str, dict]) -> dict[str, dict]:
     out = {}
     cols = _columns(rows)
@@ -427,7 +465,8 @@ def summary(rows: dict[str, dict]) -> dict[str, dict]:
             continue  # the six alone: the bench group
         sel = [r for r in rows.values() if r["group"] in members]
         if sel:
-            out[g] = {c: float(np.mean([r[c] for r in sel])) for c in cols} | {"n": len(sel)}
+            # the sample stacks have no clutter column: the mean over the stacks that do
+            out[g] = {c: _mean([r.get(c, np.nan) for r in sel]) for c in cols} | {"n": len(sel)}
     return out
 
 
@@ -435,7 +474,7 @@ def format_table(rows: dict[str, dict]) -> str:
     cols = _columns(rows)
     lines = ["stack\tgroup\t" + "\t".join(cols)]
     for name, r in rows.items():
-        lines.append(f"{name}\t{r['group']}\t" + "\t".join(f"{r[c]:.3f}" for c in cols))
+        lines.append(f"{name}\t{r['group']}\t" + "\t".join(f"{r.get(c, np.nan):.3f}" for c in cols))
     for g, s in summary(rows).items():
         lines.append(f"mean_{g}\t{s['n']}\t" + "\t".join(f"{s[c]:.3f}" for c in cols))
     return "\n".join(lines) + "\n"
@@ -510,7 +549,7 @@ def main(argv: list[str]) -> int:
         for r in ex.map(run_one, jobs):
             rows[r["stack"]] = r
             print(f"{r['stack']:14s} F1 {r['f1']:.3f}  P {r['precision']:.3f}  R {r['recall']:.3f}  "
-                  f"cable {r['cable']:.2f}  bp {r['bp']:.2f}  {r['time']:.1f} s", file=sys.stderr, flush=True)
+                  f"cable {r['cable']:.2f}  bp {r['bp']:.2f}  clutter {r['clutter']:.3f}  {r['time']:.1f} s", file=sys.stderr, flush=True)
     opts = ([f"--modality {args.modality}"] if args.modality != "brightfield" else []) + [f"--param {p}" for p in args.param]
     opts += [f"--allen-axon {args.allen_axon}"] if args.allen_axon != "cable" else []
     opts += [f"--draws {args.draws}"] if args.draws > 1 else []

@@ -36,6 +36,11 @@ distance 0). From these distances it reports:
   carry SWC types 2-4: the same precision / recall / F1, with distances measured only to
   the other tree's edges of the same compartment (so a dendrite traced as axon counts as
   missed dendrite and extra axon).
+* with ``clutter`` (what must not be traced: ``morph synth``'s ``<prefix>.clutter.swc``, other
+  cells' fragments as chains and debris as single nodes), the trace's cable lying **on the
+  clutter**: samples within the tolerance of a chain's centreline or a ball's surface and
+  beyond it from the gold (``clutter_length``, and as a fraction of the trace's sampled
+  cable).
 * a **DIADEM-style score**: the gold critical nodes (branch points and tips, after
   dropping terminal branches shorter than ``min_terminal_length``) are first paired
   one-to-one with the trace critical nodes within ``node_tolerance`` at the least total
@@ -308,6 +313,10 @@ class CompareResult:
     diadem_matched_weight: float
     diadem_total_weight: float
     compartments: dict[str, CompartmentScore] = field(default_factory=dict)
+    #: With ``clutter`` given: the trace's sampled cable within tolerance of the clutter and
+    #: beyond it from the gold, and that as a fraction of the trace's sampled cable.
+    clutter_length: float | None = None
+    clutter_fraction: float | None = None
     gold_name: str | None = None
     trace_name: str | None = None
     # per-sample arrays for plotting (not part of to_dict)
@@ -378,6 +387,9 @@ class CompareResult:
                 f"node tolerance {self.node_tolerance:.3g} {u})",
             )
         )
+        if self.clutter_length is not None:
+            rows.append(("trace on clutter", f"{self.clutter_length:.2f} {u} ({self.clutter_fraction:.4f} of the trace's "
+                                             "sampled cable; within tolerance of the clutter, beyond it from the gold)"))
         for name, c in self.compartments.items():
             rows.append(
                 (
@@ -624,6 +636,7 @@ def compare(
     vaa3d_step: float = 1.0,
     min_terminal_length: float = 0.0,
     soma_margin: float = 1.0,
+    clutter: Morphology | str | Path | None = None,
 ) -> CompareResult:
     """Score a tracing against a gold-standard reconstruction.
 
@@ -662,6 +675,12 @@ def compare(
     soma_margin
         Samples closer to the soma centre than ``soma_margin`` times the soma radius are
         left out.
+    clutter
+        What the image holds that must not be traced (or an SWC path), in the gold's units:
+        other cells' fragments as chains of nodes, debris as single nodes whose radius is
+        the ball's (``morph synth`` writes it as ``<prefix>.clutter.swc``). The result then
+        says how much of the trace's cable lies within ``tolerance`` of it (of a chain's
+        centreline, of a ball's surface) and beyond ``tolerance`` from the gold.
 
     Returns
     -------
@@ -687,6 +706,10 @@ def compare(
         raise MorphologyError("the gold reconstruction has fewer than 2 nodes: nothing to compare against")
     if len(trace) == 0:
         raise MorphologyError("the trace is empty", hint="an empty tracing cannot be scored")
+    if clutter is not None and not isinstance(clutter, Morphology):
+        from morph.io import read_swc
+
+        clutter = read_swc(clutter)
     t_m, g_m, frame, vs = _frame(trace, gold, units, voxel_size, trace_units, gold_units)
     if tolerance is None:
         tolerance = max(2.0 * vs[0], vs[2]) if vs is not None and frame == "um" else 2.0
@@ -722,6 +745,11 @@ def compare(
     t_ok = td <= tolerance
     recall = _frac(float(gw[g_ok].sum()), float(gw.sum()))
     precision = _frac(float(tw[t_ok].sum()), float(tw.sum()))
+    clutter_length = clutter_fraction = None
+    if clutter is not None:
+        on = _near_clutter(clutter, tp, tolerance, frame, vs, gold_units or units or gold.units) & ~t_ok
+        clutter_length = float(tw[on].sum())
+        clutter_fraction = _frac(clutter_length, float(tw.sum()))
     if len(t_m) < 2 or tw.sum() == 0:
         precision = 0.0 if gw.sum() > 0 else float("nan")
 
@@ -806,11 +834,38 @@ def compare(
         diadem_matched_weight=dm,
         diadem_total_weight=dt,
         compartments=comps,
+        clutter_length=clutter_length,
+        clutter_fraction=clutter_fraction,
         gold_name=gold.name,
         trace_name=trace.name,
         _gold_samples=(gp, g_ok),
         _trace_samples=(tp, t_ok),
     )
+
+
+def _near_clutter(clutter: Morphology, pts: NDArray, tolerance: float, frame: str,
+                  vs: tuple[float, float, float] | None, gold_units: str) -> NDArray[np.bool_]:
+    """Which of ``pts`` (the comparison's frame) lie within ``tolerance`` of the clutter:
+    of its chains' centrelines, or of the surface of its single nodes (balls). The clutter
+    is taken in the gold's units."""
+    c = clutter._derive(units=gold_units)
+    if frame == "um" and gold_units == "voxel":
+        c = c.to_micrometres(vs)
+    near = np.zeros(len(pts), dtype=bool)
+    if not len(c) or not len(pts):
+        return near
+    child = np.flatnonzero(c.parent >= 0)
+    if child.size:
+        d, _ = SegmentIndex(c.xyz[child], c.xyz[c.parent[child]], piece=max(tolerance / 4.0, 1e-6)).query(pts)
+        near |= d <= tolerance
+    single = (c.parent < 0) & (np.bincount(c.parent[child], minlength=len(c)) == 0)
+    if single.any():
+        from scipy.spatial import cKDTree
+
+        kd = cKDTree(pts)
+        for i in np.flatnonzero(single):
+            near[kd.query_ball_point(c.xyz[i], float(c.radius[i]) + tolerance)] = True
+    return near
 
 
 def _vaa3d_segments(m: Morphology) -> tuple[NDArray, NDArray]:

@@ -211,3 +211,18 @@ def test_draws_render_the_bench_cells_again_and_have_their_own_summary() -> None
     rows["A~1"] = {"group": "draws", **row, "f1": 0.0}
     s = trace_accuracy.summary(rows)
     assert s["draws"]["n"] == 2 and s["draws"]["f1"] == 0.5 and s["bench"]["f1"] == 1.0 and s["all"]["n"] == 2
+
+
+def test_clutter_column_is_averaged_over_the_stacks_that_have_one(tmp_path) -> None:
+    """The sample stacks have no clutter kept (``nan``): a group's mean is over the others,
+    and a table written before the column existed still reads."""
+    row = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "cable": 1.0, "bp": 1.0, "time": 1.0}
+    rows = {"A": {"group": "bench", **row, "clutter": 0.02}, "B": {"group": "bench", **row, "clutter": 0.04},
+            "S": {"group": "sample", **row, "clutter": float("nan")}}
+    s = trace_accuracy.summary(rows)
+    assert s["bench"]["clutter"] == pytest.approx(0.03) and s["all"]["clutter"] == pytest.approx(0.03)
+    assert np.isnan(s["further"]["clutter"])
+    assert "\tnan\t" in trace_accuracy.format_table(rows)
+    old = tmp_path / "old.tsv"
+    old.write_text("stack\tgroup\tprecision\trecall\tf1\tcable\tbp\ttime\nA\tbench\t1\t1\t1\t1\t1\t2\n")
+    assert np.isnan(trace_accuracy.read_table(old)["A"]["clutter"])

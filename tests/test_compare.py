@@ -312,3 +312,54 @@ def test_scores_do_not_change_when_the_gold_is_read_back_from_its_file(tmp_path)
     c = compare(t, back, tolerance=2.0, step=0.5)
     assert (a.recall, a.precision) == pytest.approx((c.recall, c.precision), abs=1e-6)
 
+
+def clutter_scene() -> tuple[Morphology, Morphology, Morphology]:
+    """The planar tree as gold; clutter: a fragment 30 um long at y = 40 (x 20..50) and a
+    debris ball of radius 1.5 um at (150, 30, 0); a trace: the gold, a false branch running
+    onto the fragment and along it, and a spur ending in the ball."""
+    g = planar_tree()
+    frag = np.array([[x, 40.0, 0.0] for x in range(20, 51, 2)])
+    clutter = Morphology(np.vstack([frag, [[150.0, 30.0, 0.0]]]), np.r_[np.full(len(frag), 0.5), 1.5],
+                         np.zeros(len(frag) + 1, dtype=np.int64), np.r_[-1, np.arange(len(frag) - 1), -1])
+    # false branch from the trunk at (20, 0, 0) up to (20, 40, 0), then along the fragment to x = 50
+    up = [[20.0, y, 0.0] for y in range(5, 41, 5)]
+    along = [[x, 40.0, 0.0] for x in range(25, 51, 5)]
+    spur = [[150.0, y, 0.0] for y in range(5, 30, 4)]  # from (150, 0, 0) to (150, 29, 0): into the ball
+    xyz = np.vstack([g.xyz, up, along, spur])
+    n0, nu, na = len(g), len(up), len(along)
+    parent = np.r_[g.parent, 2, n0 + np.arange(nu - 1), n0 + nu - 1, n0 + nu + np.arange(na - 1),
+                   15, n0 + nu + na + np.arange(len(spur) - 1)]
+    t = Morphology(xyz, np.ones(len(xyz)), np.full(len(xyz), 3), parent)
+    return g, clutter, t
+
+
+def test_cable_traced_on_the_clutter():
+    g, clutter, t = clutter_scene()
+    r = compare(t, g, tolerance=2.0, clutter=clutter)
+    # on the fragment: the 30 um along it and the last 2 um of the branch climbing to it;
+    # in the ball: the spur's last part within 1.5 + 2 um of the centre (y >= 26.5)
+    assert r.clutter_length == pytest.approx(30.0 + 2.0 + 2.5, abs=1.0)
+    assert r.clutter_fraction == pytest.approx(r.clutter_length / r.trace_sampled_length)
+    assert "trace on clutter" in r.format_table()
+    assert r.to_dict()["clutter_length"] == pytest.approx(r.clutter_length)
+    # the gold traced alone touches none of it; without clutter nothing is said
+    assert compare(g, g, clutter=clutter).clutter_length == 0.0
+    plain = compare(t, g, tolerance=2.0)
+    assert plain.clutter_length is None and "clutter" not in plain.format_table()
+    # cable near the clutter that is also near the gold is the gold's: a clutter chain
+    # running along the trunk 1 um off takes nothing from a trace of the trunk
+    beside = Morphology([[0, 1, 0], [200, 1, 0]], [0.5, 0.5], [0, 0], [-1, 0])
+    assert compare(g, g, clutter=beside).clutter_length == 0.0
+
+
+def test_cli_compare_clutter(tmp_path, capsys):
+    g, clutter, t = clutter_scene()
+    gp, cp, tp = (write_swc(m, tmp_path / f"{k}.swc") for k, m in (("gold", g), ("clutter", clutter), ("trace", t)))
+    assert main(["compare", str(tp), str(gp), "--tolerance", "2", "--clutter", str(cp)]) == 0
+    out = capsys.readouterr().out
+    assert "trace on clutter" in out
+    assert main(["compare", str(tp), str(gp), "--json", "--clutter", str(cp)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["clutter_length"] > 30
+    assert main(["compare", str(tp), str(gp), "--clutter", str(tmp_path / "none.swc")]) == 2
+    assert "file not found" in capsys.readouterr().err

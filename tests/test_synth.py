@@ -253,6 +253,54 @@ def test_clutter_stays_off_the_neuron():
     assert (with_c.data < no_c.data - 30).sum() > 50  # dark clutter added somewhere
 
 
+def test_clutter_model_is_what_was_drawn_off_the_neuron(tmp_path, capsys):
+    """The render's clutter comes out as a forest in the gold's frame (fragments as chains,
+    debris as single nodes), clear of the neuron, saved beside the gold; `morph compare
+    --clutter` measures a trace against it."""
+    from morph.synth.render import clutter_path
+
+    m = generate_neuron(6, cell_type="aspiny", scale=0.25)
+    st = render_stack(m, preset="hard", voxel_size=(0.3, 0.3, 1.0), seed=3)
+    c = st.clutter_model
+    roots = c.parent < 0
+    single = roots & (np.bincount(c.parent[~roots], minlength=len(c)) == 0)
+    assert int(single.sum()) == st.clutter["debris"] > 0
+    assert int((~roots).sum()) == st.clutter["fragment_segments"] > 0  # one edge per segment drawn
+    assert set(np.unique(c.types)) == {0}
+    p = st.params
+    lo, hi = p.fragment_radius
+    assert np.all((c.radius[~single] >= lo) & (c.radius[~single] <= hi))
+    # every piece of clutter lies beyond the clearance (plus the soma's radius) from the neuron
+    from scipy.spatial import cKDTree
+
+    d = cKDTree(st.gold.resample(1.0).xyz).query(c.xyz)[0]
+    assert d.min() > p.clutter_clearance
+    # the darkest voxels of a fragment's chain are in the image (the frame is the gold's)
+    chain = c.xyz[~single][:20]
+    zyx = np.rint(chain / np.asarray(st.voxel_size)).astype(int)[:, ::-1]
+    inside = np.all((zyx >= 0) & (zyx < st.data.shape), axis=1)
+    bg = float(np.median(st.data))
+    assert np.median(st.data[tuple(zyx[inside].T)]) < bg - 10
+    tif, swc = st.save(tmp_path / "h")
+    back = read_swc(clutter_path(tmp_path / "h"))
+    assert len(back) == len(c) and "not part of the gold" in "\n".join(back.header)
+    # the easy preset draws none: no clutter file, and --force removes one left by a render before
+    easy = render_stack(m, preset="easy", voxel_size=(0.3, 0.3, 1.0), seed=3)
+    assert len(easy.clutter_model) == 0
+    with pytest.raises(MorphError):
+        easy.save(tmp_path / "h")
+    easy.save(tmp_path / "h", force=True)
+    assert not clutter_path(tmp_path / "h").exists()
+    # the CLI names it, and compare measures a trace lying on it
+    assert main(["synth", "-o", str(tmp_path / "c"), "--seed", "6", "--cell-type", "aspiny", "--scale", "0.25",
+                 "--voxel", "0.3", "0.3", "1.0", "--preset", "hard", "-q"]) == 0
+    assert "c.clutter.swc" in capsys.readouterr().out
+    g, cl = read_swc(tmp_path / "c.gold.swc"), read_swc(tmp_path / "c.clutter.swc")
+    on = compare(g.merge(cl.subtree(0)), g, clutter=cl)
+    assert on.clutter_length == pytest.approx(cl.subtree(0).total_length(), rel=0.1)
+    assert compare(g, g, clutter=cl).clutter_length == 0.0
+
+
 def test_clip_to_box():
     # a line along x from -5 to 15, then back out and in again
     xs = np.array([-5, 0.5, 5, 9.5, 15, 9.0, 5.0])

@@ -57,6 +57,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         metavar="D",
         help="ignore terminal branches shorter than D in the DIADEM-style score (DIADEM OP: 6)",
     )
+    p.add_argument(
+        "--clutter",
+        type=Path,
+        metavar="SWC",
+        help="what must not be traced, in the gold's units (morph synth writes PREFIX.clutter.swc: other cells' "
+        "fragments and debris): also report the trace's cable lying on it",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--plot", type=Path, metavar="PNG", help="also draw gold and trace coloured matched/missed/extra"
@@ -69,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from morph.compare import compare, plot_comparison
     from morph.io import check_output, read_swc
 
-    need_files([args.trace, args.gold])
+    need_files([args.trace, args.gold] + ([args.clutter] if args.clutter is not None else []))
     if args.plot is not None:
         check_output(args.plot, force=args.force)
     trace = read_swc(args.trace)
@@ -86,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         node_tolerance=args.node_tolerance,
         dsa_threshold=args.dsa_threshold,
         min_terminal_length=args.min_terminal,
+        clutter=None if args.clutter is None else read_swc(args.clutter),
     )
     result.trace_name, result.gold_name = str(args.trace), str(args.gold)
     print(result.to_json() if args.json else result.format_table())

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         description="Generate a procedural neuron (or take --from CELL.swc) and render it into a 3-D stack. "
         "Writes PREFIX.tif (zlib-compressed ImageJ TIFF with the voxel size) and PREFIX.gold.swc "
         "(the ground truth in the stack's frame, micrometres: voxel (k, j, i) is centred at "
-        "(i*vx, j*vy, k*vz)). Any generator or renderer parameter can be set with --set NAME=VALUE "
+        "(i*vx, j*vy, k*vz)) and, when the preset draws clutter, PREFIX.clutter.swc (other cells' fragments "
+        "and debris, in the same frame: what a tracer must leave out; morph compare --clutter). Any generator or renderer parameter can be set with --set NAME=VALUE "
         "(see morph.synth.NeuronParams and RenderParams).",
     )
     p.add_argument("-o", "--output", required=True, type=Path, metavar="PREFIX", help="output prefix")
@@ -102,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
     swc = prefix.with_name(prefix.name + ".gold.swc")
     check_output(tif, force=args.force)
     check_output(swc, force=args.force)
+    from morph.synth.render import clutter_path
+
+    check_output(clutter_path(prefix), force=args.force)
     neuron_kw, render_kw = _parse_sets(args.set)
 
     if args.source is not None:
@@ -148,4 +152,8 @@ def run(args: argparse.Namespace) -> int:
     vs = " x ".join(f"{v:g}" for v in result.voxel_size)
     print(f"{tif}: {x} x {y} x {z} voxels of {vs} um ({rp.modality}, {args.preset})")
     print(f"{swc}: {len(result.gold)} nodes, {result.gold.total_length():.1f} um of cable")
+    c = result.clutter
+    if c.get("debris") or c.get("fragment_segments"):
+        print(f"{clutter_path(prefix)}: the clutter (not to be traced): {c['fragment_segments']} fragment segments "
+              f"of other cells, {c['debris']} debris balls")
     return 0

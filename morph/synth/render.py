@@ -202,6 +202,14 @@ class SyntheticStack:
         Position of voxel ``(0, 0, 0)`` in the input cell's coordinates (micrometres).
     params
         The parameters used.
+    clutter
+        How many debris balls and fragment segments were drawn.
+    clutter_model
+        What the image holds besides the neuron, in the same frame as ``gold``: each
+        fragment of another cell an unbranched chain of SWC type 0 (the radius it was drawn
+        with), each debris ball a single node of type 0 (its radius). What a tracer must
+        leave out: :func:`morph.compare.compare` with ``clutter=`` measures how much of a
+        trace lies on it.
     """
 
     data: NDArray[np.uint8]
@@ -210,17 +218,23 @@ class SyntheticStack:
     origin: NDArray[np.float64]
     params: RenderParams
     clutter: dict[str, int] = field(default_factory=dict)
+    clutter_model: Morphology | None = None
 
     def save(self, prefix: str | Path, *, force: bool = False) -> tuple[Path, Path]:
-        """Write ``<prefix>.tif`` (zlib-compressed ImageJ TIFF with the voxel size) and
-        ``<prefix>.gold.swc``; refuses to overwrite either without ``force``."""
+        """Write ``<prefix>.tif`` (zlib-compressed ImageJ TIFF with the voxel size),
+        ``<prefix>.gold.swc`` and, when the stack holds clutter, ``<prefix>.clutter.swc``
+        (:attr:`clutter_model`); refuses to overwrite any without ``force`` (with it, a
+        ``<prefix>.clutter.swc`` left by an earlier render is removed when this one has no
+        clutter). Returns the stack's and the gold's paths."""
         from morph.io import check_output, write_stack, write_swc
 
         prefix = Path(prefix)
         tif = prefix.with_name(prefix.name + ".tif")
         swc = prefix.with_name(prefix.name + ".gold.swc")
+        cl = clutter_path(prefix)
         check_output(tif, force=force)
         check_output(swc, force=force)
+        check_output(cl, force=force)
         write_stack(tif, self.data, self.voxel_size, force=force)
         p = self.params
         extra = [
@@ -231,7 +245,23 @@ class SyntheticStack:
             + " ".join(f"{v:.3f}" for v in self.origin),
         ]
         write_swc(self.gold, swc, force=force, extra_header=extra)
+        if self.clutter_model is not None and len(self.clutter_model):
+            c = self.clutter_model
+            roots = c.parent < 0
+            single = roots & (np.bincount(c.parent[~roots], minlength=len(c)) == 0)
+            write_swc(c, cl, force=force, extra_header=extra[1:] + [
+                f"clutter of {tif.name}: {int(roots.sum() - single.sum())} fragments of other cells (unbranched "
+                f"chains) and {int(single.sum())} debris balls (single nodes), SWC type 0, radius as drawn; "
+                "not part of the gold"])
+        elif cl.exists() and force:
+            cl.unlink()
         return tif, swc
+
+
+def clutter_path(prefix: str | Path) -> Path:
+    """Where :meth:`SyntheticStack.save` writes the clutter of ``<prefix>.tif``."""
+    prefix = Path(prefix)
+    return prefix.with_name(prefix.name + ".clutter.swc")
 
 
 # ---------------------------------------------------------------------------- geometry
@@ -435,8 +465,9 @@ def _edge_stain(m: Morphology, p: RenderParams, rng: np.random.Generator) -> NDA
 # ---------------------------------------------------------------------------- clutter
 def _clutter(
     gold: Morphology, shape_xyz: NDArray, vs: NDArray, p: RenderParams, rng: np.random.Generator
-) -> tuple[tuple[NDArray, ...], tuple[NDArray, ...]]:
-    """Debris balls (centres, radii, stain) and fragment segments (a, b, r, stain)."""
+) -> tuple[tuple[NDArray, ...], tuple[NDArray, ...], list[NDArray]]:
+    """Debris balls (centres, radii, stain), fragment segments (a, b, r, stain) and each
+    fragment's points (its segments run between consecutive points)."""
     from scipy.spatial import cKDTree
 
     ext = shape_xyz * vs
@@ -459,6 +490,7 @@ def _clutter(
     balls = (c[keep], rr[keep], st[keep])
     nf = rng.poisson(p.fragment_density * vol)
     A, B, R, S = [], [], [], []
+    chains: list[NDArray] = []
     for _ in range(nf):
         length = rng.uniform(*p.fragment_length)
         nseg = max(2, int(length))
@@ -481,6 +513,7 @@ def _clutter(
         q = max(runs, key=len)
         seg = path[q]
         r0 = rng.uniform(*p.fragment_radius)
+        chains.append(seg)
         A.append(seg[:-1])
         B.append(seg[1:])
         R.append(np.full(len(seg) - 1, r0))
@@ -490,7 +523,36 @@ def _clutter(
     else:
         z = np.zeros((0, 3))
         segs = (z, z, np.zeros(0), np.zeros(0))
-    return balls, segs
+    return balls, segs, chains
+
+
+def clutter_morphology(
+    balls: tuple[NDArray, ...], segs: tuple[NDArray, ...], chains: list[NDArray], voxel_size: NDArray
+) -> Morphology:
+    """The clutter as a forest in the stack's frame: each fragment of another cell an
+    unbranched chain of SWC type 0 with the radius it was drawn with, each debris ball a
+    single node of type 0 with its radius."""
+    xyz, rad, par = [], [], []
+    n = 0
+    r_seg = segs[2]
+    k = 0
+    for c in chains:
+        xyz.append(c)
+        rad.append(np.full(len(c), float(r_seg[k]) if r_seg.size else 0.0))
+        par.append(np.r_[-1, n + np.arange(len(c) - 1)])
+        n += len(c)
+        k += len(c) - 1
+    if len(balls[0]):
+        xyz.append(balls[0])
+        rad.append(balls[1])
+        par.append(np.full(len(balls[0]), -1))
+    if not xyz:
+        z = np.zeros(0)
+        return Morphology(np.zeros((0, 3)), z, z.astype(np.int64), z.astype(np.int64), units="um",
+                          voxel_size=tuple(float(v) for v in voxel_size))
+    x = np.vstack(xyz)
+    return Morphology(x, np.concatenate(rad), np.zeros(len(x), dtype=np.int64), np.concatenate(par).astype(np.int64),
+                      units="um", voxel_size=tuple(float(v) for v in voxel_size))
 
 
 # ---------------------------------------------------------------------------- optics
@@ -626,7 +688,7 @@ def render_stack(
             c = cell.soma_center[None, :]
             _render_balls(dens, c, np.array([cell.soma_radius]), np.array([p.soma_density]), vs, psf)
         st.step("soma")
-        balls, frags = _clutter(cell, shape_xyz, vs, p, rng)
+        balls, frags, chains = _clutter(cell, shape_xyz, vs, p, rng)
         if len(balls[0]):
             _render_balls(dens, balls[0], balls[1], balls[2], vs, psf)
         if len(frags[0]):
@@ -712,6 +774,7 @@ def render_stack(
         origin=origin,
         params=p,
         clutter={"debris": int(len(balls[0])), "fragment_segments": int(len(frags[0]))},
+        clutter_model=clutter_morphology(balls, frags, chains, vs),
     )
 
 
