@@ -168,6 +168,13 @@ class TraceParams:
         long the branch. Paths through the blur halo of a dark body, or down its blur along
         z, run over a smooth slope and are removed (0 disables). See
         :func:`morph.tracing.prune.prune_flat_terminals`.
+    steep_terminal_ridge, steep_terminal_z
+        Last of all, a terminal branch whose end lies at least ``steep_terminal_z`` of its
+        distance from the node it hangs from along z must stand out by a median of
+        ``steep_terminal_ridge`` noise units on the same measure as ``terminal_ridge``
+        (brightfield: paths climbing through the z-blur of dark structure above or below
+        stand out a little across them; 0 disables; ``None``: by polarity). See
+        :func:`morph.tracing.prune.prune_steep_terminals`.
     tip_fraction
         Terminal branches are retracted to where the image falls below this fraction of the
         branch's mean intensity (the blur beyond a neurite's end, 0 disables).
@@ -342,6 +349,8 @@ class TraceParams:
     spur_ridge_factor: float = 1.0
     terminal_ridge: float = 0.8
     terminal_ridge_margin_um: float = 1.0
+    steep_terminal_ridge: float | None = None
+    steep_terminal_z: float = 0.6
     tip_fraction: float = 0.35
     tip_extend_um: float | None = None
     tip_extend_threshold: float = 1.8
@@ -465,6 +474,7 @@ class TraceParams:
             "side_branch_um": 20.0 if bf else 0.0,
             "faint_reach_um": 20.0 if bf else 0.0,
             "tip_path_um": 12.0 if bf else 0.0,
+            "steep_terminal_ridge": 1.2 if bf else 0.0,
             "path_ref": 5.0 if bf else 0.0,
         }
         changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}

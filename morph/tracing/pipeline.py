@@ -710,6 +710,22 @@ def _prune_flat_terminals(m: Morphology, prep: Prepared, params: TraceParams,
     return m
 
 
+def _prune_steep_terminals(m: Morphology, prep: Prepared, params: TraceParams,
+                           keep_pts: NDArray[np.float64] | None) -> Morphology:
+    """:func:`morph.tracing.prune.prune_steep_terminals` with the run's parameters (the
+    branches the user's seeds joined are kept); the header says how much cable went."""
+    if not params.steep_terminal_ridge or len(m) < 3:
+        return m
+    n0, len0 = m.sections.n, m.total_length()
+    m = _prune.prune_steep_terminals(m, prep.image, prep.voxel_size, params.steep_terminal_ridge * prep.noise,
+                                     min_steepness=params.steep_terminal_z,
+                                     margin_um=params.terminal_ridge_margin_um, protect=_nearest_nodes(m, keep_pts))
+    if m.sections.n < n0:
+        prep.notes.append(f"terminal branches running steeply along z removed as weak ridges (steep_terminal_ridge): "
+                          f"{len0 - m.total_length():.1f} um of cable")
+    return m
+
+
 def _half_widths(m: Morphology, prep: Prepared, params: TraceParams) -> NDArray[np.float64]:
     """Each neurite node's half width on the image (the extent of its blurred image, which
     decides the halo-spur pruning); soma nodes keep their radius."""
@@ -1406,6 +1422,10 @@ def trace(
             # faint neurites last, so that none hangs from the axon (a dendrite passing near it)
             m = _join_faint(m.translate(-off), prep, params).translate(off)
             m = _extend_tip_paths(m.translate(-off), prep, params).translate(off)
+            # the user's points (seeds, the axon click) keep their branches
+            held_pts = [join_pts] + ([prep.to_physical(fg.xyz_um(seeds_fg))] if seeds_fg.size else [])
+            held_pts = np.vstack(held_pts) if sum(len(h) for h in held_pts) else None
+            m = _prune_steep_terminals(m.translate(-off), prep, params, held_pts).translate(off)
         tm["faint"] = time.perf_counter() - t0
         st.step("faint")
     extra = []

@@ -444,6 +444,42 @@ def prune_flat_terminals(
     return _drop_short_terminals(m, is_flat, rounds, protect)
 
 
+def prune_steep_terminals(
+    m: Morphology, image: NDArray[Any], voxel_size: Sequence[float], ridge_min: float, *,
+    min_steepness: float = 0.6, offset_um: float = 1.5, margin_um: float = 1.0,
+    protect: NDArray[np.bool_] | None = None,
+) -> Morphology:
+    """Remove terminal sections that run steeply along z and are weak ridges of the image.
+
+    A terminal section (hanging from a branch point or the soma) whose end lies at least
+    ``min_steepness`` of its distance from the node it hangs from along z (``|dz| / d``) is
+    removed when the median :func:`ridge_contrast` of its nodes farther than that node's
+    radius from it (sides ``max(offset_um, r + margin_um)`` away across it in x-y) is below
+    ``ridge_min`` (image units), a stricter test than :func:`prune_flat_terminals`' for the
+    sections that test judges the most leniently: in a brightfield stack the blur of dark
+    structure above or below, elongated along z, makes paths that climb through it with a
+    little contrast across them, where a neurite running along z stands out as a dot in
+    every slice. One pass; sections holding a node marked in ``protect`` are kept.
+    """
+
+    def is_steep_weak(m: Morphology, hang: NDArray, from_branch: NDArray, from_soma: NDArray) -> NDArray[np.bool_]:
+        sec = m.sections
+        d = m.xyz[sec.end] - m.xyz[hang]
+        steep = np.abs(d[:, 2]) >= min_steepness * np.maximum(np.linalg.norm(d, axis=1), 1e-9)
+        cand = (from_branch | from_soma) & (sec.children_count() == 0) & steep
+        if not cand.any():
+            return cand
+        sid = m.section_id
+        s0 = np.maximum(sid, 0)
+        distal = (sid >= 0) & cand[s0] & (np.linalg.norm(m.xyz - m.xyz[hang[s0]], axis=1) > m.radius[hang[s0]])
+        idx = np.flatnonzero(distal)
+        off = np.maximum(offset_um, m.radius[idx] + margin_um)
+        med = _section_medians(ridge_contrast(m, image, voxel_size, offset_um=off, nodes=idx), sid[idx], sec.n)
+        return cand & np.isfinite(med) & (med < ridge_min)
+
+    return _drop_short_terminals(m, is_steep_weak, 1, protect)
+
+
 def prune_thick_spurs(
     m: Morphology, min_length_um: float, radius_factor: float, *, rounds: int = 2,
     protect: NDArray[np.bool_] | None = None, image: NDArray[Any] | None = None,
