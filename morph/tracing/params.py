@@ -23,7 +23,8 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
                     (0.0, _INF, True)),
     "background_percentile": (0.0, 100.0, False),
     "seed_contrast": (-_INF, _INF, False),
-    **dict.fromkeys(("tube_weight", "medial_weight", "relative_threshold", "tip_fraction"), (0.0, 1.0, False)),
+    **dict.fromkeys(("tube_weight", "medial_weight", "relative_threshold", "tip_fraction", "steep_terminal_z"),
+                    (0.0, 1.0, False)),
 }
 
 
@@ -172,8 +173,8 @@ class TraceParams:
         Last of all, a terminal branch whose end lies at least ``steep_terminal_z`` of its
         distance from the node it hangs from along z must stand out by a median of
         ``steep_terminal_ridge`` noise units on the same measure as ``terminal_ridge``
-        (brightfield: paths climbing through the z-blur of dark structure above or below
-        stand out a little across them; 0 disables; ``None``: by polarity). See
+        (paths climbing through the z-blur of structure above or below stand out a little
+        across them; 0 disables). See
         :func:`morph.tracing.prune.prune_steep_terminals`.
     tip_fraction
         Terminal branches are retracted to where the image falls below this fraction of the
@@ -349,7 +350,7 @@ class TraceParams:
     spur_ridge_factor: float = 1.0
     terminal_ridge: float = 0.8
     terminal_ridge_margin_um: float = 1.0
-    steep_terminal_ridge: float | None = None
+    steep_terminal_ridge: float = 1.2
     steep_terminal_z: float = 0.6
     tip_fraction: float = 0.35
     tip_extend_um: float | None = None
@@ -474,7 +475,6 @@ class TraceParams:
             "side_branch_um": 20.0 if bf else 0.0,
             "faint_reach_um": 20.0 if bf else 0.0,
             "tip_path_um": 12.0 if bf else 0.0,
-            "steep_terminal_ridge": 1.2 if bf else 0.0,
             "path_ref": 5.0 if bf else 0.0,
         }
         changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}

@@ -456,10 +456,10 @@ def prune_steep_terminals(
     removed when the median :func:`ridge_contrast` of its nodes farther than that node's
     radius from it (sides ``max(offset_um, r + margin_um)`` away across it in x-y) is below
     ``ridge_min`` (image units), a stricter test than :func:`prune_flat_terminals`' for the
-    sections that test judges the most leniently: in a brightfield stack the blur of dark
-    structure above or below, elongated along z, makes paths that climb through it with a
-    little contrast across them, where a neurite running along z stands out as a dot in
-    every slice. One pass; sections holding a node marked in ``protect`` are kept.
+    sections that test judges the most leniently: the blur of structure above or below,
+    elongated along z, makes paths that climb through it with a little contrast across
+    them, where a neurite running along z stands out as a dot in every slice. One pass;
+    sections holding a node marked in ``protect`` are kept.
     """
 
     def is_steep_weak(m: Morphology, hang: NDArray, from_branch: NDArray, from_soma: NDArray) -> NDArray[np.bool_]:
