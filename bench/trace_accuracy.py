@@ -165,15 +165,16 @@ def load(name: str, spec: tuple, modality: str = "brightfield"):
 
 def load_clutter(name: str, spec: tuple, modality: str = "brightfield"):
     """The clutter of a synthetic stack (other cells' fragments and debris, the render's
-    ``clutter_model``), from the cache :func:`load` fills; ``None`` for the sample stacks
+    ``clutter_model``), from the cache :func:`load` fills (rendering it when not cached); ``None`` for the sample stacks
     (rendered without it being kept) and renders without clutter."""
     from morph.io import read_swc
 
     if isinstance(spec[1], str) and spec[1].startswith("sample:"):
         return None
-    load(name, spec, modality)
     _m, key = _cache_key(name, spec, modality)
-    c = key.with_name(key.name + ".clutter.swc")
+    c, none = key.with_name(key.name + ".clutter.swc"), key.with_name(key.name + ".clutter.none")
+    if not (c.exists() or none.exists()):
+        load(name, spec, modality)  # renders and caches it
     return read_swc(c) if c.exists() else None
 
 

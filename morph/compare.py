@@ -862,9 +862,8 @@ def _near_clutter(clutter: Morphology, pts: NDArray, tolerance: float, frame: st
     if single.any():
         from scipy.spatial import cKDTree
 
-        kd = cKDTree(pts)
-        for i in np.flatnonzero(single):
-            near[kd.query_ball_point(c.xyz[i], float(c.radius[i]) + tolerance)] = True
+        hits = cKDTree(pts).query_ball_point(c.xyz[single], c.radius[single] + tolerance)
+        near[np.concatenate([np.asarray(h, dtype=np.int64) for h in hits])] = True
     return near
 
 

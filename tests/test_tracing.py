@@ -1811,9 +1811,10 @@ def test_prune_flat_terminals_drops_halo_paths_however_long() -> None:
 
 
 def test_prune_steep_terminals_drops_weak_paths_along_z_only() -> None:
-    """Three branches leave a trunk along x: two climb along z, one weak (contrast 1 above
-    its sides) and one strong (contrast 4), and one runs in x-y as weak as the first. At a
-    steep-ridge threshold of 2 only the weak climbing branch goes; a user's point keeps it."""
+    """Three branches leave a trunk along x: two climb along z, one drawn a quarter as dark
+    as the trunk (median ridge contrast 1.6) and one as dark (6.3), and one runs in x-y as
+    weak as the first. At a steep-ridge threshold of 2 only the weak climbing branch goes; a
+    user's point keeps it."""
     from scipy.ndimage import gaussian_filter
 
     from morph.tracing.prune import prune_steep_terminals

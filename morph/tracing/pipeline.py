@@ -713,7 +713,8 @@ def _prune_flat_terminals(m: Morphology, prep: Prepared, params: TraceParams,
 def _prune_steep_terminals(m: Morphology, prep: Prepared, params: TraceParams,
                            keep_pts: NDArray[np.float64] | None) -> Morphology:
     """:func:`morph.tracing.prune.prune_steep_terminals` with the run's parameters (the
-    branches the user's seeds joined are kept); the header says how much cable went."""
+    branches holding the nodes nearest to ``keep_pts``, the user's seeds and axon click, are
+    kept); the header says how much cable went."""
     if not params.steep_terminal_ridge or len(m) < 3:
         return m
     n0, len0 = m.sections.n, m.total_length()
@@ -1423,8 +1424,7 @@ def trace(
             m = _join_faint(m.translate(-off), prep, params).translate(off)
             m = _extend_tip_paths(m.translate(-off), prep, params).translate(off)
             # the user's points (seeds, the axon click) keep their branches
-            held_pts = [join_pts] + ([prep.to_physical(fg.xyz_um(seeds_fg))] if seeds_fg.size else [])
-            held_pts = np.vstack(held_pts) if sum(len(h) for h in held_pts) else None
+            held_pts = np.vstack([np.reshape(join_pts, (-1, 3)), prep.to_physical(fg.xyz_um(seeds_fg)).reshape(-1, 3)])
             m = _prune_steep_terminals(m.translate(-off), prep, params, held_pts).translate(off)
         tm["faint"] = time.perf_counter() - t0
         st.step("faint")

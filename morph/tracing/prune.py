@@ -396,6 +396,21 @@ def _section_medians(values: NDArray[np.float64], sid: NDArray[np.int64], n: int
     return med
 
 
+def _distal_ridge(m: Morphology, hang: NDArray[np.int64], cand: NDArray[np.bool_], image: NDArray[Any],
+                  voxel_size: Sequence[float], *, offset_um: float = 1.5,
+                  margin_um: float | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """The nodes of the sections marked in ``cand`` lying farther than the radius of the node
+    their section hangs from (``hang``) from it, and their :func:`ridge_contrast`, sides
+    ``offset_um`` away or, with ``margin_um``, ``max(offset_um, r + margin_um)`` (``r`` the
+    node's radius): what the terminal-branch tests judge a section on, beyond the body it
+    leaves. Returns ``(nodes, contrast)``."""
+    sid = m.section_id
+    s0 = np.maximum(sid, 0)
+    idx = np.flatnonzero((sid >= 0) & cand[s0] & (np.linalg.norm(m.xyz - m.xyz[hang[s0]], axis=1) > m.radius[hang[s0]]))
+    off = offset_um if margin_um is None else np.maximum(offset_um, m.radius[idx] + margin_um)
+    return idx, ridge_contrast(m, image, voxel_size, offset_um=off, nodes=idx)
+
+
 def prune_flat_terminals(
     m: Morphology, image: NDArray[Any], voxel_size: Sequence[float], ridge_min: float, *,
     offset_um: float = 1.5, margin_um: float = 1.0, rounds: int = 3, protect: NDArray[np.bool_] | None = None,
@@ -426,16 +441,12 @@ def prune_flat_terminals(
     def is_flat(m: Morphology, hang: NDArray, from_branch: NDArray, from_soma: NDArray) -> NDArray[np.bool_]:
         sec = m.sections
         cand = (from_branch | from_soma) & (sec.children_count() == 0)
-        sid = m.section_id
-        s0 = np.maximum(sid, 0)
-        distal = (sid >= 0) & cand[s0] & (np.linalg.norm(m.xyz - m.xyz[hang[s0]], axis=1) > m.radius[hang[s0]])
-        idx = np.flatnonzero(distal)
-        off = np.maximum(offset_um, m.radius[idx] + margin_um)
-        rd = ridge_contrast(m, image, voxel_size, offset_um=off, nodes=idx)
-        med = _section_medians(rd, sid[idx], sec.n)  # -inf: no node leaves the body it hangs from
+        idx, rd = _distal_ridge(m, hang, cand, image, voxel_size, offset_um=offset_um, margin_um=margin_um)
+        sid = m.section_id[idx]
+        med = _section_medians(rd, sid, sec.n)  # -inf: no node leaves the body it hangs from
         if jkd is not None and idx.size:
             on = jkd.query(m.xyz[idx])[0] <= judge_um
-            med_on = _section_medians(rd[on], sid[idx][on], sec.n)
+            med_on = _section_medians(rd[on], sid[on], sec.n)
             med = np.where(np.isfinite(med_on), med_on, med)
         return cand & (med < ridge_min)
 
@@ -469,12 +480,8 @@ def prune_steep_terminals(
         cand = (from_branch | from_soma) & (sec.children_count() == 0) & steep
         if not cand.any():
             return cand
-        sid = m.section_id
-        s0 = np.maximum(sid, 0)
-        distal = (sid >= 0) & cand[s0] & (np.linalg.norm(m.xyz - m.xyz[hang[s0]], axis=1) > m.radius[hang[s0]])
-        idx = np.flatnonzero(distal)
-        off = np.maximum(offset_um, m.radius[idx] + margin_um)
-        med = _section_medians(ridge_contrast(m, image, voxel_size, offset_um=off, nodes=idx), sid[idx], sec.n)
+        idx, rd = _distal_ridge(m, hang, cand, image, voxel_size, offset_um=offset_um, margin_um=margin_um)
+        med = _section_medians(rd, m.section_id[idx], sec.n)
         return cand & np.isfinite(med) & (med < ridge_min)
 
     return _drop_short_terminals(m, is_steep_weak, 1, protect)
@@ -506,14 +513,9 @@ def prune_thick_spurs(
         r = m.radius[hang]
         short = from_branch & (reach < min_length_um + radius_factor * r)
         if image is not None and voxel_size is not None and short.any():
-            sid = m.section_id
-            s0 = np.maximum(sid, 0)
-            distal = (sid >= 0) & (np.linalg.norm(m.xyz - m.xyz[hang[s0]], axis=1) > r[s0])
-            cand = distal & short[s0]
-            idx = np.flatnonzero(cand)
-            rd = ridge_contrast(m, image, voxel_size, nodes=idx)
+            idx, rd = _distal_ridge(m, hang, short, image, voxel_size)
             # median ridge contrast of each candidate section's distal nodes
-            med = _section_medians(rd, sid[idx], sec.n)
+            med = _section_medians(rd, m.section_id[idx], sec.n)
             short &= ~((med >= ridge_min) & (reach >= min_length_um + ridge_factor * r))
         # stems in the soma's blur must reach one soma radius beyond its surface
         return short | (from_soma & (reach < min_length_um + 2.0 * r))
