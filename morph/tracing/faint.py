@@ -296,8 +296,7 @@ def tip_paths(
             if nd < 1e-9:
                 continue
             d = d / nd
-            b0 = np.clip(np.floor((p - reach_um - 1.0) / vs).astype(np.int64)[::-1], 0, shp - 1)
-            b1 = np.clip(np.ceil((p + reach_um + 1.0) / vs).astype(np.int64)[::-1] + 1, b0 + 1, shp)
+            b0, b1 = _box(p, p, reach_um + 1.0, vs, shp)
             # the shell's voxels (every k-th along each axis in a box over max_voxels: the
             # path goes to the cheapest of them, and the temporaries stay small)
             k = max(1, int(np.ceil((float(np.prod(b1 - b0)) / max_voxels) ** (1.0 / 3.0))))
