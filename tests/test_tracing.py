@@ -857,6 +857,29 @@ def test_label_axon_leaving_a_dendrite() -> None:
     assert lab.axon_origin(cell2, first2[2] + 5) == first2[0]
 
 
+def test_label_axon_origin_passes_over_a_stub() -> None:
+    """An axon leaving the soma reads thicker over its first microns (the soma's blur), where
+    a 2 um stub leaves it: the stub is no dendrite the axon could leave, so a click on the
+    axon labels the whole stem; a side branch reaching 8 um beyond the same point is one,
+    and the axon then starts there."""
+    def cell(side_end):
+        return _polyline_cell([
+            (-1, (0, 25, 0), 0.6, 0.6),  # 0: the stem's first 20 um, thick
+            (0, (0, 80, 0), 0.3, 0.25),  # 1: the axon on, thin
+            (0, side_end, 0.3, 0.3),  # 2: a stub, or a side branch
+            (-1, (60, 0, 0), 1.1, 0.8),
+            (-1, (-60, 0, 0), 1.1, 0.8),
+        ])
+    stub, first = cell((2, 26, 0))
+    m, rep = lab.label(stub, axon_point=(0, 70, 0))
+    assert np.all(m.types[first[0]:first[3]] == AXON) and rep.axon == "given by the user, from the soma"
+    branch, first = cell((8, 29, 0))
+    m, rep = lab.label(branch, axon_point=(0, 70, 0))
+    assert np.all(m.types[first[1]:first[2]] == AXON) and np.all(m.types[first[0]:first[1]] == 3)
+    assert np.all(m.types[first[2]:first[3]] == 3) and "from a dendrite" in rep.axon
+    assert lab.axon_origin(branch, first[1] + 30, min_side_um=0) == lab.axon_origin(stub, first[1] + 30, min_side_um=0)
+
+
 def test_label_axon_click_without_a_soma() -> None:
     """A tree rooted at a seed, no soma: the path from the root is searched as from a stem's
     first node, so a thin neurite is axon whole, and a thin branch off a thick trunk is axon

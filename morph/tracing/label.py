@@ -10,7 +10,8 @@
   ``window_um`` (15 um) of path before the branch point (the trunk) is compared with the median
   over the same length after it. The axon is the subtree after the branch point nearest to the
   node where the trunk is at least ``origin_drop`` (1.3) times as thick; where there is none,
-  the whole stem. The axon's own collaterals do not change its radius, so they are not taken
+  the whole stem. A branch point counts only when another of its children reaches at least
+  ``min_side_um`` (5 um) beyond it: a stub on the axon's own trunk is no dendrite to leave. The axon's own collaterals do not change its radius, so they are not taken
   for its start, and a dendrite's branch points before the axon's start are passed over. The
   distance bound keeps a traced axon's own taper further out (its radius falling 1.5 times
   over 30 um on sample_stacks/aspiny_brightfield.tif) from being taken for its start.
@@ -158,7 +159,8 @@ def _path_up(parent: NDArray[np.int64], node: int, stop: NDArray[np.bool_]) -> N
 
 
 def axon_origin(
-    m: Morphology, node: int, *, window_um: float = 15.0, origin_drop: float = 1.3, max_um: float = 50.0
+    m: Morphology, node: int, *, window_um: float = 15.0, origin_drop: float = 1.3, max_um: float = 50.0,
+    min_side_um: float = 5.0,
 ) -> int:
     """First node of the axon that holds ``node``: the whole stem's first node, or the child of
     the branch point where a thin axon leaves a thicker dendrite (module docstring).
@@ -175,6 +177,10 @@ def axon_origin(
         How many times thicker than the path after a branch point the trunk before it must be.
     max_um
         Farthest an axon's start may be from the stem's first node, along the path.
+    min_side_um
+        A branch point counts only when another of its children reaches this far beyond it
+        (path length): a spur or a one-node stub leaving the axon's own trunk is no dendrite
+        the axon could leave.
 
     Returns
     -------
@@ -197,6 +203,12 @@ def axon_origin(
     for i in range(at - 1, -1, -1):
         if nch[path[i]] < 2 or ppd[i] - ppd[0] > max_um:
             continue
+        if min_side_um > 0:  # another child must carry a branch, not a spur
+            side = np.flatnonzero(par == path[i])
+            side = side[side != path[i + 1]]
+            far = max(float(pd[_tree.subtree_mask(par, int(c))].max()) for c in side) if side.size else -np.inf
+            if far - ppd[i] < min_side_um:
+                continue
         before = r[(ppd <= ppd[i]) & (ppd >= ppd[i] - window_um)]
         after = r[(ppd > ppd[i]) & (ppd <= ppd[i] + window_um)]
         if after.size and np.median(before) >= origin_drop * np.median(after):
