@@ -751,6 +751,10 @@ def test_tip_paths_follow_a_faint_line_beyond_a_tip_and_not_the_texture() -> Non
     assert np.abs(pts[:, 1] - 20.0).max() <= 1.5 and pts[:, 0].max() >= 40.0
     assert faint.tip_paths(0.5 * tex, vs, tip, direction, tree, **kw) == []
     assert faint.tip_paths(0.5 * tex + line_img("y"), vs, tip, direction, tree, **kw) == []
+    # searched in the box of the tip's cone, the paths are those of the whole sphere's box
+    whole = faint.tip_paths(0.5 * tex + line_img("x"), vs, tip, direction, tree, margin_um=1e6, **kw)
+    assert len(whole) == len(paths)
+    assert all(a == c and np.array_equal(b, d) for (a, b), (c, d) in zip(paths, whole, strict=True))
 
 
 def test_faint_path_of_lower_contrast_kept_when_it_runs_along_a_tube() -> None:

@@ -252,6 +252,7 @@ def tip_paths(
     clear_um: float = 2.0,
     rounds: int = 4,
     max_voxels: float = 2.5e5,
+    margin_um: float = 5.0,
 ) -> list[tuple[int, NDArray[np.float64]]]:
     """Continue tips along faint neurites by minimal paths judged over their whole length.
 
@@ -267,8 +268,10 @@ def tip_paths(
     median ridge contrast (:func:`_ridge`, ``side_um`` to either side in x-y) reaches
     ``min_contrast`` noise units, and at least ``min_aligned`` of them follow the tube axis
     of the image (:func:`aligned_fraction`). Each kept path's end is a tip for the next
-    round, up to ``rounds``. A search box of more than ``max_voxels`` voxels (finely
-    sampled stacks) is searched coarse to fine (:func:`morph.tracing.prune.min_cost_path`).
+    round, up to ``rounds``. The search runs in the box spanning the tip and the cone's
+    shell, ``margin_um`` around (not the whole sphere's box: half the work, the same paths on
+    the benchmark stacks); a box of more than ``max_voxels`` voxels (finely sampled stacks)
+    is searched coarse to fine (:func:`morph.tracing.prune.min_cost_path`).
 
     Returns
     -------
@@ -311,6 +314,10 @@ def tip_paths(
             if not len(ends):
                 continue
             start = np.clip(np.rint(p / vs).astype(np.int64)[::-1], b0, b1 - 1)
+            # searched in the box of the tip and the cone's shell, margin_um around
+            mg = np.ceil(margin_um / vs[::-1]).astype(np.int64)
+            b0 = np.maximum(b0, np.minimum(ends.min(axis=0), start) - mg)
+            b1 = np.minimum(b1, np.maximum(ends.max(axis=0), start) + mg + 1)
             box = tuple(slice(int(u), int(v)) for u, v in zip(b0, b1, strict=True))
             path = _prune.min_cost_path(image, vs, box, start, ends, ref=ref, cost_power=cost_power,
                                         max_voxels=max_voxels)
