@@ -11,7 +11,8 @@
   over the same length after it. The axon is the subtree after the branch point nearest to the
   node where the trunk is at least ``origin_drop`` (1.3) times as thick; where there is none,
   the whole stem. A branch point counts only when another of its children reaches at least
-  ``min_side_um`` (5 um) beyond it: a stub on the axon's own trunk is no dendrite to leave. The axon's own collaterals do not change its radius, so they are not taken
+  ``min_side_um`` (5 um) beyond it: a stub on the axon's own trunk is no dendrite to leave.
+  The axon's own collaterals do not change its radius, so they are not taken
   for its start, and a dendrite's branch points before the axon's start are passed over. The
   distance bound keeps a traced axon's own taper further out (its radius falling 1.5 times
   over 30 um on sample_stacks/aspiny_brightfield.tif) from being taken for its start.
