@@ -699,6 +699,60 @@ def test_faint_pieces_joined_by_paths_that_are_ridges() -> None:
     assert not faint.join_paths(img, vs, tree, pieces, noise=1.0, ref=5.0, reach_um=1.0)
 
 
+def test_faint_paths_hang_from_a_guessed_axon_but_not_from_a_clicked_one(monkeypatch, y_stack) -> None:
+    """A faint branch off the axon is joined, and typed axon, when the axon is the heuristic's
+    guess (often a dendrite; where it is the axon, the branch is its own collateral); when the
+    user clicked the axon, no faint path hangs from it (a dendrite passing near it is not a
+    branch of it). ``trace`` avoids the axon only when it was clicked."""
+    import scipy.ndimage as ndi
+
+    from morph.tracing import pipeline as pl
+    from morph.tracing.tree import Foreground
+
+    rng = np.random.default_rng(3)
+    shape, vs = (20, 100, 120), (0.5, 0.5, 1.0)
+    axon = np.stack([np.linspace(5, 55, 200), np.full(200, 10.0), np.full(200, 10.0)], axis=1)
+    y = np.linspace(11.5, 40, 300)
+    branch = np.stack([30 + 3 * np.sin(y / 6), y, np.full(y.size, 10.0)], axis=1)
+    keep = ~((y > 20) & (y < 22.5))  # a staining gap: two pieces
+    noise = ndi.gaussian_filter(rng.normal(size=shape), 0.8)
+    img = (_tube(shape, vs, axon, 12) + _tube(shape, vs, branch[keep], 3.0)
+           + 0.3 * (noise / noise.std())).astype(np.float32)
+    pieces = _weak_pieces(img, vs)
+    assert pieces.n >= 2
+    weak = np.ravel_multi_index(tuple(np.rint(pieces.xyz / np.array(vs)).astype(int)[:, ::-1].T), shape)
+    m = Morphology(axon[::10], np.full(20, 0.4), np.full(20, AXON), np.arange(20) - 1, units="um")
+
+    def joined(avoid_axon: bool) -> Morphology:
+        prep = pl.Prepared(img, vs, "brightfield", 1.0, Foreground(shape, vs, np.zeros(0, np.int64), np.zeros(0)),
+                           None, None, None, np.zeros(3), faint=weak)  # type: ignore[arg-type]
+        return pl._join_faint(m, prep, TraceParams().resolved("brightfield"), avoid_axon=avoid_axon)
+
+    guessed = joined(False)
+    new = guessed.xyz[len(m):]
+    assert len(new) and np.linalg.norm(new - branch[-1], axis=1).min() < 2.0  # out to the branch's end
+    assert np.all(guessed.types == AXON)  # typed like the axon it hangs from
+    assert len(joined(True)) == len(m)  # a clicked axon: nothing hangs from it
+
+    # trace() asks for the axon to be avoided only when it was clicked
+    seen: list[bool] = []
+
+    def spy(fn):
+        def wrapped(m, prep, params, *, avoid_axon: bool = True):
+            seen.append(avoid_axon)
+            return fn(m, prep, params, avoid_axon=avoid_axon)
+        return wrapped
+
+    monkeypatch.setattr(pl, "_join_faint", spy(pl._join_faint))
+    monkeypatch.setattr(pl, "_extend_tip_paths", spy(pl._extend_tip_paths))
+    data, svs, gold = y_stack
+    trace(data, voxel_size=svs, progress=False)
+    assert seen == [False, False]
+    tip = gold.xyz[gold.tips[0]]
+    trace(data, voxel_size=svs, progress=False, axon=tip)
+    assert seen[2:] == [True, True]
+
+
 def test_aligned_fraction_tells_a_tube_from_texture() -> None:
     """Along a faint line the Hessian's tube axis follows the path; along a path through a
     smooth random texture (round grains) it points anywhere."""
@@ -1451,10 +1505,11 @@ def test_extend_restores_a_removed_stem_without_tracing_the_soma_blur() -> None:
     is extended back. What the reconstruction covers is what the image shows of it (the soma's
     whole body, and each point at least as deep as the foreground beside it): before, only
     the soma's centre point and the file's radii covered, and 360 new nodes retraced the
-    soma's blur within two soma radii (F1 0.806; then 0.847, the full trace 0.844). Since
-    terminal branches must be ridges (``terminal_ridge``), the full trace scores 0.862 and the
-    extended one 0.853: a 29 um false piece hanging from the given tree, whose branches
-    stand out from their sides, stays."""
+    soma's blur within two soma radii (F1 0.806; then 0.847, the full trace 0.844). The full
+    trace scores 0.917 and the extended one 0.901: the removed stem is the one the axon
+    heuristic labels, from which the full trace's faint-neurite stage hangs 37 um of faint
+    paths and a tip path, and an extension runs no faint-neurite stage (the full trace
+    without it: 0.880)."""
     synth = pytest.importorskip("morph.synth")
     s = synth.render_stack(synth.generate_neuron(5, cell_type="aspiny"), preset="realistic",
                            voxel_size=(0.5, 0.5, 1.0), crop=(120, 120, 40), seed=4)
@@ -1468,7 +1523,7 @@ def test_extend_restores_a_removed_stem_without_tracing_the_soma_blur() -> None:
     assert near_soma.sum() <= 30, near_soma.sum()
     f_full, f_part, f_ext = (compare(t, s.gold, tolerance=2.0).f1 for t in (full, part, ext))
     assert f_part < f_full - 0.2
-    assert f_ext >= f_full - 0.012 and f_ext > 0.85, (f_full, f_part, f_ext)
+    assert f_ext >= f_full - 0.02 and f_ext > 0.89, (f_full, f_part, f_ext)
 
 
 
@@ -1477,7 +1532,9 @@ def test_extend_does_not_retrace_the_given_tree() -> None:
     given tree: their nodes inside its tube are dropped (a side branch walked along a given
     dendrite would put tens of nodes there). The brightfield sample stack with its largest
     stem removed and extended back: no new node inside the given tree's radius, and the
-    stem comes back."""
+    stem comes back, all but the faint paths the full trace hangs from it (it is the stem
+    the axon heuristic labels; an extension runs no faint-neurite stage): F1 at 1 um 0.755
+    against the full trace's 0.771."""
     from scipy.spatial import cKDTree
 
     root = Path(__file__).resolve().parents[1] / "sample_stacks"
@@ -1492,7 +1549,7 @@ def test_extend_does_not_retrace_the_given_tree() -> None:
     d, j = cKDTree(pr.xyz).query(ext.xyz[new])
     assert (d <= pr.radius[j]).sum() <= 4, (d <= pr.radius[j]).sum()
     assert new.sum() > 100  # the stem came back
-    assert compare(ext, gold, tolerance=1.0).f1 >= compare(full, gold, tolerance=1.0).f1
+    assert compare(ext, gold, tolerance=1.0).f1 >= compare(full, gold, tolerance=1.0).f1 - 0.02
 
 # ----------------------------------------------------------------------------- bad input
 def test_bad_input_library(y_stack) -> None:

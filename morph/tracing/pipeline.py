@@ -831,11 +831,14 @@ def _path_branch(path: NDArray[np.float64], prep: Prepared, path_params: TracePa
     return pm
 
 
-def _join_faint(m: Morphology, prep: Prepared, params: TraceParams) -> Morphology:
+def _join_faint(m: Morphology, prep: Prepared, params: TraceParams, *, avoid_axon: bool = True) -> Morphology:
     """The faint pieces of foreground that minimal paths join to the labelled tree as neurites
-    (:func:`morph.tracing.faint.join_paths`; never to the axon), each path centred, smoothed,
-    resampled and given radii like the tree, hanging from the tree's node nearest to its
-    first point (not an axon node) and typed like it (basal dendrite from the soma)."""
+    (:func:`morph.tracing.faint.join_paths`), each path centred, smoothed, resampled and given
+    radii like the tree, hanging from the tree's node nearest to its first point and typed
+    like it (basal dendrite from the soma). With ``avoid_axon`` (the axon the user clicked),
+    no path ends on the axon or hangs from it: a dendrite passing near the axon is not a
+    branch of it. A guessed axon (the heuristic's) is not avoided: the guess is often a
+    dendrite, and where it is the axon its faint collaterals are its own."""
     if prep.faint is None or not prep.faint.size or len(m) < 2:
         return m
     pieces = _faint.FaintPieces.from_index(prep.faint, prep.fg.shape, prep.voxel_size,
@@ -845,7 +848,7 @@ def _join_faint(m: Morphology, prep: Prepared, params: TraceParams) -> Morpholog
     cable = m.resample(0.5 * min(prep.voxel_size))
     paths = _faint.join_paths(prep.image, prep.voxel_size, cable.xyz, pieces, noise=prep.noise, ref=ref,
                               cost_power=params.path_cost_power, reach_um=params.faint_reach_um,
-                              min_contrast=params.faint_contrast, avoid=cable.types == AXON,
+                              min_contrast=params.faint_contrast, avoid=(cable.types == AXON) if avoid_axon else None,
                               aligned_contrast=params.faint_aligned_contrast or None)
     if not paths:
         return m
@@ -855,7 +858,7 @@ def _join_faint(m: Morphology, prep: Prepared, params: TraceParams) -> Morpholog
     before = m.total_length()
     for path in paths:
         pm = _path_branch(path, prep, path_params)
-        cand = np.flatnonzero(m.types != AXON)
+        cand = np.flatnonzero(m.types != AXON) if avoid_axon else np.arange(len(m))
         j = int(cand[cKDTree(m.xyz[cand]).query(pm.xyz[0])[1]])
         t = int(m.types[j])
         m = m.merge(pm._derive(types=np.full(len(pm), BASAL if t == SOMA else t)), attach_to=j)
@@ -864,15 +867,16 @@ def _join_faint(m: Morphology, prep: Prepared, params: TraceParams) -> Morpholog
     return m
 
 
-def _extend_tip_paths(m: Morphology, prep: Prepared, params: TraceParams) -> Morphology:
-    """The tips (not the axon's) continued along faint neurites by minimal paths judged over
-    their length (:func:`morph.tracing.faint.tip_paths`), each path refined like a faint
-    path and hanging from its tip, typed like it."""
+def _extend_tip_paths(m: Morphology, prep: Prepared, params: TraceParams, *, avoid_axon: bool = True) -> Morphology:
+    """The tips continued along faint neurites by minimal paths judged over their length
+    (:func:`morph.tracing.faint.tip_paths`), each path refined like a faint path and hanging
+    from its tip, typed like it; with ``avoid_axon``, not the axon's tips (as in
+    :func:`_join_faint`)."""
     if params.tip_path_um <= 0 or len(m) < 2:
         return m
     par = m.parent
     nch = np.bincount(par[par >= 0], minlength=len(m))
-    tips = np.flatnonzero((nch == 0) & (par >= 0) & ~m.soma_mask & (m.types != AXON))
+    tips = np.flatnonzero((nch == 0) & (par >= 0) & ~m.soma_mask & ~((m.types == AXON) & avoid_axon))
     if not tips.size:
         return m
     anc = tips.copy()
@@ -1420,9 +1424,10 @@ def trace(
         st.start("faint")
         t0 = time.perf_counter()
         if extend is None:
-            # faint neurites last, so that none hangs from the axon (a dendrite passing near it)
-            m = _join_faint(m.translate(-off), prep, params).translate(off)
-            m = _extend_tip_paths(m.translate(-off), prep, params).translate(off)
+            # faint neurites last, so that none hangs from a clicked axon (a dendrite passing near it)
+            clicked = axon_pt is not None
+            m = _join_faint(m.translate(-off), prep, params, avoid_axon=clicked).translate(off)
+            m = _extend_tip_paths(m.translate(-off), prep, params, avoid_axon=clicked).translate(off)
             # the user's points (seeds, the axon click) keep their branches
             held_pts = np.vstack([np.reshape(join_pts, (-1, 3)), prep.to_physical(fg.xyz_um(seeds_fg)).reshape(-1, 3)])
             m = _prune_steep_terminals(m.translate(-off), prep, params, held_pts).translate(off)
