@@ -330,6 +330,43 @@ def test_skeleton_cuts_a_branch_back_where_it_ends_next_to_another() -> None:
     assert b[~down].all() and b[down & (xyz[100:][:, 1] >= 4)].all() and not b[down & (xyz[100:][:, 1] < 4)].any()
 
 
+def test_a_forced_node_keeps_its_branch_up_to_it_and_bridges_nothing() -> None:
+    """A user's point (``force``) on a branch too short to keep keeps the branch up to that
+    point, not beyond (what lies beyond is judged as any branch's end is), and no gap bridge
+    leaves it: another cell's piece beyond it stays out. A branch long enough on its own
+    is kept whole and bridges from its tip as before."""
+    xyz = np.array([[x, 0, 0] for x in range(30)] + [[15, y, 0] for y in range(1, 4)], float)
+    parent = np.r_[-1, np.arange(29), 15, np.arange(30, 32)]
+    kw = dict(min_branch_um=3.0, branch_radius_factor=2.0)
+    keep = tr.skeleton_from_spt(parent, xyz, np.full(len(xyz), 0.5), **kw)
+    assert keep[:30].all() and not keep[30:].any()  # a 3 um spur: dropped (it needs 4)
+    keep = tr.skeleton_from_spt(parent, xyz, np.full(len(xyz), 0.5), force=np.array([31]), **kw)
+    assert keep[:32].all() and not keep[32:].any()  # kept up to the point (y = 2), not to y = 3
+
+    def grown_rows(stub_end: int) -> np.ndarray:
+        """The rows (y) the tree reaches from a neurite along x at y = 10, with a stub off it
+        at x = 30 up to ``stub_end`` (the seed on its row 13) and, beyond a gap and in line
+        with the stub, another piece at rows 22-36."""
+        shape = (3, 40, 61)
+        mask = np.zeros(shape, bool)
+        mask[1, 10, 0:61] = True
+        mask[1, 11 : stub_end + 1, 30] = True
+        mask[1, 22:37, 30] = True
+        idx = np.flatnonzero(mask)
+        fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
+        graph = tr.build_graph(fg, np.ones(idx.size))
+        radius = tr.local_radius(fg, graph)
+        src = np.flatnonzero((fg.zyx[:, 1] == 10) & (fg.zyx[:, 2] == 0))
+        seed = np.flatnonzero((fg.zyx[:, 1] == 13) & (fg.zyx[:, 2] == 30))
+        grown = tr.grow(fg, graph, radius, src, force=seed, min_branch_um=4.0, branch_radius_factor=1.5,
+                        gap_um=10.0, strong=np.ones(idx.size, bool))
+        return fg.zyx[grown.node, 1]
+
+    y = grown_rows(13)  # a 3-voxel stub, too short to keep: up to the seed, no bridge beyond
+    assert (y == 13).any() and not (y > 13).any()
+    assert (grown_rows(17) >= 30).any()  # a 7-voxel stub, kept on its own: it bridges
+
+
 def test_grow_bridges_from_a_piece_end_that_points_at_the_tree() -> None:
     # a stem along x and, off its middle, a branch running away along y whose first voxels
     # are missing (a gap at its branch point): no tip of the tree is near it, so only a

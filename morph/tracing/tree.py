@@ -634,7 +634,8 @@ def skeleton_from_spt(
     radius
         Local radius per node (um).
     force
-        Nodes that must be kept (with their paths to the root), e.g. user seeds.
+        Nodes that must be kept (with their paths to the root), e.g. user seeds. A segment
+        kept only for them (not on its own) is kept up to its last node on the way to them.
     cover_xyz, cover_radius
         Points (and radii) of structure already traced (extend mode): every segment, the
         root ones included, must leave their coverage to be kept.
@@ -675,11 +676,18 @@ def skeleton_from_spt(
     level = _tree.depth(sp_idx)
     base = np.where(has[tops], arc[np.maximum(parent[tops], 0)], arc[tops])
     forced_seg = np.zeros(tops.size, dtype=bool)
+    # each forced segment's last node on the way to a forced node: a segment kept only for a
+    # forced node is kept up to there (what lies beyond is judged as any segment's end is)
+    forced_end = np.full(tops.size, -1, dtype=np.int64)
     if force is not None and len(force):
         mark = np.zeros(n, dtype=bool)
         mark[np.asarray(force, dtype=np.int64)] = True
-        sub = _levels_max(parent, mark.astype(np.float64), depth) > 0
+        sub = np.flatnonzero(_levels_max(parent, mark.astype(np.float64), depth) > 0)
         forced_seg = np.bincount(tpos[seg[sub]], minlength=tops.size) > 0
+        o = sub[np.lexsort((-arc[sub], seg[sub]))]
+        firsts = np.r_[True, seg[o][1:] != seg[o][:-1]]
+        forced_end[tpos[seg[o][firsts]]] = o[firsts]
+        del o, firsts, sub
     kept_seg = np.zeros(tops.size, dtype=bool)
     extending = cover_xyz is not None and len(cover_xyz) > 0
     if extending:
@@ -722,7 +730,7 @@ def skeleton_from_spt(
         leaves = leaf_of[tops[cand]]
         d, j = kd.query(xyz[leaves] * zs)
         need = min_branch_um + branch_radius_factor * prad[j]
-        ok = (d >= need) | forced_seg[cand]
+        ok = d >= need
         if not ok.all():
             bad = cand[~ok]
             nodes = nodes_of(bad)
@@ -737,6 +745,14 @@ def skeleton_from_spt(
                 leaf_now[cut] = out[first_out]
                 cut_arc[cut] = arc[out[first_out]]
                 ok = ok | np.isin(cand, cut)
+            # kept only for a forced node: at least up to it
+            fb = bad[forced_seg[bad]]
+            if fb.size:
+                end = forced_end[fb]
+                further = ~np.isfinite(cut_arc[fb]) | (arc[end] > cut_arc[fb])
+                leaf_now[fb[further]] = end[further]
+                cut_arc[fb[further]] = arc[end[further]]
+                ok = ok | forced_seg[cand]
         acc = cand[ok]
         if acc.size > 1:
             # siblings covering each other: the one reaching further wins
@@ -1016,7 +1032,8 @@ def grow(
         radius whose direction there points at the centre within ``gap_soma_angle_deg``
         (:func:`_soma_bridges`): a dendrite whose first microns do not show.
     force
-        Foreground positions the tree must reach (user seeds), kept whatever their length.
+        Foreground positions the tree must reach (user seeds), kept whatever their length
+        (:func:`skeleton_from_spt`: up to them); no gap bridge leaves a tip that is one.
     cover_xyz, cover_radius
         Structure already traced (extend mode), see :func:`skeleton_from_spt`. A new piece
         then bridges gaps from its tips only when they lie ``gap_min_size_um`` or more from
@@ -1138,6 +1155,9 @@ def grow(
             break
         nchild = np.bincount(tree.parent[tree.parent >= 0], minlength=tree.node.size)
         tips = np.flatnonzero((nchild == 0) & (tree.parent >= 0))
+        if force is not None and len(force):
+            # a branch kept only for a forced node ends on it: no bridge leaves a user's point
+            tips = tips[~np.isin(tree.node[tips], force)]
         xyz = fg.xyz_um()
         txyz = xyz[tree.node]
         if cover_xyz is not None and tips.size:
