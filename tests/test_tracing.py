@@ -761,8 +761,9 @@ def test_faint_paths_hang_from_a_guessed_axon_but_not_from_a_clicked_one(monkeyp
     m = Morphology(axon[::10], np.full(20, 0.4), np.full(20, AXON), np.arange(20) - 1, units="um")
 
     def joined(avoid_axon: bool) -> Morphology:
-        prep = pl.Prepared(img, vs, "brightfield", 1.0, Foreground(shape, vs, np.zeros(0, np.int64), np.zeros(0)),
-                           None, None, None, np.zeros(3), faint=weak)  # type: ignore[arg-type]
+        prep = pl.Prepared(image=img, voxel_size=vs, polarity="brightfield", noise=1.0,
+                           fg=Foreground(shape, vs, np.zeros(0, np.int64), np.zeros(0)), graph=None,  # type: ignore[arg-type]
+                           radius=None, strong=None, offset_um=np.zeros(3), faint=weak)  # type: ignore[arg-type]
         return pl._join_faint(m, prep, TraceParams().resolved("brightfield"), avoid_axon=avoid_axon)
 
     guessed = joined(False)
