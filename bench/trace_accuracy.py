@@ -52,7 +52,10 @@ much of it stands out from the texture as whole runs (``evident``), the headroom
 that follows faint neurites over their length, rather than voxel by voxel, could take.
 ``below_fg``: the missed cable with no voxel of the foreground the tree was grown on
 within 1 um (:func:`missed_below_foreground`), which no change to the tree stage or the
-pruning can find. About 1 s more per stack. ``--save DIR`` keeps each trace and its gold as SWC.
+pruning can find; ``below_low``: the part of it with no voxel above ``threshold_low`` within
+1 um at all, not even in the faint pieces the faint-neurite stage may join (so ``below_fg -
+below_low`` is the missed cable on faint pieces left unjoined; ``nan`` when that stage is
+off). About 1 s more per stack. ``--save DIR`` keeps each trace and its gold as SWC.
 
 ``--clicks N`` measures the semi-automatic use: each stack is traced again with the soma of
 the first trace given and N seeds where a proofreader would click (:func:`simulated_clicks`:
@@ -316,13 +319,20 @@ def where_missed(m, gold, data, voxel_size, params, *, tol: float = 2.0, step: f
     return out
 
 
-def missed_below_foreground(m, gold, prep, *, tol: float = 2.0, step: float = 0.5, near_um: float = 1.0) -> float:
+def missed_below_foreground(m, gold, prep, *, faint_index: np.ndarray | None = None, tol: float = 2.0,
+                            step: float = 0.5, near_um: float = 1.0) -> float:
     """The part of the gold's cable (a fraction, soma left out) that the trace ``m`` misses and
     that the tree could not have reached: no voxel of the foreground it was grown on
     (``prep``, the :class:`morph.tracing.pipeline.Prepared` of the trace: voxels above
     ``threshold_low``, without the pieces holding no voxel above ``threshold_high``) lies
     within ``near_um`` of it. What is missed beyond that lay in the foreground and was lost
-    by the tree stage or the refinement."""
+    by the tree stage or the refinement.
+
+    ``faint_index``: the voxels of those faint pieces (``prep.faint`` as :func:`prepare`
+    left it, flat indices of the foreground's grid) count as foreground too. The part then
+    left is missed cable with no voxel above ``threshold_low`` near it at all, which no
+    stage of the tracer, the faint-neurite stage included, sees; the difference is the
+    missed cable lying on faint pieces the faint-neurite stage did not join."""
     from scipy.spatial import cKDTree
 
     gs = gold.resample(step)
@@ -331,6 +341,9 @@ def missed_below_foreground(m, gold, prep, *, tol: float = 2.0, step: float = 0.
     if not i.size:
         return 0.0
     fg = prep.to_physical(prep.fg.xyz_um()) + prep.offset_um
+    if faint_index is not None and len(faint_index):
+        zyx = np.stack(np.unravel_index(np.asarray(faint_index, dtype=np.int64), prep.fg.shape), axis=1)
+        fg = np.vstack([fg, zyx[:, ::-1] * np.asarray(prep.voxel_size, dtype=np.float64) + prep.offset_um])
     d = cKDTree(fg).query(gs.xyz[i], distance_upper_bound=near_um)[0] if len(fg) else np.full(i.size, np.inf)
     return float(np.count_nonzero(d > near_um)) / total
 
@@ -379,9 +392,12 @@ def run_one(job: tuple) -> dict:
     data, vs, gold = load(name, spec, modality)
     params = parse_params(items, "auto")
     held = []
+    held_faint = []
 
     def prepare_held(*a, **k):  # the foreground the tree was grown on, for --misses
         held.append(prepare(*a, **k))
+        # the faint pieces, before the faint-neurite stage lets go of them
+        held_faint.append(None if held[-1].faint is None else held[-1].faint.copy())
         return held[-1]
 
     t0 = time.perf_counter()
@@ -399,6 +415,9 @@ def run_one(job: tuple) -> dict:
     if misses:
         row |= where_missed(m, gold, data, vs, params, img=img)
         row["below_fg"] = missed_below_foreground(m, gold, held[0])
+        # without the faint pieces' voxels (no faint-neurite stage) it is not known
+        row["below_low"] = (float("nan") if held_faint[0] is None
+                            else missed_below_foreground(m, gold, held[0], faint_index=held_faint[0]))
     m2 = m
     if nclick:
         clicks = simulated_clicks(m, gold, data, vs, params, nclick, img=img)
@@ -422,7 +441,7 @@ def run_one(job: tuple) -> dict:
 
 COLS = ("precision", "recall", "f1", "cable", "bp", "clutter", "time")
 # with --misses: where the missed gold cable lies (fractions of the gold's cable)
-MISS_COLS = ("miss_tip", "miss_side", "miss_soma", "miss_apart", "evident", "below_fg")
+MISS_COLS = ("miss_tip", "miss_side", "miss_soma", "miss_apart", "evident", "below_fg", "below_low")
 # with --clicks N: the trace again with N simulated seed clicks on what it missed
 CLICK_COLS = ("clicks", "f1_clicked", "precision_clicked", "recall_clicked")
 # with --deletes N: then up to N false branches deleted (after the clicks, when given)

@@ -106,6 +106,35 @@ def test_missed_below_foreground_counts_only_missed_cable_the_foreground_does_no
     assert 0 < blanked(3.0) < below < blanked(1.0) < missed
 
 
+def test_missed_below_threshold_leaves_out_the_cable_on_faint_pieces(y_brightfield) -> None:
+    """With the faint pieces' voxels (``prep.faint``) counted too, what is left of the missed
+    cable is what lies near no voxel above ``threshold_low`` at all."""
+    from morph.tracing.pipeline import prepare
+
+    data, vs, gold = y_brightfield
+    params = TraceParams()
+    trace = gold.take(np.array([i != 8 for i in range(len(gold))]))  # the thin stem cut short
+    # the stem's last 8 um (along x) at a tenth of its contrast, behind a 3 um gap of
+    # background: a faint piece, above threshold_low but with no voxel above threshold_high
+    x0 = int(round((gold.xyz[8, 0] + 8) / vs[0]))
+    bg = float(np.median(data))
+    faint = data.astype(np.float32)
+    faint[:, :, :x0] = bg + (faint[:, :, :x0] - bg) * 0.1
+    faint[:, :, x0 - 6:x0] = bg
+    faint = np.clip(np.round(faint), 0, 255).astype(data.dtype)
+    prep = prepare(faint, vs, params)
+    assert prep.faint is not None and prep.faint.size
+    below_fg = trace_accuracy.missed_below_foreground(trace, gold, prep)
+    below_low = trace_accuracy.missed_below_foreground(trace, gold, prep, faint_index=prep.faint)
+    assert trace_accuracy.missed_below_foreground(trace, gold, prep, faint_index=prep.faint[:0]) == below_fg
+    seg = gold.xyz[8] - gold.xyz[7]
+    gap = 3.0 / abs(seg[0]) * np.linalg.norm(seg) / 0.5 / _cable(gold)  # the gap's cable, as a fraction
+    # the faint end lies off the foreground the tree grows on but on a faint piece; only the
+    # gap, less the micrometre either side that a voxel within 1 um reaches, is below both
+    assert 0 < below_low < gap < below_fg
+    assert below_fg > 2 * gap
+
+
 def test_ais_bench_axon_path_click_and_overlap() -> None:
     """``bench/ais_accuracy.py``: the primary axon is the axon root with the most axon below
     it, followed to its farthest node; the click avoids the dendrites; ``on_gold`` is the
