@@ -110,6 +110,17 @@ def test_folder_of_slices_natural_order(tmp_path: Path) -> None:
         read_stack(d)
 
 
+def test_a_folder_of_stacks_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    d = tmp_path / "stacks"
+    d.mkdir()
+    for k in (1, 2):
+        tifffile.imwrite(d / f"cell_{k}.tif", np.zeros((5, 6, 7), np.uint8), imagej=True, metadata={"axes": "ZYX"})
+    with pytest.raises(StackError, match="but this one is a stack of 5 slices of 6 x 7") as e:
+        read_stack(d)
+    msg = str(e.value)
+    assert "cell_1.tif" in msg and "give one of them" in msg and f"morph batch trace '{d}/*.tif'" in msg
+
+
 def test_large_uncompressed_file_is_memory_mapped(tmp_path: Path) -> None:
     a = np.arange(4 * 50 * 60, dtype=np.uint16).reshape(4, 50, 60)
     p = tmp_path / "raw.tif"

@@ -593,7 +593,13 @@ def _read_folder(p: Path, channel: int | str | None) -> tuple[NDArray[Any], Any,
         )
     first, meta_vs, origin, _ = _read_tiff(files[0], channel, False)
     if first.ndim != 2:
-        raise StackError("slices in a folder must be 2-D images", file=files[0])
+        what = f"{first.ndim}-D ({' x '.join(str(v) for v in first.shape)})"
+        hint = "a folder is read as one stack, one 2-D slice per file"
+        if first.ndim == 3:
+            what = f"a stack of {first.shape[0]} slices of {first.shape[1]} x {first.shape[2]}"
+            hint = (f"the folder holds stacks, not slices: give one of them ({files[0]}), "
+                    f"or trace each with morph batch trace '{p}/*.tif' -o OUTDIR")
+        raise StackError(f"slices in a folder must be 2-D images, but this one is {what}", file=files[0], hint=hint)
     out = np.empty((len(files),) + first.shape, dtype=first.dtype)
     out[0] = first
     for k, f in enumerate(files[1:], start=1):
