@@ -330,9 +330,10 @@ def missed_below_foreground(m, gold, prep, *, faint_index: np.ndarray | None = N
 
     ``faint_index``: the voxels of those faint pieces (``prep.faint`` as :func:`prepare`
     left it, flat indices of the foreground's grid) count as foreground too. The part then
-    left is missed cable with no voxel above ``threshold_low`` near it at all, which no
-    stage of the tracer, the faint-neurite stage included, sees; the difference is the
-    missed cable lying on faint pieces the faint-neurite stage did not join."""
+    left is missed cable with no voxel above ``threshold_low`` near it at all, which no stage
+    sees voxel by voxel (only a path judged over its length, a faint join's gap or a tip
+    path, crosses it); the difference is the missed cable lying on faint pieces the
+    faint-neurite stage did not join."""
     from scipy.spatial import cKDTree
 
     gs = gold.resample(step)

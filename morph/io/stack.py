@@ -597,8 +597,8 @@ def _read_folder(p: Path, channel: int | str | None) -> tuple[NDArray[Any], Any,
         hint = "a folder is read as one stack, one 2-D slice per file"
         if first.ndim == 3:
             what = f"a stack of {first.shape[0]} slices of {first.shape[1]} x {first.shape[2]}"
-            hint = (f"the folder holds stacks, not slices: give one of them ({files[0]}), "
-                    f"or trace each with morph batch trace '{p}/*.tif' -o OUTDIR")
+            hint = (f"the folder holds stacks, not slices: give one of them ({files[0]}); "
+                    f"morph batch trace '{p}/*.tif' -o OUTDIR traces each")
         raise StackError(f"slices in a folder must be 2-D images, but this one is {what}", file=files[0], hint=hint)
     out = np.empty((len(files),) + first.shape, dtype=first.dtype)
     out[0] = first
