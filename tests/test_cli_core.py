@@ -52,6 +52,39 @@ def test_info_of_a_stack_with_nan_voxels(tmp_path: Path, capsys: pytest.CaptureF
     assert d["polarity_guess"] == "brightfield" and d["non_finite_voxels"] == "25 NaN or infinite of 3600 read"
 
 
+def test_info_of_a_folder_summarises_each_stack_or_reconstruction(
+    tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder of stacks is listed stack by stack, a folder of SWC files file by file; a
+    folder of 2-D slices stays one stack."""
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    for k, nz in ((2, 5), (10, 3)):  # natural order: cell_2 before cell_10
+        tifffile.imwrite(stacks / f"cell_{k}.tif", np.full((nz, 6, 7), 9 * k, np.uint8), imagej=True,
+                         metadata={"axes": "ZYX"})
+    (stacks / "cell_2.gold.swc").write_text("1 1 0 0 0 1 -1\n")  # beside stacks: not summarised
+    rc, out, _ = run(["info", "--json", str(stacks)], capsys)
+    d = json.loads(out)
+    assert rc == 0 and [Path(x["file"]).name for x in d] == ["cell_2.tif", "cell_10.tif"]
+    assert [x["shape_zyx"] for x in d] == [[5, 6, 7], [3, 6, 7]] and d[1]["intensity"]["max"] == 90.0
+    swcs = tmp_path / "cells"
+    swcs.mkdir()
+    src = data / "swc/small/neurom_simple.swc"
+    for name in ("b.swc", "a.swc"):
+        (swcs / name).write_bytes(src.read_bytes())
+    rc, out, _ = run(["info", "--json", str(swcs)], capsys)
+    d = json.loads(out)
+    assert rc == 0 and [Path(x["file"]).name for x in d] == ["a.swc", "b.swc"]
+    assert d[0]["nodes"] == len(read_swc(src))
+    slices = tmp_path / "slices"
+    slices.mkdir()
+    for k in range(4):
+        tifffile.imwrite(slices / f"z{k}.tif", np.full((6, 7), 100 + k, np.uint8))
+    rc, out, _ = run(["info", "--json", str(slices)], capsys)
+    d = json.loads(out)
+    assert rc == 0 and d["shape_zyx"] == [4, 6, 7]
+
+
 def test_info_shows_a_traced_somas_outline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The outline ``morph trace`` writes to the header survives the SWC and shows in
     ``morph info`` (an ellipse of semi-axes 6 and 3 um, major axis at 30 degrees); a file

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
 from morph.cli._common import add_channel, add_voxel, is_stack_path
 from morph.io import read_stack, read_swc, stack_channels
-from morph.io.stack import series_note
+from morph.io.stack import folder_stacks, is_zarr_store, series_note
 from morph.morphology import Morphology, type_name
 from morph.soma_outline import traced_outline
 
@@ -23,7 +24,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "of an SWC file; shape, type, voxel size, intensity range and polarity of a stack (of each "
         "channel of a multi-channel or RGB stack, unless --channel picks one).",
     )
-    p.add_argument("files", nargs="+", type=str, metavar="FILE")
+    p.add_argument("files", nargs="+", type=str, metavar="FILE",
+                   help="SWC files, stacks, folders of 2-D slices (one stack), or folders of stacks or of SWC "
+                        "files (each file summarised)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_voxel(p)
     add_channel(p)
@@ -132,9 +135,25 @@ def _print(d: dict, indent: int = 0) -> None:
             print(" " * indent + f"{k}: {v}")
 
 
+def _expand(f: str) -> list[str]:
+    """A folder of stacks, or of reconstructions (no TIFF in it), stands for its files; any
+    other path (a stack, an SWC, a folder of 2-D slices, a zarr store) for itself."""
+    p = Path(f)
+    if not p.is_dir() or is_zarr_store(p):
+        return [f]
+    stacks = folder_stacks(p)
+    if stacks:
+        return [str(s) for s in stacks]
+    if not any(q.suffix.lower() in (".tif", ".tiff") for q in p.iterdir()):
+        swcs = sorted(q for q in p.iterdir() if q.suffix.lower() == ".swc" and not q.name.startswith("."))
+        if swcs:
+            return [str(s) for s in swcs]
+    return [f]
+
+
 def run(args: argparse.Namespace) -> int:
     out = []
-    for f in args.files:
+    for f in (g for given in args.files for g in _expand(given)):
         if is_stack_path(f):
             out.append(stack_summary(f, args.voxel, args.channel, args.series))
         else:

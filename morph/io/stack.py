@@ -583,6 +583,28 @@ def _slice_files(p: Path) -> list[Path]:
     )
 
 
+def folder_stacks(path: PathLike) -> list[Path]:
+    """The TIFF files of a folder when they are stacks rather than the 2-D slices of one
+    stack (their first holds more than one plane, from its metadata alone); empty when they
+    are slices, when the folder holds no TIFF, or when ``path`` is not a plain folder."""
+    import tifffile
+
+    p = Path(path)
+    if not p.is_dir() or is_zarr_store(p):
+        return []
+    files = _slice_files(p)
+    if not files:
+        return []
+    try:
+        with tifffile.TiffFile(files[0]) as tf:
+            ser = tf.series[0]
+            axes, shape = ser.axes.upper(), ser.shape
+    except Exception:  # not a TIFF or broken: reading the folder says what is wrong
+        return []
+    planes = [n for a, n in zip(axes, shape) if a not in "SC" and n > 1]
+    return files if len(planes) > 2 else []
+
+
 def _read_folder(p: Path, channel: int | str | None) -> tuple[NDArray[Any], Any, str]:
     import tifffile
 
@@ -598,7 +620,7 @@ def _read_folder(p: Path, channel: int | str | None) -> tuple[NDArray[Any], Any,
         if first.ndim == 3:
             what = f"a stack of {first.shape[0]} slices of {first.shape[1]} x {first.shape[2]}"
             hint = (f"the folder holds stacks, not slices: give one of them ({files[0]}); "
-                    f"morph batch trace '{p}/*.tif' -o OUTDIR traces each")
+                    f"morph batch trace '{p}/*.tif' -o OUTDIR traces each; morph info {p} lists them")
         raise StackError(f"slices in a folder must be 2-D images, but this one is {what}", file=files[0], hint=hint)
     out = np.empty((len(files),) + first.shape, dtype=first.dtype)
     out[0] = first
