@@ -472,6 +472,10 @@ def _soma_sphere(gold: Morphology, trace: Morphology, margin: float) -> tuple[ND
     return None
 
 
+MAX_SAMPLES = 5e7
+"""Most samples of the two trees' cable one comparison takes (a few GB of distances)."""
+
+
 def _pair_nodes(pa: NDArray, pb: NDArray, tol: float) -> int:
     """Number of one-to-one pairs of points of ``pa`` and ``pb`` closer than ``tol``
     (least total distance)."""
@@ -718,6 +722,10 @@ def compare(
     step = float(step) if step is not None else tolerance / 4.0
     if not step > 0:
         raise MorphError(f"step must be positive, got {step}")
+    n_samples = (g_m.edge_length.sum() + t_m.edge_length.sum()) / step
+    if n_samples > MAX_SAMPLES:
+        raise MorphError(f"a sampling step of {step:g} makes {n_samples:.3g} samples of the two trees (at most "
+                         f"{MAX_SAMPLES:.0e})", hint="give a larger --step (by default a quarter of --tolerance)")
     node_tol = float(node_tolerance) if node_tolerance is not None else 2.0 * tolerance
     dsa_thr = float(dsa_threshold) if dsa_threshold is not None else float(tolerance)
     piece = max(step, 1e-6)

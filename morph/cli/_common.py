@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 
 from morph.errors import MorphError
@@ -84,8 +85,24 @@ def add_channel(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     )
 
 
+def output_file(text: str) -> Path:
+    """argparse type of an output file's name: a name ending with a path separator is a
+    folder (``Path`` would drop the separator, and the folder's name become a file)."""
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"'{text}' names a folder: give a file name")
+    return Path(text)
+
+
+def check_swc_output(path: Path) -> None:
+    """Refuse an output reconstruction not named ``.swc`` (a stack's name given by mistake
+    would receive SWC text)."""
+    if Path(path).suffix.lower() != ".swc":
+        raise MorphError(f"the output is an SWC reconstruction: its name must end with .swc, not "
+                         f"{Path(path).suffix or 'nothing'}", file=path, hint="name it CELL.swc")
+
+
 def add_output(p: argparse.ArgumentParser, *, required: bool = True, help: str = "output file") -> None:
-    p.add_argument("-o", "--output", required=required, type=Path, help=help)
+    p.add_argument("-o", "--output", required=required, type=output_file, help=help)
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-from morph.cli._common import add_voxel, need_files, positive_float
+from morph.cli._common import add_voxel, need_files, output_file, positive_float
+from morph.errors import MorphError
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -66,7 +68,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
-        "--plot", type=Path, metavar="PNG", help="also draw gold and trace coloured matched/missed/extra"
+        "--plot", type=output_file, metavar="PNG", help="also draw gold and trace coloured matched/missed/extra"
     )
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing --plot file")
     p.set_defaults(func=run)
@@ -74,10 +76,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     from morph.compare import compare, plot_comparison
-    from morph.io import check_output, read_swc
+    from morph.io import check_distinct, check_output, read_swc
 
     need_files([args.trace, args.gold] + ([args.clutter] if args.clutter is not None else []))
+    if not args.min_terminal >= 0 or not math.isfinite(args.min_terminal):
+        raise MorphError(f"--min-terminal must be a length of 0 or more, got {args.min_terminal:g}")
     if args.plot is not None:
+        if args.plot.suffix.lower() != ".png":
+            raise MorphError(f"the plot is drawn as PNG, not {args.plot.suffix or 'a file without suffix'}",
+                             file=args.plot, hint="name it .png")
+        check_distinct([args.plot], inputs=[args.trace, args.gold, args.clutter])
         check_output(args.plot, force=args.force)
     trace = read_swc(args.trace)
     gold = read_swc(args.gold)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
-from morph.cli._common import add_output
+from morph.cli._common import add_output, output_file
 from morph.errors import MorphError
 
 FORMATS = (".csv", ".parquet", ".json")
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--nm-compatible", action="store_true", help="same as --convention neurom")
     p.add_argument("--sholl-step", type=float, default=10.0, metavar="UM", help="Sholl radius step (10 um)")
     p.add_argument(
-        "--reasons", type=Path, metavar="FILE", help="also write why each NaN is NaN (CSV: cell, column, reason)"
+        "--reasons", type=output_file, metavar="FILE", help="also write why each NaN is NaN (CSV: cell, column, reason)"
     )
     p.set_defaults(func=run)
 
@@ -95,11 +96,15 @@ def run(args: argparse.Namespace) -> int:
         raise MorphError("no input files", hint="give one or more SWC files (or --list)")
     if args.output is None:
         raise MorphError("no output file", hint="give -o table.csv (or .parquet, .json)")
-    from morph.io.atomic import check_output
+    from morph.io.atomic import check_distinct, check_output
 
+    if not args.sholl_step > 0 or not math.isfinite(args.sholl_step):
+        raise MorphError(f"--sholl-step must be a positive number of micrometres, got {args.sholl_step:g}")
+    for out in (args.output, args.reasons):
+        if out is not None and out.suffix.lower() not in FORMATS:
+            raise MorphError(f"unknown table format {out.suffix!r}", file=out, hint="use .csv, .parquet or .json")
+    check_distinct([args.output, args.reasons], inputs=args.files)
     check_output(args.output, force=args.force)
-    if args.output.suffix.lower() not in FORMATS:
-        raise MorphError(f"unknown table format {args.output.suffix!r}", file=args.output, hint="use .csv, .parquet or .json")
     if args.reasons is not None:
         check_output(args.reasons, force=args.force)
     import morph.features as mf
@@ -117,9 +122,11 @@ def run(args: argparse.Namespace) -> int:
     )
     failed = dict(df.attrs["failed"])
     for f in missing:
-        failed[str(f)] = f"{f}: file not found"
+        failed[str(f)] = f"{f}: file not found (check the path)"
     for name, msg in failed.items():
-        print(f"morph: error: {name}: {msg}" if not msg.startswith(str(name)) else f"morph: error: {msg}", file=sys.stderr)
+        # a reader's message already names the file: the cell's name would repeat it
+        named = msg.startswith(str(name)) or msg.split(": ", 1)[0].endswith((".swc", ".SWC"))
+        print(f"morph: error: {msg}" if named else f"morph: error: {name}: {msg}", file=sys.stderr)
     if len(df):
         if args.long:
             _write(_long(df), args.output, args.force, index=False)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from morph.cli._common import add_channel, add_voxel, is_stack_path
+from morph.errors import MorphError
 from morph.io import read_stack, read_swc, stack_channels
 from morph.io.stack import folder_stacks, is_zarr_store, series_note
 from morph.morphology import Morphology, type_name
@@ -152,12 +154,22 @@ def _expand(f: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = []
-    for f in (g for given in args.files for g in _expand(given)):
-        if is_stack_path(f):
-            out.append(stack_summary(f, args.voxel, args.channel, args.series))
-        else:
-            out.append(morphology_summary(read_swc(f)))
+    out, failed = [], []
+    files = [g for given in args.files for g in _expand(given)]
+    for f in files:
+        try:
+            if is_stack_path(f):
+                out.append(stack_summary(f, args.voxel, args.channel, args.series))
+            else:
+                out.append(morphology_summary(read_swc(f)))
+        except MorphError as e:
+            if len(files) == 1:
+                raise
+            failed.append(str(e))  # said after the others' summaries, which are all printed
+    if not out:
+        for e in failed[:-1]:
+            print(f"morph: error: {e}", file=sys.stderr)
+        raise MorphError(failed[-1]) if failed else MorphError("nothing to summarise")
     if args.json:
         print(json.dumps(out if len(out) > 1 else out[0], indent=2))
     else:
@@ -165,4 +177,9 @@ def run(args: argparse.Namespace) -> int:
             if k:
                 print()
             _print(d)
+    for e in failed:
+        print(f"morph: error: {e}", file=sys.stderr)
+    if failed:
+        print(f"morph: {len(failed)} of {len(files)} file(s) could not be read", file=sys.stderr)
+        return 2
     return 0

@@ -91,17 +91,20 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         if debug:
             traceback.print_exc()
-        print(
-            "morph: error: out of memory (try a smaller --roi or a machine with more memory)", file=sys.stderr
-        )
+        cmd = next((a.replace("-", "_") for a in argv if a.replace("-", "_") in COMMANDS), None)
+        if cmd in ("trace", "trace_path"):
+            hint = "give --max-memory (for example 4GB) to trace chunk by chunk, or a smaller --roi"
+        elif cmd == "batch":
+            hint = "run fewer workers at once (--workers), or on a machine with more memory"
+        else:
+            hint = "check the options that set a step or a size, or use a machine with more memory"
+        print(f"morph: error: out of memory ({hint})", file=sys.stderr)
         return 2
     except Exception as e:  # a bug in morph: say so briefly, traceback with --debug
         if debug:
             traceback.print_exc()
-        print(
-            f"morph: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback, and report it)",
-            file=sys.stderr,
-        )
+        again = "the traceback is above" if debug else "rerun with --debug for the traceback"
+        print(f"morph: internal error: {type(e).__name__}: {e} ({again}, and report it)", file=sys.stderr)
         return 2
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from morph.cli._common import add_channel, add_output, add_voxel, memory_size, numbers, xyz
+from morph.cli._common import add_channel, add_output, add_voxel, check_swc_output, memory_size, numbers, xyz
 from morph.errors import MorphError, TracingError
 
 
@@ -279,9 +279,11 @@ def load_stack(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from morph.io import read_swc, write_swc
-    from morph.io.atomic import check_output
+    from morph.io.atomic import check_distinct, check_output
     from morph.tracing import trace
 
+    check_swc_output(args.output)
+    check_distinct([args.output], inputs=[args.stack, args.extend, args.seeds])
     check_output(args.output, force=args.force)
     params = parse_params(args.param, args.polarity)
     if args.max_memory:

@@ -7,7 +7,7 @@ import argparse
 import warnings
 from pathlib import Path
 
-from morph.cli._common import add_output, memory_size, xyz
+from morph.cli._common import add_output, check_swc_output, memory_size, xyz
 from morph.cli.trace import (
     add_common_trace_args,
     command_line,
@@ -45,9 +45,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     from morph.io import read_swc, write_swc
-    from morph.io.atomic import check_output
+    from morph.io.atomic import check_distinct, check_output
     from morph.tracing import trace_path
 
+    check_swc_output(args.output)
+    check_distinct([args.output], inputs=[args.stack, args.into])
     check_output(args.output, force=args.force)
     params = parse_params(args.param, args.polarity)
     if args.max_memory:

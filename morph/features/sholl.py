@@ -78,6 +78,10 @@ def _edge_distances(ctx: Context, comp: Compartment, center: NDArray[np.float64]
     return np.sort(np.minimum(a, b)), np.sort(np.maximum(a, b))
 
 
+MAX_SPHERES = 100_000
+"""Most Sholl spheres one analysis draws (its curve fit samples 20 points per sphere)."""
+
+
 def crossings_at(near: NDArray, far: NDArray, radii: NDArray) -> NDArray[np.int64]:
     """Number of edges with ``near <= R <= far`` for every ``R`` (sorted inputs)."""
     return (np.searchsorted(near, radii, side="right") - np.searchsorted(far, radii, side="left")).astype(
@@ -173,7 +177,11 @@ def sholl(
         else:
             far = float(np.max(np.linalg.norm(m.xyz - c, axis=1), initial=0.0))
         max_radius = step * max(1, int(np.ceil(far / step)))
-    radii = step * np.arange(1, int(np.floor(max_radius / step + 1e-9)) + 1, dtype=np.float64)
+    n = int(np.floor(max_radius / step + 1e-9))
+    if n > MAX_SPHERES:
+        raise MorphError(f"a Sholl step of {step:g} um makes {n} spheres up to {max_radius:g} um (at most "
+                         f"{MAX_SPHERES})", file=m.source, hint="give a larger step (--sholl-step)")
+    radii = step * np.arange(1, n + 1, dtype=np.float64)
     res = ShollResult(radii=radii, crossings={}, center=np.asarray(c), step=float(step))
     for name in compartments:
         comp = ctx.comp(name)

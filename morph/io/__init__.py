@@ -1,7 +1,7 @@
 """Reading and writing reconstructions (SWC) and image stacks (TIFF, OME-TIFF, Zeiss LSM, slices,
 OME-Zarr)."""
 
-from morph.io.atomic import atomic_path, atomic_write_text, atomic_write_with, check_output
+from morph.io.atomic import atomic_path, atomic_write_text, atomic_write_with, check_distinct, check_output
 from morph.io.stack import Stack, read_stack, stack_channels, write_stack
 from morph.io.swc import fix_swc, format_swc, read_swc, validate_swc, write_swc
 
@@ -10,6 +10,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_text",
     "atomic_write_with",
+    "check_distinct",
     "check_output",
     "fix_swc",
     "format_swc",

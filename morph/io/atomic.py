@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,16 +18,75 @@ def _umask() -> int:
     return mask
 
 
+# what the system says when a file cannot be created or written where asked (not bugs)
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO,
+                 errno.ENOENT, errno.ENOTDIR, errno.EXDEV, errno.EBUSY, errno.ETXTBSY}
+
+
+def _cannot_write(p: Path, e: OSError) -> MorphError:
+    """A clear error for an output that the system refuses to create."""
+    reason = e.strerror or type(e).__name__
+    return MorphError(f"cannot write the output: {reason.lower()}", file=p,
+                      hint="choose a folder you can write to")
+
+
 def check_output(path: str | os.PathLike[str], *, force: bool = False) -> Path:
-    """Refuse an existing output unless ``force``; refuse a missing parent folder."""
-    p = Path(path)
-    if p.is_dir():  # first: --force cannot help
+    """Refuse an output that cannot or must not be written, before any work is done.
+
+    Refused: a folder, or a name ending with a path separator; ``-`` (morph writes files,
+    not standard output); an existing file unless ``force``; an existing device, pipe or
+    socket even with ``force`` (it would be replaced by a regular file); a missing parent
+    folder, or a parent that is a file; a folder in which a file cannot be created (checked
+    by creating and removing a hidden temporary file there, so that permissions, read-only
+    and special file systems are all caught).
+    """
+    text = os.fspath(path)
+    p = Path(text)
+    if text == "-":
+        raise MorphError("output '-': morph writes files, not standard output", hint="give a file name")
+    if p.is_dir() or text.endswith(("/", os.sep)):  # first: --force cannot help
         raise MorphError("output is a folder", file=p, hint="give a file name")
-    if p.exists() and not force:
-        raise OutputExistsError("output exists", file=p, hint="use --force to overwrite it")
-    if not p.parent.exists():
-        raise MorphError("output folder does not exist", file=p.parent, hint="create it first")
+    if p.exists() or p.is_symlink():
+        if p.exists() and not p.is_file():
+            raise MorphError("output exists and is not a regular file (a device, pipe or socket)", file=p,
+                             hint="give the name of a regular file")
+        if not force:
+            raise OutputExistsError("output exists", file=p, hint="use --force to overwrite it")
+    parent = p.parent
+    if not parent.exists():
+        raise MorphError("output folder does not exist", file=parent, hint="create it first")
+    if not parent.is_dir():
+        raise MorphError("output folder is a file", file=parent, hint="give a path inside a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=parent)
+    except OSError as e:
+        raise _cannot_write(p, e) from None
+    os.close(fd)
+    os.unlink(probe)
     return p
+
+
+def check_distinct(outputs: Iterable[str | os.PathLike[str] | None],
+                   inputs: Iterable[str | os.PathLike[str] | None] = ()) -> None:
+    """Refuse two outputs naming one file, and an output naming one of the inputs (with
+    ``--force`` the input would be overwritten)."""
+    seen: dict[Path, str] = {}
+    for o in outputs:
+        if o is None:
+            continue
+        key = Path(os.path.abspath(os.fspath(o)))
+        if key in seen:
+            raise MorphError(f"two outputs name the same file ({seen[key]} and {os.fspath(o)})", file=o,
+                             hint="give each output its own name")
+        seen[key] = os.fspath(o)
+    for i in inputs:
+        if i is None:
+            continue
+        ip = Path(os.path.abspath(os.fspath(i)))
+        for key, o in seen.items():
+            if key == ip or (key.exists() and ip.exists() and os.path.samefile(key, ip)):
+                raise MorphError("the output is one of the inputs", file=o,
+                                 hint="give the output another name: the input would be overwritten")
 
 
 def remove_stale_parts(folder: str | os.PathLike[str], *, min_age_s: float = 60.0) -> int:
@@ -58,13 +118,21 @@ def atomic_path(path: str | os.PathLike[str], *, force: bool = False) -> Iterato
     untouched.
     """
     p = check_output(path, force=force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part" + p.suffix, dir=p.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part" + p.suffix, dir=p.parent)
+    except OSError as e:
+        raise _cannot_write(p, e) from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     try:
-        yield tmp_path
-        os.replace(tmp_path, p)
+        try:
+            yield tmp_path
+            os.replace(tmp_path, p)
+        except OSError as e:
+            if e.errno not in _WRITE_ERRNOS:
+                raise
+            raise _cannot_write(p, e) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
