@@ -135,6 +135,10 @@ def test_large_uncompressed_file_is_memory_mapped(tmp_path: Path) -> None:
 def test_errors(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="file not found"):
         read_stack(tmp_path / "missing.tif")
+    empty = tmp_path / "empty.tif"
+    empty.write_bytes(b"")
+    with pytest.raises(StackError, match="empty.tif: file is empty"):
+        read_stack(empty)
     notiff = tmp_path / "a.tif"
     notiff.write_text("hello")
     with pytest.raises(StackError, match="not a TIFF"):

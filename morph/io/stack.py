@@ -426,6 +426,8 @@ def _read_tiff(p: Path, channel: int | str | None, mmap: bool | None,
 
     with open(p, "rb") as fh:
         magic = fh.read(4)
+    if not magic:
+        raise StackError("file is empty", file=p, hint="the copy or export was interrupted: write it again")
     if magic not in _TIFF_MAGIC:
         fmt = microscope_format(p)
         if fmt is not None:
