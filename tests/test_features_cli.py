@@ -24,6 +24,19 @@ def test_csv_wide(tmp_path, small, capsys):
     assert df.loc["neurom_simple", "axon.total_length"] == pytest.approx(15.0)
 
 
+def test_without_output_the_long_table_goes_to_stdout(tmp_path, small, capsys):
+    import io
+
+    assert main(["-q", "features", *small[:2]]) == 0
+    out, err = capsys.readouterr()
+    printed = pd.read_csv(io.StringIO(out))
+    assert list(printed.columns) == ["cell", "compartment", "feature", "value"] and err == ""
+    assert main(["-q", "features", *small[:2], "-o", str(tmp_path / "l.csv"), "--long"]) == 0
+    written = pd.read_csv(tmp_path / "l.csv")
+    pd.testing.assert_frame_equal(printed, written)
+    assert set(printed["cell"]) == {"neurom_Neuron", "neurom_Single_apical"}
+
+
 def test_refuses_overwrite_then_force(tmp_path, small, capsys):
     out = tmp_path / "t.csv"
     out.write_text("keep")

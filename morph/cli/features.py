@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "still complete; the exit code is 1 when any file failed.",
     )
     p.add_argument("files", nargs="*", type=Path, metavar="FILE", help="SWC files")
-    add_output(p, required=False, help="output table: .csv, .parquet or .json")
+    add_output(p, required=False, help="output table: .csv, .parquet or .json (without it: CSV in the long "
+               "format on standard output, one value per line)")
     p.add_argument("--long", action="store_true", help="long format: cell, compartment, feature, value")
     p.add_argument(
         "--compartments",
@@ -94,8 +95,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.files:
         raise MorphError("no input files", hint="give one or more SWC files (or --list)")
-    if args.output is None:
-        raise MorphError("no output file", hint="give -o table.csv (or .parquet, .json)")
     from morph.io.atomic import check_distinct, check_output
 
     if not args.sholl_step > 0 or not math.isfinite(args.sholl_step):
@@ -104,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         if out is not None and out.suffix.lower() not in FORMATS:
             raise MorphError(f"unknown table format {out.suffix!r}", file=out, hint="use .csv, .parquet or .json")
     check_distinct([args.output, args.reasons], inputs=args.files)
-    check_output(args.output, force=args.force)
+    if args.output is not None:
+        check_output(args.output, force=args.force)
     if args.reasons is not None:
         check_output(args.reasons, force=args.force)
     import morph.features as mf
@@ -128,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
         named = msg.startswith(str(name)) or msg.split(": ", 1)[0].endswith((".swc", ".SWC"))
         print(f"morph: error: {msg}" if named else f"morph: error: {name}: {msg}", file=sys.stderr)
     if len(df):
-        if args.long:
+        if args.output is None:  # to the terminal or a pipe: one value per line
+            _long(df).to_csv(sys.stdout, index=False)
+        elif args.long:
             _write(_long(df), args.output, args.force, index=False)
         else:
             _write(df, args.output, args.force, index=True)
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             _write(rdf, args.reasons, args.force, index=False)
         from morph import progress
 
-        progress.info(f"{len(df)} cell(s), {df.shape[1]} columns -> {args.output}")
+        progress.info(f"{len(df)} cell(s), {df.shape[1]} columns -> {args.output or 'standard output'}")
     else:
         print("morph: no cell could be measured; nothing written", file=sys.stderr)
     if failed:
