@@ -2286,3 +2286,25 @@ def test_a_soma_cut_by_the_stacks_edge_is_reported(y_stack) -> None:
         warnings.simplefilter("error")  # the whole soma: no such warning
         whole = trace(data, voxel_size=vs, progress=False)
     assert not any("cut by" in line for line in whole.header)
+
+
+def test_relative_threshold_spares_a_fluorescent_cells_thin_dendrites_around_its_soma() -> None:
+    """Around a soma, the proximal trunk is many times brighter than the same cell's thin
+    dendrites: a fraction of it (``relative_threshold``) would cut them, so by default it
+    applies only around a root that is not a soma; given explicitly, or with
+    ``relative_at_soma``, it applies there too."""
+    rng = np.random.default_rng(0)
+    z, y, x = np.mgrid[0:30, 0:60, 0:110]
+    img = rng.normal(10, 2, z.shape)
+    img[(z - 15) ** 2 + (y - 30) ** 2 + (x - 15) ** 2 <= 36] = 250  # soma
+    img[(x >= 15) & (x <= 40) & ((z - 15) ** 2 + (y - 30) ** 2 <= 4)] = 250  # bright trunk
+    for sign in (-1, 1):  # two thin dendrites, a tenth as bright, forking from its end
+        yy = 30 + sign * 20 * np.clip((x - 40) / 60.0, 0, 1)
+        img[(x > 40) & (x <= 100) & ((z - 15) ** 2 + (y - yy) ** 2 <= 1.0)] = 35
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    m = trace(img, voxel_size=(1, 1, 1), progress=False)
+    assert m.total_length() > 140 and m.xyz[:, 0].max() > 95
+    assert any(h == "foreground threshold used: 4 x noise" for h in m.header)
+    for p in (TraceParams(relative_at_soma=True), TraceParams(relative_threshold=0.09)):
+        m = trace(img, voxel_size=(1, 1, 1), params=p, progress=False)
+        assert m.total_length() < 30 and m.xyz[:, 0].max() < 45

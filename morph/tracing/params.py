@@ -89,6 +89,12 @@ class TraceParams:
         at the soma or root, when that is higher than ``threshold_low`` (faint contacts with
         brighter neighbouring structures then do not join them; 0 disables; ``None``: by
         polarity).
+    relative_at_soma
+        Whether ``relative_threshold`` also applies when the root is a soma (measured on the
+        proximal neurites around it). ``None``: only when ``relative_threshold`` is given;
+        by default it applies around a seeded root that is not a soma (an axon's start, as in
+        the DIADEM stacks), since around a soma the proximal trunks are many times brighter
+        than the same cell's thin distal dendrites, which a fraction of them cuts.
     min_noise
         Floor of the noise estimate in grey levels (images whose background is exactly flat,
         as in clipped 8-bit fluorescence, have zero measured noise), and the unit of the
@@ -321,6 +327,7 @@ class TraceParams:
     threshold_low: float | None = None
     threshold_high: float | None = None
     relative_threshold: float | None = None
+    relative_at_soma: bool | None = None
     min_noise: float = 1.0
     cost_power: float = 8.0
     medial_weight: float = 0.7
@@ -478,6 +485,8 @@ class TraceParams:
             "path_ref": 5.0 if bf else 0.0,
         }
         changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        if self.relative_at_soma is None:
+            changes["relative_at_soma"] = self.relative_threshold is not None
         return dataclasses.replace(self, **changes)
 
     def replace(self, **changes: Any) -> TraceParams:

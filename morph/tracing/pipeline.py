@@ -592,13 +592,14 @@ def restrict_to_signal(
     structure at the root (90th percentile of the enhanced values within ``max(10 um, 3 voxels)``
     of the root, or of the soma's surface, outside the soma: the proximal neurites), when that
     is higher than ``threshold_low``; rebuilds the graph in place. Returns the threshold used.
+    Around a soma (``soma_radius`` > 0) only with ``relative_at_soma``.
 
     Faint contacts between the traced cell and brighter neighbouring structures then no longer
     join them, while a dim cell keeps the noise-based threshold.
     """
     fg = prep.fg
     thr = float(params.threshold_low)
-    if params.relative_threshold <= 0 or fg.n == 0:
+    if params.relative_threshold <= 0 or fg.n == 0 or (soma_radius > 0 and not params.relative_at_soma):
         return thr
     d = fg.distances_to(root_xyz_t)
     near = np.flatnonzero((d <= soma_radius + max(10.0, 3 * max(prep.voxel_size))) & (d >= soma_radius))
