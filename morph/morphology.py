@@ -692,11 +692,12 @@ class Morphology:
         Soma nodes, roots, branch points and tips are kept exactly; the nodes in between are
         replaced by points evenly spaced along the original polyline (the spacing of each
         section is its length divided by ``round(length / spacing)``), with radii linearly
-        interpolated.
+        interpolated. A cell of soma nodes only has nothing to resample and is returned as
+        it is.
         """
         if not spacing > 0:
             raise MorphologyError(f"resampling spacing must be positive, got {spacing}")
-        if len(self) == 0:
+        if self.soma_mask.all():  # no node, or soma nodes only: no section to resample
             return self.copy()
         sec = self.sections
         # kept as they are: soma nodes, roots and the first node out of the soma (so the

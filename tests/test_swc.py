@@ -169,6 +169,23 @@ BROKEN = {
     "float_id": ("1 1 0 0 0 1 -1\n2.5 3 0 1 0 1 1\n", 2, "id must be an integer"),
     "empty": ("", None, "file is empty"),
     "only_comments": ("# nothing here\n", None, "no node lines"),
+    "huge_coordinate": ("1 1 0 0 0 1 -1\n2 3 1e300 1 0 1 1\n", 2, "x 1e+300 beyond 1e+07"),
+    "huge_radius": ("1 1 0 0 0 1 -1\n2 3 0 1 0 2e7 1\n", 2, "radius 2e+07 beyond 1e+07"),
+    "huge_parent": ("1 1 0 0 0 1 -1\n2 3 0 1 0 1 1e20\n", 2, "parent 1e20 out of range"),
+    "huge_ids": ("1e20 1 0 0 0 1 -1\n2e20 3 0 1 0 1 1e20\n", 1, "id 1e20 out of range"),
+    "huge_int_id": ("99999999999999999999 1 0 0 0 1 -1\n", 1, "id 99999999999999999999 out of range"),
+    "negative_id": ("1 1 0 0 0 1 -1\n-4 3 0 1 0 1 1\n", 2, "negative id -4"),
+    "negative_type": ("1 1 0 0 0 1 -1\n2 -3 0 1 0 1 1\n", 2, "negative type -3"),
+    "parent_below_minus_one": ("1 1 0 0 0 1 -1\n2 3 0 1 0 1 -2\n", 2, "parent -2 is not a node id"),
+    "decimal_comma": ("1 1 0 0 0 5 -1\n2 3 0 1,5 0 0,5 1\n", 2, "decimal comma in '1,5'"),
+    "neurolucida_asc": (
+        ';\tV3 text file\n(ImageCoords)\n("CellBody"\n  (1 2 3 0.5)\n)\n',
+        None,
+        "file is in Neurolucida ASC format, not SWC",
+    ),
+    "neuronj": ("// NeuronJ Data File - DO NOT CHANGE\n1.4.3\n", None, "file is a NeuronJ tracing"),
+    "xml": ('<?xml version="1.0"?>\n<neuroml>\n</neuroml>\n', None, "file is XML, not SWC text"),
+    "json": ('{"nodes": []}\n', None, "file is JSON, not SWC"),
 }
 
 
@@ -201,6 +218,18 @@ def test_binary_garbage(tmp_path: Path) -> None:
     nd2.write_bytes(bytes(range(256)) * 4)
     with pytest.raises(SWCError, match="file is a Nikon ND2 image, not an SWC reconstruction"):
         read_swc(nd2)
+
+
+def test_other_binary_formats_are_named(tmp_path: Path) -> None:
+    h5 = tmp_path / "cell.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    with pytest.raises(SWCError, match="file is HDF5, not SWC text") as ei:
+        read_swc(h5)
+    assert "morph-tool convert" in ei.value.hint
+    gz = tmp_path / "cell.swc.gz"
+    gz.write_bytes(b"\x1f\x8b\x08\x00" + bytes(100))
+    with pytest.raises(SWCError, match="gzip-compressed"):
+        read_swc(gz)
 
 
 def test_missing_file_and_folder(tmp_path: Path) -> None:
@@ -344,3 +373,119 @@ def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path: Path) -> None
     bad.write_bytes(b"\xef\xbb\xbf1 1 0 0 0 2 -1\n2 3 5 0 0\n")
     with pytest.raises(SWCError, match=r"bad\.swc:2:"):
         read_swc(bad)
+
+
+# ---------------------------------------------------------------- bounds, cascades, encodings, warnings
+def test_coordinate_bound_is_inclusive_and_names_the_units(tmp_path: Path) -> None:
+    """|value| up to :data:`MAX_COORDINATE` reads; beyond it the error names the likely
+    unit mix-up and what to do."""
+    from morph.io.swc import MAX_COORDINATE
+
+    ok = tmp_path / "ok.swc"
+    ok.write_text(f"1 1 0 0 0 1 -1\n2 3 {-MAX_COORDINATE:g} 0 0 1 1\n")
+    assert read_swc(ok).xyz[1, 0] == -MAX_COORDINATE
+    nm = tmp_path / "nm.swc"
+    nm.write_text("1 1 0 0 0 1 -1\n2 3 0 0 12345678 1 1\n")
+    with pytest.raises(SWCError) as ei:
+        read_swc(nm)
+    assert ei.value.line == 2 and "z 1.23457e+07" in ei.value.message
+    assert "nanometres" in ei.value.hint and "divide" in ei.value.hint
+
+
+def test_large_files_take_the_same_checks(tmp_path: Path) -> None:
+    """A file past the fast path's size limit (read by pandas) is checked as strictly."""
+    rows = [f"{k} 3 {k}.5 0 0 1 {k - 1 if k > 1 else -1}" for k in range(1, 3001)]
+    for k, bad in (
+        (1500, "1500 3 1e12 0 0 1 1499"),
+        (2000, "2000 3 1.5 0 0 1 1e20"),
+        (2500, "2500 -2 1.5 0 0 1 2499"),
+    ):
+        text = "\n".join(rows[: k - 1] + [bad] + rows[k:]) + "\n"
+        assert len(text) > 24_000
+        p = tmp_path / "big.swc"
+        p.write_text(text)
+        with pytest.raises(SWCError) as ei:
+            read_swc(p)
+        assert ei.value.line == k
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "3 3 0 x 0 1 2",
+        "3 3 0 nan 0 1 2",
+        "3 3 0 20 0 -1 2",
+        "3 3 0 20 0",
+        "3 3 1e30 20 0 1 2",
+        "3 -1 0 20 0 1 2",
+    ],
+)
+def test_children_of_a_rejected_line_are_not_reported_as_orphans(tmp_path: Path, bad: str) -> None:
+    p = tmp_path / "casc.swc"
+    p.write_text(f"1 1 0 0 0 5 -1\n2 3 0 10 0 1 1\n{bad}\n4 3 5 30 0 1 3\n5 3 -5 30 0 1 3\n6 3 0 9 0 1 77\n")
+    report = validate_swc(p)
+    assert [pr.line for pr in report.problems] == [3, 6]  # the bad line, and the real orphan
+    assert "parent 77" in report.problems[1].message
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_text_is_read(tmp_path: Path, encoding: str) -> None:
+    text = "# from a Windows tool\n1 1 0 0 0 5 -1\n2 3 0 10 0 1 1\n3 3 0 20 0 1 2\n"
+    p = tmp_path / "u16.swc"
+    p.write_bytes(text.encode(encoding))
+    m = read_swc(p)
+    assert len(m) == 3 and m.header == ["from a Windows tool"]
+    bad = tmp_path / "bad16.swc"
+    bad.write_bytes("1 1 0 0 0 5 -1\n2 3 0 10 0\n".encode(encoding))
+    with pytest.raises(SWCError, match="expected 7 columns") as ei:
+        read_swc(bad)
+    assert ei.value.line == 2
+
+
+def test_several_trees_and_no_soma_are_warnings(tmp_path: Path) -> None:
+    g = "1 1 0 0 0 5 -1\n2 3 0 10 0 1 1\n3 3 0 20 0 1 2\n"
+    multi = tmp_path / "multi.swc"
+    multi.write_text(g + "8 3 100 100 0 1 -1\n9 3 100 110 0 1 8\n")
+    r = validate_swc(multi)
+    assert r.ok and [w.message for w in r.warnings] == ["2 separate trees (roots, parent -1, on lines 1, 4)"]
+    axon = tmp_path / "axon.swc"
+    axon.write_text("1 2 0 0 0 1 -1\n2 2 0 10 0 1 1\n")
+    r = validate_swc(axon)
+    assert r.ok and [w.message for w in r.warnings] == ["no soma (no node of type 1)"]
+    assert read_swc(axon).roots.size == 1
+    one = tmp_path / "one.swc"
+    one.write_text(g)
+    assert validate_swc(one).warnings == []
+
+
+def test_real_files_stay_valid(data: Path) -> None:
+    """Every real reconstruction validates without problems (warnings allowed: the Allen
+    cell with 84 trees, the DIADEM axons without soma)."""
+    files = real_swcs() + sorted(data.glob("images/diadem_OP/*.gold.swc"))
+    assert len(files) > 30
+    for f in files:
+        assert validate_swc(f).problems == [], f
+    assert len(validate_swc(data / "swc/allen/bmtk_485184849_reconstruction.swc").warnings) == 1
+
+
+def test_fix_reports_the_repair_made(tmp_path: Path) -> None:
+    p = tmp_path / "fixable.swc"
+    p.write_text("1 1 0 0 0 5 -1\n2 3 0 1 0 1 1\n2 3 0 1 0 1 1\n5 3 0 2 0 1 99\n")
+    _, repaired = fix_swc(p)
+    assert [(r.line, r.hint) for r in repaired] == [(3, "repeat dropped"), (4, "made a root")]
+
+
+def test_column_header_written_once(tmp_path: Path) -> None:
+    p = tmp_path / "a.swc"
+    p.write_text("1 1 0 0 0 5 -1\n2 3 0 1 0 1 1\n")
+    for k in range(3):
+        q = tmp_path / f"r{k}.swc"
+        write_swc(read_swc(p), q)
+        p = q
+    assert p.read_text().count("# id type x y z radius parent") == 1
+
+
+def test_empty_units_header_declares_nothing(tmp_path: Path) -> None:
+    p = tmp_path / "u.swc"
+    p.write_text("# units:\n1 1 0 0 0 5 -1\n")
+    assert read_swc(p).units == "um"

@@ -2,10 +2,14 @@
 
 Reading is tolerant of what real files contain (header comments, inline comments, blank
 lines, tabs, commas, leading white space, unsorted or non-contiguous ids, several roots,
-custom types, scientific notation) and strict about what is broken (wrong column count,
-non-numeric or non-finite fields, negative radius, duplicate id, missing parent, a node that
-is its own parent, cycles, empty or binary files). Every error names the file, the line,
-what is wrong and what to do.
+custom types, scientific notation, UTF-16 text) and strict about what is broken (wrong
+column count, non-numeric or non-finite fields, a decimal comma, ids, types or parents that
+are not whole numbers in range, a parent below -1, coordinates or radii beyond
+:data:`MAX_COORDINATE`, negative radius, duplicate id, missing parent, a node that is its
+own parent, cycles, empty or binary files, and files of other formats: Neurolucida ASC,
+HDF5, NeuronJ, XML, JSON, gzip). Every error names the file, the line, what is wrong and
+what to do. Several trees in one file, or no soma, are legal and reported as warnings by
+:func:`validate_swc`.
 
 The fast path hands the whole file to pandas' C tokenizer; any irregularity sends the file
 to a line-by-line parser that finds and reports every problem precisely.
@@ -18,7 +22,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +35,29 @@ from morph.morphology import Morphology
 PathLike = str | os.PathLike[str]
 _COMMENT_STR = re.compile(r"#[^\n]*")
 _MAX_SHOWN = 20
+
+#: Largest absolute coordinate or radius accepted: 1e7, about 10 m in micrometres. No
+#: reconstruction in micrometres or voxels comes near it; a file past it is in other units
+#: (nanometres of a large volume) or holds a corrupted number, and reading it on would
+#: overflow lengths and areas to infinity.
+MAX_COORDINATE = 1e7
+#: Largest id, type or parent accepted: 2**53, the largest whole number a 64-bit float
+#: holds exactly.
+MAX_ID = 2**53
+_COLUMNS = ("id", "type", "x", "y", "z", "radius", "parent")
+_UNIT_HINT = (
+    "coordinates and radii are read as micrometres or voxels, so a unit mix-up is the likely cause: "
+    "divide x, y, z and radius of a file in nanometres by 1000 first; otherwise fix the number"
+)
+
+
+@dataclass
+class SWCReport(ValidationReport):
+    """A :class:`~morph.errors.ValidationReport` with the file's warnings: things that are
+    legal but often unintended (several trees, no soma). Warnings do not make the report
+    fail."""
+
+    warnings: list[Problem] = field(default_factory=list)
 
 
 @dataclass
@@ -45,6 +72,7 @@ class _Table:
     lines: NDArray[np.int64] | None
     header: list[str]
     raw: bytes | None = None
+    rejected_ids: frozenset[int] = frozenset()
 
     def line_numbers(self) -> NDArray[np.int64]:
         """1-based file line of every row (computed on first need: only errors need it)."""
@@ -150,6 +178,10 @@ def _checked(a: NDArray[np.float64] | None, data: bytes) -> _Table | None:
     ints = a[:, [0, 1, 6]]
     if not np.array_equal(ints, np.round(ints)) or (a[:, 5] < 0).any():
         return None
+    if (ints[:, :2] < 0).any() or (ints[:, 2] < -1).any() or (ints > MAX_ID).any():
+        return None
+    if (np.abs(a[:, 2:6]) > MAX_COORDINATE).any():
+        return None
     return _Table(
         ids=a[:, 0].astype(np.int64),
         types=a[:, 1].astype(np.int64),
@@ -184,56 +216,29 @@ def _data_line_numbers(data: bytes) -> NDArray[np.int64]:
 
 
 def _slow_table(data: bytes, problems: list[Problem]) -> _Table:
-    """Line-by-line parse that records every problem (rows with problems are dropped)."""
+    """Line-by-line parse that records every problem (rows with problems are dropped; the
+    ids of dropped rows are kept so that their children are not reported as orphans)."""
     ids, types, xyz, radius, pids, lines = [], [], [], [], [], []
+    rejected: set[int] = set()
     text = data.decode("utf-8", "replace")
     for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].replace(",", " ").strip()
+        line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        fields = line.split()
-        if len(fields) != 7:
-            problems.append(
-                Problem(
-                    lineno,
-                    f"expected 7 columns (id type x y z radius parent), found {len(fields)}",
-                    "each data line needs exactly 7 fields",
-                )
-            )
+        fields = line.replace(",", " ").split()
+        row, problem = _parse_row(line, fields)
+        if problem is not None:
+            problems.append(Problem(lineno, *problem))
+            rid = _whole(fields[0]) if fields else None
+            if rid is not None:
+                rejected.add(rid)
             continue
-        try:
-            vals = [float(f) for f in fields]
-        except ValueError:
-            bad = next(f for f in fields if not _is_float(f))
-            problems.append(Problem(lineno, f"non-numeric field {bad!r}", "every field must be a number"))
-            continue
-        names = ("id", "type", "x", "y", "z", "radius", "parent")
-        nonfinite = [names[i] for i, v in enumerate(vals) if not math.isfinite(v)]
-        if nonfinite:
-            problems.append(
-                Problem(
-                    lineno, f"non-finite value in {', '.join(nonfinite)}", "replace NaN/inf by a real number"
-                )
-            )
-            continue
-        nonint = [names[i] for i in (0, 1, 6) if vals[i] != round(vals[i])]
-        if nonint:
-            problems.append(
-                Problem(
-                    lineno,
-                    f"{', '.join(nonint)} must be an integer",
-                    "ids, types and parents are whole numbers",
-                )
-            )
-            continue
-        if vals[5] < 0:
-            problems.append(Problem(lineno, f"negative radius {vals[5]:g}", "radii must be >= 0"))
-            continue
-        ids.append(int(vals[0]))
-        types.append(int(vals[1]))
-        xyz.append(vals[2:5])
-        radius.append(vals[5])
-        pids.append(int(vals[6]))
+        assert row is not None
+        ids.append(row[0])
+        types.append(row[1])
+        xyz.append(row[2:5])
+        radius.append(row[5])
+        pids.append(row[6])
         lines.append(lineno)
     return _Table(
         ids=np.array(ids, dtype=np.int64),
@@ -243,7 +248,80 @@ def _slow_table(data: bytes, problems: list[Problem]) -> _Table:
         parent_ids=np.array(pids, dtype=np.int64),
         lines=np.array(lines, dtype=np.int64),
         header=_header_lines(data),
+        rejected_ids=frozenset(rejected),
     )
+
+
+def _whole(text: str) -> int | None:
+    """``text`` as a whole number (``12``, ``12.0``, ``1.2e1``), or ``None``."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return int(v) if math.isfinite(v) and v == round(v) else None
+
+
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+(?:[eE][-+]?\d+)?$")
+
+
+def _parse_row(line: str, fields: list[str]) -> tuple[list | None, tuple[str, str] | None]:
+    """The values of one data line, or the (message, hint) of its first problem."""
+    if len(fields) != 7:
+        spaced = line.split()
+        commas = [f for f in spaced if _DECIMAL_COMMA.match(f)]
+        if len(spaced) == 7 and commas:
+            return None, (
+                f"decimal comma in {commas[0]!r}: SWC numbers use a decimal point",
+                "write the file again with '.' as decimal separator, or replace the decimal commas by points",
+            )
+        return None, (
+            f"expected 7 columns (id type x y z radius parent), found {len(fields)}",
+            "each data line needs exactly 7 fields",
+        )
+    bad = next((f for f in fields if not _is_float(f)), None)
+    if bad is not None:
+        return None, (f"non-numeric field {bad!r}", "every field must be a number")
+    vals: list = [float(f) for f in fields]
+    nonfinite = [_COLUMNS[i] for i, v in enumerate(vals) if not math.isfinite(v)]
+    if nonfinite:
+        return None, (f"non-finite value in {', '.join(nonfinite)}", "replace NaN/inf by a real number")
+    nonint = [_COLUMNS[i] for i in (0, 1, 6) if _whole(fields[i]) is None]
+    if nonint:
+        return None, (f"{', '.join(nonint)} must be an integer", "ids, types and parents are whole numbers")
+    for i in (0, 1, 6):
+        vals[i] = _whole(fields[i])
+    huge = [f"{_COLUMNS[i]} {fields[i]}" for i in (0, 1, 6) if abs(vals[i]) > MAX_ID]
+    if huge:
+        return None, (
+            f"{', '.join(huge)} out of range (ids, types and parents must be at most {MAX_ID})",
+            "ids and parents number the nodes, usually 1, 2, 3...: fix the number",
+        )
+    if vals[0] < 0:
+        return None, (f"negative id {vals[0]}", "ids are whole numbers >= 0 (usually 1, 2, 3...)")
+    if vals[1] < 0:
+        return None, (
+            f"negative type {vals[1]}",
+            "types are whole numbers >= 0: 0 undefined, 1 soma, 2 axon, 3 basal dendrite, "
+            "4 apical dendrite, 5 and above custom",
+        )
+    if vals[6] < -1:
+        return None, (
+            f"parent {vals[6]} is not a node id",
+            "a parent is the id of another node, or -1 for a root",
+        )
+    far = [f"{_COLUMNS[i]} {vals[i]:g}" for i in range(2, 6) if abs(vals[i]) > MAX_COORDINATE]
+    if far:
+        return None, (
+            f"{', '.join(far)} beyond {MAX_COORDINATE:g} (about 10 m in micrometres)",
+            _UNIT_HINT,
+        )
+    if vals[5] < 0:
+        return None, (f"negative radius {vals[5]:g}", "radii must be >= 0")
+    return vals, None
 
 
 def _is_float(s: str) -> bool:
@@ -290,6 +368,8 @@ def _structure(t: _Table, problems: list[Problem]) -> tuple[NDArray[np.int64], N
     found = (sids[pos] == t.parent_ids) if n else np.zeros(0, dtype=bool)
     parent = np.where(is_root | ~found, -1, order[pos])
     missing = ~is_root & ~found
+    if t.rejected_ids:  # the parent's own line was rejected and reported: no cascade
+        missing &= ~np.isin(t.parent_ids, np.fromiter(t.rejected_ids, dtype=np.int64))
     for row in np.flatnonzero(missing)[:_MAX_SHOWN]:
         problems.append(
             Problem(
@@ -336,11 +416,80 @@ def _more(problems: list[Problem], count: int, what: str) -> None:
         problems.append(Problem(None, f"... and {count - _MAX_SHOWN} more {what}"))
 
 
+_CONVERT_HINT = (
+    "morph reads SWC only: convert the file to SWC first, e.g. with MorphIO's converter: "
+    "pip install morph-tool, then morph-tool convert file IN OUT.swc"
+)
+
+
+def _utf16(data: bytes) -> bytes | None:
+    """UTF-16 text (with a byte-order mark, or ASCII text with every other byte NUL) as
+    UTF-8, or ``None`` when ``data`` is not UTF-16."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        enc = "utf-16"
+    else:
+        head = data[:512]
+        if len(head) < 8 or len(head) % 2:
+            return None
+
+        def ascii_text(b: bytes) -> bool:
+            return all(9 <= c < 127 for c in b)
+
+        if head[1::2].count(0) == len(head) // 2 and ascii_text(head[0::2]):
+            enc = "utf-16-le"
+        elif head[0::2].count(0) == len(head) // 2 and ascii_text(head[1::2]):
+            enc = "utf-16-be"
+        else:
+            return None
+    try:
+        return data.decode(enc).lstrip("\ufeff").encode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _foreign_format(data: bytes) -> Problem | None:
+    """Another reconstruction (or container) format, recognised from its first bytes."""
+    if data.startswith(b"\x89HDF\r\n\x1a\n"):
+        return Problem(None, "file is HDF5, not SWC text: an .h5 morphology?", _CONVERT_HINT)
+    if data.startswith(b"\x1f\x8b"):
+        return Problem(
+            None,
+            "file is gzip-compressed, not SWC text",
+            "decompress it with gunzip and give the result; an SNT .traces file is compressed XML: "
+            "export SWC from SNT instead",
+        )
+    first = next((ln.strip() for ln in data[:65536].splitlines() if ln.strip()), b"")
+    if first.startswith((b";", b"(")):
+        return Problem(None, "file is in Neurolucida ASC format, not SWC", _CONVERT_HINT)
+    if first.startswith(b"// NeuronJ"):
+        return Problem(
+            None,
+            "file is a NeuronJ tracing (.ndf), not SWC",
+            "open it in Fiji's SNT, which imports NeuronJ tracings, and save it as SWC",
+        )
+    if first.startswith(b"<"):
+        return Problem(
+            None,
+            "file is XML, not SWC text: NeuroML, a Knossos .nml or an SNT .traces file?",
+            "export the reconstruction as SWC from the program that made it",
+        )
+    if first.startswith((b"{", b"[")):
+        return Problem(
+            None, "file is JSON, not SWC text", "export the reconstruction as SWC from the program that made it"
+        )
+    return None
+
+
 def _analyse(path: PathLike) -> tuple[_Table, list[Problem], bytes]:
     data = _read_bytes(path)
     problems: list[Problem] = []
     if not data or data.isspace():
         problems.append(Problem(None, "file is empty", "an SWC file needs at least one node line"))
+        return _slow_table(b"", []), problems, data
+    data = _utf16(data) or data
+    foreign = _foreign_format(data)
+    if foreign is not None:
+        problems.append(foreign)
         return _slow_table(b"", []), problems, data
     b = _binary_problem(data, path)
     if b is not None:
@@ -356,12 +505,58 @@ def _analyse(path: PathLike) -> tuple[_Table, list[Problem], bytes]:
     return table, problems, data
 
 
-def validate_swc(path: PathLike) -> ValidationReport:
-    """Check an SWC file and report every problem found (not just the first)."""
+def validate_swc(path: PathLike) -> SWCReport:
+    """Check an SWC file and report every problem found (not just the first).
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    SWCReport
+        ``problems``: what makes the file unreadable, each with its line; ``warnings``:
+        what is legal but often unintended (several separate trees, no soma node).
+
+    Raises
+    ------
+    SWCError
+        When the file cannot be read at all (missing, a folder, no permission).
+    """
     table, problems, _ = _analyse(path)
+    warnings: list[Problem] = []
     if table.ids.size:
-        _structure(table, problems)
-    return ValidationReport(str(path), problems)
+        _, keep = _structure(table, problems)
+        warnings = _warnings(table, keep)
+    return SWCReport(str(path), problems, warnings)
+
+
+def _warnings(t: _Table, keep: NDArray[np.bool_]) -> list[Problem]:
+    """Legal but often unintended: several trees, no soma."""
+    out = []
+    roots = np.flatnonzero((t.parent_ids < 0) & keep)
+    if roots.size > 1:
+        lines = t.line_numbers()[roots]
+        shown = ", ".join(str(int(x)) for x in lines[:5]) + (", ..." if roots.size > 5 else "")
+        out.append(
+            Problem(
+                None,
+                f"{roots.size} separate trees (roots, parent -1, on lines {shown})",
+                "fine for fragments or several cells; for one cell, connect them with morph edit --join, "
+                "since per-cell measures treat all trees as one cell",
+            )
+        )
+    if not (t.types[keep] == 1).any():
+        out.append(
+            Problem(
+                None,
+                "no soma (no node of type 1)",
+                "fine for an axon or a fragment traced alone; "
+                "features measured from the soma are then not computed",
+            )
+        )
+    return out
 
 
 def _to_morphology(
@@ -393,8 +588,9 @@ def _header_meta(header: Sequence[str]) -> dict:
     for line in header:
         low = line.lower()
         if low.startswith("units:") or low.startswith("units "):
-            u = line.split(":", 1)[-1].strip().split()[0] if ":" in line else line.split()[1]
-            meta["units"] = "voxel" if u.lower().startswith("vox") else "um"
+            words = (line.split(":", 1)[-1] if ":" in line else line[5:]).split()
+            if words:  # "# units:" with nothing after declares nothing
+                meta["units"] = "voxel" if words[0].lower().startswith("vox") else "um"
         if low.startswith("voxel_size"):
             try:
                 vals = [float(v) for v in re.findall(r"[-+0-9.eE]+", line.split(":", 1)[-1])][:3]
@@ -403,6 +599,12 @@ def _header_meta(header: Sequence[str]) -> dict:
             if len(vals) == 3 and all(v > 0 for v in vals):
                 meta["voxel_size"] = tuple(vals)
     return meta
+
+
+def header_units(header: Sequence[str]) -> str | None:
+    """The units a file's header declares (``"um"`` or ``"voxel"``), ``None`` when it
+    declares none."""
+    return _header_meta(header).get("units")
 
 
 def read_swc(path: PathLike) -> Morphology:
@@ -451,7 +653,8 @@ def fix_swc(path: PathLike) -> tuple[Morphology, list[Problem]]:
     Returns
     -------
     (Morphology, list of Problem)
-        The repaired cell and the problems that were repaired.
+        The repaired cell and the problems that were repaired, each with the repair made
+        as its ``hint`` ("dropped", "made a root").
     """
     table, problems, _ = _analyse(path)
     if problems:
@@ -460,7 +663,17 @@ def fix_swc(path: PathLike) -> tuple[Morphology, list[Problem]]:
     unfixable = [p for p in problems if not p.fixable and not p.message.startswith("... and")]
     if unfixable:
         _raise(path, unfixable)
-    return _to_morphology(table, parent, keep, path), problems
+    done = [Problem(p.line, p.message, _repair_done(p.message), p.fixable) for p in problems]
+    return _to_morphology(table, parent, keep, path), done
+
+
+def _repair_done(message: str) -> str:
+    """What :func:`fix_swc` did about a fixable problem."""
+    if message.startswith("duplicate id"):
+        return "repeat dropped"
+    if message.startswith("..."):
+        return "each made a root" if "parent" in message else ""
+    return "made a root"
 
 
 def format_swc(m: Morphology, *, precision: int = 6, extra_header: Sequence[str] = ()) -> str:
@@ -475,9 +688,10 @@ def format_swc(m: Morphology, *, precision: int = 6, extra_header: Sequence[str]
     if m.voxel_size is not None:
         head.append("# voxel_size (x y z, um): " + " ".join(f"{v:g}" for v in m.voxel_size))
     skip = ("written by morph", "source:", "units:", "voxel_size")
-    head += [f"# {h}" for h in m.header if h and not h.lower().startswith(skip)]
+    columns = "id type x y z radius parent"
+    head += [f"# {h}" for h in m.header if h and not h.lower().startswith(skip) and h != columns]
     head += [f"# {h}" for h in extra_header]
-    head.append("# id type x y z radius parent")
+    head.append(f"# {columns}")
     n = len(r)
     pid = np.where(r.parent >= 0, r.parent + 1, -1)
     fmt = f"%d %d %.{precision}f %.{precision}f %.{precision}f %.{precision}f %d"
