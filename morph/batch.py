@@ -10,6 +10,8 @@ also handy under a debugger).
 
 Robustness, as for a production job:
 
+- every option and output (the scheduler, feature and tracing option names, the table, the
+  log, the output folder) is checked before any work is done or anything is written;
 - one failing file never stops the others: its error and traceback go to a log file and to
   the summary (``DataFrame.attrs["summary"]``), and the run goes on;
 - every per-file output is written atomically (temporary file + rename), so a killed run or a
@@ -91,6 +93,14 @@ class BatchSummary:
         Wall time of the run.
     task_seconds
         Sum over computed files of the time spent in the per-file function on the workers.
+    log
+        The failure log, when a file failed.
+    output
+        What was written (the table, or the output folder); ``None`` when nothing was.
+    workers
+        Dask workers of the cluster (0: in process).
+    notes
+        What a human should know beyond the counts (``"nothing written: ..."``).
     """
 
     total: int = 0
@@ -102,6 +112,7 @@ class BatchSummary:
     log: str | None = None
     output: str | None = None
     workers: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -127,6 +138,7 @@ class BatchSummary:
                 lines.append(f"  ... and {self.failed - 10} more")
             if self.log:
                 lines.append(f"errors and tracebacks: {self.log}")
+        lines.extend(self.notes)
         return "\n".join(lines)
 
 
@@ -137,8 +149,10 @@ class BatchSummary:
 def expand_paths(patterns: PathLike | Iterable[PathLike], *, suffixes: Sequence[str] | None = None) -> list[Path]:
     """Expand glob patterns (``**`` is recursive) and plain paths into a sorted list of files.
 
-    A plain path that does not exist, or a pattern that matches nothing, is an error (a typo
-    should not silently process nothing). Duplicate paths are removed (compared as absolute
+    An argument naming an existing file or folder is taken literally, even when its name holds
+    glob characters (``cell[1].swc``); any other argument with ``*``, ``?`` or ``[`` is a
+    pattern. A plain path that does not exist, or a pattern that matches nothing, is an error
+    (a typo should not silently process nothing). Duplicate paths are removed (compared as absolute
     paths; symbolic links are distinct inputs). When ``suffixes`` is given,
     folders matched by a pattern are kept only if their name ends with one of them (``.zarr``
     stacks are folders).
@@ -148,7 +162,9 @@ def expand_paths(patterns: PathLike | Iterable[PathLike], *, suffixes: Sequence[
     out: dict[str, Path] = {}
     for pat in patterns:
         s = os.fspath(pat)
-        if glob.has_magic(s):
+        if os.path.exists(s):  # an existing file is taken as named, even with [ ] * ? in its name
+            hits = [s]
+        elif glob.has_magic(s):
             every = sorted(glob.glob(s, recursive=True))
             hits = [h for h in every if _is_input(Path(h), suffixes)]
             foreign = _foreign_images(every, hits) if suffixes is not None else ""
@@ -161,9 +177,7 @@ def expand_paths(patterns: PathLike | Iterable[PathLike], *, suffixes: Sequence[
 
                 warn(f"{s!r} also matches {foreign}, which morph does not read: left out ({CONVERT_HINT})")
         else:
-            if not Path(s).exists():
-                raise MorphError("file not found", file=s, hint="check the path")
-            hits = [s]
+            raise MorphError("file not found", file=s, hint="check the path")
         for h in hits:
             p = Path(h)
             out.setdefault(os.path.abspath(p), p)
@@ -255,6 +269,66 @@ LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
 }
 
 
+#: ``scheduler`` values that run every file in the calling process, without Dask.
+SERIAL = ("serial", "sync", "synchronous")
+_SCHEDULER_HINT = (
+    "accepted: 'serial' to run in this process, or the address of a running Dask scheduler: tcp://HOST:PORT, "
+    "tls://HOST:PORT or HOST:PORT"
+)
+
+
+def check_scheduler(scheduler: str | None, workers: int | None = None) -> None:
+    """Refuse a ``scheduler`` (or ``DASK_SCHEDULER_ADDRESS``) that is not ``"serial"`` or a
+    Dask address, and a number of ``workers`` below 1, before any work is done.
+
+    Parameters
+    ----------
+    scheduler
+        As for :func:`dask_client`; ``None`` checks ``DASK_SCHEDULER_ADDRESS`` when set.
+    workers
+        Worker processes of the local cluster, if given.
+
+    Raises
+    ------
+    MorphError
+        Naming the value, what is wrong with it and the forms accepted. Whether a scheduler
+        answers at the address is only known when connecting (see :func:`dask_client`).
+    """
+    if workers is not None and int(workers) < 1:
+        raise MorphError(f"workers must be at least 1, got {workers}", hint="give --workers 1 or more")
+    what = "scheduler"
+    if scheduler is None:
+        scheduler = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+        what = "DASK_SCHEDULER_ADDRESS"
+    if scheduler is None or scheduler in SERIAL:
+        return
+    text = str(scheduler).strip()
+    why = ""
+    try:
+        from distributed.comm import registry
+        from distributed.comm.addressing import parse_address
+    except ModuleNotFoundError:  # pragma: no cover - depends on the installation
+        raise MorphError("running on a Dask scheduler needs dask.distributed", hint="install it, or use 'serial'") from None
+    try:
+        protocol, location = parse_address(text)
+        registry.get_backend(protocol)
+    except (ValueError, TypeError) as e:
+        why = str(e) or type(e).__name__
+    else:
+        if protocol in ("tcp", "tls"):
+            host, sep, port = location.rpartition(":")
+            if not sep:
+                why = "no port number"
+            elif not host.strip("[]"):
+                why = "no host"
+            elif not port.isdigit():
+                why = f"the port {port!r} is not a number"
+            elif not 0 < int(port) < 65536:
+                why = f"the port {port} is out of range (1 to 65535)"
+    if why:
+        raise MorphError(f"bad {what} {text!r}: {why}", hint=_SCHEDULER_HINT)
+
+
 @contextmanager
 def dask_client(
     client: Any = None,
@@ -276,7 +350,7 @@ def dask_client(
         return
     if scheduler is None:
         scheduler = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-    if scheduler in ("serial", "sync", "synchronous"):
+    if scheduler in SERIAL:
         yield None
         return
     from distributed import Client, LocalCluster
@@ -289,6 +363,8 @@ def dask_client(
                 f"cannot reach the Dask scheduler at {scheduler} ({e})",
                 hint="check the address (tcp://HOST:PORT) and that the scheduler is running",
             ) from e
+        except ValueError as e:  # an address Dask cannot parse
+            raise MorphError(f"bad scheduler {scheduler!r} ({e})", hint=_SCHEDULER_HINT) from e
         try:
             yield c
         finally:
@@ -355,27 +431,61 @@ def _error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+_LOG_MARK = "=== "
+
+
 class _Log:
-    """The failure log: opened on the first failure, one block per failed file."""
+    """The failure log: opened (replacing the previous run's) on the first failure, one block
+    per failed file. A run that completes with no failure removes the previous run's log (its
+    failures were retried); a run that stops early leaves it."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._fh: Any = None
-        if path is not None and path.exists():
-            path.unlink()  # the previous run's log: its failures are being retried
 
     def write(self, f: Failure) -> None:
         if self.path is None:
             return
         if self._fh is None:
-            self._fh = open(self.path, "a", encoding="utf-8")
+            self._fh = open(self.path, "w", encoding="utf-8")
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        self._fh.write(f"=== {stamp} FAILED {f.file}\n{f.error}\n{f.traceback.rstrip()}\n\n")
+        self._fh.write(f"{_LOG_MARK}{stamp} FAILED {f.file}\n{f.error}\n{f.traceback.rstrip()}\n\n")
         self._fh.flush()
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
+
+    def finish(self) -> None:
+        """The run completed: a previous run's log with nothing new to say goes."""
+        if self._fh is None and self.path is not None and self.path.is_file() and _is_batch_log(self.path):
+            self.path.unlink()
+
+
+def _is_batch_log(path: Path) -> bool:
+    """Whether ``path`` is empty or a failure log written by :class:`_Log`."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            first = fh.readline()
+    except OSError:
+        return False
+    return not first or (first.startswith(_LOG_MARK) and " FAILED " in first)
+
+
+def _check_log(path: Path, force: bool) -> None:
+    """Refuse, before any work, a failure log that cannot be written (a folder, a missing or
+    read-only folder), or an existing file that is not a previous run's log (unless ``force``)."""
+    from morph.io.atomic import check_output
+
+    try:
+        check_output(path, force=True)
+    except MorphError as e:
+        raise MorphError(f"failure log: {e.message}", file=e.file or path, hint=e.hint) from None
+    if path.is_file() and not force and not _is_batch_log(path):
+        raise OutputExistsError(
+            "log file exists and is not a failure log of morph batch", file=path,
+            hint="give another --log, or use --force to replace it",
+        )
 
 
 def _guarded_many(func: Callable[..., Any], items: list[tuple[Any, ...]]) -> bytes:
@@ -678,14 +788,91 @@ def _write_table(df: Any, path: Path, force: bool) -> None:
 
 
 def _check_table_path(output: Path) -> None:
+    """Refuse, before any work, a table that cannot be written: an unknown format, a folder,
+    a missing or read-only folder, a cache folder name taken by a file."""
+    from morph.io.atomic import check_output
+
     if output.suffix.lower() not in (".parquet", ".csv", ".tsv"):
         raise MorphError(
             f"unknown table format {output.suffix!r}", file=output, hint="name the output .parquet, .csv or .tsv"
         )
-    if not output.parent.exists():
-        raise MorphError("output folder does not exist", file=output.parent, hint="create it first")
-    if output.is_dir():
-        raise MorphError("output is a folder", file=output, hint="give a file name")
+    check_output(output, force=True)  # whether it may be replaced is decided by _check_table_reuse
+
+
+def _table_files(path: Path) -> list[str] | None:
+    """The ``file`` column of an existing batch table, or ``None`` when it has none (or cannot
+    be read): then it is not a table written by :func:`features`."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            col = pd.read_parquet(path, columns=["file"])["file"]
+        else:
+            col = pd.read_csv(path, usecols=["file"], dtype=str, sep="\t" if suffix == ".tsv" else ",")["file"]
+    except Exception:  # any unreadable file or missing column: not ours
+        return None
+    return [str(f) for f in col.dropna()]
+
+
+def _check_table_reuse(output: Path, inputs: Sequence[Path], cache_dir: Path | None, force: bool) -> None:
+    """Refuse to replace an existing table, unless ``force``, when it is not from a previous
+    run of the same batch: it has no cache folder, or it is not a batch table, or it holds
+    rows of files that this run does not include (they would be lost)."""
+    if force or not output.exists():
+        return
+    hint = "use --force to replace it, or give another output name"
+    if cache_dir is None or not cache_dir.is_dir():
+        raise OutputExistsError("output exists", file=output, hint="use --force to overwrite it")
+    listed = _table_files(output)
+    if listed is None:
+        raise OutputExistsError("output exists and is not a table written by morph batch (no 'file' column)",
+                                file=output, hint=hint)
+    ours = {str(f) for f in inputs} | {os.path.abspath(f) for f in inputs}
+    gone = [f for f in listed if f not in ours and os.path.abspath(f) not in ours]
+    if gone:
+        more = f" and {len(gone) - 1} more" if len(gone) > 1 else ""
+        raise OutputExistsError(
+            f"output exists with rows of {len(gone)} file(s) that this run does not include ({gone[0]}{more}): "
+            "replacing it would lose them", file=output,
+            hint="give the files of the run that wrote it, or more; or another output name; or --force to replace it",
+        )
+
+
+def _check_cache_dir(cache_dir: Path) -> None:
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise MorphError("the cache folder's name is taken by a file", file=cache_dir,
+                         hint="move that file away, or give another output name")
+
+
+def _make_dir(folder: Path, what: str) -> bool:
+    """Create ``folder`` (and its parents) and check that files can be written in it; returns
+    whether it was created. A clear :class:`MorphError` instead of the system's."""
+    import tempfile
+
+    existed = folder.is_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".morph-batch.", suffix=".part", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        if not existed:
+            _remove_if_empty(folder, True)
+        reason = (e.strerror or type(e).__name__).lower()
+        raise MorphError(f"cannot write the {what}: {reason}", file=folder,
+                         hint="choose a folder you can write to") from None
+    return not existed
+
+
+def _remove_if_empty(folder: Path | None, created: bool) -> None:
+    """Remove ``folder`` when this run created it and nothing was written there."""
+    if folder is None or not created:
+        return
+    try:
+        folder.rmdir()  # only an empty folder
+    except OSError:
+        pass
 
 
 def features(
@@ -716,9 +903,10 @@ def features(
     compartments, features
         Passed to :func:`morph.features.compute`.
     output
-        Table to write (``.parquet``, ``.csv`` or ``.tsv``), atomically. An existing table is
-        replaced only with ``force`` or when it was written by a previous run of the same batch
-        (its cache folder exists).
+        Table to write (``.parquet``, ``.csv`` or ``.tsv``), atomically; nothing is written
+        when no file could be measured. An existing table is replaced only with ``force``, or
+        when it was written by a previous run of the same batch (its cache folder exists) and
+        holds no row of a file this run leaves out.
     redo
         Recompute every file, ignoring cached results.
     workers
@@ -726,7 +914,9 @@ def features(
     scheduler
         ``tcp://HOST:PORT`` of an existing Dask scheduler, or ``"serial"`` to run in process.
     log
-        Failure log (default: ``<output>.log`` when there is an output).
+        Failure log (default: ``<output>.log`` when there is an output). It replaces the
+        previous run's log; an existing file that is not a failure log is replaced only with
+        ``force``.
     func
         Per-file function ``func(morphology) -> {name: scalar}`` replacing
         :func:`morph.features.compute` (it must be importable or picklable by the workers).
@@ -734,7 +924,7 @@ def features(
         Folder of per-file results (default: ``<output>.cache`` next to the output; none when
         there is no output). ``False`` disables it.
     force
-        Replace an existing output that is not from a previous run of this batch.
+        Replace an existing output (or log) that is not from a previous run of this batch.
     files_per_task
         Files measured by one Dask task (default: about 16 tasks per worker, at most 16
         files per task; each task costs the scheduler a few milliseconds). Each file is
@@ -745,11 +935,25 @@ def features(
     pandas.DataFrame
         A ``file`` column then one column per feature, rows in path order, failed files left
         out. ``df.attrs["summary"]`` is the :class:`BatchSummary` (failures included).
+
+    Raises
+    ------
+    MorphError
+        Before any work, for a bad option (unknown ``features`` or ``compartments``, a
+        ``scheduler`` that is not an address) or an output that cannot be written;
+        :class:`~morph.errors.OutputExistsError` for a table or log that must not be replaced.
     """
 
     t0 = time.perf_counter()
+    # every option and output is checked before any work is done or anything is written
+    if client is None:
+        check_scheduler(scheduler, workers)
     files = expand_paths(paths)
     if func is None:
+        from morph.features import _check, _check_compartments  # the checks of `morph features`
+
+        _check(features, {})
+        _check_compartments(compartments)
         func = functools.partial(_features_of, compartments=compartments, features=features)
     out_path = Path(output) if output is not None else None
     if out_path is not None:
@@ -760,12 +964,17 @@ def features(
         cache_dir = None
     else:
         cache_dir = Path(cache)
-    if out_path is not None and out_path.exists() and not force and not (cache_dir is not None and cache_dir.is_dir()):
-        raise OutputExistsError("output exists", file=out_path, hint="use --force to overwrite it")
     if cache_dir is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_parts(cache_dir)  # the temporary files of a killed run
+        _check_cache_dir(cache_dir)
+    if out_path is not None:
+        _check_table_reuse(out_path, files, cache_dir, force)
     log_path = Path(log) if log is not None else (out_path.with_name(out_path.name + ".log") if out_path else None)
+    if log_path is not None:
+        _check_log(log_path, force)
+    made_cache = False
+    if cache_dir is not None:
+        made_cache = _make_dir(cache_dir, "cache folder")
+        remove_stale_parts(cache_dir)  # the temporary files of a killed run
 
     key = _options_key(func, {"compartments": compartments, "features": features})
     results: list[dict[str, Any] | None] = [None] * len(files)
@@ -816,11 +1025,17 @@ def features(
             )
     finally:
         flog.close()
+        _remove_if_empty(cache_dir, made_cache)  # nothing computed: no cache folder left behind
+    flog.finish()
     summary.failures.sort(key=lambda f: f.file)
     df = _table(files, results)
     if out_path is not None:
-        _write_table(df, out_path, force=True)
-        summary.output = str(out_path)
+        if len(df):
+            _write_table(df, out_path, force=True)
+            summary.output = str(out_path)
+        else:
+            kept = f" ({out_path} is left as it was)" if out_path.exists() else ""
+            summary.notes.append(f"no file could be measured: nothing written{kept}")
     summary.log = str(log_path) if (log_path is not None and summary.failures) else None
     summary.seconds = time.perf_counter() - t0
     df.attrs["summary"] = summary
@@ -842,16 +1057,52 @@ def _strip_stack_suffix(name: str) -> str:
 def output_paths(files: Sequence[Path], outdir: Path) -> list[Path]:
     """Where each stack's SWC goes: the stack's path relative to the inputs' common folder,
     below ``outdir``, with the suffix replaced by ``.swc`` (so equal names in different
-    folders do not collide)."""
+    folders do not collide).
+
+    Stacks of one folder whose names differ only by their suffix (``a.tif`` and ``a.tiff``,
+    ``a.tif`` and ``a.ome.zarr``; letter case ignored) keep their whole name instead:
+    ``a.tif.swc`` and ``a.tiff.swc``. Inputs that would still share an output are refused.
+
+    Raises
+    ------
+    MorphError
+        Listing the inputs that would write the same SWC.
+    """
     if not files:
         return []
     parents = [os.path.dirname(os.path.abspath(f)) for f in files]
     root = Path(os.path.commonpath(parents))
-    out = []
-    for f in files:
-        rel = Path(os.path.dirname(os.path.abspath(f))).relative_to(root)
-        out.append(outdir / rel / (_strip_stack_suffix(f.name) + ".swc"))
+    rels = [Path(p).relative_to(root) for p in parents]
+    plain = [rel / (_strip_stack_suffix(f.name) + ".swc") for rel, f in zip(rels, files)]
+    seen: dict[str, int] = {}
+    for q in plain:
+        seen[str(q).casefold()] = seen.get(str(q).casefold(), 0) + 1
+    out = [outdir / (rel / (f.name + ".swc") if seen[str(q).casefold()] > 1 else q)
+           for rel, f, q in zip(rels, files, plain)]
+    clash: dict[Path, list[Path]] = {}
+    for f, o in zip(files, out):
+        clash.setdefault(o, []).append(f)
+    bad = [(o, fs) for o, fs in clash.items() if len(fs) > 1]
+    if bad:
+        o, fs = bad[0]
+        more = f" (and {len(bad) - 1} more outputs)" if len(bad) > 1 else ""
+        raise MorphError(
+            f"{len(fs)} stacks would be traced to the same file {o}: {', '.join(map(str, fs))}{more}",
+            hint="rename the stacks, or trace them in separate runs into separate folders",
+        )
     return out
+
+
+def _refuse_reconstructions(files: Sequence[Path]) -> None:
+    """Refuse SWC files given to :func:`trace`: they are reconstructions, not stacks."""
+    swc = [f for f in files if f.suffix.lower() == ".swc" and f.is_file()]
+    if swc:
+        more = f" (and {len(swc) - 1} more .swc files)" if len(swc) > 1 else ""
+        raise MorphError(
+            f"is a reconstruction (SWC), not an image stack{more}", file=swc[0],
+            hint="batch trace traces image stacks (TIFF, folders of slices, OME-Zarr); to measure "
+            "reconstructions use `morph batch features`",
+        )
 
 
 def load_stack(path: PathLike, *, voxel_size: Sequence[float] | None = None, channel: int | str | None = None,
@@ -868,10 +1119,21 @@ def _trace_params(params: Any) -> Any:
 
     if params is None or isinstance(params, TraceParams):
         return params
+    import dataclasses
+    import difflib
+
+    given = dict(params)
+    known = [f.name for f in dataclasses.fields(TraceParams)]
+    bad = [k for k in given if k not in known]
+    if bad:
+        close = [m for k in bad for m in difflib.get_close_matches(str(k), known, n=1)]
+        also = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise MorphError(f"unknown tracing parameter {', '.join(map(repr, bad))}{also}",
+                         hint="the parameters are listed in docs/tracing.md")
     try:
-        return TraceParams().replace(**dict(params))
-    except TypeError as e:
-        raise MorphError(f"unknown tracing parameter ({e})", hint="see the fields of morph.tracing.TraceParams") from e
+        return TraceParams().replace(**given)
+    except (TypeError, ValueError) as e:
+        raise MorphError(f"bad tracing parameter ({e})", hint="see the fields of morph.tracing.TraceParams") from e
 
 
 POINT_KINDS = ("soma", "axon", "seed")
@@ -1081,7 +1343,8 @@ def trace(
     features_func
         Per-file function for ``features_output`` (see :func:`features`).
     force
-        Replace an existing ``features_output`` that is not from a previous run.
+        Replace an existing ``features_output`` (or log) that is not from a previous run of
+        this batch, or that holds rows of stacks this run leaves out.
     points
         A table of clicks per stack (:func:`read_points_table`: columns ``stack``, ``kind``
         (``soma``, ``axon`` or ``seed``), ``x``, ``y``, ``z``), passed to the tracer as
@@ -1105,27 +1368,63 @@ def trace(
         size; also printed, one line per stack), ``nodes``, ``total_length``, ``seconds``.
         ``df.attrs["summary"]`` is the :class:`BatchSummary`; ``df.attrs["features"]`` the
         features table when ``features_output`` was given.
+
+    Raises
+    ------
+    MorphError
+        Before any work, for a bad option (unknown tracing parameter, ``scheduler``,
+        ``units``, a points table), an ``.swc`` input (a reconstruction, not a stack), stacks
+        that would share an output (see :func:`output_paths`), or an output that cannot be
+        written; :class:`~morph.errors.OutputExistsError` for a ``features_output`` or log
+        that must not be replaced.
     """
     import pandas as pd
 
     t0 = time.perf_counter()
-    files = expand_paths(paths, suffixes=STACK_SUFFIXES)
+    # every option and output is checked before any work is done or anything is written
     if units not in ("um", "voxel"):
         raise MorphError(f"units must be 'um' or 'voxel', got {units!r}")
-    clicks = read_points_table(points, files) if points is not None else {}  # checked before anything is written
+    if client is None:
+        check_scheduler(scheduler, workers)
+    if func is None and "params" in trace_options:
+        _trace_params(trace_options["params"])  # unknown parameter names: fail before starting
+    files = expand_paths(paths, suffixes=STACK_SUFFIXES)
+    _refuse_reconstructions(files)
+    clicks = read_points_table(points, files) if points is not None else {}
     out_root = Path(outdir)
     if out_root.exists() and not out_root.is_dir():
         raise MorphError("output must be a folder", file=out_root, hint="give a folder name for the traced SWCs")
-    out_root.mkdir(parents=True, exist_ok=True)
-    remove_stale_parts(out_root)  # the temporary files of a killed run
     dsts = output_paths(files, out_root)
+
+    def in_new_root(p: Path) -> bool:  # a file to go straight into the output folder, still to be made
+        return not out_root.exists() and os.path.abspath(p.parent) == os.path.abspath(out_root)
+
+    later: list[Callable[[], None]] = []  # the checks of files in that folder, once it is made
     if features_output is not None:
         fo = Path(features_output)
-        _check_table_path(fo)
-        if fo.exists() and not force and not fo.with_name(fo.name + ".cache").is_dir():
-            raise OutputExistsError("output exists", file=fo, hint="use --force to overwrite it")
-    if func is None and "params" in trace_options:
-        _trace_params(trace_options["params"])  # unknown parameter names: fail before starting
+        fo_cache, fo_log = fo.with_name(fo.name + ".cache"), fo.with_name(fo.name + ".log")
+        if in_new_root(fo):
+            if fo.suffix.lower() not in (".parquet", ".csv", ".tsv"):
+                _check_table_path(fo)  # the format's message
+            later.append(functools.partial(_check_table_path, fo))
+        else:
+            _check_table_path(fo)
+            _check_cache_dir(fo_cache)
+            _check_table_reuse(fo, dsts, fo_cache, force)
+            _check_log(fo_log, force)
+    log_path = Path(log) if log is not None else out_root / "morph-batch-trace.log"
+    if in_new_root(log_path):
+        later.append(functools.partial(_check_log, log_path, force))
+    else:
+        _check_log(log_path, force)
+    made_root = _make_dir(out_root, "output folder")
+    try:
+        for check in later:
+            check()
+    except MorphError:
+        _remove_if_empty(out_root, made_root)
+        raise
+    remove_stale_parts(out_root)  # the temporary files of a killed run
     vs = None if voxel_size is None else tuple(float(v) for v in voxel_size)
     reading: dict[str, Any] = {"voxel_size": vs}  # the channel and series only when given: earlier stamps hold
     if channel is not None:
@@ -1136,7 +1435,6 @@ def trace(
     stack_options = [dict(trace_options, **clicks[k], point_units=units) if k in clicks else dict(trace_options)
                      for k in range(len(files))]
     keys = [_options_key(func or _trace_of, {**reading, **o}) for o in stack_options]
-    log_path = Path(log) if log is not None else out_root / "morph-batch-trace.log"
 
     rows: list[dict[str, Any]] = [
         {"file": str(f), "output": str(d), "status": "", "error": "", "warnings": "", "nodes": np.nan,
@@ -1187,13 +1485,19 @@ def trace(
             )
             if features_output is not None:
                 done = [Path(r["output"]) for r in rows if r["status"] in ("traced", "done")]
-                if done:
+                if done:  # the table was checked against every output above: it may be replaced
                     feats = features(
                         done, c, output=features_output, redo=redo, func=features_func,
-                        scheduler="serial" if c is None else None, quiet=quiet, force=force,
+                        scheduler="serial" if c is None else None, quiet=quiet, force=True,
                     )
     finally:
         flog.close()
+        _remove_if_empty(out_root, made_root)  # nothing written: no empty folder left behind
+    flog.finish()
+    if not any(r["status"] in ("traced", "done") for r in rows):
+        summary.notes.append("no stack could be traced: nothing written")
+    if not out_root.is_dir():
+        summary.output = None
     summary.failures.sort(key=lambda f: f.file)
     summary.log = str(log_path) if summary.failures else None
     summary.seconds = time.perf_counter() - t0
@@ -1202,6 +1506,7 @@ def trace(
     if feats is not None:
         df.attrs["features"] = feats
         fs = feats.attrs["summary"]
+        summary.notes.extend(f"features: {n}" for n in fs.notes)
         for f in fs.failures:
             summary.failures.append(Failure(f.file, "features: " + f.error, f.traceback))
     return df

@@ -3,6 +3,7 @@ path, failures recorded without stopping the rest, restart after a kill, Ctrl-C 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -61,6 +62,13 @@ def standin_trace(stack, *, threshold: float = 0.5, **_) -> Morphology:
     far = fg[np.argmax(((fg - zyx0) ** 2).sum(1))]
     xyz = np.array([zyx0[::-1], far[::-1]], dtype=float) * np.asarray(stack.voxel_size)
     return Morphology(xyz, np.ones(2), np.array([1, 3]), np.array([-1, 0]), name=Path(stack.path).stem)
+
+
+def recording_trace(stack, *, calls: str, **options) -> Morphology:
+    """``standin_trace`` that appends the stack it traced to ``calls``."""
+    with open(calls, "a") as fh:
+        fh.write(f"{stack.path}\n")
+    return standin_trace(stack, **options)
 
 
 def points_trace(stack, *, soma=None, axon=None, seeds=None, **_) -> Morphology:
@@ -673,3 +681,295 @@ def test_remove_stale_parts_takes_only_old_hidden_temporaries(tmp_path: Path):
     atomic_write_text(tmp_path / "z.json", "{}")  # its own temporary is renamed, none left
     assert sorted(p.name for p in tmp_path.glob(".*")) == [fresh.name]
     assert remove_stale_parts(tmp_path / "missing") == 0
+
+
+# ---- bad input: refused up front, with a clear message, nothing written --------------------------
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Exit code and stderr of ``morph ARGS``; never an internal error."""
+    try:
+        code = main(list(args))
+    except SystemExit as e:  # argparse
+        code = e.code
+    err = capsys.readouterr().err
+    assert "internal error" not in err and "Traceback" not in err, err
+    return code, err
+
+
+def _one_cell(tmp_path: Path) -> Path:
+    d = tmp_path / "one"
+    d.mkdir()
+    shutil.copy(sorted(real_swcs(), key=lambda p: p.stat().st_size)[0], d / "g.swc")
+    return d / "g.swc"
+
+
+def test_trace_stacks_named_alike_but_for_the_suffix_get_distinct_outputs(tmp_path: Path, data: Path):
+    """a.tif and a.tiff of one folder are traced to a.tif.swc and a.tiff.swc (not both to
+    a.swc, the last one winning); a re-run finds both done. Inputs that would still share an
+    output are refused, naming them."""
+    d = tmp_path / "tr2"
+    d.mkdir()
+    for name in ("a.tif", "a.tiff", "b.tif"):
+        shutil.copy(data / "images" / "rivuletpy" / "test-small.tif", d / name)
+    out = tmp_path / "out"
+    first = batch.trace(str(d / "*"), out, scheduler="serial", func=standin_trace, quiet=True)
+    assert first.attrs["summary"].ok and (first.status == "traced").all()
+    assert sorted(Path(p).name for p in first.output) == ["a.tif.swc", "a.tiff.swc", "b.swc"]
+    assert sorted(p.name for p in out.glob("*.swc")) == ["a.tif.swc", "a.tiff.swc", "b.swc"]
+    for src, dst in zip(first.file, first.output):
+        assert os.path.abspath(src) in Path(dst).read_text()  # each output stamped with its own source
+    again = batch.trace(str(d / "*"), out, scheduler="serial", func=standin_trace, quiet=True)
+    assert (again.status == "done").all()
+    # letter case does not tell outputs apart (case-insensitive file systems)
+    assert [p.name for p in batch.output_paths([Path("x/A.tif"), Path("x/a.TIFF")], out)] == ["A.tif.swc", "a.TIFF.swc"]
+    assert [p.name for p in batch.output_paths([Path("x/c.tif.tif"), Path("x/c.tif.tiff"), Path("x/c.tif")], out)] == [
+        "c.tif.tif.swc", "c.tif.tiff.swc", "c.swc"]
+    with pytest.raises(batch.MorphError, match=r"2 stacks would be traced to the same file .*a\.tif\.swc") as e:
+        batch.output_paths([Path("x/a.tif.tif"), Path("x/a.tif"), Path("x/a.tiff")], out)
+    assert "x/a.tif.tif, x/a.tif " in str(e.value) and "a.tiff" not in str(e.value)
+
+
+def test_features_options_checked_before_any_work(tmp_path: Path, capsys):
+    """Unknown --features or --compartments: refused as `morph features` refuses them (exit 2),
+    before any file is read; no table, cache folder or log is written."""
+    g = _one_cell(tmp_path)
+    out = tmp_path / "b6.csv"
+    for opt in ("--features", "--compartments"):
+        code, err = _cli(capsys, "batch", "features", str(g), "-o", str(out), "--scheduler", "serial", opt, "bogus")
+        assert code == 2
+        assert ("unknown feature(s): bogus" if opt == "--features" else "unknown compartment 'bogus'") in err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["one"]
+    with pytest.raises(batch.MorphError, match="unknown feature"):
+        batch.features(str(g), scheduler="serial", features=["total_length", "bogus"], quiet=True)
+    ok = batch.features(str(g), scheduler="serial", compartments=["axon"], features=["total_length"], quiet=True)
+    assert list(ok.columns) == ["file", "axon.total_length"]
+
+
+def test_nothing_written_when_every_file_fails(tmp_path: Path, capsys):
+    """Every file fails: no table (not a header-only file), no cache folder; the summary says
+    that nothing was written; the failures are in the log; exit 1."""
+    (tmp_path / "dir.swc").mkdir()
+    (tmp_path / "bad.swc").write_text("garbage\n")
+    out = tmp_path / "b.csv"
+    code, err = _cli(capsys, "batch", "features", str(tmp_path / "dir.swc"), str(tmp_path / "bad.swc"), "-o", str(out),
+                     "--scheduler", "serial", "--func", "test_batch:standin")
+    assert code == 1
+    assert "no file could be measured: nothing written" in err
+    assert not out.exists() and not (tmp_path / "b.csv.cache").exists()
+    assert "dir.swc" in (tmp_path / "b.csv.log").read_text()
+    code, err = _cli(capsys, "-q", "batch", "features", str(tmp_path / "dir.swc"), "-o", str(out),
+                     "--scheduler", "serial", "--func", "test_batch:standin")
+    assert code == 1 and "nothing written" in err  # said under -q too
+    df = batch.features(str(tmp_path / "bad.swc"), scheduler="serial", func=standin, output=out, quiet=True)
+    assert len(df) == 0 and df.attrs["summary"].output is None and not out.exists()
+    # a table of an earlier run is left as it was
+    cell = _one_cell(tmp_path)
+    pattern = [str(cell), str(tmp_path / "bad.swc")]
+    batch.features(pattern, scheduler="serial", func=standin, output=out, quiet=True)
+    before = out.read_bytes()
+    cell.write_text("garbage\n")
+    s = batch.features(pattern, scheduler="serial", func=standin, output=out, quiet=True).attrs["summary"]
+    assert s.failed == 2 and out.read_bytes() == before
+    assert any("left as it was" in n for n in s.notes)
+    # batch trace: no stack traced, the log elsewhere: no output folder, no features table
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00" + b"\x00" * 20)
+    tr = batch.trace(str(tmp_path / "bad.tif"), tmp_path / "tr", scheduler="serial", func=standin_trace,
+                     log=tmp_path / "t.log", features_output=tmp_path / "t.csv", quiet=True)
+    s = tr.attrs["summary"]
+    assert s.failed == 1 and s.output is None and "no stack could be traced: nothing written" in s.format()
+    assert not (tmp_path / "tr").exists() and not (tmp_path / "t.csv").exists()
+    assert "bad.tif" in (tmp_path / "t.log").read_text()
+
+
+def test_outputs_and_log_checked_before_any_work(tmp_path: Path, capsys):
+    """A --log (or table, or features table) that cannot be written is refused before any
+    file is processed, with the option's file named; an existing file that is not a failure
+    log is not replaced without --force."""
+    g = _one_cell(tmp_path)
+    calls = tmp_path / "calls.txt"
+    func = functools.partial(recording_standin, calls=str(calls))
+    out = tmp_path / "b.csv"
+    for log, match in ((tmp_path / "nodir" / "x.log", "failure log: output folder does not exist"),
+                       (tmp_path, "failure log: output is a folder"),
+                       (Path("/proc/x.log"), "cannot write")):
+        with pytest.raises(batch.MorphError, match=match):
+            batch.features(str(g), scheduler="serial", func=func, output=out, log=log, quiet=True)
+    for table, match in ((tmp_path / "nodir" / "b.csv", "output folder does not exist"),
+                         (Path("/proc/b.csv"), "cannot write")):
+        with pytest.raises(batch.MorphError, match=match):
+            batch.features(str(g), scheduler="serial", func=func, output=table, quiet=True)
+    assert not calls.exists() and not out.exists() and not (tmp_path / "b.csv.cache").exists()
+    (tmp_path / "c.csv.cache").write_text("a file")
+    with pytest.raises(batch.MorphError, match="cache folder's name is taken by a file"):
+        batch.features(str(g), scheduler="serial", func=func, output=tmp_path / "c.csv", quiet=True)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    code, err = _cli(capsys, "batch", "features", str(g), str(tmp_path / "dir.swc*"), "-o", str(out),
+                     "--scheduler", "serial", "--func", "test_batch:standin", "--log", str(notes))
+    assert code == 2 and "no file matches" in err
+    (tmp_path / "dir.swc").mkdir()
+    code, err = _cli(capsys, "batch", "features", str(g), str(tmp_path / "dir.swc"), "-o", str(out),
+                     "--scheduler", "serial", "--func", "test_batch:standin", "--log", str(notes))
+    assert code == 2 and "not a failure log" in err and "--force" in err
+    assert notes.read_text() == "my notes\n" and not out.exists()
+    # the run's own log is replaced by the next run's
+    code, err = _cli(capsys, "batch", "features", str(g), str(tmp_path / "dir.swc"), "-o", str(out),
+                     "--scheduler", "serial", "--func", "test_batch:standin", "--log", str(tmp_path / "run.log"))
+    assert code == 1 and "dir.swc" in (tmp_path / "run.log").read_text()
+    code, _ = _cli(capsys, "batch", "features", str(g), str(tmp_path / "dir.swc"), "-o", str(out),
+                   "--scheduler", "serial", "--func", "test_batch:standin", "--log", str(tmp_path / "run.log"))
+    assert code == 1 and (tmp_path / "run.log").read_text().count("FAILED") == 1
+
+
+def test_trace_options_and_outputs_checked_before_any_work(tmp_path: Path, data: Path, capsys):
+    """batch trace: unknown --param, a --features table or --log that cannot be written, an
+    output folder that cannot be made: refused before any stack is traced, and no empty
+    output folder is left behind."""
+    stack = tmp_path / "s.tif"
+    shutil.copy(data / "images" / "rivuletpy" / "test-small.tif", stack)
+    tr = tmp_path / "tr"
+    base = ["batch", "trace", str(stack), "-o", str(tr), "--scheduler", "serial", "--voxel", "1", "1", "1"]
+    code, err = _cli(capsys, *base, "--param", "bogus=1")
+    assert code == 2 and "unknown tracing parameter 'bogus'" in err
+    code, err = _cli(capsys, *base, "--param", "threshold_hig=1")
+    assert code == 2 and "did you mean threshold_high?" in err
+    assert not tr.exists()
+    calls = tmp_path / "calls.txt"
+    func = functools.partial(recording_trace, calls=str(calls))
+    for kw, match in (({"features_output": "/proc/x.csv"}, "/proc/x.csv: cannot write"),
+                      ({"features_output": tmp_path / "nodir" / "f.csv"}, "output folder does not exist"),
+                      ({"features_output": tmp_path / "f.xlsx"}, "unknown table format"),
+                      ({"features_output": tr / "f.xlsx"}, "unknown table format"),
+                      ({"log": tmp_path / "nodir" / "t.log"}, "failure log: output folder does not exist"),
+                      ({"log": "/proc/t.log"}, "cannot write")):
+        with pytest.raises(batch.MorphError, match=match):
+            batch.trace(str(stack), tr, scheduler="serial", func=func, quiet=True, **kw)
+        assert not tr.exists() and not calls.exists()
+    with pytest.raises(batch.MorphError, match="cannot write the output folder"):
+        batch.trace(str(stack), "/proc/nope/traced", scheduler="serial", func=func, quiet=True)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(batch.MorphError, match="output must be a folder"):
+        batch.trace(str(stack), tmp_path / "file", scheduler="serial", func=func, quiet=True)
+    assert not calls.exists()
+    # a table and a log straight inside the output folder still to be made are fine
+    df = batch.trace(str(stack), tr, scheduler="serial", func=standin_trace, features_output=tr / "f.csv",
+                     features_func=standin, log=tr / "t.log", quiet=True)
+    assert df.attrs["summary"].ok and len(pd.read_csv(tr / "f.csv")) == 1
+
+
+def test_trace_refuses_a_reconstruction(tmp_path: Path, capsys):
+    """An .swc given to batch trace is a reconstruction, not a stack: said so (not 'not a TIFF
+    file'), with batch features suggested, before anything is written."""
+    g = _one_cell(tmp_path)
+    code, err = _cli(capsys, "batch", "trace", str(g), "-o", str(tmp_path / "tr"), "--scheduler", "serial",
+                     "--voxel", "1", "1", "1")
+    assert code == 2
+    assert "g.swc: is a reconstruction (SWC), not an image stack" in err and "morph batch features" in err
+    assert "TIFF file" not in err and not (tmp_path / "tr").exists()
+
+
+def test_existing_file_with_glob_characters_is_taken_literally(tmp_path: Path, capsys):
+    """'cell[1].swc' names an existing file: it is that file, not a pattern matching 'cell1.swc'."""
+    g = _one_cell(tmp_path)
+    lit = tmp_path / "cell[1].swc"
+    shutil.copy(g, lit)
+    assert batch.expand_paths(str(lit)) == [lit]
+    shutil.copy(g, tmp_path / "cell1.swc")  # what the pattern would match
+    assert batch.expand_paths(str(lit)) == [lit]
+    assert batch.expand_paths(str(tmp_path / "cell[0-9].swc")) == [tmp_path / "cell1.swc"]  # a pattern still is one
+    out = tmp_path / "g.csv"
+    code, _ = _cli(capsys, "batch", "features", str(lit), "-o", str(out), "--scheduler", "serial",
+                   "--func", "test_batch:standin")
+    assert code == 0 and list(pd.read_csv(out)["file"]) == [str(lit)]
+
+
+def test_table_of_other_inputs_not_replaced_without_force(cells: Path, tmp_path: Path, capsys):
+    """A re-run of the same batch (or of more files) replaces its table; a run over fewer or
+    other files would drop rows of the earlier table: refused without --force, before any work."""
+    out = tmp_path / "b1.csv"
+    four = sorted(cells.glob("*.swc"))[:4]
+    batch.features(four, scheduler="serial", func=standin, output=out, quiet=True)
+    before = out.read_bytes()
+    calls = tmp_path / "calls.txt"
+    func = functools.partial(recording_standin, calls=str(calls))
+    with pytest.raises(batch.OutputExistsError, match="rows of 3 file.* this run does not include") as e:
+        batch.features(four[:1], scheduler="serial", func=func, output=out, quiet=True)
+    assert "--force" in str(e.value)
+    assert out.read_bytes() == before and not calls.exists()
+    code, err = _cli(capsys, "batch", "features", str(four[0]), "-o", str(out), "--scheduler", "serial",
+                     "--func", "test_batch:standin")
+    assert code == 2 and "replacing it would lose them" in err and out.read_bytes() == before
+    # the same inputs, given another way (absolute paths): the same batch
+    again = batch.features([str(f.resolve()) for f in four], scheduler="serial", func=standin, output=out, quiet=True)
+    assert again.attrs["summary"].skipped == 4
+    more = batch.features(str(cells / "*.swc"), scheduler="serial", func=standin, output=out, quiet=True)
+    assert len(pd.read_csv(out)) == len(more) == 5
+    forced = batch.features(four[:1], scheduler="serial", func=standin, output=out, force=True, quiet=True)
+    assert len(pd.read_csv(out)) == len(forced) == 1
+    # a file that merely has a cache folder beside it, but is no batch table, is not replaced
+    other = tmp_path / "other.csv"
+    other.write_text("name,value\nx,1\n")
+    (tmp_path / "other.csv.cache").mkdir()
+    with pytest.raises(batch.OutputExistsError, match="not a table written by morph batch"):
+        batch.features(four, scheduler="serial", func=standin, output=other, quiet=True)
+    assert other.read_text() == "name,value\nx,1\n"
+
+
+def test_trace_features_table_of_other_stacks_not_replaced(stacks: Path, tmp_path: Path):
+    """The --features table of batch trace is checked against every stack of the run, before
+    tracing: a table of other stacks is not replaced without force."""
+    feat = tmp_path / "feat.csv"
+    batch.trace(str(stacks / "**/*.tif"), tmp_path / "tr", scheduler="serial", func=standin_trace,
+                features_output=feat, features_func=standin, quiet=True)
+    before = feat.read_bytes()
+    calls = tmp_path / "calls.txt"
+    func = functools.partial(recording_trace, calls=str(calls))
+    with pytest.raises(batch.OutputExistsError, match="this run does not include"):
+        batch.trace(str(stacks / "bf.tif"), tmp_path / "tr", scheduler="serial", func=func, features_output=feat,
+                    features_func=standin, quiet=True)
+    assert feat.read_bytes() == before and not calls.exists()
+    df = batch.trace(str(stacks / "**/*.tif"), tmp_path / "tr", scheduler="serial", func=standin_trace,
+                     features_output=feat, features_func=standin, quiet=True)
+    assert (df.status == "done").all() and len(pd.read_csv(feat)) == 3
+
+
+def test_scheduler_checked_up_front_and_no_cache_left(tmp_path: Path, data: Path, capsys, monkeypatch):
+    """A --scheduler that is no address is refused with the accepted forms, before anything
+    is written; a scheduler that cannot be reached leaves no empty cache folder, and the
+    previous run's log is kept."""
+    g = _one_cell(tmp_path)
+    out = tmp_path / "b.csv"
+    for bad, why in (("bogus", "no port number"), ("tcp://host", "no port number"), ("tcp://:8786", "no host"),
+                     ("tcp://host:port", "not a number"), ("tcp://host:70000", "out of range"),
+                     ("ftp://host:1", "unknown address scheme")):
+        code, err = _cli(capsys, "batch", "features", str(g), "-o", str(out), "--scheduler", bad)
+        assert code == 2 and f"bad scheduler {bad!r}: " in err and why in err
+        assert "tcp://HOST:PORT" in err and "'serial'" in err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["one"]
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "nowhere")
+    with pytest.raises(batch.MorphError, match="bad DASK_SCHEDULER_ADDRESS 'nowhere'"):
+        batch.features(str(g), output=out, func=standin, quiet=True)
+    with pytest.raises(batch.MorphError, match="bad scheduler"):
+        batch.trace(str(g), tmp_path / "tr", scheduler="x", func=standin_trace, quiet=True)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
+    for addr in ("tcp://127.0.0.1:8786", "127.0.0.1:8786", "tls://host:1", "inproc://x", "serial"):
+        batch.check_scheduler(addr)
+
+    @contextlib.contextmanager
+    def unreachable(*_a, **_k):
+        raise batch.MorphError("cannot reach the Dask scheduler at tcp://127.0.0.1:1")
+        yield
+
+    log = tmp_path / "b.csv.log"
+    log.write_text("=== 2024-01-01 00:00:00 FAILED earlier.swc\nboom\n\n")
+    monkeypatch.setattr(batch, "dask_client", unreachable)
+    with pytest.raises(batch.MorphError, match="cannot reach"):
+        batch.features(str(g), output=out, func=standin, scheduler="tcp://127.0.0.1:1", quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.csv.log", "one"]
+    assert "earlier.swc" in log.read_text()
+    stack = tmp_path / "one" / "s.tif"
+    shutil.copy(data / "images" / "rivuletpy" / "test-small.tif", stack)
+    with pytest.raises(batch.MorphError, match="cannot reach"):
+        batch.trace(str(stack), tmp_path / "tr", scheduler="tcp://127.0.0.1:1", func=standin_trace, quiet=True)
+    assert not (tmp_path / "tr").exists()

@@ -23,8 +23,8 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--scheduler", metavar="ADDR",
-        help="address of an existing Dask scheduler (tcp://HOST:PORT; default: $DASK_SCHEDULER_ADDRESS, "
-        "else a local cluster); 'serial' runs in this process",
+        help="address of an existing Dask scheduler (tcp://HOST:PORT, tls://HOST:PORT or HOST:PORT; default: "
+        "$DASK_SCHEDULER_ADDRESS, else a local cluster); 'serial' runs in this process",
     )
     g.add_argument("--redo", action="store_true", help="recompute files already done")
     g.add_argument("--log", type=Path, metavar="FILE", help="where to write the errors and tracebacks of failed files")
@@ -57,12 +57,17 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "features",
         parents=[common],
         help="features of many reconstructions into one table",
-        description="One row of features per SWC file, written to a .parquet, .csv or .tsv table. "
-        "Per-file results are kept in OUTPUT.cache/ so that an interrupted run restarts where it stopped.",
+        description="One row of features per SWC file, written to a .parquet, .csv or .tsv table (nothing is "
+        "written when no file could be measured). Per-file results are kept in OUTPUT.cache/ so that an "
+        "interrupted run restarts where it stopped.",
     )
     f.add_argument("patterns", nargs="+", metavar="PATTERN", help="SWC files or quoted glob patterns ('cells/**/*.swc')")
     f.add_argument("-o", "--output", required=True, type=Path, help="table to write (.parquet, .csv, .tsv)")
-    f.add_argument("-f", "--force", action="store_true", help="overwrite an existing table not written by this batch")
+    f.add_argument(
+        "-f", "--force", action="store_true",
+        help="overwrite an existing table (or --log file) not written by this batch, or holding rows of files "
+        "this run leaves out",
+    )
     f.add_argument("--compartments", nargs="+", metavar="NAME", help="compartments to measure (default: all present)")
     f.add_argument("--features", nargs="+", metavar="NAME", dest="feature_names", help="features to compute (default: all)")
     f.add_argument(
@@ -77,12 +82,18 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         parents=[common],
         help="trace many stacks into a folder of SWC files",
         description="One SWC per stack (TIFF, folder of slices, OME-Zarr) in the output folder, keeping the "
-        "stacks' relative paths. Each SWC is stamped with its source, so a re-run skips stacks already traced.",
+        "stacks' relative paths; stacks of one folder whose names differ only by their suffix (a.tif, a.tiff) "
+        "keep their whole name (a.tif.swc, a.tiff.swc). Each SWC is stamped with its source, so a re-run skips "
+        "stacks already traced.",
     )
     t.add_argument("patterns", nargs="+", metavar="PATTERN", help="stacks or quoted glob patterns ('stacks/*.tif')")
     t.add_argument("-o", "--output", required=True, type=Path, help="output folder (created)")
     t.add_argument("--features", type=Path, metavar="TABLE", dest="features_table", help="then write the features of the traced cells to TABLE")
-    t.add_argument("-f", "--force", action="store_true", help="overwrite an existing --features table not written by this batch")
+    t.add_argument(
+        "-f", "--force", action="store_true",
+        help="overwrite an existing --features table (or --log file) not written by this batch, or holding rows "
+        "of files this run leaves out",
+    )
     t.add_argument("--voxel", nargs=3, type=positive_float, metavar=("X", "Y", "Z"), help="voxel size in micrometres (overrides the files' metadata)")
     add_channel(t)
     t.add_argument("--max-memory", type=memory_size, metavar="SIZE", help="peak memory bound per stack (e.g. 2GB): larger stacks are traced chunk by chunk")
@@ -111,6 +122,8 @@ def _print_summary(summary: Any) -> None:
     if progress.QUIET and summary.failures:
         where = f" (see {summary.log})" if summary.log else ""
         progress.warn(f"{summary.failed} of {summary.total} files failed{where}")
+        for note in summary.notes:
+            progress.warn(note)
     progress.info(summary.format())
 
 
