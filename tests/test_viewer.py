@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -830,3 +831,246 @@ def test_extend_to_the_seeds_in_the_viewer(tmp_path):
     v.handle_key("U")
     assert s.neurons[0].morphology.total_length() == pytest.approx(part.total_length())
     s.close()
+
+
+# ------------------------------------------------------------------ bad options, files and outputs
+TINY_SWC = """\
+1 1 0 0 0 5 -1
+2 3 0 10 0 1 1
+3 3 5 20 0 1 2
+4 3 -5 20 0 1 2
+5 2 0 -10 0 0.5 1
+6 2 0 -30 0 0.5 5
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    p = tmp_path / "g.swc"
+    p.write_text(TINY_SWC)
+    return p
+
+
+@pytest.fixture
+def view(capfd):
+    """Run ``morph ARGS`` in this process; returns ``(exit code, stderr)`` (what reached
+    the file descriptor too, e.g. from ffmpeg)."""
+    from morph import progress
+    from morph.cli.main import main
+
+    quiet = progress.QUIET
+
+    def run(*args: str) -> tuple[int, str]:
+        capfd.readouterr()
+        rc = main([str(a) for a in args])
+        return rc, capfd.readouterr().err
+
+    yield run
+    progress.set_quiet(quiet)
+
+
+def _clean(err: str) -> bool:
+    return "Traceback" not in err and "internal error" not in err and "Warning" not in err
+
+
+def test_size_must_be_positive_and_bounded(tiny, tmp_path):
+    """Sizes VTK cannot allocate used to abort the process (std::bad_alloc); 0 0 gave 300x300."""
+    from viewers.offscreen import MAX_SIDE, check_size
+
+    out = tmp_path / "v.png"
+    for size in (("-5", "100"), ("100000", "100000"), ("0", "0"), ("16385", "10")):
+        r = _morph("view", str(tiny), "--screenshot", str(out), "--size", *size, "-q")
+        assert r.returncode == 2, (size, r.returncode, r.stderr[-500:])
+        assert "--size" in r.stderr and str(MAX_SIDE) in r.stderr and "bad_alloc" not in r.stderr, r.stderr
+        assert not out.exists()
+    assert str(MAX_SIDE) in _morph("view", "--help").stdout
+    assert check_size((MAX_SIDE, 1)) == (MAX_SIDE, 1)
+    for bad in ((0, 10), (10, -1), (MAX_SIDE + 1, 10), (10.5, 10)):
+        with pytest.raises(ViewerError, match="from 1 to"):
+            check_size(bad)
+
+
+def test_size_that_does_not_fit_in_memory_is_refused(monkeypatch):
+    import viewers.offscreen as off
+
+    monkeypatch.setattr(off, "available_memory", lambda **_: 2**30)
+    with pytest.raises(ViewerError, match=r"8000x8000 picture needs about .* GB .*--size"):
+        off.check_size((8000, 8000), what="--size")
+    assert off.check_size((100, 100)) == (100, 100)
+
+
+def test_movie_frames_are_streamed_to_the_writer(rbp4, tmp_path):
+    """write_movie takes frames one at a time: frames already written are not kept."""
+    import weakref
+
+    pytest.importorskip("imageio_ffmpeg")
+    from viewers.app import write_movie
+
+    for name in ("t.gif", "t.mp4", "frames"):
+        def frames(name: str, refs: list) -> Iterator[np.ndarray]:
+            for k in range(6):
+                alive = [j for j, r in enumerate(refs) if r() is not None]
+                assert set(alive) <= {0, k - 1}, (name, k, alive)  # the first frame gives the size
+                f = np.full((32, 48, 3), 40 * k, dtype=np.uint8)
+                refs.append(weakref.ref(f))
+                yield f
+
+        out = write_movie(frames(name, []), tmp_path / name, fps=6)
+        import imageio.v3 as iio
+
+        if out.is_dir():
+            assert len(list(out.glob("frame_*.png"))) == 6
+        else:
+            assert iio.imread(out).shape[0] == 6
+    _gl_or_skip()
+    s = Scene((48, 32))
+    s.add_morphology(rbp4, mode="line")
+    gen = s.iter_turntable(3)
+    assert not isinstance(gen, list) and len(list(gen)) == 3
+    s.close()
+
+
+def test_frames_and_fps_checked_before_rendering(tiny, tmp_path, view):
+    from viewers.app import write_movie
+    from viewers.offscreen import MAX_FPS, MAX_FRAMES
+
+    out = tmp_path / "m.gif"
+    for args, option, bound in (
+        (("--frames", "0"), "--frames", str(MAX_FRAMES)),
+        (("--frames", "100000"), "--frames", str(MAX_FRAMES)),
+        (("--frames", "2.5"), "--frames", str(MAX_FRAMES)),
+        (("--fps", "-1"), "--fps", str(MAX_FPS)),
+        (("--fps", "0"), "--fps", str(MAX_FPS)),
+        (("--fps", "inf"), "--fps", "finite"),
+    ):
+        rc, err = view("-q", "view", tiny, "--movie", out, *args)
+        assert rc == 2 and option in err and bound in err and _clean(err), (args, err)
+        assert "Exception ignored" not in err and not out.exists()
+    with pytest.raises(ViewerError, match="frames per second"):
+        write_movie(iter([np.zeros((8, 8, 3), np.uint8)]), out, fps=-1)
+    assert not out.exists()
+    _gl_or_skip()
+    rc, err = view("-q", "view", tiny, "--movie", out, "--frames", "3", "--fps", "12.5", "--size", "40", "30")
+    assert rc == 0 and err == "", err
+    import imageio.v3 as iio
+
+    assert iio.imread(out).shape == (3, 30, 40, 3)
+    assert iio.immeta(out)["duration"] == 80  # 12.5 frames per second
+
+
+def test_image_options_checked_always_and_up_front(tiny, tmp_path, view):
+    """--opacity, --gamma, --window, --layers, --cmap, --image-cmap are checked with or without
+    a stack and whatever the colouring, before anything is read."""
+    from viewers.app import build_scene
+
+    out = tmp_path / "v.png"
+    for args, said in (
+        (("--opacity", "5"), "--opacity"),
+        (("--opacity", "-0.1"), "--opacity"),
+        (("--gamma", "-1"), "--gamma"),
+        (("--gamma", "0"), "--gamma"),
+        (("--window", "0"), "--window"),
+        (("--level", "nan"), "--level"),
+        (("--layers", "bogus"), "--layers"),
+        (("--layers", "mip,bogus"), "bogus"),
+        (("--cmap", "bogus"), "--cmap"),
+        (("--image-cmap", "bogus"), "--image-cmap"),
+    ):
+        rc, err = view("view", tiny, "--screenshot", out, *args)
+        assert rc == 2 and said in err and _clean(err), (args, err)
+        assert not out.exists()
+    # the library checks them before opening the stack (which does not even exist here)
+    for kw, said in (
+        ({"layers": ["bogus"]}, "unknown image layer"),
+        ({"gamma": -1.0}, "gamma"),
+        ({"opacity": 5.0}, "opacity"),
+        ({"cmap": "bogus"}, "unknown colour map"),
+        ({"image_cmap": "bogus"}, "unknown colour map"),
+        ({"size": (0, 10)}, "from 1 to"),
+    ):
+        with pytest.raises(ViewerError, match=said):
+            build_scene([tiny], stack=tmp_path / "missing.tif", **kw)
+    _gl_or_skip()
+    s = Scene((32, 32))
+    with pytest.raises(ViewerError, match="unknown colour map"):
+        s.set_color_by("compartment", cmap="bogus")
+    s.close()
+
+
+def test_unreadable_or_empty_mesh_names_the_file(tmp_path, view):
+    garbage = tmp_path / "garbage.ply"
+    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8).tobytes())
+    rc, err = view("-q", "view", garbage, "--screenshot", tmp_path / "v.png")
+    assert rc == 2 and "garbage.ply" in err and "not a readable PLY mesh" in err and _clean(err), err
+    empty = tmp_path / "empty.ply"
+    empty.write_text(
+        "ply\nformat ascii 1.0\nelement vertex 0\nproperty float x\nproperty float y\nproperty float z\n"
+        "element face 0\nproperty list uchar int vertex_indices\nend_header\n"
+    )
+    rc, err = view("-q", "view", empty, "--screenshot", tmp_path / "v.png")
+    assert rc == 2 and "empty.ply" in err and "empty" in err and _clean(err), err
+    assert not (tmp_path / "v.png").exists()
+    _gl_or_skip()
+    s = Scene((32, 32))
+    with pytest.raises(ViewerError, match=r"cell\.ply: the mesh is empty"):
+        s.add_mesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=int), name="cell.ply")
+    s.close()
+
+
+def test_screenshot_format_follows_the_suffix(tiny, tmp_path, view):
+    for name in ("x.bmp", "x", "x.png.tmp"):
+        rc, err = view("-q", "view", tiny, "--screenshot", tmp_path / name)
+        assert rc == 2 and name in err and ".png or .jpg" in err and _clean(err), err
+        assert not (tmp_path / name).exists()
+    rc, err = view("-q", "view", tiny, "--movie", tmp_path / "m.webm")
+    assert rc == 2 and "unknown movie format" in err
+    (tmp_path / "afile").write_text("")
+    rc, err = view("-q", "view", tiny, "--movie", tmp_path / "afile", "--force")
+    assert rc == 2 and "not a folder" in err and _clean(err), err
+    _gl_or_skip()
+    magic = {".png": b"\x89PNG", ".jpg": b"\xff\xd8\xff", ".jpeg": b"\xff\xd8\xff", ".JPG": b"\xff\xd8\xff"}
+    for suffix, head in magic.items():
+        out = tmp_path / f"shot{suffix}"
+        rc, err = view("-q", "view", tiny, "--screenshot", out, "--size", "40", "30")
+        assert rc == 0, err
+        assert out.read_bytes()[: len(head)] == head, suffix
+    import imageio.v3 as iio
+
+    assert iio.imread(tmp_path / "shot.jpg").shape == (30, 40, 3)
+
+
+def test_video_frames_are_padded_without_a_library_warning(tiny, tmp_path, view, capfd):
+    pytest.importorskip("imageio_ffmpeg")
+    _gl_or_skip()
+    import imageio.v3 as iio
+
+    from viewers.app import write_movie
+
+    out = tmp_path / "m.avi"
+    # a separate process: pytest would catch imageio's warning (a log record) in this one
+    r = _morph("-q", "view", str(tiny), "--movie", str(out), "--frames", "3", "--size", "50", "40")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert iio.imread(out).shape == (3, 48, 64, 3)
+    out = tmp_path / "m.mp4"
+    rc, err = view("view", tiny, "--movie", out, "--frames", "2", "--size", "50", "40")
+    assert rc == 0 and "64x48" in err and "IMAGEIO" not in err and "macro_block" not in err, err
+    # frames from elsewhere are padded by the writer, quietly
+    frames = [np.full((30, 50, 3), 200, np.uint8)] * 2
+    write_movie(frames, tmp_path / "p.mkv", fps=5)
+    assert capfd.readouterr().err == ""
+    assert iio.imread(tmp_path / "p.mkv").shape == (2, 32, 64, 3)
+
+
+def test_folder_given_as_a_reconstruction(tmp_path, view):
+    d = tmp_path / "dir.swc"
+    d.mkdir()
+    rc, err = view("-q", "view", d, "--screenshot", tmp_path / "v.png")
+    assert rc == 2 and "dir.swc: is a folder, not an SWC file" in err and "image stack" not in err, err
+    slices = tmp_path / "slices"
+    slices.mkdir()
+    (slices / "z000.tif").write_bytes(b"")
+    rc, err = view("-q", "view", slices, "--screenshot", tmp_path / "v.png")
+    assert rc == 2 and "image stack" in err and "--stack" in err, err
+    (tmp_path / "s.tif").write_bytes(b"")
+    rc, err = view("-q", "view", tmp_path / "s.tif", "--screenshot", tmp_path / "v.png")
+    assert rc == 2 and "image stack" in err and "--stack" in err, err

@@ -12,7 +12,7 @@ SWC. Press ``h`` in the window for the key list (:data:`HELP`).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from morph.io.atomic import atomic_write_text
 from morph.io.stack import STACK_SUFFIXES, is_zarr_store
-from viewers.offscreen import ViewerError
+from viewers.offscreen import MAX_FPS, ViewerError
 from viewers.scene import SCALARS, Scene
 
 HELP = """\
@@ -57,46 +57,235 @@ IMAGE_CMAPS = ("gray", "magma", "viridis", "inferno", "cividis", "hot")
 CLICK_TOLERANCE = 3
 
 
-def write_movie(
-    frames: Sequence[NDArray[np.uint8]], path: str | os.PathLike[str], *, fps: int = 24, force: bool = False
-) -> Path:
-    """Write frames as a GIF or MP4 (by suffix; MP4 needs the ``imageio-ffmpeg`` package),
-    or as numbered PNG files in a new folder when ``path`` has no suffix."""
+#: Movie formats by suffix; a path without suffix is a folder of PNG frames.
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")
+MOVIE_SUFFIXES = (".gif", *VIDEO_SUFFIXES)
+#: Video codecs work on blocks of this many pixels: video frames are padded to a multiple.
+MACRO_BLOCK = 16
+
+
+def video_size(size: Sequence[int]) -> tuple[int, int]:
+    """``(width, height)`` rounded up to multiples of :data:`MACRO_BLOCK`, as video codecs
+    need."""
+    w, h = (int(v) for v in size)
+    return -(-w // MACRO_BLOCK) * MACRO_BLOCK, -(-h // MACRO_BLOCK) * MACRO_BLOCK
+
+
+def _check_fps(fps: float) -> float:
+    import math
+
+    try:
+        v = float(fps)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and 0 < v <= MAX_FPS):
+        raise ViewerError(f"{fps!r} frames per second: must be a number above 0 and at most {MAX_FPS}",
+                          hint="e.g. 24")
+    return v
+
+
+def _same_size(frame: NDArray[np.uint8], first: NDArray[np.uint8], k: int) -> NDArray[np.uint8]:
+    f = np.asarray(frame)
+    if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] not in (3, 4):
+        raise ViewerError(f"movie frame {k} is not an RGB picture (got {f.dtype} {f.shape})")
+    if f.shape[:2] != first.shape[:2]:
+        raise ViewerError(f"movie frame {k} is {f.shape[1]}x{f.shape[0]}, the first {first.shape[1]}x{first.shape[0]}")
+    return f[..., :3]
+
+
+def _gif_frame(frame: NDArray[np.uint8], delay_cs: int) -> bytes:
+    """One frame for an animated GIF: a graphic control extension (the delay) and the image,
+    with its own colour table (the picture quantised by Pillow)."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(frame)).save(buf, format="GIF")
+    data = buf.getvalue()
+    packed = data[10]
+    pos, table = 13, b""
+    if packed & 0x80:  # the global colour table becomes the frame's local one
+        table = data[13 : 13 + 3 * 2 ** ((packed & 7) + 1)]
+        pos += len(table)
+    out = [b"\x21\xf9\x04\x04" + struct.pack("<H", delay_cs) + b"\x00\x00"]
+    while pos < len(data) and data[pos] != 0x3B:
+        if data[pos] == 0x21:  # an extension: skipped (its sub-blocks up to the empty one)
+            q = pos + 2
+            while data[q]:
+                q += data[q] + 1
+            pos = q + 1
+        elif data[pos] == 0x2C:  # the image: descriptor, colour table, LZW sub-blocks
+            desc = bytearray(data[pos : pos + 10])
+            q = pos + 10
+            if not desc[9] & 0x80:
+                desc[9] = (desc[9] & 0x40) | 0x80 | (packed & 7)
+                local = table
+            else:
+                local = b""
+            q += 1  # LZW minimum code size
+            while data[q]:
+                q += data[q] + 1
+            q += 1
+            out.append(bytes(desc) + local + data[pos + 10 : q])
+            pos = q
+        else:  # pragma: no cover - Pillow writes nothing else
+            raise ViewerError("could not encode a GIF frame")
+    return b"".join(out)
+
+
+def _write_gif(first: NDArray[np.uint8], rest: Iterator[NDArray[np.uint8]], fp: Any, fps: float) -> int:
+    """An animated GIF, looping, written frame by frame (only one frame in memory)."""
+    import struct
+
+    h, w = first.shape[:2]
+    delay = max(1, round(100.0 / fps))  # GIF delays are in hundredths of a second
+    fp.write(b"GIF89a" + struct.pack("<HHBBB", w, h, 0x70, 0, 0))
+    fp.write(b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00")  # loop forever
+    fp.write(_gif_frame(first[..., :3], delay))
+    n = 1
+    for f in rest:
+        fp.write(_gif_frame(_same_size(f, first, n), delay))
+        n += 1
+    fp.write(b"\x3b")
+    return n
+
+
+def _pad_to_blocks(f: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    h, w = f.shape[:2]
+    W, H = video_size((w, h))
+    if (W, H) == (w, h):
+        return np.ascontiguousarray(f)
+    top, left = (H - h) // 2, (W - w) // 2
+    return np.ascontiguousarray(np.pad(f, ((top, H - h - top), (left, W - w - left), (0, 0)), mode="edge"))
+
+
+def _write_video(first: NDArray[np.uint8], rest: Iterator[NDArray[np.uint8]], tmp: Path, p: Path, fps: float) -> int:
+    """A video through ffmpeg (imageio-ffmpeg), fed frame by frame; frames whose sides are
+    not multiples of :data:`MACRO_BLOCK` are padded (their edge pixels repeated)."""
+    import imageio_ffmpeg
+
+    h, w = first.shape[:2]
+    W, H = video_size((w, h))
+    writer = imageio_ffmpeg.write_frames(
+        str(tmp), (W, H), fps=fps, codec="libx264", macro_block_size=MACRO_BLOCK, ffmpeg_log_level="error"
+    )
+    n = 0
+    try:
+        writer.send(None)
+        writer.send(_pad_to_blocks(first[..., :3]))
+        n = 1
+        for f in rest:
+            writer.send(_pad_to_blocks(_same_size(f, first, n)))
+            n += 1
+        writer.close()
+    except (OSError, RuntimeError) as e:  # ffmpeg failed (BrokenPipeError is an OSError)
+        writer.close()
+        raise ViewerError(f"ffmpeg could not write the movie: {str(e).strip()[-300:]}", file=p,
+                          hint="check the folder is writable and has space, or write a .gif") from None
+    except BaseException:
+        writer.close()
+        raise
+    return n
+
+
+def _write_frames_folder(first: NDArray[np.uint8], rest: Iterator[NDArray[np.uint8]], p: Path, *, force: bool) -> int:
+    """Numbered PNG files, written into a hidden folder beside ``p`` and moved into place
+    at the end (with ``force``, into an existing folder one file at a time, and the frames
+    of an earlier movie beyond the new last one removed)."""
+    import shutil
+    import tempfile
+
     import imageio.v3 as iio
 
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent))
+    except OSError as e:
+        raise ViewerError(f"cannot create the frames folder: {e.strerror}", file=p,
+                          hint="check the folder is writable") from None
+    try:
+        um = os.umask(0)
+        os.umask(um)
+        os.chmod(tmp, 0o777 & ~um)
+        iio.imwrite(tmp / "frame_0000.png", np.ascontiguousarray(first[..., :3]), extension=".png")
+        n = 1
+        for f in rest:
+            iio.imwrite(tmp / f"frame_{n:04d}.png", np.ascontiguousarray(_same_size(f, first, n)), extension=".png")
+            n += 1
+        if p.is_dir():
+            if not force:
+                raise ViewerError("output folder exists", file=p, hint="use --force or give a new folder")
+            written = {f.name for f in tmp.iterdir()}
+            for f in sorted(written):
+                os.replace(tmp / f, p / f)
+            tmp.rmdir()
+            for old in p.glob("frame_*.png"):  # frames of an earlier, longer movie
+                if old.name not in written and old.stem[6:].isdigit():
+                    old.unlink()
+        else:
+            os.replace(tmp, p)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ViewerError(f"could not write the frames: {e.strerror or e}", file=p,
+                          hint="check the folder is writable and has space") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return n
+
+
+def write_movie(
+    frames: Iterable[NDArray[np.uint8]], path: str | os.PathLike[str], *, fps: float = 24, force: bool = False
+) -> Path:
+    """Write frames as a movie, one frame at a time as they come (a generator such as
+    :meth:`Scene.iter_turntable` is never held whole in memory).
+
+    Parameters
+    ----------
+    frames
+        ``(H, W, 3)`` (or 4) uint8 pictures, all of one size.
+    path
+        ``.gif``; ``.mp4``, ``.mov``, ``.mkv`` or ``.avi`` (H.264 through the
+        ``imageio-ffmpeg`` package; frames padded to multiples of 16 pixels, as video
+        codecs need); or a path without suffix: a new folder of numbered PNG files.
+    fps
+        Frames per second, above 0 and at most :data:`~viewers.offscreen.MAX_FPS`.
+    force
+        Overwrite an existing file (or write into an existing folder).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ViewerError
+        On an unknown suffix, a bad ``fps``, no frames, frames of different sizes, or an
+        output that cannot be written.
+    """
     from morph.io import atomic_path
 
     p = Path(path)
-    if not frames:
-        raise ViewerError("no frames to write")
+    fps = _check_fps(fps)
+    check_movie_path(p, force=force)
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        raise ViewerError("no frames to write", file=p)
+    first = np.asarray(first)
+    _same_size(first, first, 0)
     suffix = p.suffix.lower()
     if suffix == "":
-        if p.exists() and not force:
-            raise ViewerError("output folder exists", file=p, hint="use --force or give a new folder")
-        p.mkdir(parents=False, exist_ok=True)
-        for k, f in enumerate(frames):
-            with atomic_path(p / f"frame_{k:04d}.png", force=force) as tmp:
-                iio.imwrite(tmp, f, extension=".png")
-        return p
-    if suffix == ".gif":
+        _write_frames_folder(first, it, p, force=force)
+    elif suffix == ".gif":
+        with atomic_path(p, force=force) as tmp, open(tmp, "wb") as fp:
+            _write_gif(first, it, fp, fps)
+    else:
         with atomic_path(p, force=force) as tmp:
-            iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
-        return p
-    if suffix in (".mp4", ".mov", ".mkv", ".avi"):
-        try:
-            import imageio_ffmpeg  # noqa: F401
-        except ImportError:
-            raise ViewerError(
-                f"writing {suffix} needs the imageio-ffmpeg package",
-                file=p,
-                hint="pip install imageio-ffmpeg, or write a .gif or PNG frames (a path without suffix)",
-            ) from None
-        with atomic_path(p, force=force) as tmp:
-            iio.imwrite(tmp, np.stack(frames), extension=suffix, fps=fps, codec="libx264")
-        return p
-    raise ViewerError(
-        f"unknown movie format {suffix!r}", file=p, hint="use .gif, .mp4, or a folder for PNG frames"
-    )
+            _write_video(first, it, tmp, p, fps)
+    return p
 
 
 def check_movie_path(path: str | os.PathLike[str], *, force: bool = False) -> None:
@@ -106,14 +295,20 @@ def check_movie_path(path: str | os.PathLike[str], *, force: bool = False) -> No
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == "":
+        if p.exists() and not p.is_dir():
+            raise ViewerError("output exists and is not a folder", file=p,
+                              hint="a name without suffix is a folder of PNG frames: give a new name")
         if p.exists() and not force:
             raise ViewerError("output folder exists", file=p, hint="use --force or give a new folder")
-        if not p.parent.exists():
+        if not p.parent.is_dir():
             raise ViewerError("output folder's parent does not exist", file=p.parent, hint="create it first")
+        if not os.access(p.parent, os.W_OK | os.X_OK) or (p.is_dir() and not os.access(p, os.W_OK | os.X_OK)):
+            raise ViewerError("cannot write there", file=p, hint="check the folder's permissions")
         return
-    if suffix not in (".gif", ".mp4", ".mov", ".mkv", ".avi"):
+    if suffix not in MOVIE_SUFFIXES:
         raise ViewerError(
-            f"unknown movie format {suffix!r}", file=p, hint="use .gif, .mp4, or a folder for PNG frames"
+            f"unknown movie format {suffix!r}", file=p,
+            hint="use .gif, .mp4 (.mov .mkv .avi), or a name without suffix for a folder of PNG frames",
         )
     if suffix != ".gif":
         try:
@@ -451,7 +646,7 @@ class Viewer:
             msg = f"screenshot {path}"
         elif k == "M":
             path = _next_free(self.output_stem, ".gif")
-            write_movie(s.turntable(72), path)
+            write_movie(s.iter_turntable(72), path)
             msg = f"movie {path}"
         elif k == "p":
             if s.stack is None:
@@ -550,6 +745,111 @@ def open_stack(
     return read_stack(p, voxel_size=voxel_size, channel=channel, series=series)
 
 
+def check_scene_options(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    swc_units: str = "um",
+    size: tuple[int, int] = (1024, 768),
+    color_by: str = "compartment",
+    cmap: str = "viridis",
+    mode: str = "auto",
+    layers: Sequence[str] = ("mip",),
+    polarity: str | None = None,
+    window: float | None = None,
+    level: float | None = None,
+    gamma: float = 1.0,
+    opacity: float = 1.0,
+    image_cmap: str = "gray",
+    background: str = "dark",
+    camera: str = "xy",
+) -> None:
+    """Refuse what :func:`build_scene` cannot show, before anything is read or rendered:
+    a bad option value, or a file that is not a reconstruction or a mesh (a folder, an image
+    stack). The parameters are those of :func:`build_scene`.
+
+    Raises
+    ------
+    ViewerError
+        Naming the value or the file and what to give instead.
+    """
+    from viewers.offscreen import check_size
+    from viewers.scene import BACKGROUNDS, CAMERA_PRESETS, check_display, check_layers, colormap
+
+    check_size(size)
+    for what, value, allowed in (
+        ("colouring", color_by, ("compartment", *SCALARS)),
+        ("drawing mode", mode, ("auto", "tube", "line")),
+        ("camera", camera, CAMERA_PRESETS),
+        ("background", background, tuple(BACKGROUNDS)),
+        ("SWC units", swc_units, ("um", "voxel")),
+        ("polarity", polarity, (None, "fluorescence", "brightfield")),
+    ):
+        if value not in allowed:
+            raise ViewerError(f"unknown {what} {value!r}", hint="use " + ", ".join(str(a) for a in allowed if a))
+    colormap(cmap, np.zeros(1))
+    check_layers(layers)
+    check_display(window=window, level=level, gamma=gamma, opacity=opacity, cmap=image_cmap)
+    for p in paths:
+        check_scene_file(p)
+
+
+def check_scene_file(path: str | os.PathLike[str]) -> None:
+    """Refuse a file :func:`build_scene` cannot show as a reconstruction or a mesh: a
+    folder (of image slices or not), an image stack, a path that does not exist."""
+    from morph.io.stack import MICROSCOPE_FORMATS
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if p.is_dir():
+        try:
+            slices = any(f.suffix.lower() in (".tif", ".tiff") for f in p.iterdir())
+        except OSError:
+            slices = False
+        if is_zarr_store(p) or slices:
+            raise ViewerError(
+                "this is an image stack (a folder of slices or a zarr store), not a reconstruction",
+                file=p, hint="give it with --stack",
+            )
+        raise ViewerError(
+            "is a folder, not an SWC file or a mesh", file=p,
+            hint="give an .swc file or a mesh: " + " ".join(MESH_SUFFIXES),
+        )
+    if suffix in STACK_SUFFIXES or suffix in MICROSCOPE_FORMATS:
+        raise ViewerError("this is an image stack, not a reconstruction", file=p, hint="give it with --stack")
+    if not p.exists():
+        raise ViewerError("file not found", file=p, hint="check the path")
+
+
+def read_mesh(path: str | os.PathLike[str]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """The vertices and triangles of a mesh file (trimesh; a scene of several meshes is
+    merged into one).
+
+    Raises
+    ------
+    ViewerError
+        When the file cannot be read as a mesh of its format, or holds no triangles.
+    """
+    import trimesh
+
+    p = Path(path)
+    kind = p.suffix.lower().lstrip(".").upper() or "mesh"
+    try:
+        mesh = trimesh.load(p, force="mesh")
+        vertices = np.asarray(getattr(mesh, "vertices", np.zeros((0, 3))), dtype=np.float64)
+        faces = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), dtype=np.int64)
+    except MemoryError:
+        raise
+    except Exception as e:  # trimesh and its parsers raise many kinds of errors on bad files
+        reason = str(e).strip().rstrip(".!") or type(e).__name__
+        raise ViewerError(
+            f"not a readable {kind} mesh ({reason})", file=p,
+            hint=f"check the file is a {kind} mesh, or export it again",
+        ) from None
+    if vertices.size == 0 or faces.size == 0:
+        raise ViewerError("the mesh is empty (no triangles)", file=p, hint="check the file, or export the mesh again")
+    return vertices, faces
+
+
 def build_scene(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -577,23 +877,23 @@ def build_scene(
     axes: bool = True,
 ) -> Scene:
     """Read reconstructions (SWC), meshes (PLY/STL/OBJ/GLB) and an optional stack into a
-    :class:`Scene` (see ``morph view``)."""
+    :class:`Scene` (see ``morph view``). The options and files are checked first
+    (:func:`check_scene_options`)."""
     from morph import progress
     from morph.plot import load_morphology
 
+    check_scene_options(
+        paths, swc_units=swc_units, size=size, color_by=color_by, cmap=cmap, mode=mode, layers=layers,
+        polarity=polarity, window=window, level=level, gamma=gamma, opacity=opacity, image_cmap=image_cmap,
+        background=background, camera=camera,
+    )
     st = open_stack(stack, voxel_size=voxel, channel=channel, series=series) if stack is not None else None
     vs = voxel or (st.voxel_size if st is not None else None)
     scene = Scene(size, offscreen=offscreen, background=background)
     for p in progress.bar(list(paths), desc="reading", unit="file"):
-        if Path(p).suffix.lower() in STACK_SUFFIXES or Path(p).is_dir():
-            raise ViewerError(
-                "this is an image stack, not a reconstruction", file=p, hint="give it with --stack"
-            )
         if Path(p).suffix.lower() in MESH_SUFFIXES:
-            import trimesh
-
-            mesh = trimesh.load(p, force="mesh")
-            scene.add_mesh(mesh.vertices, mesh.faces)
+            vertices, faces = read_mesh(p)
+            scene.add_mesh(vertices, faces, name=str(p))
         else:
             scene.add_morphology(load_morphology(p, swc_units=swc_units, voxel_size=vs), mode=mode)
     scene.set_color_by(color_by, cmap=cmap)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -201,26 +202,170 @@ def capture(render_window: Any, *, alpha: bool = False) -> NDArray[np.uint8]:
     return np.ascontiguousarray(arr[::-1])
 
 
-def write_png(image: NDArray[np.uint8], path: str | os.PathLike[str], *, force: bool = False) -> None:
-    """Write an RGB(A) array as PNG (VTK's writer), atomically, refusing to overwrite
-    without ``force``."""
+#: Largest picture side in pixels (``--size``): the usual limit of OpenGL framebuffers.
+MAX_SIDE = 16384
+#: Memory one rendered pixel takes, about, in bytes: the OpenGL colour and depth buffers,
+#: VTK's read-back and the copies made to write the picture (measured with Mesa's llvmpipe).
+BYTES_PER_PIXEL = 50
+#: Memory a render takes whatever its size, about, in bytes.
+BASE_BYTES = 300 * 2**20
+#: Most frames in a turntable movie (``--frames``), and most frames per second (``--fps``).
+MAX_FRAMES = 3600
+MAX_FPS = 120
+#: Picture formats written by :func:`write_picture`, by suffix.
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+#: Address space VTK and OpenGL take once loaded (libraries, driver threads), about, in bytes:
+#: it counts against an address-space limit (``ulimit -v``), not against the memory used.
+GL_ADDRESS_SPACE = 2**30
+
+
+def _status_kb(key: str, path: str = "/proc/self/status") -> int | None:
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def available_memory(*, address_space_reserve: int = 0) -> int | None:
+    """Bytes this process can still allocate, about: the system's available memory, or
+    less under an address-space limit (``ulimit -v``); ``None`` when unknown.
+
+    Parameters
+    ----------
+    address_space_reserve
+        Address space that will be taken before the allocation (e.g. by loading OpenGL):
+        subtracted from what the limit leaves.
+    """
+    import resource
+
+    avail = _status_kb("MemAvailable", "/proc/meminfo")
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (OSError, ValueError):
+        soft = resource.RLIM_INFINITY
+    if soft != resource.RLIM_INFINITY:
+        left = max(int(soft) - (_status_kb("VmSize") or 0) - address_space_reserve, 0)
+        avail = left if avail is None else min(avail, left)
+    return avail
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+def check_size(size: Sequence[int], *, what: str = "picture size") -> tuple[int, int]:
+    """Refuse a picture size that cannot be rendered, before VTK tries (VTK aborts the
+    process on a size it cannot allocate).
+
+    Parameters
+    ----------
+    size
+        ``(width, height)`` in pixels.
+    what
+        How the size is named in the messages (e.g. ``"--size"``).
+
+    Returns
+    -------
+    tuple of int
+        ``(width, height)``.
+
+    Raises
+    ------
+    ViewerError
+        When a side is not a whole number from 1 to :data:`MAX_SIDE`, or when the picture
+        needs more memory than is available.
+    """
+    if len(size) != 2:
+        raise ViewerError(f"{what} must be two numbers, width and height, got {len(size)}")
+    w, h = size
+    for v in (w, h):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= MAX_SIDE:
+            raise ViewerError(
+                f"{what} {w} {h}: each side must be a whole number of pixels from 1 to {MAX_SIDE}",
+                hint="e.g. 1024 768",
+            )
+    import sys
+
+    need = BASE_BYTES + BYTES_PER_PIXEL * int(w) * int(h)
+    gl_loaded = "vtkmodules.vtkRenderingOpenGL2" in sys.modules
+    avail = available_memory(address_space_reserve=0 if gl_loaded else GL_ADDRESS_SPACE - BASE_BYTES)
+    if avail is not None and need > avail:
+        raise ViewerError(
+            f"a {w}x{h} picture needs about {_gb(need)} of memory to render, about {_gb(avail)} is available",
+            hint=f"give a smaller {what}" if what.startswith("--") else "render a smaller picture",
+        )
+    return int(w), int(h)
+
+
+def check_picture_path(path: str | os.PathLike[str], *, force: bool = False) -> None:
+    """Refuse a screenshot name that :func:`write_picture` cannot write (an unknown suffix,
+    an existing file without ``force``, a missing folder...), before anything is rendered."""
+    from morph.io import check_output
+
+    p = os.fspath(path)
+    suffix = os.path.splitext(p)[1].lower()
+    if suffix not in PICTURE_SUFFIXES:
+        what = f"unknown picture format {suffix!r}" if suffix else "the picture name has no suffix"
+        raise ViewerError(what, file=p, hint="give a name ending in .png or .jpg")
+    check_output(p, force=force)
+
+
+def write_picture(image: NDArray[np.uint8], path: str | os.PathLike[str], *, force: bool = False) -> None:
+    """Write an RGB(A) array as PNG or JPEG by the suffix of ``path`` (VTK's writers),
+    atomically, refusing to overwrite without ``force``.
+
+    Parameters
+    ----------
+    image
+        ``(H, W, 3)`` or ``(H, W, 4)`` uint8, top row first. JPEG drops the alpha channel.
+    path
+        A ``.png``, ``.jpg`` or ``.jpeg`` file name.
+    force
+        Overwrite an existing file.
+
+    Raises
+    ------
+    ViewerError
+        On another suffix, or when the file cannot be written.
+    """
     from vtkmodules.util.numpy_support import numpy_to_vtk
     from vtkmodules.vtkCommonDataModel import vtkImageData
-    from vtkmodules.vtkIOImage import vtkPNGWriter
+    from vtkmodules.vtkIOImage import vtkJPEGWriter, vtkPNGWriter
 
     from morph.io import atomic_path
 
-    img = np.ascontiguousarray(image[::-1])  # VTK images start at the bottom row
+    check_picture_path(path, force=force)
+    jpeg = os.path.splitext(os.fspath(path))[1].lower() in (".jpg", ".jpeg")
+    img = np.asarray(image)
+    if jpeg and img.shape[-1] == 4:
+        img = img[..., :3]
+    img = np.ascontiguousarray(img[::-1])  # VTK images start at the bottom row
     h, w, c = img.shape
     data = vtkImageData()
     data.SetDimensions(w, h, 1)
     data.GetPointData().SetScalars(numpy_to_vtk(img.reshape(-1, c), deep=1))
     with atomic_path(path, force=force) as tmp:
-        writer = vtkPNGWriter()
+        writer = vtkJPEGWriter() if jpeg else vtkPNGWriter()
+        if jpeg:
+            writer.SetQuality(95)
         writer.SetFileName(str(tmp))
         writer.SetInputData(data)
         writer.Write()
         if writer.GetErrorCode():
             raise ViewerError(
-                "could not write the PNG", file=path, hint="check the folder is writable and has space"
+                f"could not write the {'JPEG' if jpeg else 'PNG'}",
+                file=path,
+                hint="check the folder is writable and has space",
             )
+
+
+def write_png(image: NDArray[np.uint8], path: str | os.PathLike[str], *, force: bool = False) -> None:
+    """Write an RGB(A) array as a picture: see :func:`write_picture` (PNG or JPEG by the
+    suffix)."""
+    write_picture(image, path, force=force)

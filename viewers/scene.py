@@ -28,7 +28,7 @@ projection is a *minimum*-intensity projection, so the neuron is bright either w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 from morph import _tree
 from morph.morphology import APICAL, AXON, BASAL, SOMA, Morphology, type_name
 from morph.soma_outline import traced_outline
-from viewers.offscreen import ViewerError, capture, make_render_window
+from viewers.offscreen import ViewerError, capture, check_size, make_render_window
 
 #: Compartment colours (RGB in 0..1): soma grey, axon blue, basal dendrite red, apical
 #: dendrite magenta (the usual Allen/NeuroM scheme), undefined grey-green.
@@ -64,6 +64,48 @@ SCALARS = ("branch_order", "strahler", "path_distance", "radius", "depth")
 #: Above this many segments a reconstruction starts in line mode.
 AUTO_LINE_SEGMENTS = 250_000
 CAMERA_PRESETS = ("xy", "xz", "yz", "iso")
+#: Image layers of a stack (see :meth:`Scene.add_stack`).
+IMAGE_LAYERS = ("mip", "slices", "volume")
+
+
+def check_layers(layers: Sequence[str]) -> list[str]:
+    """The image layer names, refused when one is not in :data:`IMAGE_LAYERS`."""
+    out = []
+    for name in layers:
+        if name not in IMAGE_LAYERS:
+            raise ViewerError(f"unknown image layer {name!r}", hint="use " + ", ".join(IMAGE_LAYERS))
+        out.append(name)
+    return out
+
+
+def check_display(
+    *,
+    window: float | None = None,
+    level: float | None = None,
+    gamma: float = 1.0,
+    opacity: float = 1.0,
+    cmap: str = "gray",
+) -> None:
+    """Refuse display settings that cannot be shown (see :class:`ImageDisplay`): a window
+    that is not a positive number, a level that is not finite, a gamma that is not
+    positive, an opacity outside ``[0, 1]``, an unknown colour map."""
+    import math
+
+    def num(v: Any) -> float:
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return math.nan
+
+    if window is not None and not (num(window) > 0 and math.isfinite(num(window))):
+        raise ViewerError(f"image window {window!r}: must be a positive number", hint="e.g. 200 for 8-bit images")
+    if level is not None and not math.isfinite(num(level)):
+        raise ViewerError(f"image level {level!r}: must be a finite number")
+    if not (num(gamma) > 0 and math.isfinite(num(gamma))):
+        raise ViewerError(f"image gamma {gamma!r}: must be a positive number", hint="1 is linear")
+    if not 0.0 <= num(opacity) <= 1.0:
+        raise ViewerError(f"image opacity {opacity!r}: must be from 0 to 1")
+    colormap(cmap, np.zeros(1))
 
 
 def compartment_color(t: int) -> tuple[float, float, float]:
@@ -356,6 +398,9 @@ class Scene:
     ) -> None:
         from vtkmodules.vtkRenderingCore import vtkRenderer
 
+        size = check_size(size)
+        if background not in BACKGROUNDS:
+            raise ViewerError(f"unknown background {background!r}", hint="use " + " or ".join(BACKGROUNDS))
         self.render_window = (
             render_window if render_window is not None else make_render_window(size, offscreen=offscreen)
         )
@@ -805,10 +850,14 @@ class Scene:
     def set_color_by(self, color_by: str | NDArray[Any], *, cmap: str | None = None) -> None:
         """``"compartment"`` or a per-node scalar (a name from :data:`SCALARS` or an array,
         used for every neuron when there is one)."""
+        if cmap is not None:
+            colormap(cmap, np.zeros(1))  # fail early on an unknown name, whatever the colouring
+        if isinstance(color_by, str) and color_by != "compartment":
+            key = color_by.lower().replace("-", "_")
+            if key not in SCALARS:
+                raise ViewerError(f"unknown colouring {color_by!r}", hint="use compartment, " + ", ".join(SCALARS))
         self.color_by = color_by
         if cmap is not None:
-            if not (isinstance(color_by, str) and color_by == "compartment"):
-                colormap(cmap, np.zeros(1))  # fail early on an unknown name
             self.cmap = cmap
         self._apply_colors()
 
@@ -1008,6 +1057,8 @@ class Scene:
         max_volume_voxels
             Larger stacks are subsampled (by whole strides) for volume rendering only.
         """
+        layers = check_layers(layers)
+        check_display(window=window, level=level, gamma=gamma, opacity=opacity, cmap=cmap)
         # a lazy (dask) stack, larger than memory, is never read whole: the projection is a
         # chunked reduction, the slices are single planes read on demand, the volume a
         # strided subsample
@@ -1233,8 +1284,7 @@ class Scene:
         """Show or hide an image layer (``mip``, ``slices``, ``volume``)."""
         if self.stack is None:
             raise ViewerError("no stack loaded", hint="give one with --stack")
-        if name not in ("mip", "slices", "volume"):
-            raise ViewerError(f"unknown image layer {name!r}", hint="use mip, slices or volume")
+        check_layers([name])
         if visible and name not in self.image_props:
             prop = self._build_image(name)
             self.image_props[name] = prop
@@ -1289,8 +1339,24 @@ class Scene:
         *,
         color: Sequence[float] = (0.8, 0.8, 0.7),
         opacity: float = 1.0,
+        name: str | None = None,
     ) -> Any:
-        """Show a triangle mesh (micrometres), e.g. from :mod:`morph.mesh`."""
+        """Show a triangle mesh (micrometres), e.g. from :mod:`morph.mesh`.
+
+        Parameters
+        ----------
+        vertices, faces
+            ``(n, 3)`` coordinates and ``(m, 3)`` vertex indices of the triangles.
+        color, opacity
+            How the surface is drawn.
+        name
+            The file the mesh comes from, named in the errors.
+
+        Raises
+        ------
+        ViewerError
+            When the mesh has no vertex or no triangle, or is not triangles.
+        """
         from vtkmodules.vtkCommonCore import vtkPoints
         from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
         from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
@@ -1298,7 +1364,14 @@ class Scene:
         v = np.asarray(vertices, dtype=np.float64)
         f = np.asarray(faces, dtype=np.int64)
         if v.size == 0 or f.size == 0:
-            raise ViewerError("the mesh is empty")
+            raise ViewerError(
+                "the mesh is empty (no triangles)", file=name, hint="check the file, or export the mesh again"
+            )
+        if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
+            raise ViewerError("the mesh is not made of triangles in 3-D", file=name, hint="triangulate it first")
+        if f.min() < 0 or f.max() >= len(v):
+            raise ViewerError("the mesh's faces use vertices it does not have", file=name,
+                              hint="check the file, or export the mesh again")
         pts = vtkPoints()
         pts.SetData(_np2vtk(v))
         cells = vtkCellArray()
@@ -1501,30 +1574,59 @@ class Scene:
     def render(self) -> None:
         self.render_window.Render()
 
-    def screenshot(self, size: tuple[int, int] | None = None) -> NDArray[np.uint8]:
-        """The picture as an ``(H, W, 3)`` uint8 array (renders first)."""
-        if size is not None and tuple(self.render_window.GetSize()) != tuple(size):
-            self.render_window.SetSize(int(size[0]), int(size[1]))
+    def resize(self, size: tuple[int, int]) -> None:
+        """Change the picture size (pixels, ``(width, height)``) and fit the camera again."""
+        if tuple(self.render_window.GetSize()) != tuple(size):
+            size = check_size(size)
+            self.render_window.SetSize(*size)
             self.set_camera(self.camera_preset)
+
+    def screenshot(self, size: tuple[int, int] | None = None) -> NDArray[np.uint8]:
+        """The picture as an ``(H, W, 3)`` uint8 array (renders first), at ``size`` when
+        given (see :meth:`resize`)."""
+        if size is not None:
+            self.resize(size)
         return capture(self.render_window)
 
     def save_screenshot(self, path: Any, *, size: tuple[int, int] | None = None, force: bool = False) -> None:
-        from viewers.offscreen import write_png
+        """Render and write the picture, PNG or JPEG by the suffix of ``path`` (see
+        :func:`viewers.offscreen.write_picture`)."""
+        from viewers.offscreen import check_picture_path, write_picture
 
-        write_png(self.screenshot(size), path, force=force)
+        check_picture_path(path, force=force)
+        write_picture(self.screenshot(size), path, force=force)
 
-    def turntable(self, n_frames: int = 72, *, elevation: float = 0.0) -> list[NDArray[np.uint8]]:
-        """Frames of a full turn of the camera around the view-up axis."""
+    def iter_turntable(self, n_frames: int = 72, *, elevation: float = 0.0) -> Iterator[NDArray[np.uint8]]:
+        """The frames of a full turn of the camera around the view-up axis, rendered one at
+        a time as they are asked for (so that a movie is written without holding them all).
+
+        Parameters
+        ----------
+        n_frames
+            Frames per turn, at least 1.
+        elevation
+            Degrees to raise the camera by before the turn.
+
+        Yields
+        ------
+        numpy.ndarray
+            ``(H, W, 3)`` uint8 pictures.
+        """
+        n = int(n_frames)
+        if n < 1:
+            raise ViewerError(f"{n_frames} frames: a turn needs at least 1 frame")
         cam = self.renderer.GetActiveCamera()
         if elevation:
             cam.Elevation(elevation)
             cam.OrthogonalizeViewUp()
-        frames = []
-        for _ in range(int(n_frames)):
-            frames.append(capture(self.render_window))
-            cam.Azimuth(360.0 / n_frames)
+        for _ in range(n):
+            yield capture(self.render_window)
+            cam.Azimuth(360.0 / n)
             self.renderer.ResetCameraClippingRange()
-        return frames
+
+    def turntable(self, n_frames: int = 72, *, elevation: float = 0.0) -> list[NDArray[np.uint8]]:
+        """All the frames of :meth:`iter_turntable` in a list (they are all held in memory)."""
+        return list(self.iter_turntable(n_frames, elevation=elevation))
 
     def close(self) -> None:
         """Release the OpenGL resources."""
