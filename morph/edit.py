@@ -17,6 +17,8 @@ morphology, with a line for its header saying what was done, and never edits in 
   dendrite.
 * :func:`set_apical`: the soma stem the point lies on becomes the apical dendrite (its
   dendrite nodes; axon nodes on it stay axon); other apical nodes become basal dendrite.
+  The point must lie on a dendrite (basal or apical), not on the axon or another
+  compartment.
 * :func:`set_dendrite`: the axon or apical compartment the point lies on (the nodes of that
   type joined to the point's node through nodes of that type) becomes basal dendrite.
 
@@ -33,7 +35,7 @@ from numpy.typing import NDArray
 
 from morph import _tree
 from morph.errors import MorphError
-from morph.morphology import APICAL, AXON, BASAL, Morphology
+from morph.morphology import APICAL, AXON, BASAL, Morphology, type_name
 
 __all__ = ["cut_at", "delete_branch", "join", "nearest_node", "set_apical", "set_axon", "set_dendrite"]
 
@@ -152,11 +154,27 @@ def set_axon(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morpho
 
 def set_apical(m: Morphology, point: Any, *, snap_um: float = 3.0) -> tuple[Morphology, str]:
     """Label as apical dendrite the soma stem ``point`` lies on (its dendrite nodes); other
-    apical nodes become basal dendrite."""
+    apical nodes become basal dendrite.
+
+    Raises
+    ------
+    MorphError
+        When the point is not near a neurite node, lies on the axon (or any compartment
+        other than a dendrite), or on a piece not joined to the soma, or the reconstruction
+        has no soma.
+    """
     j = nearest_node(m, point, snap_um=snap_um, what="apical point")
     if not m.soma_nodes.size:
         raise MorphError("an apical dendrite is a stem of the soma, and the reconstruction has no soma",
                          file=m.source or None)
+    t = int(m.types[j])
+    if t not in (BASAL, APICAL):
+        name = type_name(t).replace("_", " ")
+        relabel = "; to make this axon the apical dendrite, give --dendrite at it before --apical" if t == AXON else ""
+        raise MorphError(f"the apical point {_fmt(np.asarray(point, dtype=np.float64).reshape(3))} um lies on the "
+                         f"{name} (type {t}, node at {_fmt(m.xyz[j])} um), not on a dendrite",
+                         file=m.source or None,
+                         hint=f"pick a point on a dendrite to label it apical{relabel}")
     first = int(_tree.nearest_marked(m.parent, m.parent_is_soma)[j])  # the stem's first node
     if first < 0:
         raise MorphError(f"the node at {_fmt(m.xyz[j])} um lies on a piece not joined to the soma",

@@ -97,6 +97,24 @@ def _edge_geometry(
     return a[keep], b[keep], ra[keep], rb[keep]
 
 
+def _has_soma_sphere(m: Morphology) -> bool:
+    r = float(m.soma_radius)
+    return m.soma_kind in ("single_point", "three_point") and bool(np.isfinite(r)) and r > 0
+
+
+def _nothing_to_mesh(m: Morphology, include_soma: bool) -> MorphologyError:
+    """The error for a reconstruction without a surface to mesh."""
+    n = f"{len(m)} node{'' if len(m) == 1 else 's'}"
+    if not include_soma and _has_soma_sphere(m):
+        return MorphologyError(f"nothing to mesh: no segment with a length and a radius besides the soma ({n})",
+                               file=m.source, hint="leave out --no-soma to mesh the soma alone")
+    return MorphologyError(
+        f"nothing to mesh: no segment with a length and a radius, and no one- or three-point soma ({n})",
+        file=m.source,
+        hint="a mesh needs two joined nodes apart with a radius, or a soma",
+    )
+
+
 def frusta_mesh(m: Morphology, *, sides: int = 16, include_soma: bool = True) -> Any:
     """One closed polygonal frustum per edge, as a :class:`trimesh.Trimesh`.
 
@@ -115,6 +133,12 @@ def frusta_mesh(m: Morphology, *, sides: int = 16, include_soma: bool = True) ->
     trimesh.Trimesh
         ``metadata["lateral"]`` is a boolean mask of the lateral (non-cap) faces and
         ``metadata["soma_faces"]`` of the soma sphere's faces.
+
+    Raises
+    ------
+    MorphologyError
+        When there is nothing to mesh: no edge with a length and a radius, and no soma
+        sphere (a single node, say).
     """
     import trimesh
 
@@ -125,6 +149,8 @@ def frusta_mesh(m: Morphology, *, sides: int = 16, include_soma: bool = True) ->
         raise MorphError(f"a frustum needs at least 3 sides, got {n}")
     a, b, ra, rb = _edge_geometry(m, include_soma)
     e = a.shape[0]
+    if e == 0 and not (include_soma and _has_soma_sphere(m)):
+        raise _nothing_to_mesh(m, include_soma)
     k = (np.pi / n) / np.sin(np.pi / n)  # perimeter-true polygon radius
     u, v, _ = _frames(b - a)
     th = 2 * np.pi * np.arange(n) / n
@@ -186,6 +212,11 @@ def watertight_mesh(
         the grid stays under ``max_voxels``).
     include_soma
         Include the soma (sphere) and the soma-to-first-node edges.
+
+    Raises
+    ------
+    MorphologyError
+        When there is nothing to mesh (see :func:`frusta_mesh`).
     """
     if len(m) == 0:
         raise MorphologyError("the reconstruction has no nodes", file=m.source)
@@ -216,7 +247,7 @@ def _union_mesh(m: Morphology, *, sides: int, include_soma: bool) -> Any:
             m3.Manifold.sphere(float(m.soma_radius), 48).translate(tuple(float(x) for x in m.soma_center))
         )
     if not parts:
-        raise MorphologyError("nothing to mesh: no edges with a length and a radius", file=m.source)
+        raise _nothing_to_mesh(m, include_soma)
     body = m3.Manifold.batch_boolean(parts, m3.OpType.Add)
     out = body.to_mesh()
     # process=False: merging nearby vertices would collapse thin triangles and open holes
@@ -237,6 +268,8 @@ def _voxel_mesh(m: Morphology, *, pitch: float | None, include_soma: bool, max_v
         radii.append(np.array([m.soma_radius]))
     allc = np.concatenate(centres)
     allr = np.concatenate(radii)
+    if not (allr > 0).any():
+        raise _nothing_to_mesh(m, include_soma)
     lo = allc.min(axis=0) - allr.max() - 1e-6
     hi = allc.max(axis=0) + allr.max() + 1e-6
     if pitch is None:

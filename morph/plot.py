@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from morph import _tree
 from morph.errors import MorphError
+from morph.features.sholl import MAX_SPHERES
 from morph.morphology import SOMA, Morphology, type_name
 
 #: Compartment colours, as in the 3-D viewer.
@@ -34,6 +35,13 @@ COLORS: dict[int, str] = {0: "#8c9e8c", SOMA: "#555555", 2: "#2673ff", 3: "#e526
 _CUSTOM = ["#ff9900", "#1acc4d", "#00ccd9", "#f2d91a", "#996633", "#8080ff"]
 _PLANES = {"xy": (0, 1), "xz": (0, 2), "yz": (1, 2)}
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
+#: Resolutions a figure may be saved at, in dots per inch: below the lower bound the
+#: labels' fonts cannot be drawn, above the upper one the pixel count is unreasonable (the
+#: 11 x 8.5 inch summary page is 13200 x 10200 pixels at 1200 dpi).
+DPI_RANGE = (30, 1200)
+#: Most Sholl radii a figure draws (the number is the farthest node's distance from the
+#: centre divided by the step): the bound of the Sholl analysis itself.
+MAX_SHOLL_RADII = MAX_SPHERES
 
 
 def load_morphology(
@@ -251,13 +259,77 @@ def plot_projection(
     return ax
 
 
+def sholl_radius_count(m: Morphology, step: float) -> int:
+    """How many Sholl radii (``step, 2 step, ...``) reach the node farthest from the soma
+    centre (from the first root when there is no soma).
+
+    Parameters
+    ----------
+    m
+        Reconstruction (micrometres).
+    step
+        Radius step in micrometres.
+
+    Returns
+    -------
+    int
+        The number of radii (at least 1).
+    """
+    if len(m) == 0:
+        return 1
+    c = m.soma_center if m.soma_nodes.size else m.xyz[m.roots[0]]
+    far = float(np.max(np.linalg.norm(m.xyz - c, axis=1), initial=0.0))
+    return max(1, int(np.ceil(far / step)))
+
+
+def check_sholl_step(m: Morphology, step: float, *, option: str = "step") -> None:
+    """Refuse a Sholl step that is not positive, or so small for the cell that the curve
+    would have more than :data:`MAX_SHOLL_RADII` radii.
+
+    Parameters
+    ----------
+    m
+        Reconstruction (micrometres).
+    step
+        Radius step in micrometres.
+    option
+        How the step is named in the message (e.g. ``--step``).
+
+    Raises
+    ------
+    MorphError
+        Naming ``option``, the step, the number of radii and the least step that would do.
+    """
+    if not (step > 0 and np.isfinite(step)):
+        raise MorphError(f"{option} must be a positive number of micrometres, got {step:g}", file=m.source)
+    n = sholl_radius_count(m, step)
+    if n > MAX_SHOLL_RADII:
+        least = step * n / MAX_SHOLL_RADII
+        k = 10.0 ** (np.floor(np.log10(least)) - 1)
+        least = float(np.ceil(least / k) * k)  # rounded up to two significant digits
+        raise MorphError(
+            f"{option} {step:g} um would make {n:,} Sholl radii out to the farthest node (at most "
+            f"{MAX_SHOLL_RADII:,})",
+            file=m.source,
+            hint=f"give a larger {option}, e.g. {least:g} um or more",
+        )
+
+
 def plot_sholl(
     m: Morphology, *, step: float = 10.0, ax: Any | None = None, compartments: Sequence[str] | None = None
 ) -> Any:
     """Sholl curve (intersections per sphere radius) per compartment, from
-    :func:`morph.features.sholl`; returns the axes."""
+    :func:`morph.features.sholl`; returns the axes.
+
+    Raises
+    ------
+    MorphError
+        A step that is not positive, or that would make more than :data:`MAX_SHOLL_RADII`
+        radii.
+    """
     from morph.features import sholl
 
+    check_sholl_step(m, step)
     present = [type_name(t) for t in sorted(set(int(t) for t in m.types)) if t != SOMA]
     comps = (
         list(compartments)
@@ -413,7 +485,7 @@ def cell_summary(
 
 def save_figure(fig: Any, path: str | os.PathLike[str], *, force: bool = False, dpi: int = 150) -> None:
     """Save a figure (PNG, SVG or PDF by suffix), atomically; refuses to overwrite without
-    ``force``."""
+    ``force``, and a ``dpi`` outside :data:`DPI_RANGE`."""
     from pathlib import Path
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -423,6 +495,10 @@ def save_figure(fig: Any, path: str | os.PathLike[str], *, force: bool = False, 
     suffix = Path(path).suffix.lower()
     if suffix not in FIGURE_FORMATS:
         raise MorphError(f"unknown figure format {suffix!r}", file=path, hint="use .png, .svg or .pdf")
+    lo, hi = DPI_RANGE
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, np.integer)) or not lo <= dpi <= hi:
+        raise MorphError(f"the resolution must be a whole number of dpi from {lo} to {hi}, got {dpi!r}",
+                         file=path, hint="150 suits a screen, 300-600 a printed page")
     if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
     with atomic_path(path, force=force) as tmp:

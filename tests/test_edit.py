@@ -143,10 +143,11 @@ def test_cli_applies_edits_in_order_and_records_them(tmp_path: Path, capsys: pyt
     # in voxels, scaled by the header's voxel size: (90, 0, 0) voxels is x = 45 um
     rc = main(["edit", str(src), "-o", str(tmp_path / "v.swc"), "--units", "voxel", "--cut", "90,0,0"])
     assert rc == 0 and read_swc(tmp_path / "v.swc").xyz[:, 0].max() == 40
-    # the order matters: after the cut, nothing is left at x = 50
+    # the order matters: after the cut, nothing is left at x = 50, and the error says why
     rc = main(["edit", str(src), "-o", str(tmp_path / "w.swc"), "--cut", "45,0,0", "--delete", "50,0,0"])
     err = capsys.readouterr().err
-    assert rc == 2 and "--delete 50,0,0: the point (50.0, 0.0, 0.0) um is" in err
+    assert rc == 2 and "--delete 50,0,0: the point (50.0, 0.0, 0.0) um lies on a part already removed by the " \
+        "earlier --cut 45,0,0 of this command" in err
     assert not (tmp_path / "w.swc").exists()
     # refusals before any work: an existing output, no edit at all
     rc = main(["edit", str(src), "-o", str(out), "--cut", "45,0,0"])
@@ -155,3 +156,70 @@ def test_cli_applies_edits_in_order_and_records_them(tmp_path: Path, capsys: pyt
     assert rc == 2 and "--join 1,1,1 9,9,9: the point (1.0, 1.0, 1.0) um is" in capsys.readouterr().err
     rc = main(["edit", str(src), "-o", str(tmp_path / "n.swc")])
     assert rc == 2 and "no edit given" in capsys.readouterr().err
+
+
+def _g(tmp_path: Path) -> Path:
+    """A small cell: soma, a basal dendrite along +y forking at y = 20, an axon along -y."""
+    src = tmp_path / "g.swc"
+    src.write_text("1 1 0 0 0 5 -1\n2 3 0 10 0 1 1\n3 3 0 20 0 1 2\n4 3 5 30 0 1 3\n5 3 -5 30 0 1 3\n"
+                   "6 2 0 -10 0 1 1\n7 2 0 -20 0 1 6\n")
+    return src
+
+
+def test_apical_point_must_lie_on_a_dendrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = cell()
+    with pytest.raises(MorphError, match=r"the apical point \(0.0, -20.0, 0.0\) um lies on the axon .*not on a "
+                       r"dendrite") as e:
+        ed.set_apical(m, (0, -20, 0))
+    assert "--dendrite" in (e.value.hint or "")
+    custom = m._derive(types=np.where(np.arange(len(m)) >= 19, 7, m.types))  # C of a custom type
+    with pytest.raises(MorphError, match="lies on the custom 7"):
+        ed.set_apical(custom, (0, 15, 0))
+    src, out = _g(tmp_path), tmp_path / "x.swc"
+    assert main(["edit", str(src), "-o", str(out), "--apical", "0,-20,0"]) == 2
+    err = capsys.readouterr().err
+    assert "--apical 0,-20,0: the apical point (0.0, -20.0, 0.0) um lies on the axon" in err
+    assert "apical dendrite set" not in err and not out.exists()
+    # relabelled dendrite first, the same point then makes the apical dendrite
+    assert main(["edit", str(src), "-o", str(out), "--dendrite", "0,-20,0", "--apical", "0,-20,0"]) == 0
+    assert np.all(read_swc(out).types[5:] == APICAL)
+
+
+@pytest.mark.parametrize("option", ["--axon", "--apical"])
+def test_cli_refuses_axon_or_apical_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str) -> None:
+    src, out = _g(tmp_path), tmp_path / "x.swc"
+    assert main(["edit", str(src), "-o", str(out), option, "0,20,0", option, "5,30,0"]) == 2
+    err = capsys.readouterr().err
+    assert f"{option} given 2 times (0,20,0, 5,30,0)" in err and f"give {option} once" in err
+    assert "set at" not in err and not out.exists()
+
+
+def test_cli_point_removed_by_an_earlier_edit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src, out = _g(tmp_path), tmp_path / "x.swc"
+    for later in (["--cut", "5,30,0"], ["--join", "5,30,0", "0,-10,0"], ["--join", "0,-20,0", "5,30,0"]):
+        assert main(["edit", str(src), "-o", str(out), "--cut", "0,20,0", *later]) == 2
+        err = capsys.readouterr().err
+        assert f"{' '.join(later)}: the point" in err and "already removed by the earlier --cut 0,20,0" in err
+        assert "from the nearest neurite node" not in err and not out.exists()
+    # a point far from every node, removed or not, keeps the distance message
+    assert main(["edit", str(src), "-o", str(out), "--cut", "0,20,0", "--cut", "50,50,0"]) == 2
+    assert "64.0 um from the nearest neurite node" in capsys.readouterr().err
+
+
+def test_cli_says_nothing_of_edits_it_does_not_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src, out = _g(tmp_path), tmp_path / "x.swc"
+    # a later edit fails: the earlier one is not reported as done
+    assert main(["edit", str(src), "-o", str(out), "--cut", "5,30,0", "--cut", "40,40,0"]) == 2
+    err = capsys.readouterr().err
+    assert "cut at" not in err and err.startswith("morph: error:") and not out.exists()
+    # an existing output: refused first, before any edit is made or reported
+    out.write_text("keep\n")
+    assert main(["edit", str(src), "-o", str(out), "--cut", "5,30,0", "--cut", "40,40,0"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"morph: error: {out}: output exists (use --force to overwrite it)"]
+    assert out.read_text() == "keep\n"
+    # on success the notes come, in order, before the summary
+    assert main(["edit", str(src), "-o", str(out), "--cut", "5,30,0", "--axon", "0,-20,0", "--force"]) == 0
+    cap = capsys.readouterr()
+    assert [n.split(" at ")[0] for n in cap.err.splitlines()] == ["cut", "axon set"]
+    assert "x.swc: 6 nodes" in cap.out

@@ -143,3 +143,47 @@ def test_viewer_shows_a_mesh(pvalb):
     yellow = (img[..., 0] > 60) & (img[..., 1] > 60) & (img[..., 2] < 0.5 * img[..., 0])
     assert yellow.mean() > 0.005
     s.close()
+
+
+def test_cli_mesh_refuses_an_empty_mesh(tmp_path, capsys):
+    from morph.cli.main import main
+
+    one = tmp_path / "one.swc"
+    one.write_text("1 3 0 0 0 1 -1\n")
+    for extra in ([], ["--watertight"], ["--watertight", "--method", "voxel"]):
+        out = tmp_path / "one.ply"
+        assert main(["mesh", str(one), "-o", str(out), "-q", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "nothing to mesh: no segment with a length and a radius" in err and "(1 node)" in err
+        assert "internal error" not in err and not out.exists()
+    with pytest.raises(MorphError, match="nothing to mesh"):
+        M.frusta_mesh(read_swc(one))
+    soma = Morphology([[0, 0, 0]], [5], [1], [-1])
+    assert len(M.frusta_mesh(soma).vertices) > 0  # a soma alone is a sphere
+    with pytest.raises(MorphError, match="besides the soma") as e:
+        M.frusta_mesh(soma, include_soma=False)
+    assert "--no-soma" in (e.value.hint or "")
+
+
+def test_cli_mesh_refuses_options_that_do_not_apply(tmp_path, capsys):
+    from morph.cli.main import main
+
+    swc = tmp_path / "g.swc"
+    swc.write_text("1 1 0 0 0 5 -1\n2 3 0 10 0 1 1\n3 3 0 20 0 1 2\n")
+    out = tmp_path / "g.ply"
+    cases = [
+        (["--pitch", "0.5"], "--pitch only applies to a watertight mesh (--watertight)"),
+        (["--method", "voxel"], "--method only applies to a watertight mesh"),
+        (["--method", "union", "--pitch", "1"], "--method and --pitch only apply to a watertight mesh"),
+        (["--watertight", "--pitch", "1"], "--pitch only applies to --method voxel"),
+        (["--watertight", "--method", "voxel", "--sides", "8"], "--sides does not apply to --method voxel"),
+        (["--sides", "2"], "argument --sides: expected a whole number of sides, 3 to 256"),
+        (["--sides", "1000"], "argument --sides: expected at most 256 sides"),
+    ]
+    for extra, said in cases:
+        assert main(["mesh", str(swc), "-o", str(out), "-q", *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert said in err, (extra, err)
+        assert not out.exists()
+    assert main(["mesh", str(swc), "-o", str(out), "-q", "--watertight", "--method", "voxel", "--pitch", "0.5"]) == 0
+    assert "watertight (voxel) mesh" in capsys.readouterr().out

@@ -166,3 +166,46 @@ def test_cli_plot(data, tmp_path):
     empty.write_text("")
     r = _morph("plot", str(empty), "-o", str(tmp_path / "e.png"), "-q")
     assert r.returncode == 2 and "empty" in r.stderr and "Traceback" not in r.stderr
+
+
+def _g(tmp_path: Path) -> Path:
+    """A small cell: soma, a basal dendrite along +y forking at y = 20, an axon along -y."""
+    src = tmp_path / "g.swc"
+    src.write_text("1 1 0 0 0 5 -1\n2 3 0 10 0 1 1\n3 3 0 20 0 1 2\n4 3 5 30 0 1 3\n5 3 -5 30 0 1 3\n"
+                   "6 2 0 -10 0 1 1\n7 2 0 -20 0 1 6\n")
+    return src
+
+
+@pytest.mark.parametrize("dpi", ["0", "-100", "29", "1201", "100000", "1.5"])
+def test_cli_plot_refuses_a_bad_dpi(tmp_path, capsys, dpi):
+    from morph.cli.main import main
+
+    out = tmp_path / "p.png"
+    assert main(["plot", str(_g(tmp_path)), "-o", str(out), "--kind", "dendrogram", "--dpi", dpi, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --dpi" in err and "internal error" not in err and not out.exists()
+    if dpi != "1.5":
+        assert "from 30 to 1200 dots per inch" in err
+    fig = P.plot_dendrogram(read_swc(_g(tmp_path))).figure
+    with pytest.raises(MorphError, match="from 30 to 1200"):
+        P.save_figure(fig, out, dpi=0)
+    P.save_figure(fig, out, dpi=30)  # the bounds themselves are fine
+    assert out.exists()
+
+
+def test_cli_plot_refuses_a_sholl_step_too_small_for_the_cell(tmp_path, capsys):
+    from morph.cli.main import main
+
+    src, out = _g(tmp_path), tmp_path / "p.png"
+    for kind in ("sholl", "summary"):
+        assert main(["plot", str(src), "-o", str(out), "--kind", kind, "--step", "1e-7", "-q"]) == 2
+        err = capsys.readouterr().err
+        assert "--step 1e-07 um would make 304,138,127 Sholl radii" in err and "at most 100,000" in err
+        assert "give a larger --step, e.g. 0.00031 um or more" in err
+        assert "memory" not in err and "--sholl-step" not in err and not out.exists()
+    # the step only matters for the Sholl curve
+    assert main(["plot", str(src), "-o", str(out), "--kind", "dendrogram", "--step", "1e-7", "-q"]) == 0
+    m = read_swc(src)
+    assert P.sholl_radius_count(m, 10.0) == 4  # the farthest node is 30.4 um from the soma
+    with pytest.raises(MorphError, match="step 1e-07 um would make 304,138,127 Sholl radii"):
+        P.plot_sholl(m, step=1e-7)

@@ -418,3 +418,62 @@ def _run(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as e:
         return int(e.code or 0)
+
+
+def test_cli_synth_refuses_a_bad_seed_and_a_prefix_without_a_name(tmp_path, capsys, monkeypatch):
+    assert _run(["synth", "-o", str(tmp_path / "s"), "--seed", "-1", "--preset", "easy"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --seed: expected a whole number (the random seed), got '-1'" in err
+    assert "internal error" not in err
+    monkeypatch.chdir(tmp_path)
+    for prefix in (".", "..", "sub/", str(tmp_path) + "/", "./.tif"):
+        assert _run(["synth", "-o", prefix, "--preset", "easy", "--scale", "0.3", "--crop", "40", "40", "20"]) == 2
+        err = capsys.readouterr().err
+        assert f"-o {prefix}: the output must be a prefix with a name" in err, err
+        assert "give a prefix such as out/cell" in err and "internal error" not in err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("item", "said"),
+    [
+        ("haze=abc", "--set haze=abc: haze must be a number in [0, 1); got 'abc'"),
+        ("haze=1", "--set haze=1: haze must be a number in [0, 1); got 1"),
+        ("n_basal=-3", "--set n_basal=-3: n_basal must be two whole numbers LO,HI (LO <= HI), each 1 or more; got -3"),
+        ("n_basal=5,2", "n_basal must be two whole numbers LO,HI (LO <= HI), each 1 or more; got (5, 2)"),
+        ("max_branch_order=2.5", "max_branch_order must be a whole number 0 or more; got 2.5"),
+        ("apical=maybe", "apical must be True or False; got 'maybe'"),
+        ("read_noise=-1", "read_noise must be a number 0 or more; got -1"),
+        ("read_noise=nan", "read_noise must be a number 0 or more; got 'nan'"),
+        ("gap_length=3", "gap_length must be two numbers LO,HI (LO <= HI), each 0 or more; got 3"),
+        ("crop=1,2", "crop must be three numbers X,Y,Z, each more than 0, or None; got (1, 2)"),
+        ("seed=-1", "seed must be a whole number 0 or more; got -1"),
+        ("cell_type=aspiny", "--set cell_type=aspiny: cell_type has an option of its own (give --cell-type)"),
+        ("modality=fluorescence", "modality has an option of its own (give --modality)"),
+        ("nonsense=1", "--set nonsense=1: unknown parameter 'nonsense'"),
+    ],
+)
+def test_cli_synth_set_names_the_parameter_and_what_it_must_be(tmp_path, capsys, item, said):
+    assert main(["synth", "-o", str(tmp_path / "s"), "--preset", "easy", "--set", item, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert said in err, err
+    assert "not supported between" not in err and "unpack" not in err and "internal error" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_parameters_are_checked_by_type_and_range():
+    with pytest.raises(MorphError, match=r"n_basal must be two whole numbers .*; got -3"):
+        neuron_params("pyramidal", n_basal=-3)
+    with pytest.raises(MorphError, match=r"axon_on_dendrite must be a number in \[0, 1\]; got 2"):
+        neuron_params("aspiny", axon_on_dendrite=2)
+    with pytest.raises(MorphError, match=r"haze must be a number in \[0, 1\); got 'abc'"):
+        render_params("easy", haze="abc")
+    with pytest.raises(MorphError, match=r"voxel_size must be three numbers X,Y,Z, each more than 0"):
+        render_params("easy", voxel_size=(0.3, 0, 1))
+    with pytest.raises(MorphError, match=r"bead_spacing must be a number more than 0; got 0"):
+        render_params("easy", bead_spacing=0)
+    # numpy numbers, lists for ranges, 0/1 for flags and None for an optional field are fine
+    p = neuron_params("pyramidal", n_basal=[np.int64(3), 4], scale=np.float32(0.5), apical=0)
+    assert p.n_basal == [3, 4] and not p.apical
+    rp = render_params("easy", voxel_size=np.array([0.3, 0.3, 1.0]), crop=None, seed=np.int64(2))
+    assert rp.voxel_size == (0.3, 0.3, 1.0) and rp.crop is None

@@ -25,6 +25,11 @@ EDITS = {
 }
 
 
+#: The edits that may be given several times (--axon and --apical each relabel every other
+#: node of their type, so a second one would undo the first).
+REPEATABLE = ("delete", "cut", "join", "dendrite")
+
+
 class _Edit(argparse.Action):
     """Appends ``(edit, point)`` to ``args.edits`` in the order the options are given."""
 
@@ -47,7 +52,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("input", metavar="IN")
     add_output(p)
     for name, (_, text) in EDITS.items():
-        again = " (repeatable)" if name in ("delete", "cut", "join", "dendrite") else ""
+        again = " (repeatable)" if name in REPEATABLE else " (once: a cell has one)"
         two = {"nargs": 2, "metavar": ("X,Y,Z", "X,Y,Z")} if name == "join" else {"metavar": "X,Y,Z"}
         p.add_argument(f"--{name}", dest=name, action=_Edit, type=xyz, help=text + again, **two)
     p.add_argument("--units", choices=("um", "voxel"), default="um",
@@ -59,6 +64,33 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=run, edits=None)
 
 
+def _said(points: list[Any]) -> str:
+    """The points of an edit as given on the command line."""
+    return " ".join(",".join(f"{v:g}" for v in q) for q in points)
+
+
+def _check_edits(edits: list[tuple[str, Any]]) -> None:
+    """Refuse --axon or --apical given more than once."""
+    for name in EDITS:
+        if name in REPEATABLE:
+            continue
+        given = [_said([q]) for n, q in edits if n == name]
+        if len(given) > 1:
+            kind = "axon" if name == "axon" else "apical dendrite"
+            raise MorphError(
+                f"--{name} given {len(given)} times ({', '.join(given)}): a cell has one {kind}, and each "
+                f"--{name} relabels every other {kind} node as basal dendrite",
+                hint=f"give --{name} once, at a point on the {kind}",
+            )
+
+
+def _gone(before: Any, after: Any) -> Any:
+    """Positions of the nodes of ``before`` that ``after`` no longer has."""
+    left = {tuple(q) for q in np.asarray(after.xyz).tolist()}
+    xyz = np.asarray(before.xyz)
+    return xyz[[tuple(q) not in left for q in xyz.tolist()]] if len(xyz) else xyz
+
+
 def run(args: argparse.Namespace) -> int:
     import morph.edit as ed
     from morph.io import read_swc, write_swc
@@ -67,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.edits:
         raise MorphError("no edit given", hint="give --delete, --cut, --join, --axon, --apical or --dendrite")
-    check_output(args.output, force=args.force)  # before any work
+    _check_edits(args.edits)
+    check_output(args.output, force=args.force)  # before any work and any message
     m = read_swc(args.input)
     vs = None
     if args.units == "voxel":
@@ -76,15 +109,41 @@ def run(args: argparse.Namespace) -> int:
             raise MorphError("voxel size unknown for --units voxel", file=args.input,
                              hint="give --voxel X Y Z: the SWC header has none")
     scale = np.asarray(vs, dtype=np.float64) if vs is not None else 1.0
+    notes: list[str] = []
+    removed: list[tuple[str, Any]] = []  # (an earlier edit as given, the positions of the nodes it removed)
     for name, given in args.edits:
         points = given if name == "join" else [given]
         um = [np.asarray(q, dtype=np.float64) * scale for q in points]
+        said = f"--{name} {_said(points)}"
+        before = m
         try:
             m, note = getattr(ed, EDITS[name][0])(m, *um, snap_um=args.snap_um)
         except MorphError as e:
-            said = " ".join(",".join(f"{v:g}" for v in q) for q in points)
-            raise MorphError(f"--{name} {said}: {e.message}", file=e.file, hint=e.hint) from e
-        info(note.removeprefix("edit: "))
+            _removed_by_earlier(before, um, removed, said, args.snap_um)
+            raise MorphError(f"{said}: {e.message}", file=e.file, hint=e.hint) from e
+        if len(m) < len(before):
+            removed.append((said, _gone(before, m)))
+        notes.append(note.removeprefix("edit: "))
     write_swc(m, args.output, force=args.force)
+    for note in notes:  # once written: a failed edit leaves no note of the ones before it
+        info(note)
     print(f"{args.output}: {len(m)} nodes, {m.total_length():.1f} um of cable")
     return 0
+
+
+def _removed_by_earlier(m: Any, points: list[Any], removed: list[tuple[str, Any]], said: str, snap_um: float) -> None:
+    """Raise a clear error when a point of a failed edit is not near any node of ``m`` but
+    lies on nodes an earlier edit of the same command removed."""
+    live = ~np.asarray(m.soma_mask) if len(m) else np.zeros(0, dtype=bool)
+    for q in points:
+        near = np.linalg.norm(m.xyz[live] - q, axis=1).min(initial=np.inf)
+        if near <= snap_um:
+            continue
+        for earlier, gone in removed:
+            if gone.size and np.linalg.norm(gone - q, axis=1).min() <= snap_um:
+                raise MorphError(
+                    f"{said}: the point ({q[0]:.1f}, {q[1]:.1f}, {q[2]:.1f}) um lies on a part already removed by "
+                    f"the earlier {earlier} of this command",
+                    file=m.source or None,
+                    hint="leave this edit out, or give it before the one that removes its part",
+                )

@@ -8,7 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from morph.cli._common import positive_float
+from morph.cli._common import positive_float, whole_number
 from morph.errors import MorphError
 
 
@@ -24,10 +24,19 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "and debris, in the same frame: what a tracer must leave out; morph compare --clutter). Any generator or renderer parameter can be set with --set NAME=VALUE "
         "(see morph.synth.NeuronParams and RenderParams).",
     )
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="PREFIX", help="output prefix")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="PREFIX",
+        help="output prefix with a name, e.g. out/cell (writes out/cell.tif, out/cell.gold.swc...)",
+    )
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     p.add_argument(
-        "--seed", type=int, default=0, help="random seed of the cell and of the rendering (default 0)"
+        "--seed",
+        type=lambda t: whole_number(t, what="a whole number (the random seed)"),
+        default=0,
+        help="random seed of the cell and of the rendering: a whole number, 0 or more (default 0)",
     )
     p.add_argument("--preset", choices=["easy", "realistic", "hard"], default="realistic", help="difficulty")
     p.add_argument("--modality", choices=["brightfield", "fluorescence"], default="brightfield")
@@ -59,13 +68,33 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="any NeuronParams/RenderParams field, e.g. --set haze=0.3 --set n_basal=5,7",
+        help="any NeuronParams/RenderParams field, e.g. --set haze=0.3 --set n_basal=5,7 --set apical=false "
+        "(numbers, ranges LO,HI, True/False; cell_type, modality, voxel_size and crop have their own options)",
     )
     p.set_defaults(func=run)
 
 
+#: Parameters that have an option of their own (``--set`` would clash with it).
+_OWN_OPTION = {"cell_type": "--cell-type", "modality": "--modality"}
+
+#: How ``--set`` spells True and False (besides Python's True and False).
+_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
 def _parse_sets(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``--set NAME=VALUE`` items as generator and renderer overrides, each checked
+    against its field's type and range.
+
+    Raises
+    ------
+    MorphError
+        An item that is not NAME=VALUE, an unknown name, a name with an option of its own,
+        or a value of the wrong type or out of range (naming the item given).
+    """
     from morph.synth import NeuronParams, RenderParams
+    from morph.synth._check import check_field
+    from morph.synth.generator import NEURON_LIMITS
+    from morph.synth.render import RENDER_LIMITS
 
     neuron_keys = {f.name for f in fields(NeuronParams)}
     render_keys = {f.name for f in fields(RenderParams)}
@@ -73,22 +102,43 @@ def _parse_sets(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     render: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise MorphError(f"--set expects NAME=VALUE, got {item!r}")
+            raise MorphError(f"--set expects NAME=VALUE, got {item!r}", hint="e.g. --set haze=0.3")
         key, text = (s.strip() for s in item.split("=", 1))
+        if key in _OWN_OPTION:
+            raise MorphError(f"--set {item}: {key} has an option of its own", hint=f"give {_OWN_OPTION[key]}")
         try:
             value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             value = text
+        if isinstance(value, str) and value.lower() in _BOOLS:
+            value = _BOOLS[value.lower()]
         if key in render_keys:
-            render[key] = value
+            cls, limits, dest = RenderParams, RENDER_LIMITS, render
         elif key in neuron_keys:
-            neuron[key] = value
+            cls, limits, dest = NeuronParams, NEURON_LIMITS, neuron
         else:
             raise MorphError(
-                f"unknown parameter {key!r}",
+                f"--set {item}: unknown parameter {key!r}",
                 hint="see morph.synth.NeuronParams and morph.synth.RenderParams for the names",
             )
+        try:
+            check_field(cls, key, value, limits)
+        except MorphError as e:
+            raise MorphError(f"--set {item}: {e.message}", hint=e.hint) from None
+        dest[key] = value
     return neuron, render
+
+
+def _prefix(text: str) -> Path:
+    """The output prefix (a ``.tif`` suffix dropped), refused when it has no name."""
+    output = Path(text)
+    prefix = output.with_suffix("") if output.suffix.lower() in (".tif", ".tiff") else output
+    if text.endswith(("/", "\\")) or prefix.name.lower() in ("", ".", "..", ".tif", ".tiff"):
+        raise MorphError(
+            f"-o {text}: the output must be a prefix with a name, not a folder",
+            hint="give a prefix such as out/cell: it writes out/cell.tif and out/cell.gold.swc",
+        )
+    return prefix
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,9 +146,8 @@ def run(args: argparse.Namespace) -> int:
     from morph.progress import info
     from morph.synth import generate_neuron, neuron_params, render_params, render_stack
 
-    prefix = Path(args.output)
-    if prefix.suffix.lower() in (".tif", ".tiff"):
-        prefix = prefix.with_suffix("")
+    prefix = _prefix(args.output)
+    neuron_kw, render_kw = _parse_sets(args.set)
     tif = prefix.with_name(prefix.name + ".tif")
     swc = prefix.with_name(prefix.name + ".gold.swc")
     check_output(tif, force=args.force)
@@ -106,7 +155,6 @@ def run(args: argparse.Namespace) -> int:
     from morph.synth.render import clutter_path
 
     check_output(clutter_path(prefix), force=args.force)
-    neuron_kw, render_kw = _parse_sets(args.set)
 
     if args.source is not None:
         if not args.source.exists():

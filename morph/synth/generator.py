@@ -37,6 +37,7 @@ import numpy as np
 
 from morph.errors import MorphError
 from morph.morphology import APICAL, AXON, BASAL, SOMA, Morphology
+from morph.synth._check import POSITIVE, Limit, check_fields
 
 
 @dataclass
@@ -87,12 +88,15 @@ class NeuronParams:
             raise MorphError(
                 f"unknown cell type {self.cell_type!r}", hint="use one of: " + ", ".join(CELL_TYPES)
             )
-        lo, hi = self.n_basal
-        if not 1 <= lo <= hi:
-            raise MorphError(f"n_basal must be a range lo <= hi with lo >= 1, got {self.n_basal}")
-        for name in ("scale", "step", "basal_extent", "section_length", "axon_length"):
-            if not getattr(self, name) > 0:
-                raise MorphError(f"{name} must be positive, got {getattr(self, name)}")
+        check_fields(self, NEURON_LIMITS)
+
+
+#: The range of each numeric field of :class:`NeuronParams` that is not just "0 or more".
+NEURON_LIMITS: dict[str, Limit] = {
+    **{name: POSITIVE for name in ("scale", "step", "basal_extent", "section_length", "axon_length")},
+    "n_basal": Limit(1),
+    "axon_on_dendrite": Limit(0, 1),
+}
 
 
 #: Per cell type defaults (fields of :class:`NeuronParams`).

@@ -62,6 +62,7 @@ from numpy.typing import NDArray
 
 from morph.errors import MorphError
 from morph.morphology import Morphology
+from morph.synth._check import POSITIVE, Limit, check_fields
 
 #: Bumped whenever the same cell and parameters render a different stack (caches of renders
 #: key on it).
@@ -127,15 +128,17 @@ class RenderParams:
             raise MorphError(
                 f"unknown modality {self.modality!r}", hint="use 'brightfield' or 'fluorescence'"
             )
-        vs = tuple(float(v) for v in self.voxel_size)
-        if len(vs) != 3 or min(vs) <= 0:
-            raise MorphError(f"voxel size must be 3 positive numbers (x, y, z), got {self.voxel_size}")
-        self.voxel_size = vs  # type: ignore[assignment]
-        for name in ("psf_sigma_xy", "psf_sigma_z", "haze_sigma_xy", "haze_sigma_z", "max_od"):
-            if not getattr(self, name) > 0:
-                raise MorphError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0 <= self.haze < 1:
-            raise MorphError(f"haze must be in [0, 1), got {self.haze}")
+        check_fields(self, RENDER_LIMITS)
+        self.voxel_size = tuple(float(v) for v in self.voxel_size)  # type: ignore[assignment]
+
+
+#: The range of each numeric field of :class:`RenderParams` that is not just "0 or more".
+RENDER_LIMITS: dict[str, Limit] = {
+    **{name: POSITIVE for name in ("voxel_size", "crop", "psf_sigma_xy", "psf_sigma_z", "haze_sigma_xy",
+                                   "haze_sigma_z", "max_od", "thin_radius", "bead_spacing")},
+    "haze": Limit(0, 1, hi_open=True),
+    "gap_depth": Limit(0, 1),
+}
 
 
 #: Difficulty presets: overrides of :class:`RenderParams`.
