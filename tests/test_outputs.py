@@ -142,3 +142,28 @@ def test_out_of_memory_and_internal_errors_say_what_to_do(
     assert rc == 2 and "internal error: ValueError: oops (rerun with --debug" in err
     rc, _, err = run(["--debug", "info", str(cell)], capsys)
     assert rc == 2 and "Traceback" in err and "(the traceback is above, and report it)" in err
+
+
+def test_sigterm_leaves_no_partial_output(tmp_path: Path, cell: Path) -> None:
+    """A job scheduler's SIGTERM mid-write removes the temporary file, as Ctrl-C does."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ)
+    env.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    cmd = [sys.executable, "-m", "morph.cli.main", "-q", "view", str(cell), "--movie", str(tmp_path / "m.gif"),
+           "--frames", "3600", "--size", "64", "48"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".m.gif.*.part*")):  # the movie is being written
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "terminated (SIGTERM)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cell.swc"]

@@ -11,9 +11,14 @@ Exit codes: 0 success; 1 the command ran but found problems (validation, failed 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
+from typing import Any
 
 from morph import __version__
 from morph.errors import MorphError
@@ -59,6 +64,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (a job scheduler's or ``kill``'s stop) raised in the main thread, so that the
+    temporary files of atomic writes are removed on the way out, as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only; the
+    previous handler is restored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
@@ -77,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         from morph import progress
 
         progress.set_quiet(args.quiet)
-        return int(args.func(args) or 0)
+        with _terminate_cleanly():
+            return int(args.func(args) or 0)
     except MorphError as e:
         if debug:
             traceback.print_exc()
@@ -86,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("morph: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("morph: terminated (SIGTERM); no partial output was left", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         return 0
     except MemoryError:
