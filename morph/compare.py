@@ -415,6 +415,10 @@ def _finite(obj: Any) -> Any:
 
 
 def _f1(p: float, r: float) -> float:
+    """F1 of precision ``p`` and recall ``r``: NaN when both are (neither tree has cable to
+    score: two somata alone), 0 when only one is (one tree has none)."""
+    if not (math.isfinite(p) or math.isfinite(r)):
+        return float("nan")
     return 0.0 if p + r <= 0 or not (math.isfinite(p) and math.isfinite(r)) else 2 * p * r / (p + r)
 
 

@@ -168,7 +168,7 @@ def frusta_mesh(m: Morphology, *, sides: int = 16, include_soma: bool = True) ->
     lateral = np.tile(np.r_[np.ones(2 * n, bool), np.zeros(2 * n, bool)], e)
     vertices = verts.reshape(-1, 3)
     soma_faces = np.zeros(faces.shape[0], dtype=bool)
-    if include_soma and m.soma_kind in ("single_point", "three_point") and np.isfinite(m.soma_radius):
+    if include_soma and _has_soma_sphere(m):  # a sphere of radius 0 would empty a union
         sph = trimesh.creation.icosphere(subdivisions=3, radius=float(m.soma_radius))
         off = vertices.shape[0]
         vertices = np.concatenate([vertices, sph.vertices + m.soma_center])
@@ -242,7 +242,7 @@ def _union_mesh(m: Morphology, *, sides: int, include_soma: bool) -> Any:
         m3.Manifold.cylinder(float(hh), float(k * r0), float(k * r1), n).transform(mat)
         for hh, r0, r1, mat in zip(h, ra, rb, mats)
     ]
-    if include_soma and m.soma_kind in ("single_point", "three_point") and np.isfinite(m.soma_radius):
+    if include_soma and _has_soma_sphere(m):  # a sphere of radius 0 would empty a union
         parts.append(
             m3.Manifold.sphere(float(m.soma_radius), 48).translate(tuple(float(x) for x in m.soma_center))
         )
@@ -263,7 +263,7 @@ def _voxel_mesh(m: Morphology, *, pitch: float | None, include_soma: bool, max_v
     a, b, ra, rb = _edge_geometry(m, include_soma)
     centres = [a, b]
     radii = [ra, rb]
-    if include_soma and m.soma_kind in ("single_point", "three_point") and np.isfinite(m.soma_radius):
+    if include_soma and _has_soma_sphere(m):  # a sphere of radius 0 would empty a union
         centres.append(m.soma_center[None])
         radii.append(np.array([m.soma_radius]))
     allc = np.concatenate(centres)
@@ -308,7 +308,9 @@ def _voxel_mesh(m: Morphology, *, pitch: float | None, include_soma: bool, max_v
             val = sr[idx, None] - np.linalg.norm(pos - sc[idx, None, :], axis=2)
             val = np.maximum(val, -2.0 * pitch).astype(np.float32)
             np.maximum.at(flat, (vox @ strides).reshape(-1), val.reshape(-1))
-    verts, faces, _, _ = marching_cubes(field, level=0.0, spacing=(pitch, pitch, pitch))
+    # a level a hair above 0: grid points lying exactly on a sphere's surface (field 0) made
+    # zero-volume slivers beside the surface
+    verts, faces, _, _ = marching_cubes(field, level=1e-4 * pitch, spacing=(pitch, pitch, pitch))
     mesh = trimesh.Trimesh(vertices=verts + lo, faces=faces[:, ::-1], process=True)
     if mesh.volume < 0:
         mesh.invert()

@@ -363,3 +363,10 @@ def test_cli_compare_clutter(tmp_path, capsys):
     assert d["clutter_length"] > 30
     assert main(["compare", str(tp), str(gp), "--clutter", str(tmp_path / "none.swc")]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_f1_of_two_trees_without_cable_is_undefined():
+    s = Morphology([[0, 0, 0]], [5], [1], [-1])
+    s2 = s.merge(s, attach_to=0)  # two soma nodes: no neurite cable in either tree
+    r = compare(s2, s2)
+    assert np.isnan(r.precision) and np.isnan(r.recall) and np.isnan(r.f1)

@@ -187,3 +187,29 @@ def test_cli_mesh_refuses_options_that_do_not_apply(tmp_path, capsys):
         assert not out.exists()
     assert main(["mesh", str(swc), "-o", str(out), "-q", "--watertight", "--method", "voxel", "--pitch", "0.5"]) == 0
     assert "watertight (voxel) mesh" in capsys.readouterr().out
+
+
+def test_a_soma_of_radius_zero_is_left_out_not_an_empty_mesh():
+    """A zero-radius soma sphere emptied the union; it also made the frusta mesh divide by
+    zero. Such a soma is left out; with no radius anywhere there is nothing to mesh."""
+    import warnings
+
+    m = Morphology([[0, 0, 0], [0, 10, 0], [0, 20, 0]], [0, 1, 1], [1, 3, 3], [-1, 0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in ("union", "voxel"):
+            w = M.watertight_mesh(m, method=method)
+            assert w.is_watertight and w.volume > 0.5 * np.pi * 20  # the 20 um neurite, radius 1
+        assert M.frusta_mesh(m).vertices.shape[0] > 0
+    flat = Morphology([[0, 0, 0], [0, 10, 0], [0, 20, 0]], [0, 0, 0], [1, 3, 3], [-1, 0, 1])
+    for make in (M.watertight_mesh, M.frusta_mesh):
+        with pytest.raises(MorphError, match="nothing to mesh"):
+            make(flat)
+
+
+def test_voxel_mesh_has_no_slivers_where_the_grid_touches_a_sphere():
+    """Grid points exactly on a sphere's surface made zero-volume pieces beside the body."""
+    tri = Morphology([[0, 0, 0], [0, 10, 0], [0, 20, 0], [10, 30, 0], [0, 30, 0], [-10, 30, 0]],
+                     [5, 1, 1, 1, 1, 1], [1, 3, 3, 3, 3, 3], [-1, 0, 1, 2, 2, 2])
+    w = M.watertight_mesh(tri, method="voxel")
+    assert w.is_watertight and len(w.split(only_watertight=False)) == 1
