@@ -360,3 +360,13 @@ def test_a_file_of_several_image_series_says_which_is_read(tmp_path: Path, capsy
         p = trace_path(s, (5.0, 16.0, 1.0), (25.0, 16.0, 1.0), voxel_size=(0.5, 0.5, 1.0), progress=False)
     assert any("the file holds 2 image series" in str(w.message) for w in caught)
     assert any(h.endswith("(image series 0 of its 2)") for h in p.header)
+
+
+def test_a_time_series_of_2d_images_is_not_taken_for_a_z_stack(tmp_path: Path) -> None:
+    a = np.zeros((5, 20, 20), np.uint8)
+    a[:, 5, 5:15] = 200
+    tifffile.imwrite(tmp_path / "tyx.tif", a, imagej=True, metadata={"axes": "TYX"})
+    with pytest.raises(StackError, match="a time series of 5 2-D images .axes TYX., not a z-stack"):
+        read_stack(tmp_path / "tyx.tif")
+    tifffile.imwrite(tmp_path / "zyx.tif", a, imagej=True, metadata={"axes": "ZYX"})
+    assert read_stack(tmp_path / "zyx.tif").shape == (5, 20, 20)

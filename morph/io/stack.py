@@ -563,6 +563,16 @@ def _pick_axes(data: NDArray[Any], axes: str, channel: int | str | None, p: Path
                 check_channel(channel, nch, p)
                 data = select_channel(data, k, channel)
             axes = axes[:k] + axes[k + 1 :]
+    if "Z" not in axes and "T" in axes and data.shape[axes.index("T")] > 1:
+        # a time series of 2-D images (or z-slices saved as time points): tracing it as a
+        # z-stack would join structures across time
+        raise StackError(
+            f"a time series of {data.shape[axes.index('T')]} 2-D images (axes {axes}), not a z-stack",
+            file=p,
+            hint="if the planes are the z-slices of one stack saved as time points, save it again with axes ZYX "
+                 "(in Fiji: Image > Properties, or tifffile's metadata={'axes': 'ZYX'}); a time series needs one "
+                 "time point exported as a stack",
+        )
     # drop singleton non-spatial axes (time, etc.)
     for k in range(len(axes) - 1, -1, -1):
         if axes[k] not in "ZYXQI" and data.shape[k] == 1:
