@@ -197,3 +197,13 @@ def test_fix_records_the_repair_and_checks_the_output_first(
     assert "set it to -1" not in out.read_text()
     rc, stdout, err = run(["validate", "--fix", str(src), "-o", str(out)], capsys)
     assert rc == 2 and "output exists" in err and "repaired" not in err + stdout
+
+
+def test_converting_units_drops_the_stale_coordinates_line(tmp_path: Path) -> None:
+    src = tmp_path / "traced.swc"
+    src.write_text("# coordinates: micrometres, x = column, y = row, z = slice\n# units: um\n"
+                   "1 1 0 0 0 5 -1\n2 3 0 10 0 1 1\n")
+    out = tmp_path / "vox.swc"
+    assert main(["convert", str(src), "-o", str(out), "--to-voxel", "--voxel", "0.5", "0.5", "2"]) == 0
+    text = out.read_text()
+    assert "coordinates: micrometres" not in text and "# units: voxel" in text

@@ -1462,6 +1462,8 @@ def test_grey_level_counts_every_pixel_type_as_8_bits() -> None:
     assert grey_level(a.astype(np.float32) / 255) == pytest.approx(top / 255 / 255, rel=1e-3)
     assert grey_level(a.astype(np.float32) / 255 * 1e4) == pytest.approx(grey_level(a.astype(np.float32) / 255) * 1e4)
     assert grey_level(np.zeros((3, 5, 5), np.float32)) == 1.0
+    # more than 16 bits is no camera's depth: counted as floating point is
+    assert grey_level(a.astype(np.uint32) * 1000) == pytest.approx(grey_level(a.astype(np.float32) * 1000))
 
 
 def test_trace_does_not_depend_on_the_pixel_type() -> None:
@@ -2308,3 +2310,43 @@ def test_relative_threshold_spares_a_fluorescent_cells_thin_dendrites_around_its
     for p in (TraceParams(relative_at_soma=True), TraceParams(relative_threshold=0.09)):
         m = trace(img, voxel_size=(1, 1, 1), params=p, progress=False)
         assert m.total_length() < 30 and m.xyz[:, 0].max() < 45
+
+
+def test_cli_refuses_points_and_boxes_that_cannot_be_meant(tmp_path: Path, y_stack, data, capsys) -> None:
+    stack_data, vs, _ = y_stack
+    stack = tmp_path / "y.tif"
+    write_stack(stack, stack_data, vs)
+    out = tmp_path / "o.swc"
+    for args, says in (
+        (["--roi", "0,0,5,80,90,5"], "has no extent along z"),
+        (["--soma", "40,40,10", "--axon", "40,40,10"], "lies inside the soma"),
+        (["--polarity", "fluorescence", "--param", "polarity=brightfield"], "disagree"),
+    ):
+        assert main(["trace", str(stack), "-o", str(out), "-q", *args]) == 2, args
+        assert says in capsys.readouterr().err and not out.exists()
+    # a point on background traces a stub of a few micrometres: refused, nothing written
+    crop = data / "images/patchseq_brightfield/Example_Input_Stack_2112.tif"
+    assert main(["trace", str(crop), "-o", str(out), "-q", "--soma", "5,5,5"]) == 2
+    assert "no neuron traced; nothing written" in capsys.readouterr().err and not out.exists()
+    # the header's way of writing a tuple is taken back
+    assert main(["trace", str(stack), "-o", str(out), "-q", "--param", "tube_scales_um=(1.0, 2.0)"]) == 0
+    assert "trace parameter tube_scales_um = (1.0, 2.0)" in out.read_text()
+    # extending names what it extended; its summary line has no dangling separator
+    ext = tmp_path / "ext.swc"
+    assert main(["trace", str(stack), "--extend", str(out), "-o", str(ext)]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert f"# extended reconstruction: {out}" in ext.read_text() and not printed.endswith(";")
+    # trace-path records the polarity and says when an end lies on background
+    tp = tmp_path / "p.swc"
+    assert main(["trace-path", str(stack), "--from", "2,2,2", "--to", "95,95,18", "-o", str(tp)]) == 0
+    err = capsys.readouterr().err
+    text = tp.read_text()
+    assert "warning: the --from and --to points lie on background" in err
+    assert "# polarity: fluorescence; background noise" in text and "# end points: the image within 1 um" in text
+    # seed_contrast 0 accepts a point the check would call background
+    seeds = tmp_path / "s.txt"
+    seeds.write_text("5 95 2\n")
+    assert main(["trace", str(stack), "-o", str(tp), "--force", "-q", "--soma", "40,40,10", "--seeds", str(seeds)]) == 2
+    assert "lies on background" in capsys.readouterr().err
+    assert main(["trace", str(stack), "-o", str(tp), "--force", "-q", "--soma", "40,40,10", "--seeds", str(seeds),
+                 "--param", "seed_contrast=0"]) == 0

@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
             m = m._derive(units="voxel").to_micrometres(vs)
         else:
             m = m._derive(units="um").to_voxels(vs)
+        # a traced cell's header names its coordinates' units: no longer true
+        m = m._derive(header=[h for h in m.header if not h.lower().startswith("coordinates:")])
     if args.resample:
         _check_resample(m.edge_length.sum(), len(m), args.resample)
         m = m.resample(args.resample)

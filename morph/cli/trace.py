@@ -84,6 +84,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=run)
 
 
+MIN_TRACE_UM = 5.0
+"""Least neurite cable a trace must hold to be written (less is a stub at a point on background)."""
+
+
 def parse_params(items: list[str], polarity: str):
     from morph.tracing import TraceParams
 
@@ -95,6 +99,8 @@ def parse_params(items: list[str], polarity: str):
         name, value = (s.strip() for s in item.split("=", 1))
         if name not in fields:
             raise MorphError(f"unknown tracing parameter {name!r}", hint="known: " + ", ".join(sorted(fields)))
+        if name == "polarity" and polarity != "auto" and value.strip().lower() != polarity:
+            raise MorphError(f"--polarity {polarity} and --param polarity={value} disagree", hint="give one of them")
         kind = str(fields[name].type)
         try:
             if value.lower() == "none" and "None" in kind:
@@ -103,8 +109,8 @@ def parse_params(items: list[str], polarity: str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError(value)
                 v = value.lower() in ("true", "1", "yes")
-            elif kind.startswith("tuple"):
-                v = tuple(float(x) for x in value.replace(",", " ").split())
+            elif kind.startswith("tuple"):  # 0.5,1 or (0.5, 1.0) as the header writes it
+                v = tuple(float(x) for x in value.strip("()[] ").replace(",", " ").split())
             elif kind.startswith("int"):
                 v = int(value)
             elif kind.startswith("float"):
@@ -332,14 +338,21 @@ def run(args: argparse.Namespace) -> int:
             extend=extend,
         )
     show_warnings(caught)
-    if len(m) < 2:
-        raise TracingError("the tracing produced no neurite; nothing written")
-    write_swc(m, args.output, force=args.force, extra_header=[command_line(args)])
+    cable = m.total_length() if len(m) >= 2 else 0.0
+    if len(m) < 2 or (cable < MIN_TRACE_UM and extend is None):
+        raise TracingError(
+            f"the tracing produced {cable:.1f} um of neurite, less than {MIN_TRACE_UM:g} um: no neuron traced; nothing "
+            "written",
+            hint="check the soma or seed points (on the neuron, in the units given), the polarity and the voxel size "
+                 "(morph info STACK shows them)",
+        )
+    extra = [f"extended reconstruction: {args.extend}"] if extend is not None else []
+    write_swc(m, args.output, force=args.force, extra_header=extra + [command_line(args)])
     if not args.quiet:
         axon = next((h for h in m.header if h.startswith("axon:")), "")
         print(
             f"{args.output}: {len(m)} nodes, {m.total_length():.1f} um of neurites, "
-            f"{m.branch_points.size} branch points, {m.tips.size} tips; {axon}"
+            f"{m.branch_points.size} branch points, {m.tips.size} tips" + (f"; {axon}" if axon else "")
         )
         if "not identified" in axon:
             from morph.progress import info

@@ -296,7 +296,7 @@ class TraceParams:
         A seed with no foreground voxel within its snapping distance (5 um or 3 voxels) is a
         click on a faint neurite when the flattened, denoised image within 1 um of it reaches
         this many noise units; below, it lies on background and the run stops with an error.
-        Any number: lower it to join seeds on neurites fainter still.
+        Lower it to join seeds on neurites fainter still; 0 (or less) accepts every point.
     path_cost_power, path_ref
         The paths the user asks for (``morph trace-path``, and seeds joined to the tree) cost
         ``exp(path_cost_power (1 - f)^2)`` per micrometre, ``f`` the image over a reference

@@ -293,6 +293,10 @@ def _roi_slices(roi: Sequence[float] | None, shape: tuple[int, ...], vs: Sequenc
     text = "(" + ", ".join(f"{v:g}" for v in r) + ")"
     if not np.all(np.isfinite(r)):
         raise TracingError(f"the ROI {text} holds a number that is not finite", hint="ROI is X0,Y0,Z0,X1,Y1,Z1")
+    flat = [a for a, k in zip("xyz", range(3)) if r[k] == r[k + 3]]
+    if flat:
+        raise TracingError(f"the ROI {text} has no extent along {' and '.join(flat)}",
+                           hint="give two opposite corners of a box: X0,Y0,Z0,X1,Y1,Z1 with X0 != X1, Y0 != Y1, Z0 != Z1")
     lo = np.floor(np.minimum(r[:3], r[3:]) / np.asarray(vs)).astype(int)
     hi = np.ceil(np.maximum(r[:3], r[3:]) / np.asarray(vs)).astype(int) + 1
     size = np.array(shape[::-1])
@@ -943,14 +947,15 @@ def _seed_voxels(prep: Prepared, seed_pts: NDArray[np.float64], params: TracePar
                 raise
             img = prep.image if prep.image is not None else prep.packed_image
             c = _seeds.peak_near(img, prep.voxel_size, p) / prep.noise
-            if c < params.seed_contrast:
+            if params.seed_contrast > 0 and c < params.seed_contrast:
                 q = p + prep.offset_um
                 raise TracingError(
                     f"the seed point ({q[0]:.2f}, {q[1]:.2f}, {q[2]:.2f}) um lies on background: no stained voxel "
                     f"within {snap_um:g} um, and the image within 1 um of it reaches only {c:.2f} x noise (a faint "
                     f"neurite reaches seed_contrast = {params.seed_contrast:g})",
-                    hint="click on the neuron, or lower seed_contrast (--param seed_contrast=VALUE) to join a seed "
-                         "on the faintest neurites; coordinates are micrometres unless --units voxel is given",
+                    hint="click on the neuron, or lower seed_contrast (--param seed_contrast=VALUE; 0 accepts every "
+                         "point) to join a seed on the faintest neurites; coordinates are micrometres unless --units "
+                         "voxel is given",
                 ) from None
     join = seed_pts[1:] if root_is_seed else seed_pts
     return np.asarray(vox, dtype=np.int64), np.asarray(join, dtype=np.float64).reshape(-1, 3)
@@ -1252,6 +1257,16 @@ def trace(
         prep.notes.append(f"foreground threshold used: {thr_used:.3g} x noise")
         seeds_fg, join_pts = _seed_voxels(prep, seed_pts, params, snap_um=snap, root_is_seed=soma_pt is None and extend is None)
         join_names = ["seed"] * len(join_pts)
+        if axon_pt is not None and extend is None and rr > 0:
+            inside = float(np.linalg.norm(prep.to_trace_space(axon_pt) - rp))
+            if inside < rr:
+                q = axon_pt + prep.offset_um
+                raise TracingError(
+                    f"the axon point ({q[0]:.2f}, {q[1]:.2f}, {q[2]:.2f}) um lies inside the soma ({inside:.1f} um from "
+                    f"its centre, radius {rr:.1f} um)",
+                    hint="click on the axon beyond the soma's edge; coordinates are micrometres unless --units voxel "
+                         "is given",
+                )
         if axon_pt is not None and extend is None:
             # the axon click is also a point the tree must reach: a thin axon the automatic
             # tree left out is joined to it like a seed (never the root: that is the soma's
@@ -1648,7 +1663,14 @@ def trace_path(
                                            tip_extend_um=0.0, tip_fraction=0.0, thick_spur_factor=0.0),
                    flat_terminals=False)
         m = m.translate(off)
-        notes = prep.notes
+        notes = [f"polarity: {pol}; background noise {noise:.4g}"] + prep.notes
+        ends = [float(_seeds.peak_near(img, vs, e - off)) / noise for e in (a, b)]
+        notes.append(f"end points: the image within 1 um of them reaches {ends[0]:.2f} and {ends[1]:.2f} x noise")
+        faint = [w for w, c in zip(("--from", "--to"), ends) if params.seed_contrast > 0 and c < params.seed_contrast]
+        if faint:
+            warnings.warn(f"the {' and '.join(faint)} point{'s lie' if len(faint) > 1 else ' lies'} on background (the "
+                          f"image within 1 um reaches less than seed_contrast = {params.seed_contrast:g} x noise): the "
+                          "path may run through the background; click on the neurite", stacklevel=2)
         del prep, img, flat, out  # the memory map is closed before its folder goes
         st.step("refine")
     header = [

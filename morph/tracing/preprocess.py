@@ -303,9 +303,10 @@ def grey_level(data: Any, *, slices: int = 8) -> float:
     the tracing's parameters were set on 8-bit stacks, so a stack of another pixel type is
     counted in the grey levels of an 8-bit stack of the same full scale: the full scale over
     255. For an integer type the full scale is that of the bit depth its values need (8, 10,
-    12, 14, 16, ... bits: a 12-bit camera's values held in 16 bits count in steps of 4095 /
-    255 = 16.06, 8-bit values held in 16 bits in steps of 1); for floating point, whose
-    values may span [0, 1] or any range a processing step left, the 99.99th percentile of
+    12, 14 or 16 bits, as cameras give: a 12-bit camera's values held in 16 bits count in
+    steps of 4095 / 255 = 16.06, 8-bit values held in 16 bits in steps of 1); for values of
+    more than 16 bits (no camera's: a processing step's, as for floating point) and for
+    floating point, whose values may span [0, 1] or any range, the 99.99th percentile of
     their magnitude (8-bit values held as floating point count in steps of 1). Read on up to
     ``slices`` slices in the middle of the stack, subsampled in x-y. 1 for an 8-bit stack,
     and when nothing finite is read.
@@ -324,9 +325,9 @@ def grey_level(data: Any, *, slices: int = 8) -> float:
     vals = vals[np.isfinite(vals)]
     if not vals.size:
         return 1.0
-    if integer:
+    if integer and float(vals.max()) < 2.0**16:
         top = float(vals.max())
-        bits = next((b for b in (8, 10, 12, 14, 16, 20, 24, 32, 64) if top < 2.0**b), 64)
+        bits = next(b for b in (8, 10, 12, 14, 16) if top < 2.0**b)
         return (2.0**bits - 1) / 255.0
     if vals.max() <= 255 and np.all(vals == np.round(vals)):
         return 1.0  # 8-bit values held as floating point
