@@ -33,6 +33,7 @@ import numpy as np
 from morph.errors import MorphError
 from morph.features import ais, angles, branching, distributions, geometry, size, soma  # noqa: F401
 from morph.features._context import CONVENTIONS, Context
+from morph.features._options import check_options
 from morph.features.registry import REGISTRY, Feature, NotApplicable, lookup
 from morph.features.sholl import ShollResult, sholl
 from morph.morphology import SOMA, Morphology, type_name
@@ -93,6 +94,18 @@ def _default_compartments(m: Morphology) -> list[str]:
     return comps + list(SPECIAL)
 
 
+def _names(arg: Any, what: str) -> list[str] | None:
+    """A list of names from ``None``, one name, or an iterable of names."""
+    if arg is None:
+        return None
+    if isinstance(arg, str):
+        return [arg]
+    try:
+        return list(arg)
+    except TypeError:
+        raise MorphError(f"{what} must be a name or a list of names, got {arg!r}") from None
+
+
 def _select(features: Sequence[str] | None, scope: str) -> list[Feature]:
     if features is None:
         return [f for f in REGISTRY.values() if f.scope == scope and f.default]
@@ -104,34 +117,82 @@ def _select(features: Sequence[str] | None, scope: str) -> list[Feature]:
     return out
 
 
-def _check(features: Sequence[str] | None, options: dict[str, Any]) -> None:
+def _output_suggestion(name: str) -> tuple[str, str | None] | None:
+    """``(feature, compartment or None)`` to ask for instead of ``name`` when it is a key
+    :func:`compute` outputs (``extent_x``, ``section_lengths_mean``, ``axon.total_length``)
+    rather than a feature name; None when it is not."""
+    comp = None
+    if "." in name:
+        comp, name = name.split(".", 1)
+    hits = {f.name for f in REGISTRY.values() if f.name == name}
+    for f in REGISTRY.values():
+        rest = name[len(f.name) + 1 :] if name.startswith(f.name + "_") else None
+        if rest is not None and ((f.dims and rest in f.dims) or (f.distribution and rest in DIST_STATS)):
+            hits.add(f.name)
+    if not hits:
+        return None
+    return sorted(hits)[0], comp
+
+
+def _tip(name: str) -> str | None:
+    """The hint for an output key given as a feature name to :func:`compute`."""
+    s = _output_suggestion(name)
+    if s is None:
+        return None
+    feat, comp = s
+    return f"for {name!r} ask for features=[{feat!r}]" + (f" with compartments=[{comp!r}]" if comp else "")
+
+
+def _check(features: str | Sequence[str] | None, options: dict[str, Any]) -> None:
+    """Refuse unknown feature names (with the feature to ask for when a name is an output
+    key), unknown options and option values out of range."""
+    features = _names(features, "features")
     if features is not None:
         names = {f.name for f in REGISTRY.values()}
+        for n in features:
+            if not isinstance(n, str):
+                raise MorphError(
+                    f"feature names must be strings, got {n!r}",
+                    hint="run `morph features --list` to see every feature",
+                )
         bad = [n for n in features if n not in names]
         if bad:
+            tips = [t for n in bad if (t := _tip(n))]
             raise MorphError(
                 f"unknown feature(s): {', '.join(bad)}",
-                hint="run `morph features --list` to see every feature",
+                hint="; ".join(tips) if tips else "run `morph features --list` to see every feature",
             )
     known = {o for f in REGISTRY.values() for o in f.options}
     bad = [k for k in options if k not in known]
     if bad:
         raise MorphError(f"unknown feature option(s): {', '.join(bad)}", hint=f"known options: {', '.join(sorted(known))}")
+    check_options(options)
 
 
-def _check_compartments(compartments: Iterable[str] | None) -> list[str] | None:
+def _check_compartments(compartments: Any) -> list[str] | None:
+    """Compartment names from a name, a list of names or SWC type numbers (2 -> axon)."""
     if compartments is None:
         return None
     from morph.morphology import compartment_types
 
-    out = [str(c) for c in compartments]
-    for c in out:
+    items = [compartments] if isinstance(compartments, (str, int, np.integer)) else _names(compartments, "compartments")
+    out = []
+    known = ", ".join((*NEURITE_COMPARTMENTS, "custom_N", "undefined", *SPECIAL))
+    for c in items or []:
+        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (str, int, np.integer)):
+            raise MorphError(f"unknown compartment {c!r}", hint=f"use one of: {known}, or an SWC type number")
+        if isinstance(c, (int, np.integer)) or c.strip().isdigit():
+            t = int(c)
+            if t == SOMA:
+                c = "soma"
+            else:
+                c = type_name(t)
         if c not in SPECIAL:
             try:
                 compartment_types(c)
             except MorphError:
-                known = ", ".join((*NEURITE_COMPARTMENTS, "custom_N", "undefined", *SPECIAL))
                 raise MorphError(f"unknown compartment {c!r}", hint=f"use one of: {known}") from None
+        out.append(c)
     return out
 
 
@@ -152,14 +213,22 @@ def _emit(out: dict, reasons: dict, prefix: str, f: Feature, value: Any, reason:
                 reasons[key] = reason or notes.get(d, "not defined for this cell")
         return
     if f.distribution:
-        arr = None if value is None else np.asarray(value, dtype=np.float64)
-        if arr is not None:
-            arr = arr[np.isfinite(arr)]
+        raw = None if value is None else np.asarray(value, dtype=np.float64)
+        arr = None if raw is None else raw[np.isfinite(raw)]  # undefined values are left out
+        label = f.name.replace("_", " ")
+        if reason is None and (arr is None or arr.size == 0):
+            if raw is None or raw.size == 0:
+                reason = f"no {label} in the {prefix}"
+            else:
+                reason = (
+                    f"every {label} value of the {prefix} ({raw.size}) is undefined: "
+                    f"{f.undefined or 'not a finite number'}"
+                )
         for s in DIST_STATS:
             key = f"{base}_{s}"
             if arr is None or arr.size == 0:
                 out[key] = np.nan
-                reasons[key] = reason or f"no {f.name.replace('_', ' ')} in the {prefix}"
+                reasons[key] = reason or "not defined for this cell"
             else:
                 out[key] = float(getattr(np, s)(arr))
         return
@@ -170,8 +239,8 @@ def _emit(out: dict, reasons: dict, prefix: str, f: Feature, value: Any, reason:
 
 def compute(
     m: Morphology,
-    compartments: Iterable[str] | None = None,
-    features: Sequence[str] | None = None,
+    compartments: str | int | Iterable[str | int] | None = None,
+    features: str | Sequence[str] | None = None,
     *,
     convention: str = "allen",
     reasons: bool = False,
@@ -186,9 +255,13 @@ def compute(
     compartments
         Compartments to measure: neurite compartments (``all_neurites``, ``axon``,
         ``basal_dendrite``, ``apical_dendrite``, ``dendrite``, ``custom_N``) and the special
-        ``soma``, ``cell`` and ``ais``. Default: all of them, custom types present included.
+        ``soma``, ``cell`` and ``ais``; one name or a list. An SWC type number stands for
+        its compartment (``2`` is ``axon``, ``7`` is ``custom_7``). Default: all of them,
+        custom types present included.
     features
-        Feature names (see :func:`list_features`); default every default feature.
+        Feature names (see :func:`list_features`), one name or a list; default every
+        default feature. Output keys (``extent_x``, ``axon.total_length``) are not feature
+        names: the error says which feature and compartment to ask for.
     convention
         ``"allen"`` (default) or ``"neurom"``: where the two pipelines define a feature
         differently, which definition to use (``docs/conventions.md``).
@@ -202,7 +275,14 @@ def compute(
     Returns
     -------
     dict, or (dict, dict) with ``reasons=True``
+
+    Raises
+    ------
+    MorphError
+        An unknown compartment, feature or option, or an option value out of range
+        (checked before anything is measured).
     """
+    features = _names(features, "features")
     _check(features, options)
     comps = _check_compartments(compartments)
     ctx = Context(m, convention)
@@ -244,7 +324,7 @@ def _copy(out: dict, why: dict, src: str, dst: str) -> None:
 def get(
     name: str,
     m: Morphology,
-    compartment: str = "all_neurites",
+    compartment: str | int = "all_neurites",
     *,
     convention: str = "allen",
     **options: Any,
@@ -254,17 +334,45 @@ def get(
     Returns a float, a dict (vector features: ``{"x": .., "y": .., "z": ..}``) or an array
     (distributions). A feature that does not apply gives NaN (an empty array for a
     distribution); :func:`compute` with ``reasons=True`` says why.
+
+    Parameters
+    ----------
+    name
+        Feature name (see :func:`list_features`).
+    m
+        The cell (micrometres).
+    compartment
+        Compartment name, or an SWC type number (``2`` is ``axon``).
+    convention
+        ``"allen"`` or ``"neurom"``.
+    **options
+        Feature options, as for :func:`compute`.
+
+    Raises
+    ------
+    MorphError
+        An unknown feature, compartment or option, or an option value out of range.
     """
+    compartment = (_check_compartments(compartment) or ["all_neurites"])[0]
     scope = compartment if compartment in SPECIAL else "neurite"
     try:
         f = lookup(name, scope)
     except MorphError:
-        f = lookup(name)  # a soma, cell or AIS feature asked for without its compartment
+        try:
+            f = lookup(name)  # a soma, cell or AIS feature asked for without its compartment
+        except MorphError:
+            s = _output_suggestion(str(name))
+            if s is None:
+                raise
+            feat, comp = s
+            raise MorphError(
+                f"unknown feature {name!r}: it is an output key of the feature {feat!r}",
+                hint=f"ask for get({feat!r}, m, {comp or compartment!r})",
+            ) from None
         if compartment != "all_neurites" or f.scope == "neurite":
             raise
         compartment = f.scope
     _check(None, options)
-    _check_compartments([compartment])
     ctx = Context(m, convention)
     comp = None if compartment in SPECIAL else ctx.comp(compartment)
     try:
@@ -302,8 +410,8 @@ def _load(item: Any) -> tuple[str, Morphology]:
 
 def table(
     paths_or_morphologies: Iterable[Any],
-    compartments: Iterable[str] | None = None,
-    features: Sequence[str] | None = None,
+    compartments: str | int | Iterable[str | int] | None = None,
+    features: str | Sequence[str] | None = None,
     *,
     convention: str = "allen",
     progress: bool | None = None,
@@ -321,6 +429,7 @@ def table(
 
     from morph import progress as prog
 
+    features = _names(features, "features")
     _check(features, options)
     if convention not in CONVENTIONS:
         raise MorphError(f"unknown convention {convention!r}", hint="use 'allen' or 'neurom'")

@@ -113,27 +113,51 @@ class Context:
 
     # ------------------------------------------------------------------ soma
     @cached_property
-    def soma_index(self) -> int:
-        """The soma node features measure from: the first soma node in file order (the
-        Allen pipeline's root soma node; NeuroM's soma centre for SWC somas). -1 when
-        there is no soma."""
-        s = self.m.soma_nodes
-        return int(s[0]) if s.size else -1
+    def soma_roots(self) -> NDArray[np.int64]:
+        """Soma nodes whose parent is not a soma node (one per connected piece of soma)."""
+        m = self.m
+        return np.flatnonzero(m.soma_mask & ~m.parent_is_soma)
 
-    def require_soma(self) -> int:
-        if self.soma_index < 0:
+    @property
+    def has_soma(self) -> bool:
+        """Whether the cell has a soma node."""
+        return bool(self.m.soma_nodes.size)
+
+    @cached_property
+    def soma_index(self) -> int:
+        """The soma node features measure from: the root of the soma when the soma nodes
+        form one connected piece (the only soma node, the first node of a three-point soma,
+        the first node of a stack of cylinders: the Allen pipeline's root soma node and
+        NeuroM's soma centre for SWC somas). -1 when there is no soma, or when the soma
+        nodes form several pieces (a contour written as separate points): the centre is
+        then their centroid, which no node carries (:attr:`soma_center`). Either way it
+        depends on the tree, never on the order of the nodes in the file."""
+        r = self.soma_roots
+        return int(r[0]) if r.size == 1 else -1
+
+    def require_soma(self) -> None:
+        """Raise :class:`NotApplicable` when the cell has no soma node."""
+        if not self.has_soma:
             raise NotApplicable("the cell has no soma node")
-        return self.soma_index
 
     @cached_property
     def soma_center(self) -> NDArray[np.float64]:
-        """Soma centre used by features (see :attr:`soma_index`); NaN without soma."""
-        if self.soma_index < 0:
+        """Soma centre used by features: the position of :attr:`soma_index`, or, for a soma
+        of several separate pieces, the centroid of the soma nodes
+        (:attr:`Morphology.soma_center <morph.morphology.Morphology.soma_center>`). NaN
+        without soma."""
+        if not self.has_soma:
             return np.full(3, np.nan)
+        if self.soma_index < 0:
+            return np.asarray(self.m.soma_center, dtype=np.float64).copy()
         return self.m.xyz[self.soma_index].copy()
 
     @cached_property
     def soma_kind(self) -> str:
+        """``none``, ``single_point``, ``three_point``, ``multi_point`` (one connected piece:
+        NeuroM's stack of cylinders) or ``contour`` (several separate soma pieces)."""
+        if self.has_soma and self.soma_index < 0:
+            return "contour"
         return self.m.soma_kind
 
     @cached_property
@@ -150,11 +174,16 @@ class Context:
 
     @cached_property
     def soma_radius(self) -> float:
-        """Allen: radius of the first soma node. NeuroM: that radius for single-point and
-        three-point somas, ``sqrt(area / 4 pi)`` of the soma cylinders otherwise."""
+        """Allen: radius of :attr:`soma_index`. NeuroM: that radius for single-point and
+        three-point somas, ``sqrt(area / 4 pi)`` of the soma cylinders for a stack. A soma
+        of several separate pieces (both conventions): the mean distance from the centroid
+        to the soma nodes (NeuroM's contour radius;
+        :attr:`Morphology.soma_radius <morph.morphology.Morphology.soma_radius>`)."""
+        if not self.has_soma:
+            return float("nan")
         i = self.soma_index
         if i < 0:
-            return float("nan")
+            return float(self.m.soma_radius)
         if self.convention == "neurom" and self.soma_kind == "multi_point":
             area, _ = self.soma_cylinders
             if area > 0:
@@ -247,3 +276,49 @@ class Context:
     @cached_property
     def children_csr(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         return self.m.children_csr
+
+    @cached_property
+    def section_nodes(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Non-soma nodes sorted by (section, depth), and each section's offset in that
+        list: the nodes of section ``s`` from its first to its last are
+        ``nodes[off[s]:off[s + 1]]``."""
+        m = self.m
+        nodes = np.flatnonzero(~m.soma_mask)
+        order = nodes[np.lexsort((m.depth[nodes], m.section_id[nodes]))]
+        off = np.searchsorted(m.section_id[order], np.arange(m.sections.n + 1))
+        return order, off
+
+
+def pick(candidates: NDArray[np.int64], *keys: NDArray[np.float64], rtol: float = 1e-9) -> int:
+    """The candidate that comes first by ``keys`` (each lower is better; NaN last).
+
+    Values within ``rtol`` (relative) of the best count as equal, so that rounding in
+    sums taken in storage order never decides. Callers end their keys with the node
+    position (x, y, z), so that only candidates identical by every key are left to their
+    storage order.
+
+    Parameters
+    ----------
+    candidates
+        Node indices (at least one).
+    *keys
+        One array per key, aligned with ``candidates``.
+    rtol
+        Relative tolerance for ties.
+
+    Returns
+    -------
+    int
+        The chosen node index.
+    """
+    keep = np.arange(candidates.size)
+    for k in keys:
+        if keep.size == 1:
+            break
+        v = np.asarray(k, dtype=np.float64)[keep]
+        v = np.where(np.isnan(v), np.inf, v)
+        best = v.min()
+        if not np.isfinite(best):
+            continue
+        keep = keep[v <= best + rtol * max(1.0, abs(best))]
+    return int(candidates[keep[0]])

@@ -183,7 +183,8 @@ def _subtree_max_soma_path(ctx: Context, nodes: np.ndarray) -> np.ndarray:
     family="branching",
     allen="early_branch_path",
     definition="largest, over branch points (soma nodes left out), of the shorter of the longest paths "
-    "below the first two children, over the cell's max path distance",
+    "below two children (a multifurcation: the second longest of its children's longest paths), over the "
+    "cell's max path distance",
 )
 def early_branch_path(ctx: Context, comp: None) -> float:
     m = ctx.m
@@ -195,6 +196,14 @@ def early_branch_path(ctx: Context, comp: None) -> float:
     if forks.size == 0:
         return 0.0
     off, kids = ctx.children_csr
-    a = _subtree_max_soma_path(ctx, kids[off[forks]]) - sp[forks]
-    b = _subtree_max_soma_path(ctx, kids[off[forks] + 1]) - sp[forks]
-    return float(np.max(np.minimum(a, b)) / total)
+    # every child of every fork, grouped by fork
+    counts = off[forks + 1] - off[forks]
+    first = np.cumsum(counts) - counts  # where each fork's children start in the list
+    owner = np.repeat(np.arange(forks.size), counts)
+    child = kids[np.arange(counts.sum()) - first[owner] + off[forks][owner]]
+    below = _subtree_max_soma_path(ctx, child) - sp[forks[owner]]
+    # the second longest per fork (the shorter of the two longest: for two children, the
+    # shorter one; for a multifurcation, independent of the order of its children)
+    order = np.lexsort((-below, owner))
+    second = first + 1
+    return float(np.max(below[order][second]) / total)

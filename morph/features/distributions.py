@@ -67,7 +67,7 @@ def section_radial_distances(ctx: Context, comp: Compartment) -> np.ndarray:
     m = ctx.m
     s = _sections(ctx, comp)
     ends = m.xyz[m.sections.end[s]]
-    if ctx.soma_index >= 0:
+    if ctx.has_soma:
         return np.linalg.norm(ends - ctx.soma_center, axis=1)
     key = "neurite_first_node"
     if key not in ctx.cache:
@@ -133,10 +133,12 @@ def partition_asymmetry(ctx: Context, comp: Compartment) -> np.ndarray:
     two = s[sec.children_count()[s] == 2]
     if two.size == 0:
         return np.zeros(0)
-    off, kids = ctx.children_csr
-    e = sec.end[two]
-    a = ctx.sec_subtree_sections[m.section_id[kids[off[e]]]]
-    b = ctx.sec_subtree_sections[m.section_id[kids[off[e] + 1]]]
+    # the two child sections of every such section (child nodes of another kind, such as
+    # a soma node in the middle of a tree, are not sections and do not count)
+    kids = np.flatnonzero(np.isin(sec.parent, two))
+    kids = kids[np.argsort(sec.parent[kids], kind="stable")].reshape(-1, 2)
+    a = ctx.sec_subtree_sections[kids[:, 0]]
+    b = ctx.sec_subtree_sections[kids[:, 1]]
     return np.abs(a - b) / (a + b)
 
 
@@ -144,8 +146,10 @@ def partition_asymmetry(ctx: Context, comp: Compartment) -> np.ndarray:
     "local_bifurcation_angles",
     family="distributions",
     distribution=True,
+    undefined="a child section lies on its branch point (zero length)",
     neurom="local_bifurcation_angles",
-    definition="angle (radians) between the first edges of the two children at every bifurcation",
+    definition="angle (radians) between the first non-zero-length segments of the two children at every "
+    "bifurcation (undefined when a child's whole section lies on the bifurcation point)",
 )
 def local_bifurcation_angles(ctx: Context, comp: Compartment) -> np.ndarray:
     return local_angles(ctx, comp)
@@ -155,6 +159,7 @@ def local_bifurcation_angles(ctx: Context, comp: Compartment) -> np.ndarray:
     "remote_bifurcation_angles",
     family="distributions",
     distribution=True,
+    undefined="a child's next branch point or tip lies on the branch point",
     neurom="remote_bifurcation_angles",
     definition="angle (radians) between the vectors to the ends of the two child sections at every "
     "bifurcation",
@@ -167,8 +172,10 @@ def remote_bifurcation_angles(ctx: Context, comp: Compartment) -> np.ndarray:
     "section_tortuosity",
     family="distributions",
     distribution=True,
+    undefined="a section ends on its first point (zero straight-line distance)",
     neurom="section_tortuosity",
-    definition="section length over the straight-line distance between its first point and its end",
+    definition="section length over the straight-line distance between its first point and its end "
+    "(infinite, so left out of the summaries, for a section that ends on its first point)",
 )
 def section_tortuosity(ctx: Context, comp: Compartment) -> np.ndarray:
     m = ctx.m
@@ -183,6 +190,7 @@ def section_tortuosity(ctx: Context, comp: Compartment) -> np.ndarray:
     "section_taper_rates",
     family="distributions",
     distribution=True,
+    undefined="all the points of a section are at one path position",
     neurom="section_taper_rates",
     definition="slope of the least-squares line of diameter against path length along every section "
     "(first point included; um of diameter per um)",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from morph.errors import MorphError
 from morph.features._context import Compartment, Context
 from morph.features.registry import NotApplicable, feature
 
@@ -146,6 +147,8 @@ def compartment_moments(ctx: Context, comp: Compartment) -> dict[str, float]:
 
 
 _OVERLAP_OTHERS = ("axon", "basal_dendrite", "apical_dendrite")
+MAX_OVERLAP_BINS = 1_000_000
+"""Most depth bins the ``frac`` features draw (``overlap_bin_width`` too small is refused)."""
 _OVERLAP_DIMS = tuple(f"{k}_{o}" for o in _OVERLAP_OTHERS for k in ("above", "intersect", "below"))
 
 
@@ -189,8 +192,18 @@ def frac(ctx: Context, comp: Compartment, overlap_bin_width: float = 5.0) -> dic
     comp.require()
     m = ctx.m
     depth = -m.xyz[~m.soma_mask, 1] if (~m.soma_mask).any() else -m.xyz[:, 1]
-    lo = float(np.floor(depth.min() / overlap_bin_width) * overlap_bin_width)
-    nbins = int(np.ceil((depth.max() - lo) / overlap_bin_width)) + 1
+    with np.errstate(over="ignore", invalid="ignore"):  # a tiny width: refused just below
+        lo = float(np.floor(depth.min() / overlap_bin_width) * overlap_bin_width)
+        bins = float(np.ceil((depth.max() - lo) / overlap_bin_width)) + 1
+    if not bins <= MAX_OVERLAP_BINS:
+        span = float(depth.max() - depth.min())
+        raise MorphError(
+            f"overlap_bin_width = {overlap_bin_width:.3g} um makes {bins:.3g} depth bins over the cell's "
+            f"{span:.3g} um (at most {MAX_OVERLAP_BINS})",
+            file=m.source,
+            hint=f"give an overlap_bin_width of at least {span / (MAX_OVERLAP_BINS - 2):.3g} um (Allen: 5)",
+        )
+    nbins = int(bins)
     a = depth_profile(ctx, comp, overlap_bin_width, lo, nbins)
     out: dict = {"_reasons": {}}
     for other in _OVERLAP_OTHERS:

@@ -61,6 +61,10 @@ class Feature:
         Name of the matching NeuroM feature, if any.
     options
         Names of the keyword options the function accepts.
+    undefined
+        For a distribution: when one of its values is undefined (not finite), e.g. "a
+        section ends on its first point". Summaries leave such values out and name this
+        when none is left.
     """
 
     name: str
@@ -74,6 +78,7 @@ class Feature:
     allen: str | None = None
     neurom: str | None = None
     options: tuple[str, ...] = field(default_factory=tuple)
+    undefined: str | None = None
 
 
 REGISTRY: dict[str, Feature] = {}
@@ -91,6 +96,7 @@ def feature(
     allen: str | None = None,
     neurom: str | None = None,
     options: tuple[str, ...] = (),
+    undefined: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``func`` as feature ``name`` (decorator)."""
     if scope not in SCOPES:
@@ -112,6 +118,7 @@ def feature(
             allen=allen,
             neurom=neurom,
             options=tuple(options),
+            undefined=undefined,
         )
         return func
 

@@ -15,7 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from morph.errors import MorphError
-from morph.features._context import Compartment, Context
+from morph.features._context import Compartment, Context, pick
+from morph.features._options import number, vector3
 from morph.features.registry import NotApplicable, feature
 from morph.morphology import Morphology
 
@@ -68,7 +69,7 @@ class ShollResult:
 def _edge_distances(ctx: Context, comp: Compartment, center: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
     m = ctx.m
     e = comp.mask & (m.parent >= 0) & ~m.parent_is_soma
-    if ctx.soma_index >= 0 and np.array_equal(center, ctx.soma_center):
+    if ctx.has_soma and np.array_equal(center, ctx.soma_center):
         dist = ctx.dist_to_soma
     else:
         d = m.xyz - center
@@ -138,17 +139,26 @@ def sholl(
     step
         Radius step in um; radii are ``step, 2 step, ...`` up to ``max_radius``.
     center
-        Centre of the spheres (default: the soma centre, i.e. the first soma node; the
-        first root node when there is no soma).
+        Centre of the spheres, three finite numbers (default: the soma centre; without
+        soma, the root with the most cable below it).
     compartments
-        Compartments to count (``all_neurites``, ``axon``, ``dendrite``...).
+        Compartments to count (``all_neurites``, ``axon``, ``dendrite``...); one name or a
+        list.
     max_radius
-        Largest radius (default: the farthest node from the centre, rounded up to a step).
+        Largest radius, positive (default: the farthest node from the centre, rounded up
+        to a step).
 
     Returns
     -------
     ShollResult
         ``radii``, ``crossings[compartment]`` and the summary numbers.
+
+    Raises
+    ------
+    MorphError
+        A step or max_radius that is not a positive finite number, a centre that is not
+        three finite numbers, an unknown compartment, or more than :data:`MAX_SPHERES`
+        spheres.
 
     Examples
     --------
@@ -159,28 +169,40 @@ def sholl(
     >>> r.radii.tolist(), r.crossings["all_neurites"].tolist()
     ([10.0, 20.0, 30.0], [0, 0, 0])
     """
-    if not step > 0:
-        raise MorphError(f"Sholl step must be positive, got {step}", hint="give a step in micrometres")
+    step = number("step", step, hint="give the Sholl step in micrometres")
+    if max_radius is not None:
+        max_radius = number("max_radius", max_radius, hint="give the largest sphere radius in micrometres")
+    if isinstance(compartments, str):
+        compartments = (compartments,)
     ctx = _ctx if _ctx is not None else Context(m)
     if center is None:
-        if ctx.soma_index >= 0:
+        if ctx.has_soma:
             c = ctx.soma_center
         elif len(m):
-            c = m.xyz[m.roots[0]].copy()
+            c = m.xyz[_main_root(ctx)].copy()
         else:
             raise MorphError("empty morphology: no Sholl centre", file=m.source)
     else:
-        c = np.asarray(center, dtype=np.float64).reshape(3)
+        c = vector3("center", center, hint="give the sphere centre as x, y, z in micrometres")
     if max_radius is None:
-        if ctx.soma_index >= 0 and np.array_equal(c, ctx.soma_center):
+        if ctx.has_soma and np.array_equal(c, ctx.soma_center):
             far = float(ctx.dist_to_soma.max(initial=0.0))
         else:
             far = float(np.max(np.linalg.norm(m.xyz - c, axis=1), initial=0.0))
-        max_radius = step * max(1, int(np.ceil(far / step)))
-    n = int(np.floor(max_radius / step + 1e-9))
-    if n > MAX_SPHERES:
-        raise MorphError(f"a Sholl step of {step:g} um makes {n} spheres up to {max_radius:g} um (at most "
-                         f"{MAX_SPHERES})", file=m.source, hint="give a larger step (--sholl-step)")
+        spheres = max(1.0, float(np.ceil(far / step)))
+        if spheres <= MAX_SPHERES:
+            max_radius = step * spheres
+    else:
+        spheres = float(np.floor(max_radius / step + 1e-9))
+    if spheres > MAX_SPHERES:
+        raise MorphError(
+            f"a Sholl step of {step:.3g} um makes {spheres:.0f} spheres (at most {MAX_SPHERES})"
+            if spheres < 1e12
+            else f"a Sholl step of {step:.3g} um makes {spheres:.3g} spheres (at most {MAX_SPHERES})",
+            file=m.source,
+            hint="give a larger step (--sholl-step)" + ("" if max_radius is None else " or a smaller max_radius"),
+        )
+    n = int(spheres)
     radii = step * np.arange(1, n + 1, dtype=np.float64)
     res = ShollResult(radii=radii, crossings={}, center=np.asarray(c), step=float(step))
     for name in compartments:
@@ -189,6 +211,16 @@ def sholl(
         res.crossings[name] = crossings_at(near, far, radii)
         _summaries(res, name)
     return res
+
+
+def _main_root(ctx: Context) -> int:
+    """The root a cell without soma is centred on: the one with the most cable below it,
+    then the smallest x, y, z (never the storage order)."""
+    m = ctx.m
+    r = m.roots
+    sid = m.section_id[r]
+    cable = np.where(sid >= 0, ctx.sec_subtree_length[np.maximum(sid, 0)], 0.0)
+    return pick(r, -cable, m.xyz[r, 0], m.xyz[r, 1], m.xyz[r, 2])
 
 
 def _sholl_for(ctx: Context, comp: Compartment, sholl_step: float) -> dict[str, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from morph.features._context import Compartment, Context
+from morph.features._context import Compartment, Context, pick
 from morph.features.registry import NotApplicable, feature
 
 
@@ -13,8 +13,8 @@ from morph.features.registry import NotApplicable, feature
     scope="soma",
     family="soma",
     neurom="soma_radius",
-    definition="soma radius: radius of the first soma node (neurom: sqrt(area / 4 pi) for a soma of "
-    "several cylinders)",
+    definition="soma radius: radius of the root soma node (neurom: sqrt(area / 4 pi) for a stack of soma "
+    "cylinders); for a soma of separate pieces (a contour), the mean distance of its nodes to their centroid",
 )
 def soma_radius(ctx: Context, comp: None) -> float:
     ctx.require_soma()
@@ -67,12 +67,13 @@ def num_soma_nodes(ctx: Context, comp: None) -> float:
 
 
 def _stem_exits(ctx: Context, comp: Compartment, z_scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Allen ``calculate_stem_exit_and_distance`` for every root of the compartment."""
+    """Allen ``calculate_stem_exit_and_distance`` for every root of the compartment:
+    ``(theta, distance)``, distance 0 for a root attached to a soma node."""
     key = ("stem_exits", comp.name, z_scale)
     if key in ctx.cache:
         return ctx.cache[key]
     comp.require()
-    s = ctx.require_soma()
+    ctx.require_soma()
     m = ctx.m
     r = comp.roots
     v = m.xyz[r] - ctx.soma_center
@@ -81,8 +82,7 @@ def _stem_exits(ctx: Context, comp: Compartment, z_scale: float) -> tuple[np.nda
     with np.errstate(invalid="ignore", divide="ignore"):
         cosang = np.where(n > 0, v[:, 1] / np.where(n > 0, n, 1.0), np.nan)
     theta = np.arccos(np.clip(cosang, -1.0, 1.0)) / np.pi
-    on_soma = m.parent[r] == s
-    dist = np.where(on_soma, 0.0, ctx.dist_to_soma[r])
+    dist = np.where(m.parent_is_soma[r], 0.0, ctx.dist_to_soma[r])
     ctx.cache[key] = (theta, dist)
     return theta, dist
 
@@ -108,17 +108,33 @@ def stem_exit(ctx: Context, comp: Compartment, z_scale: float = 3.0) -> dict[str
     return {"down": down / theta.size, "side": side / theta.size, "up": up / theta.size}
 
 
+def exit_root(ctx: Context, comp: Compartment, z_scale: float = 3.0) -> int:
+    """Position in ``comp.roots`` of the root ``exit_theta`` and ``exit_distance`` use: the
+    root closest to the soma (distance 0 when attached to a soma node); among equally close
+    roots, the one with the most cable below it, then the smallest theta, then the
+    smallest x, y, z (never the storage order)."""
+    theta, dist = _stem_exits(ctx, comp, z_scale)
+    m = ctx.m
+    r = comp.roots
+    cable = ctx.sec_subtree_length[np.maximum(m.section_id[r], 0)]
+    cable = np.where(m.section_id[r] >= 0, cable, 0.0)
+    pos = np.arange(r.size)
+    xyz = m.xyz[r]
+    return pick(pos, dist, -cable, theta, xyz[:, 0], xyz[:, 1], xyz[:, 2])
+
+
 @feature(
     "exit_theta",
     family="soma",
     allen="exit_theta (skeleton_keys)",
     options=("z_scale",),
-    definition="theta (angle to +y over pi, z scaled by z_scale) of the compartment root closest to the "
-    "soma (0 when it is attached to the soma node)",
+    definition="theta (angle to +y over pi, z scaled by z_scale) of the direction from the soma centre to "
+    "the compartment root closest to the soma (a root attached to a soma node is at distance 0; among "
+    "equally close roots, the one with the most cable below it)",
 )
 def exit_theta(ctx: Context, comp: Compartment, z_scale: float = 3.0) -> float:
-    theta, dist = _stem_exits(ctx, comp, z_scale)
-    t = float(theta[int(np.argmin(dist))])
+    theta, _ = _stem_exits(ctx, comp, z_scale)
+    t = float(theta[exit_root(ctx, comp, z_scale)])
     if not np.isfinite(t):
         raise NotApplicable(f"the {comp.name} starts on the soma centre: no exit direction")
     return t
@@ -128,7 +144,7 @@ def exit_theta(ctx: Context, comp: Compartment, z_scale: float = 3.0) -> float:
     "exit_distance",
     family="soma",
     allen="exit_distance (skeleton_keys)",
-    definition="0 when a root of the compartment is attached to the soma node, else the smallest distance "
+    definition="0 when a root of the compartment is attached to a soma node, else the smallest distance "
     "from a root of the compartment to the soma centre",
 )
 def exit_distance(ctx: Context, comp: Compartment) -> float:
