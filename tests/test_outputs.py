@@ -158,7 +158,7 @@ def test_sigterm_leaves_no_partial_output(tmp_path: Path, cell: Path) -> None:
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not list(tmp_path.glob(".m.gif.*.part*")):  # the movie is being written
+        while not list(tmp_path.glob(".m.gif.*.part.gif")):  # the movie is being written
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)

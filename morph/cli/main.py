@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -77,12 +78,24 @@ def _terminate_cleanly() -> Iterator[None]:
         yield
         return
 
+    reached = threading.Event()  # the exception of a SIGTERM reached this frame
+
+    def again() -> None:
+        # raised inside a destructor or a library's callback, the exception is printed and
+        # swallowed ("Exception ignored in ..."): until it arrives here, signal again
+        if not reached.wait(0.5):
+            os.kill(os.getpid(), signal.SIGTERM)
+
     def stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=again, daemon=True).start()
         raise Terminated
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
+    except Terminated:
+        reached.set()
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 

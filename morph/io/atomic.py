@@ -58,11 +58,13 @@ def check_output(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     if not parent.is_dir():
         raise MorphError("output folder is a file", file=parent, hint="give a path inside a folder")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=parent)
+        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
     except OSError as e:
         raise _cannot_write(p, e) from None
-    os.close(fd)
-    os.unlink(probe)
+    try:
+        os.close(fd)
+    finally:
+        os.unlink(probe)
     return p
 
 
