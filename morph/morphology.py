@@ -28,6 +28,7 @@ Conventions (see ``docs/conventions.md``)
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
@@ -95,6 +96,95 @@ def _readonly(a: NDArray) -> NDArray:
     return a
 
 
+#: Coordinate units a :class:`Morphology` can be in.
+UNITS = ("um", "voxel")
+#: Largest whole number a float64 holds exactly; larger integer-valued floats are refused.
+_MAX_EXACT_INT = 2.0**53
+
+
+def _float_array(label: str, values: ArrayLike) -> NDArray[np.float64]:
+    """A fresh float64 copy of ``values``, or a :class:`MorphologyError` if they are not
+    numbers."""
+    try:
+        a = np.asarray(values)
+        if a.dtype.kind not in "biufO":  # strings, complex numbers, dates...
+            raise TypeError(a.dtype)
+        return np.array(a, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise MorphologyError(
+            f"{label} must be numbers (an array of one shape)", hint=f"give {label} as an array of numbers"
+        ) from err
+
+
+def _int_array(label: str, values: ArrayLike) -> NDArray[np.int64]:
+    """A fresh flat int64 copy of ``values``; floats must hold whole numbers."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biu":
+        return np.array(values, dtype=np.int64).reshape(-1)
+    a = _float_array(label, values).reshape(-1)
+    bad = ~(np.abs(a) <= _MAX_EXACT_INT) | (a != np.round(a))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise MorphologyError(
+            f"{label} must be whole numbers, entry {i} is {a[i]:g}",
+            hint=f"give {label} as integers",
+        )
+    return a.astype(np.int64)
+
+
+def _voxel_size(voxel_size: Any) -> tuple[float, float, float]:
+    """``voxel_size`` as three floats, or a :class:`MorphologyError` unless it is three
+    finite positive numbers."""
+    try:
+        vs = np.asarray(voxel_size, dtype=np.float64)
+    except (TypeError, ValueError):
+        vs = None
+    if vs is None or vs.shape != (3,) or not np.all((vs > 0) & (vs < np.inf)):
+        raise MorphologyError(
+            f"voxel size must be three finite positive numbers (x, y, z), got {voxel_size!r}",
+            hint="give the size of a voxel along x, y and z in micrometres, e.g. (0.5, 0.5, 2)",
+        )
+    return (float(vs[0]), float(vs[1]), float(vs[2]))
+
+
+def _check_values(
+    xyz: NDArray[np.float64], radius: NDArray[np.float64], types: NDArray[np.int64], ids: NDArray[np.int64]
+) -> None:
+    """Refuse what no reconstruction holds: non-finite positions, negative or non-finite
+    radii, negative types and duplicate ids (the SWC reader refuses the same)."""
+
+    def where(bad: NDArray[np.bool_]) -> str:
+        i = int(np.flatnonzero(bad)[0])
+        return f"node {i} (id {ids[i]})"
+
+    if not np.isfinite(xyz).all():
+        bad = ~np.isfinite(xyz).all(axis=1)
+        raise MorphologyError(
+            f"{where(bad)} has a non-finite position {xyz[bad][0].tolist()}",
+            hint="positions must be real numbers: replace NaN/inf or drop the node",
+        )
+    if not np.all((radius >= 0) & (radius < np.inf)):
+        bad = ~((radius >= 0) & (radius < np.inf))
+        raise MorphologyError(
+            f"{where(bad)} has radius {radius[bad][0]:g}", hint="radii must be finite numbers >= 0"
+        )
+    if types.size and types.min() < 0:
+        bad = types < 0
+        raise MorphologyError(
+            f"{where(bad)} has the negative type {types[bad][0]}",
+            hint="SWC types are whole numbers >= 0: 0 undefined, 1 soma, 2 axon, "
+            "3 basal dendrite, 4 apical dendrite, 5 and up custom",
+        )
+    if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):  # ascending ids are unique: skip the sort
+        s = np.sort(ids)
+        dup = s[1:][s[1:] == s[:-1]]
+        if dup.size:
+            first = np.flatnonzero(ids == dup[0])
+            raise MorphologyError(
+                f"duplicate id {dup[0]} (nodes {first[0]} and {first[1]})",
+                hint="every node needs its own id; pass ids=None to number the nodes 1..n",
+            )
+
+
 class Morphology:
     """A neuron reconstruction: a forest of nodes with positions, radii and SWC types.
 
@@ -110,17 +200,29 @@ class Morphology:
         ``(n,)`` index of each node's parent, ``-1`` for a root. Any order is accepted; nodes
         are reordered so that parents come first (the original identifiers follow).
     ids
-        ``(n,)`` identifiers (default ``1..n``).
+        ``(n,)`` unique integer identifiers (default ``1..n``).
     name, source
         A label and the file the cell came from.
     units
         ``"um"`` or ``"voxel"``.
     voxel_size
-        ``(x, y, z)`` voxel size in micrometres, when the cell is tied to an image.
+        ``(x, y, z)`` voxel size in micrometres (three finite positive numbers), when the
+        cell is tied to an image.
     header
         Free-text lines carried to the SWC header on writing.
     check
-        Check the parent links for cycles (skip only for arrays known to be a forest).
+        Check the values (finite positions, finite radii >= 0, types >= 0, unique ids) and
+        the parent links (no cycle). Skip only for arrays already checked (the SWC reader
+        checks them as it reads); shapes, units, the voxel size and parent indices are
+        always checked.
+
+    Raises
+    ------
+    MorphologyError
+        When an array has the wrong shape or holds what no reconstruction holds (a
+        non-finite position, a negative radius or type, a duplicate id, a non-integer
+        type, parent or id, a parent out of range, a cycle), or ``units`` or
+        ``voxel_size`` is not valid.
 
     Examples
     --------
@@ -144,22 +246,51 @@ class Morphology:
         header: Sequence[str] = (),
         check: bool = True,
     ) -> None:
-        xyz = np.array(xyz, dtype=np.float64).reshape(-1, 3)
+        xyz = _float_array("xyz", xyz)
+        if xyz.ndim != 2 or xyz.shape[1] != 3:
+            if xyz.size:
+                raise MorphologyError(
+                    f"xyz must have shape (n, 3), not {xyz.shape}", hint="give one row of x, y, z per node"
+                )
+            xyz = xyz.reshape(0, 3)
         n = xyz.shape[0]
-        radius = np.array(radius, dtype=np.float64).reshape(-1)
-        types = np.array(types, dtype=np.int64).reshape(-1)
-        parent = np.array(parent, dtype=np.int64).reshape(-1)
-        ids = np.arange(1, n + 1, dtype=np.int64) if ids is None else np.array(ids, np.int64)
+        radius = _float_array("radius", radius).reshape(-1)
+        types = _int_array("types", types)
+        parent = _int_array("parent", parent)
+        ids = np.arange(1, n + 1, dtype=np.int64) if ids is None else _int_array("ids", ids)
         for label, arr in (("radius", radius), ("types", types), ("parent", parent), ("ids", ids)):
             if arr.shape != (n,):
-                raise MorphologyError(f"{label} has {arr.shape[0]} entries for {n} nodes")
+                raise MorphologyError(
+                    f"{label} has {arr.shape[0]} entries for {n} nodes", hint="give one entry per row of xyz"
+                )
+        if units not in UNITS:
+            raise MorphologyError(f"unknown units {units!r}", hint="use 'um' (micrometres) or 'voxel'")
+        if voxel_size is not None:
+            voxel_size = _voxel_size(voxel_size)
         if n and (parent.min() < -1 or parent.max() >= n):
-            raise MorphologyError("parent index out of range")
-        if n and np.any(parent == np.arange(n)):
-            raise MorphologyError("a node is its own parent")
-        if check and n and _tree.nodes_in_cycles(parent).any():
-            raise MorphologyError("the parent links contain a cycle")
-        order = _tree.topological_order(parent)
+            i = int(np.flatnonzero((parent < -1) | (parent >= n))[0])
+            raise MorphologyError(
+                f"node {i} (id {ids[i]}): parent index {parent[i]} out of range",
+                hint=f"parents are node indices 0..{n - 1}, or -1 for a root",
+            )
+        self_parent = parent == np.arange(n)
+        if self_parent.any():
+            i = int(np.flatnonzero(self_parent)[0])
+            raise MorphologyError(
+                f"node {i} (id {ids[i]}) is its own parent", hint="give a root the parent -1"
+            )
+        if check:
+            _check_values(xyz, radius, types, ids)
+        ordered = n == 0 or bool(np.all(parent < np.arange(n)))  # parents first: no cycle possible
+        if check and not ordered:
+            cyc = _tree.nodes_in_cycles(parent)
+            if cyc.any():
+                i = int(np.flatnonzero(cyc)[0])
+                raise MorphologyError(
+                    f"the parent links contain a cycle (node {i}, id {ids[i]}, never reaches a root)",
+                    hint="every chain of parents must end at a root (parent -1)",
+                )
+        order = None if ordered else _tree.topological_order(parent)
         if order is not None:
             inverse = np.empty(n, dtype=np.int64)
             inverse[order] = np.arange(n)
@@ -174,7 +305,7 @@ class Morphology:
         self.name = name
         self.source = source
         self.units = units
-        self.voxel_size = None if voxel_size is None else tuple(float(v) for v in voxel_size)
+        self.voxel_size = voxel_size
         self.header = list(header)
 
     # ------------------------------------------------------------------ basics
@@ -229,7 +360,11 @@ class Morphology:
         return {int(a): int(b) for a, b in zip(t, c)}
 
     def index_of(self, node_id: int) -> int:
-        """Array index of the node with identifier ``node_id``."""
+        """Array index of the node with identifier ``node_id`` (an integer)."""
+        try:
+            node_id = operator.index(node_id)
+        except TypeError:
+            raise MorphologyError(f"node id must be an integer, not {node_id!r}") from None
         hits = np.flatnonzero(self.ids == node_id)
         if not hits.size:
             raise MorphologyError(f"no node with id {node_id}")
@@ -467,24 +602,71 @@ class Morphology:
 
     @classmethod
     def from_networkx(cls, g: Any) -> Morphology:
-        """Build a Morphology from a ``DiGraph`` (parent -> child) whose nodes carry
-        ``xyz`` (or ``x``, ``y``, ``z``), ``radius`` and ``type``. Integer node keys are kept
-        as ids; other keys are numbered 1..n."""
+        """Build a Morphology from a ``networkx.DiGraph`` (edges parent -> child).
+
+        Nodes carry ``xyz`` (a sequence of three numbers; or ``x``, ``y``, ``z``),
+        ``radius`` and ``type`` (an SWC type number); a missing attribute is 0. Integer node
+        keys are kept as ids; other keys are numbered 1..n.
+
+        Raises
+        ------
+        MorphologyError
+            When ``g`` is not directed, a node has two parents, or an attribute is not a
+            number (or, for ``xyz``, three numbers); the message names the node.
+        """
+        if not (hasattr(g, "is_directed") and hasattr(g, "nodes") and hasattr(g, "edges")):
+            raise MorphologyError(f"from_networkx needs a networkx.DiGraph, not {type(g).__name__}")
+        if not g.is_directed():
+            raise MorphologyError(
+                f"from_networkx needs a directed graph (edges parent -> child), got an undirected "
+                f"{type(g).__name__}",
+                hint="orient it from its root, keeping the attributes: "
+                "d = networkx.bfs_tree(g, root); d.add_nodes_from(g.nodes(data=True))",
+            )
         nodes = list(g.nodes)
-        if any(g.in_degree(v) > 1 for v in nodes):
-            raise MorphologyError("graph is not a forest: a node has two parents")
+        two = [v for v in nodes if g.in_degree(v) > 1]
+        if two:
+            raise MorphologyError(
+                f"graph is not a forest: node {two[0]!r} has {g.in_degree(two[0])} parents",
+                hint="every node needs at most one incoming edge (from its parent)",
+            )
         index = {v: i for i, v in enumerate(nodes)}
         n = len(nodes)
         xyz = np.zeros((n, 3))
         radius = np.zeros(n)
         types = np.zeros(n, dtype=np.int64)
         parent = np.full(n, -1, dtype=np.int64)
+
+        def number(v: Any, attr: str, value: Any, *, integer: bool = False) -> Any:
+            ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            if ok and integer and not float(value).is_integer():
+                ok = False
+            if not ok:
+                what = "an SWC type number (0, 1 soma, 2 axon, 3, 4, 5+)" if integer else "a number"
+                raise MorphologyError(f"node {v!r}: {attr} {value!r} is not {what}")
+            return int(value) if integer else float(value)
+
         for v, i in index.items():
             d = g.nodes[v]
-            xyz[i] = d["xyz"] if "xyz" in d else (d.get("x", 0.0), d.get("y", 0.0), d.get("z", 0.0))
-            radius[i] = d.get("radius", 0.0)
-            types[i] = d.get("type", 0)
-        for u, v in g.edges:
+            if "xyz" in d:
+                p = d["xyz"]
+                if isinstance(p, (str, bytes)) or np.ndim(p) != 1 or np.size(p) != 3:
+                    raise MorphologyError(f"node {v!r}: xyz {p!r} is not three numbers (x, y, z)")
+                xyz[i] = [number(v, "xyz", c) for c in p]
+            else:
+                xyz[i] = [number(v, a, d.get(a, 0.0)) for a in ("x", "y", "z")]
+            radius[i] = number(v, "radius", d.get("radius", 0.0))
+            types[i] = number(v, "type", d.get("type", 0), integer=True)
+        for attr, bad, rule in (
+            ("xyz", ~np.isfinite(xyz).all(axis=1), "positions must be finite numbers"),
+            ("radius", ~((radius >= 0) & (radius < np.inf)), "radii must be finite numbers >= 0"),
+            ("type", types < 0, "SWC types are whole numbers >= 0"),
+        ):
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                value = {"xyz": xyz[i].tolist(), "radius": float(radius[i]), "type": int(types[i])}[attr]
+                raise MorphologyError(f"node {nodes[i]!r}: {attr} {value!r} is not valid", hint=rule)
+        for u, v in g.edges():
             parent[index[v]] = index[u]
         ids = nodes if all(isinstance(v, (int, np.integer)) for v in nodes) else None
         gd = g.graph
@@ -523,9 +705,9 @@ class Morphology:
         )
 
     def subtree(self, node: int, *, by_id: bool = False) -> Morphology:
-        """The subtree rooted at node index ``node`` (or id, with ``by_id=True``)."""
-        i = self.index_of(node) if by_id else int(node)
-        self._check_index(i)
+        """The subtree rooted at node index ``node`` (or id, with ``by_id=True``); an
+        index or id must be an integer (Python or numpy)."""
+        i = self.index_of(node) if by_id else self._index(node)
         return self.take(_tree.subtree_mask(self.parent, i))
 
     def select(self, compartment: str | int | Sequence[int], *, keep_soma: bool = True) -> Morphology:
@@ -542,14 +724,22 @@ class Morphology:
     def cut(self, node: int, *, by_id: bool = False) -> tuple[Morphology, Morphology]:
         """Cut above ``node``: returns ``(rest, removed)`` where ``removed`` is the subtree
         rooted at ``node``."""
-        i = self.index_of(node) if by_id else int(node)
-        self._check_index(i)
+        i = self.index_of(node) if by_id else self._index(node)
         sub = _tree.subtree_mask(self.parent, i)
         return self.take(~sub), self.take(sub)
 
-    def _check_index(self, i: int) -> None:
+    def _index(self, node: Any) -> int:
+        """``node`` as a valid node index: an integer (Python or numpy) in ``0..n-1``."""
+        try:
+            i = operator.index(node)
+        except TypeError:
+            raise MorphologyError(
+                f"node index must be an integer, not {node!r}",
+                hint="give the array index of the node (or its id with by_id=True)",
+            ) from None
         if not 0 <= i < len(self):
             raise MorphologyError(f"node index {i} out of range (0..{len(self) - 1})")
+        return i
 
     # ------------------------------------------------------------------ geometry
     def transform(self, matrix: ArrayLike, *, radius_scale: float | None = None) -> Morphology:
@@ -595,34 +785,38 @@ class Morphology:
         """Convert voxel coordinates to micrometres with ``voxel_size`` (x, y, z).
 
         Radii are scaled by the in-plane (x) voxel size, since radii of neurites are
-        measured across the optical axis.
+        measured across the optical axis. ``voxel_size`` defaults to the cell's own and must
+        be three finite positive numbers (:class:`MorphologyError` otherwise).
         """
         if self.units == "um":
             return self
-        vs = voxel_size or self.voxel_size
-        if vs is None:
-            raise MorphologyError("voxel size unknown", hint="give the voxel size (x, y, z) in um")
+        vs = self._conversion_voxel_size(voxel_size)
         return self._derive(
-            xyz=self.xyz * np.asarray(vs, dtype=np.float64),
-            radius=self.radius * float(vs[0]),
+            xyz=self.xyz * np.asarray(vs),
+            radius=self.radius * vs[0],
             units="um",
-            voxel_size=tuple(vs),
+            voxel_size=vs,
         )
 
     def to_voxels(self, voxel_size: Sequence[float] | None = None) -> Morphology:
         """Convert micrometre coordinates to voxel indices (the inverse of
-        :meth:`to_micrometres`)."""
+        :meth:`to_micrometres`); ``voxel_size`` as there."""
         if self.units == "voxel":
             return self
-        vs = voxel_size or self.voxel_size
+        vs = self._conversion_voxel_size(voxel_size)
+        return self._derive(
+            xyz=self.xyz / np.asarray(vs),
+            radius=self.radius / vs[0],
+            units="voxel",
+            voxel_size=vs,
+        )
+
+    def _conversion_voxel_size(self, voxel_size: Sequence[float] | None) -> tuple[float, float, float]:
+        """The voxel size to convert with: ``voxel_size``, else the cell's own."""
+        vs = self.voxel_size if voxel_size is None else voxel_size
         if vs is None:
             raise MorphologyError("voxel size unknown", hint="give the voxel size (x, y, z) in um")
-        return self._derive(
-            xyz=self.xyz / np.asarray(vs, dtype=np.float64),
-            radius=self.radius / float(vs[0]),
-            units="voxel",
-            voxel_size=tuple(vs),
-        )
+        return _voxel_size(vs)
 
     # ------------------------------------------------------------------ rebuilding
     def renumber(self) -> Morphology:
@@ -674,7 +868,7 @@ class Morphology:
             raise MorphologyError(f"cannot merge {self.units} with {other.units} coordinates")
         n = len(self)
         if attach_to is not None:
-            self._check_index(attach_to)
+            attach_to = self._index(attach_to)
         op = other.parent + n
         op[other.parent < 0] = -1 if attach_to is None else attach_to
         shift = (int(self.ids.max()) if n else 0) - int(other.ids.min() if len(other) else 0) + 1
@@ -692,8 +886,9 @@ class Morphology:
         Soma nodes, roots, branch points and tips are kept exactly; the nodes in between are
         replaced by points evenly spaced along the original polyline (the spacing of each
         section is its length divided by ``round(length / spacing)``), with radii linearly
-        interpolated. A cell of soma nodes only has nothing to resample and is returned as
-        it is.
+        interpolated. A section of zero length (coincident points) keeps its end node, so
+        the topology never changes. A cell of soma nodes only has nothing to resample and is
+        returned as it is.
         """
         if not spacing > 0:
             raise MorphologyError(f"resampling spacing must be positive, got {spacing}")
@@ -717,7 +912,10 @@ class Morphology:
         length = arc[last_pos]  # full polyline length, soma edge included
         root_start = own_start[sec.start]
         nseg = np.maximum(1, np.rint(length / spacing).astype(np.int64))
-        nseg[root_start & (length == 0)] = 0
+        # a root or first node out of the soma that is its section's only node is kept as an
+        # anchor and has nothing after it to sample; any other section (even of zero length:
+        # coincident points) keeps at least its end node, which children may hang from
+        nseg[root_start & (sec.start == sec.end)] = 0
         tot = int(nseg.sum())
         s_of = np.repeat(np.arange(sec.n), nseg)
         j = np.arange(tot) - np.repeat(np.cumsum(nseg) - nseg, nseg) + 1
@@ -748,6 +946,10 @@ class Morphology:
         new_parent = np.where(j == 1, hang_new[s_of], m + np.arange(tot) - 1)
         pk = self.parent[kept]
         kept_parent = np.where(pk >= 0, old_new[np.maximum(pk, 0)], -1)
+        # a soma node hanging from a neurite node (a tracing that reaches the soma from a
+        # neurite): that node ends its section, so hang from the section's resampled end
+        via = (pk >= 0) & ~anchor[np.maximum(pk, 0)]
+        kept_parent[via] = end_new[self.section_id[pk[via]]]
         return self._derive(
             xyz=np.vstack([self.xyz[kept], xyz_s]),
             radius=np.concatenate([self.radius[kept], r_s]),

@@ -113,6 +113,11 @@ def test_networkx_algorithms_work_on_the_view(data: Path) -> None:
     assert len(sub) == m.subtree(int(m.branch_points[0])).n_nodes - 1
     relabelled = nx.relabel_nodes(g, {v: v + 100 for v in g})
     assert Morphology.from_networkx(relabelled).ids.min() == m.ids.min() + 100
+    # whole-number float types are SWC types; missing attributes are 0
+    small = _graph(type=3.0)
+    small.add_node(3, x=0, y=0, z=-5)
+    small.add_edge(1, 3)
+    assert Morphology.from_networkx(small).types.tolist() == [1, 3, 0]
 
 
 def test_sections_cover_every_neurite_node_once(data: Path) -> None:
@@ -203,3 +208,197 @@ def test_tree_primitives_on_a_long_chain() -> None:
     cyc = parent.copy()
     cyc[0] = n - 1
     assert _tree.nodes_in_cycles(cyc).all()
+
+
+def _assert_same_topology(m: Morphology, r: Morphology) -> None:
+    """``r`` (a resampling of ``m``) has the same trees, forks, tips and sections, the
+    tips and branch points exactly where they were, and no more cable."""
+    assert r.roots.size == m.roots.size
+    assert r.branch_points.size == m.branch_points.size
+    assert r.tips.size == m.tips.size
+    assert r.n_sections == m.n_sections
+    assert r.type_counts().get(1, 0) == m.type_counts().get(1, 0)
+    for nodes_r, nodes_m in ((r.tips, m.tips), (r.branch_points, m.branch_points)):
+        got = np.column_stack([r.xyz[nodes_r], r.radius[nodes_r], r.n_children[nodes_r]])
+        want = np.column_stack([m.xyz[nodes_m], m.radius[nodes_m], m.n_children[nodes_m]])
+        assert np.allclose(got[np.lexsort(got.T)], want[np.lexsort(want.T)])
+    assert r.total_length() <= m.total_length() * (1 + 1e-9) + 1e-12
+
+
+# zero-length sections (coincident points) in several places; rows: xyz, radius, type, parent
+ZERO_LENGTH_CASES = {
+    "duplicate_fork_after_soma": (
+        [[0, 0, 0], [0, 10, 0], [0, 10, 0], [5, 20, 0], [-5, 20, 0]],
+        [5, 1, 2, 1, 1],
+        [1, 3, 3, 3, 3],
+        [-1, 0, 1, 2, 2],
+    ),
+    "duplicate_fork_at_a_root_no_soma": (
+        [[0, 10, 0], [0, 10, 0], [5, 20, 0], [-5, 20, 0]],
+        [1, 2, 1, 1],
+        [3, 3, 3, 3],
+        [-1, 0, 1, 1],
+    ),
+    "zero_length_stem_ending_in_a_tip": (
+        [[0, 0, 0], [0, 10, 0], [0, 10, 0], [0, -10, 0], [0, -20, 0]],
+        [5, 1, 0.5, 1, 1],
+        [1, 3, 3, 3, 3],
+        [-1, 0, 1, 0, 3],
+    ),
+    "zero_length_inner_section": (
+        [[0, 0, 0], [0, 10, 0], [0, 20, 0], [0, 20, 0], [5, 30, 0], [-5, 30, 0], [8, 25, 0]],
+        [5, 1, 1, 0.8, 1, 1, 1],
+        [1, 3, 3, 3, 3, 3, 3],
+        [-1, 0, 1, 2, 3, 3, 2],
+    ),
+    "zero_length_terminal_section": (
+        [[0, 0, 0], [0, 10, 0], [0, 20, 0], [0, 20, 0], [6, 28, 0]],
+        [5, 1, 1, 0.3, 1],
+        [1, 3, 3, 3, 3],
+        [-1, 0, 1, 2, 2],
+    ),
+    "chain_of_coincident_points_before_a_fork": (
+        [[0, 0, 0], [0, 10, 0], [0, 10, 0], [0, 10, 0], [0, 10, 0], [5, 20, 0], [-5, 20, 0], [0, 25, 0]],
+        [5, 1, 1, 1, 2, 1, 1, 1],
+        [1, 3, 3, 3, 3, 3, 3, 3],
+        [-1, 0, 1, 2, 3, 4, 4, 4],
+    ),
+    "coincident_axon_stem_and_dendrite_fork": (
+        [[0, 0, 0], [0, 10, 0], [0, 10, 0], [5, 20, 0], [-5, 20, 0], [0, -3, 0], [0, -3, 0], [0, -3, 0]],
+        [5, 1, 1.5, 1, 1, 0.5, 0.5, 0.4],
+        [1, 3, 3, 3, 3, 2, 2, 2],
+        [-1, 0, 1, 2, 2, 0, 5, 6],
+    ),
+}
+
+
+def test_resample_keeps_zero_length_sections() -> None:
+    for name, (xyz, radius, types, parent) in ZERO_LENGTH_CASES.items():
+        m = Morphology(xyz, radius, types, parent)
+        for spacing in (0.5, 1.0, 50.0):
+            r = m.resample(spacing)
+            try:
+                _assert_same_topology(m, r)
+            except AssertionError as err:
+                raise AssertionError(f"{name}, spacing {spacing}") from err
+    m = Morphology(*ZERO_LENGTH_CASES["duplicate_fork_after_soma"])
+    r = m.resample(1.0)
+    assert r.roots.size == 1 and r.total_length() == pytest.approx(m.total_length())
+
+
+def test_resample_keeps_a_soma_reached_from_a_neurite() -> None:
+    # traced from a dendrite tip: the root is the tip, the soma hangs from a dendrite node
+    xyz = [[0, 30, 0], [0, 20, 0], [0, 10, 0], [0, 0, 0], [0, -10, 0], [0, -20, 0]]
+    m = Morphology(xyz, [1, 1, 1, 5, 1, 1], [3, 3, 3, 1, 2, 2], [-1, 0, 1, 2, 3, 4])
+    r = m.resample(2.0)
+    assert r.roots.size == 1
+    assert r.n_sections == m.n_sections == 2
+    assert r.total_length() == pytest.approx(m.total_length())
+    soma = int(r.soma_nodes[0])
+    assert r.parent[soma] >= 0 and np.allclose(r.xyz[r.parent[soma]], [0, 10, 0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(ids=[5, 5]), "duplicate id 5"),
+        (dict(radius=[1, -2]), "node 1 .* radius -2"),
+        (dict(radius=[1, np.nan]), "radius nan"),
+        (dict(radius=[1, np.inf]), "radius inf"),
+        (dict(xyz=[[0, 0, 0], [0, np.nan, 0]]), "non-finite position"),
+        (dict(xyz=[[0, 0, 0], [np.inf, 1, 0]]), "non-finite position"),
+        (dict(types=[1, -1]), "negative type -1"),
+        (dict(types=[1, 3.5]), "types must be whole numbers"),
+        (dict(parent=[-1, 0.5]), "parent must be whole numbers"),
+        (dict(ids=[1, 2.5]), "ids must be whole numbers"),
+        (dict(units="nm"), "unknown units 'nm'"),
+        (dict(xyz=[[0, 0], [0, 10]]), r"shape \(n, 3\)"),
+        (dict(xyz=[[0, 0], [0, 10], [0, 20]]), r"shape \(n, 3\)"),  # 6 numbers: not 2 nodes
+        (dict(xyz=[[0, 0, 0], [0, 10]]), "xyz must be numbers"),
+        (dict(xyz=[[0, 0, 0], [0, "a", 0]]), "xyz must be numbers"),
+        (dict(voxel_size=(0, 1, 1)), "voxel size"),
+        (dict(voxel_size=(1, 1)), "voxel size"),
+    ],
+)
+def test_constructor_refuses_invalid_input(kwargs: dict, match: str) -> None:
+    args = dict(xyz=[[0, 0, 0], [0, 10, 0]], radius=[1, 1], types=[1, 3], parent=[-1, 0])
+    args.update(kwargs)
+    with pytest.raises(MorphologyError, match=match):
+        Morphology(**args)
+
+
+def test_unchecked_construction_still_refuses_bad_shapes_and_units() -> None:
+    # check=False (arrays already checked, as by the SWC reader) skips only the value checks
+    loose = Morphology([[0, 0, 0], [0, np.nan, 0]], [1, -1], [1, 3], [-1, 0], check=False)
+    assert len(loose) == 2
+    with pytest.raises(MorphologyError, match=r"shape \(n, 3\)"):
+        Morphology([[0, 0], [0, 1], [0, 2]], [1, 1], [1, 3], [-1, 0], check=False)
+    with pytest.raises(MorphologyError, match="unknown units"):
+        Morphology([[0, 0, 0]], [1], [1], [-1], units="mm", check=False)
+    # degenerate but valid input is accepted
+    assert len(Morphology(np.zeros((0, 3)), [], [], [])) == 0
+    ok = Morphology([[0, 0, 0], [0, 0, 0]], [0, 0], [1.0, 7.0], [-1, 0], ids=np.array([9, 3]))
+    assert ok.types.tolist() == [1, 7] and ok.ids.tolist() == [9, 3] and ok.total_length() == 0
+
+
+def test_node_indices_must_be_integers() -> None:
+    m = y_tree()
+    for call in (
+        lambda: m.subtree(2.7),
+        lambda: m.cut(1.5),
+        lambda: m.subtree(2.0),
+        lambda: m.subtree(2.0, by_id=True),
+        lambda: m.merge(m, attach_to=0.5),
+    ):
+        with pytest.raises(MorphologyError, match="must be an integer"):
+            call()
+    assert len(m.subtree(np.int64(2))) == len(m.subtree(2)) == 5
+    assert len(m.subtree(np.int32(3), by_id=True)) == len(m.subtree(2))
+
+
+@pytest.mark.parametrize("voxel_size", [(0, 1, 1), (-1, 1, 1), (np.nan, 1, 1), (1, 1, np.inf), (1, 1), "abc"])
+def test_voxel_conversions_refuse_impossible_voxel_sizes(voxel_size: object) -> None:
+    m = y_tree()
+    with pytest.raises(MorphologyError, match="voxel size must be three finite positive numbers"):
+        m.to_voxels(voxel_size)  # type: ignore[arg-type]
+    vox = m.to_voxels((1, 1, 2))
+    with pytest.raises(MorphologyError, match="voxel size must be three finite positive numbers"):
+        vox.to_micrometres(voxel_size)  # type: ignore[arg-type]
+
+
+def test_voxel_conversions_accept_a_numpy_voxel_size() -> None:
+    m = y_tree()
+    vox = m.to_voxels(np.array([0.5, 0.5, 2.0]))
+    assert vox.voxel_size == (0.5, 0.5, 2.0)
+    assert np.allclose(vox.to_micrometres(np.array([0.5, 0.5, 2.0])).xyz, m.xyz)
+    with pytest.raises(MorphologyError, match="voxel size"):
+        vox.to_micrometres((0, 0, 0))
+
+
+def _graph(**attrs: object) -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_node(1, xyz=(0, 0, 0), radius=5, type=1)
+    g.add_node(2, **{"xyz": (0, 10, 0), "radius": 1, "type": 3, **attrs})
+    g.add_edge(1, 2)
+    return g
+
+
+@pytest.mark.parametrize(
+    ("g", "match"),
+    [
+        (nx.Graph([(1, 2)]), "needs a directed graph"),
+        (_graph(type="soma"), "node 2: type 'soma' is not an SWC type number"),
+        (_graph(type=2.5), "node 2: type 2.5"),
+        (_graph(xyz=(0, 10)), r"node 2: xyz \(0, 10\) is not three numbers"),
+        (_graph(xyz="abc"), "node 2: xyz 'abc' is not three numbers"),
+        (_graph(radius="thick"), "node 2: radius 'thick' is not a number"),
+        (_graph(radius=-1), "node 2: radius -1.0 is not valid"),
+        (_graph(xyz=(0, np.nan, 0)), "node 2: xyz"),
+        (_graph(type=-3), "node 2: type -3 is not valid"),
+        (nx.DiGraph([(1, 3), (2, 3)]), "node 3 has 2 parents"),
+        ([(1, 2)], "needs a networkx.DiGraph"),
+    ],
+)
+def test_from_networkx_refuses_bad_graphs(g: object, match: str) -> None:
+    with pytest.raises(MorphologyError, match=match):
+        Morphology.from_networkx(g)
