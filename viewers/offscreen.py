@@ -221,7 +221,7 @@ PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 GL_ADDRESS_SPACE = 2**30
 
 
-def _status_kb(key: str, path: str = "/proc/self/status") -> int | None:
+def _status_bytes(key: str, path: str = "/proc/self/status") -> int | None:
     try:
         with open(path) as f:
             for line in f:
@@ -244,13 +244,13 @@ def available_memory(*, address_space_reserve: int = 0) -> int | None:
     """
     import resource
 
-    avail = _status_kb("MemAvailable", "/proc/meminfo")
+    avail = _status_bytes("MemAvailable", "/proc/meminfo")
     try:
         soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     except (OSError, ValueError):
         soft = resource.RLIM_INFINITY
     if soft != resource.RLIM_INFINITY:
-        left = max(int(soft) - (_status_kb("VmSize") or 0) - address_space_reserve, 0)
+        left = max(int(soft) - (_status_bytes("VmSize") or 0) - address_space_reserve, 0)
         avail = left if avail is None else min(avail, left)
     return avail
 
