@@ -260,3 +260,14 @@ def test_output_checks(tmp_path: Path) -> None:
     assert check_output(f, force=True) == f
     with pytest.raises(MorphError, match="output folder does not exist"):
         check_output(tmp_path / "missing" / "a.swc")
+
+
+def test_points_starting_with_a_negative_number_are_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--delete -5,30,0`` is a point, not an unknown option (argparse alone takes only a bare
+    negative number for a value)."""
+    cell = tmp_path / "c.swc"
+    cell.write_text("1 1 0 0 0 5 -1\n2 3 0 10 0 1 1\n3 3 0 20 0 1 2\n4 3 5 30 0 1 3\n5 3 -5 30 0 1 3\n")
+    out = tmp_path / "e.swc"
+    rc, _, err = run(["edit", str(cell), "-o", str(out), "--delete", "-5,30,0"], capsys)
+    assert rc == 0, err
+    assert len(read_swc(out)) == 4

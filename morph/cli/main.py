@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -43,6 +44,12 @@ COMMANDS = [
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # a point or box starting with a negative number ("--from -0.2,28.5,28") is a value,
+        # not an option: argparse's own test takes only a bare number (-0.2) for one
+        self._negative_number_matcher = re.compile(r"^-\d[\d.eE+-]*(?:[, ]+-?[\d.eE+-]+)*$|^-\.\d")
+
     def error(self, message: str) -> None:  # argparse exits 2 with usage; keep that
         self.print_usage(sys.stderr)
         self.exit(2, f"morph: error: {message}\n")
