@@ -370,3 +370,13 @@ def test_a_time_series_of_2d_images_is_not_taken_for_a_z_stack(tmp_path: Path) -
         read_stack(tmp_path / "tyx.tif")
     tifffile.imwrite(tmp_path / "zyx.tif", a, imagej=True, metadata={"axes": "ZYX"})
     assert read_stack(tmp_path / "zyx.tif").shape == (5, 20, 20)
+
+
+def test_an_unknown_imagej_unit_is_named(tmp_path: Path) -> None:
+    a = np.zeros((4, 20, 20), np.uint8)
+    tifffile.imwrite(tmp_path / "f.tif", a, imagej=True, resolution=(2.0, 2.0), metadata={"axes": "ZYX", "unit": "furlong"})
+    s = read_stack(tmp_path / "f.tif")
+    assert not s.voxel_size_known
+    assert s.metadata["voxel_size_origin"] == "assumed 1 um (the ImageJ unit 'furlong' is not a length morph knows)"
+    tifffile.imwrite(tmp_path / "p.tif", a, imagej=True, metadata={"axes": "ZYX", "unit": "pixel"})
+    assert read_stack(tmp_path / "p.tif").metadata["voxel_size_origin"] == "assumed 1 um"

@@ -240,6 +240,8 @@ def _meta_voxel(tf: Any, series: int = 0) -> tuple[tuple[float, float, float] | 
         z = ij.get("spacing", 1.0)  # ImageJ writes no spacing for 1-unit slices
         if x is not None and y is not None:
             return (x, y, float(z) * scale), "ImageJ metadata"
+    if tf.is_imagej and unit and unit not in ("pixel", "pixels", "px"):
+        return None, f"unknown (the ImageJ unit {unit!r} is not a length morph knows)"
     return None, "unknown"
 
 
@@ -318,7 +320,8 @@ def read_stack(
         vs = _check_voxel(meta_vs, origin, p)
     else:
         vs, known = (1.0, 1.0, 1.0), False
-    meta = {"voxel_size_origin": origin if known else "assumed 1 um"}
+    why = origin[len("unknown"):] if origin.startswith("unknown (") else ""
+    meta = {"voxel_size_origin": origin if known else f"assumed 1 um{why}"}
     if channel is not None:
         meta["channel"] = channel
     if series is not None:

@@ -1017,6 +1017,12 @@ def _join_seeds(m: Morphology, prep: Prepared, params: TraceParams, seeds: NDArr
     return m
 
 
+def _unknown_why(stack_or_array: Any) -> str:
+    """Why a stack's file gave no voxel size, when its metadata says (an unknown unit)."""
+    origin = str(getattr(stack_or_array, "metadata", {}).get("voxel_size_origin") or "")
+    return origin[len("assumed 1 um"):] if origin.startswith("assumed 1 um (") else ""
+
+
 def _warn_series(stack_or_array: Any) -> None:
     """Warn when the stack is the first of several image series of its file and none was
     chosen (the header's ``input:`` line says which was read)."""
@@ -1146,7 +1152,8 @@ def trace(
     _check_data(data)
     notes: list[str] = []
     if not known:
-        warnings.warn("voxel size unknown: assuming 1 x 1 x 1 um (give it with --voxel X Y Z)", stacklevel=2)
+        warnings.warn(f"voxel size unknown{_unknown_why(stack_or_array)}: assuming 1 x 1 x 1 um (give it with --voxel "
+                      "X Y Z)", stacklevel=2)
     _warn_series(stack_or_array)
     z_note = _z_assumed(stack_or_array, voxel_size, vs)
     if z_note:
@@ -1568,7 +1575,8 @@ def trace_path(
     data, vs, known, source = _as_stack(stack_or_array, voxel_size)
     _check_data(data)
     if not known:
-        warnings.warn("voxel size unknown: assuming 1 x 1 x 1 um (give it with --voxel X Y Z)", stacklevel=2)
+        warnings.warn(f"voxel size unknown{_unknown_why(stack_or_array)}: assuming 1 x 1 x 1 um (give it with --voxel "
+                      "X Y Z)", stacklevel=2)
     _warn_series(stack_or_array)
     z_note = _z_assumed(stack_or_array, voxel_size, vs)
     shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
