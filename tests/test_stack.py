@@ -380,3 +380,9 @@ def test_an_unknown_imagej_unit_is_named(tmp_path: Path) -> None:
     assert s.metadata["voxel_size_origin"] == "assumed 1 um (the ImageJ unit 'furlong' is not a length morph knows)"
     tifffile.imwrite(tmp_path / "p.tif", a, imagej=True, metadata={"axes": "ZYX", "unit": "pixel"})
     assert read_stack(tmp_path / "p.tif").metadata["voxel_size_origin"] == "assumed 1 um"
+
+
+def test_planes_labelled_as_channels_are_explained_when_one_channel_is_read(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "cyx.tif", np.zeros((5, 30, 30), np.uint8), imagej=True, metadata={"axes": "CYX"})
+    with pytest.raises(StackError, match="each of its 5 channels is one plane.*save it again with axes ZYX"):
+        read_stack(tmp_path / "cyx.tif", channel=0)

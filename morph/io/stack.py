@@ -300,10 +300,16 @@ def read_stack(
         data, meta_vs, origin, others = _read_tiff(p, channel, mmap, series)
     if data.ndim == 2:
         if not allow_2d:
+            hint = "give a z-stack, or a folder of its slices"
+            nch, kind = stack_channels(p, series) if not p.is_dir() else (1, "")
+            if nch > 1 and kind == "multi-channel":  # one channel of a file whose planes are labelled channels
+                hint = (f"each of its {nch} channels is one plane: if they are the z-slices of one stack labelled as "
+                        "channels (the file has no z axis), save it again with axes ZYX (in Fiji: Image > Properties, "
+                        "or tifffile's metadata={'axes': 'ZYX'})")
             raise StackError(
                 f"2-D image ({data.shape[0]} x {data.shape[1]}) where a 3-D stack is required",
                 file=p,
-                hint="give a z-stack, or a folder of its slices",
+                hint=hint,
             )
         data = data[None]
     if data.ndim != 3:
