@@ -277,7 +277,9 @@ def sholl_radius_count(m: Morphology, step: float) -> int:
     """
     if len(m) == 0:
         return 1
-    c = m.soma_center if m.soma_nodes.size else m.xyz[m.roots[0]]
+    from morph.features.sholl import sholl_center
+
+    c = sholl_center(m)
     far = float(np.max(np.linalg.norm(m.xyz - c, axis=1), initial=0.0))
     return max(1, int(np.ceil(far / step)))
 

@@ -209,3 +209,14 @@ def test_cli_plot_refuses_a_sholl_step_too_small_for_the_cell(tmp_path, capsys):
     assert P.sholl_radius_count(m, 10.0) == 4  # the farthest node is 30.4 um from the soma
     with pytest.raises(MorphError, match="step 1e-07 um would make 304,138,127 Sholl radii"):
         P.plot_sholl(m, step=1e-7)
+
+
+def test_the_figures_sholl_count_uses_the_features_centre():
+    """A connected soma of several nodes: features centre on its root node, not on the
+    nodes' centroid; the figure's bound on the number of radii counts from the same place."""
+    import morph.features as mf
+    from morph.morphology import Morphology
+    from morph.plot import sholl_radius_count
+
+    m = Morphology([[0, 0, 0], [0, 30, 0], [0, 60, 0], [0, -95, 0]], [5, 5, 5, 1], [1, 1, 1, 3], [-1, 0, 1, 0])
+    assert sholl_radius_count(m, 10.0) == len(mf.sholl(m, step=10.0).radii) == 10

@@ -121,6 +121,18 @@ def _summaries(res: ShollResult, name: str) -> None:
         res.regression_coefficient[name] = float("nan")
 
 
+def sholl_center(m: Morphology, *, _ctx: Context | None = None) -> NDArray[np.float64]:
+    """The centre of :func:`sholl`'s spheres when none is given: the soma centre features
+    measure from (see ``docs/conventions.md``), or without a soma the root with the most
+    cable below it."""
+    ctx = _ctx if _ctx is not None else Context(m)
+    if ctx.has_soma:
+        return np.asarray(ctx.soma_center, dtype=np.float64).copy()
+    if len(m):
+        return m.xyz[_main_root(ctx)].copy()
+    raise MorphError("empty morphology: no Sholl centre", file=m.source)
+
+
 def sholl(
     m: Morphology,
     step: float = 10.0,
@@ -176,12 +188,7 @@ def sholl(
         compartments = (compartments,)
     ctx = _ctx if _ctx is not None else Context(m)
     if center is None:
-        if ctx.has_soma:
-            c = ctx.soma_center
-        elif len(m):
-            c = m.xyz[_main_root(ctx)].copy()
-        else:
-            raise MorphError("empty morphology: no Sholl centre", file=m.source)
+        c = sholl_center(m, _ctx=ctx)
     else:
         c = vector3("center", center, hint="give the sphere centre as x, y, z in micrometres")
     if max_radius is None:
