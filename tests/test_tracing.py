@@ -2350,3 +2350,11 @@ def test_cli_refuses_points_and_boxes_that_cannot_be_meant(tmp_path: Path, y_sta
     assert "lies on background" in capsys.readouterr().err
     assert main(["trace", str(stack), "-o", str(tp), "--force", "-q", "--soma", "40,40,10", "--seeds", str(seeds),
                  "--param", "seed_contrast=0"]) == 0
+
+
+def test_the_header_names_the_input_by_its_absolute_path(tmp_path: Path, y_stack, monkeypatch) -> None:
+    data, vs, _ = y_stack
+    write_stack(tmp_path / "y.tif", data, vs)
+    monkeypatch.chdir(tmp_path)
+    assert main(["trace", "y.tif", "-o", "y.swc", "-q"]) == 0
+    assert f"# input: {tmp_path / 'y.tif'}" in (tmp_path / "y.swc").read_text()

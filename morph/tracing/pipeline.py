@@ -1068,7 +1068,9 @@ def _input_line(stack_or_array: Any, source: str | None) -> str:
     what = "" if ch is None else (" (the mean of its channels)" if ch == MEAN else f" (channel {ch})")
     if meta.get("other_series"):
         what += f" (image series {meta.get('series') or 0} of its {len(meta['other_series']) + 1})"
-    return f"input: {source if source else '<array>'}{what}"
+    # the absolute path: the header must name the file whatever folder the run started in
+    where = os.path.abspath(source) if source and not source.startswith("<") else (source or "<array>")
+    return f"input: {where}{what}"
 
 
 def _header(prep: Prepared, params: TraceParams, input_line: str, known: bool, extra: list[str],
