@@ -848,20 +848,18 @@ def _check_cache_dir(cache_dir: Path) -> None:
 def _make_dir(folder: Path, what: str) -> bool:
     """Create ``folder`` (and its parents) and check that files can be written in it; returns
     whether it was created. A clear :class:`MorphError` instead of the system's."""
-    import tempfile
+    from morph.io.atomic import check_writable_folder
 
     existed = folder.is_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".morph-batch.", suffix=".part", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
+        check_writable_folder(folder)
+    except (OSError, MorphError) as e:
         if not existed:
             _remove_if_empty(folder, True)
-        reason = (e.strerror or type(e).__name__).lower()
-        raise MorphError(f"cannot write the {what}: {reason}", file=folder,
-                         hint="choose a folder you can write to") from None
+        reason = e.message if isinstance(e, MorphError) else (e.strerror or type(e).__name__).lower()
+        raise MorphError(f"cannot write the {what}: {reason.removeprefix('cannot write the output: ')}",
+                         file=folder, hint="choose a folder you can write to") from None
     return not existed
 
 

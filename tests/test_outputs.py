@@ -167,3 +167,22 @@ def test_sigterm_leaves_no_partial_output(tmp_path: Path, cell: Path) -> None:
         proc.kill()
     assert proc.returncode == 143 and "terminated (SIGTERM)" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cell.swc"]
+
+
+def test_one_probe_serves_every_folder_output(tmp_path: Path, cell: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Files, batch output folders and movie frame folders are all checked by creating a file
+    in the folder, which catches what ``os.access`` misses as root (``/proc``)."""
+    from morph.io.atomic import check_writable_folder
+
+    check_writable_folder(tmp_path)
+    assert list(tmp_path.iterdir()) == [cell]  # nothing left behind
+    with pytest.raises(MorphError, match="cannot write the output"):
+        check_writable_folder("/proc", output="/proc/frames")
+    from viewers.app import check_movie_path
+
+    with pytest.raises(MorphError, match="/proc/frames: cannot write the output"):
+        check_movie_path("/proc/frames")
+    stack = tmp_path / "s.tif"
+    tifffile.imwrite(stack, np.full((4, 20, 20), 10, np.uint8), imagej=True, metadata={"axes": "ZYX"})
+    rc, _, err = run(["batch", "trace", str(stack), "-o", "/proc/traced", "--scheduler", "serial"], capsys)
+    assert rc == 2 and "/proc/traced: cannot write the output folder" in err and "internal error" not in err

@@ -302,8 +302,9 @@ def check_movie_path(path: str | os.PathLike[str], *, force: bool = False) -> No
             raise ViewerError("output folder exists", file=p, hint="use --force or give a new folder")
         if not p.parent.is_dir():
             raise ViewerError("output folder's parent does not exist", file=p.parent, hint="create it first")
-        if not os.access(p.parent, os.W_OK | os.X_OK) or (p.is_dir() and not os.access(p, os.W_OK | os.X_OK)):
-            raise ViewerError("cannot write there", file=p, hint="check the folder's permissions")
+        from morph.io.atomic import check_writable_folder
+
+        check_writable_folder(p if p.is_dir() else p.parent, output=p)
         return
     if suffix not in MOVIE_SUFFIXES:
         raise ViewerError(

@@ -57,15 +57,23 @@ def check_output(path: str | os.PathLike[str], *, force: bool = False) -> Path:
         raise MorphError("output folder does not exist", file=parent, hint="create it first")
     if not parent.is_dir():
         raise MorphError("output folder is a file", file=parent, hint="give a path inside a folder")
+    check_writable_folder(parent, output=p)
+    return p
+
+
+def check_writable_folder(folder: str | os.PathLike[str], *, output: str | os.PathLike[str] | None = None) -> None:
+    """Refuse a folder in which no file can be created: a hidden ``.probe`` file is created
+    there and removed, so permissions, read-only and immutable folders and special file
+    systems (``/proc``) are all caught, which ``os.access`` misses when run as root.
+    ``output``: the path the error names (default the folder)."""
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
+        fd, probe = tempfile.mkstemp(prefix=".morph.", suffix=".probe", dir=folder)
     except OSError as e:
-        raise _cannot_write(p, e) from None
+        raise _cannot_write(Path(output if output is not None else folder), e) from None
     try:
         os.close(fd)
     finally:
         os.unlink(probe)
-    return p
 
 
 def check_distinct(outputs: Iterable[str | os.PathLike[str] | None],
