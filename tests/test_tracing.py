@@ -143,6 +143,34 @@ def test_two_pass_flattening_follows_the_background_between_large_blocks() -> No
                                ref, atol=1e-4)
     np.testing.assert_allclose(ref, two, atol=1e-4)
 
+
+def test_background_blocks_hold_their_own_voxels() -> None:
+    """A block whose size in voxels is not a multiple of its subsampling step (28 um at 0.3 um:
+    93 voxels sampled every 5) takes the percentile of its own voxels; subsampled blocks of 95
+    voxels drifted by 2 voxels a block, and the last block of a 468-voxel axis held none of the
+    stack (with a structure mask the background was NaN there and every trace failed)."""
+    vs = (0.3, 0.3, 1.0)
+    ny, nx = 468, 284
+    by = 93
+    data = np.broadcast_to(np.arange(ny, dtype=np.float32)[None, :, None], (2, ny, nx)).copy()  # a ramp in y
+    bg = pp.background_level(data, vs, block_um=28.0, percentile=50.0)
+    centres = np.arange(ny // by) * by + by // 2  # the full blocks' centres: 46, 139, ..., 418
+    # the median of a block's own rows lies at its centre (to about the subsampling step); the drifted
+    # blocks gave 330 and 425 for the centres 325 and 418
+    np.testing.assert_allclose(bg[0, centres, nx // 2], centres, atol=3.0)
+    # with a mask of structure: the blocks keep their levels, and a block fully masked falls back
+    mask = np.zeros(data.shape, dtype=bool)
+    mask[:, 2 * by : 3 * by] = True
+    masked = pp.background_level(data, vs, block_um=28.0, percentile=50.0, exclude=mask)
+    assert np.isfinite(masked).all()
+    np.testing.assert_allclose(masked[0, centres, nx // 2], centres, atol=3.0)
+    rng = np.random.default_rng(3)
+    stack = (200.0 + rng.normal(0, 2.0, (6, ny, nx))).astype(np.float32)
+    stack[:, 100:140, 100:140] -= 60.0  # a dark body
+    two = pp.flatten_denoise(stack, vs, polarity="brightfield", fine_block_um=28.0)
+    assert np.isfinite(two).all() and float(two[:, 110:130, 110:130].mean()) > 40.0
+
+
 def test_packed_image_round_trip() -> None:
     rng = np.random.default_rng(5)
     img = rng.normal(0, 7.0, (37, 21, 19)).astype(np.float32)

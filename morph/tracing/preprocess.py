@@ -46,27 +46,32 @@ def background_level(
     With ``exclude`` (a mask of the slab: stained structure), the percentile is taken over
     the other voxels of each block; a block with less than ``min_fraction`` of them left
     (inside a soma) takes its value in ``fallback`` (``(Z, blocks in y, blocks in x)``: a
-    coarser estimate of the same slab at the blocks' centres, :func:`block_centre_values`).
+    coarser estimate of the same slab at the blocks' centres, :func:`block_centre_values`),
+    or without one the percentile of all its voxels.
     """
     slab = np.asarray(slab)
     nz, ny, nx = slab.shape
     by, bx, gy, gx = _block_grid(slab.shape, voxel_size, block_um)
     # a regular subsample of each block (at most 16 x 16 voxels) is enough for a percentile;
-    # it is taken before padding, so no full-size copy is made
+    # it is taken before the blocks are gathered, so no full-size copy is made. A block's
+    # samples are those of its own voxels (its size need not be a multiple of the step)
     sy, sx = max(1, by // 16), max(1, bx // 16)
     sub = np.asarray(slab[:, ::sy, ::sx], dtype=np.float32)
-    qy, qx = -(-by // sy), -(-bx // sx)
-    pad = ((0, 0), (0, max(0, gy * qy - sub.shape[1])), (0, max(0, gx * qx - sub.shape[2])))
+    ry = _block_samples(ny, by, sy, gy)
+    rx = _block_samples(nx, bx, sx, gx)
+    qy, qx = ry.shape[1], rx.shape[1]
     q = percentile if polarity == "fluorescence" else 100.0 - percentile
-    n_sub = sub.shape[1:]  # the samples of the slice, before padding
+
+    def gather(a: NDArray[Any]) -> NDArray[Any]:
+        """(Z, gy, gx, qy * qx): each block's samples; a block with fewer samples than
+        slots (a partial block at the stack's far edge, or one step short) repeats its last
+        row or column, as the stack's edge was padded."""
+        return a[:, ry][:, :, :, rx].transpose(0, 1, 3, 2, 4).reshape(nz, gy, gx, qy * qx)
+
     if exclude is None:
-        sub = np.pad(sub, pad, mode="edge")[:, : gy * qy, : gx * qx]
-        blocks = sub.reshape(nz, gy, qy, gx, qx).transpose(0, 1, 3, 2, 4).reshape(nz, gy, gx, qy * qx)
-        level = np.percentile(blocks, q, axis=-1).astype(np.float32)
+        level = np.percentile(gather(sub), q, axis=-1).astype(np.float32)
     else:
-        sub = np.where(np.asarray(exclude)[:, ::sy, ::sx], np.float32(np.nan), sub)
-        sub = np.pad(sub, pad, mode="constant", constant_values=np.nan)[:, : gy * qy, : gx * qx]
-        blocks = sub.reshape(nz, gy, qy, gx, qx).transpose(0, 1, 3, 2, 4).reshape(nz, gy, gx, qy * qx)
+        blocks = gather(np.where(np.asarray(exclude)[:, ::sy, ::sx], np.float32(np.nan), sub))
         valid = np.isfinite(blocks).sum(axis=-1)
         # sorted, the excluded (NaN) samples go last: the percentile of the valid ones by hand
         # (np.nanpercentile is a Python loop over the blocks)
@@ -77,10 +82,10 @@ def background_level(
         v0 = np.take_along_axis(blocks, k0[..., None], axis=-1)[..., 0]
         v1 = np.take_along_axis(blocks, k1[..., None], axis=-1)[..., 0]
         level = (v0 + (pos - k0) * (v1 - v0)).astype(np.float32)
-        present = np.pad(np.ones(n_sub, dtype=np.int32), pad[1:])[: gy * qy, : gx * qx]  # not padding
-        samples = present.reshape(gy, qy, gx, qx).sum(axis=(1, 3))
-        few = valid < min_fraction * samples[None]
-        if fallback is not None and few.any():
+        few = valid < min_fraction * qy * qx
+        if few.any():
+            if fallback is None:  # the percentile of all the block's voxels
+                fallback = np.percentile(gather(sub), q, axis=-1)
             level = np.where(few, np.asarray(fallback, dtype=np.float32), level)
     # bilinear interpolation from block centres, separable (gathers, no large products)
     ylo, yhi, ty = _interp_index(ny, gy, by)
@@ -92,6 +97,20 @@ def background_level(
         np.multiply(tmp[k, ylo, :], wy0, out=out[k])
         out[k] += tmp[k, yhi, :] * wy1
     return out[:, :ny, :nx].astype(np.float32, copy=False)
+
+
+def _block_samples(n: int, b: int, s: int, g: int) -> NDArray[np.int64]:
+    """Indices into a subsample taken every ``s`` voxels along an axis of ``n`` of the samples
+    that fall in each of its ``g`` blocks of ``b`` voxels: ``(g, slots)``, a block's slots
+    past its last sample repeating it. Every block holds the samples of its own voxels, also
+    when ``b`` is not a multiple of ``s`` (blocks of whole steps drifted a step a block, and
+    the last could hold none of the stack)."""
+    k = np.arange(g, dtype=np.int64)
+    start = -(-(k * b) // s)
+    stop = np.minimum(-(-((k + 1) * b) // s), -(-n // s))
+    slots = int((stop - start).max())
+    idx = start[:, None] + np.arange(slots, dtype=np.int64)[None, :]
+    return np.minimum(idx, stop[:, None] - 1)
 
 
 def _block_grid(shape: Sequence[int], voxel_size: Sequence[float], block_um: float) -> tuple[int, int, int, int]:
