@@ -635,6 +635,8 @@ def test_extend_tips_follows_a_fading_branch_and_stops_at_bodies() -> None:
     into = prune.extend_tips(stem, body.astype(np.float32), (1, 1, 1), noise=1.0)
     assert into.xyz[:, 0].max() <= 24  # stops at its edge (x = 22)
     assert prune.extend_tips(stem, body.astype(np.float32), (1, 1, 1), noise=1.0, contrast=0).xyz[:, 0].max() > 28
+    # a walk shorter than one step is no walk (tip_extend_um 0.5 failed with an empty argmax)
+    assert len(prune.extend_tips(stem, img, (1, 1, 1), noise=1.0, max_um=0.5)) == len(stem)
 
 
 def test_extend_tips_is_not_stopped_by_its_own_branch_and_stays_centred() -> None:
@@ -1802,6 +1804,7 @@ def test_cli_bad_input(tmp_path: Path, capsys) -> None:
                        ("pia_direction=0,0,0", "pia_direction must be three numbers X,Y,Z, not all zero"),
                        ("tip_fraction=2", "tip_fraction must be in [0, 1], got 2.0"),
                        ("gap_max_angle_deg=0", "gap_max_angle_deg must be positive"),
+                       ("path_cost_power=200", "path_cost_power must be in [0, 80], got 200.0"),
                        ("soma_min_radius_um=40", "soma_min_radius_um must be at most soma_max_radius_um (25)")):
         assert main(["trace", str(stack), "-o", str(out), "-q", "--param", item]) == 2, item
         err = capsys.readouterr().err
@@ -2356,6 +2359,9 @@ def test_cli_refuses_points_and_boxes_that_cannot_be_meant(tmp_path: Path, y_sta
     crop = data / "images/patchseq_brightfield/Example_Input_Stack_2112.tif"
     assert main(["trace", str(crop), "-o", str(out), "-q", "--soma", "5,5,5"]) == 2
     assert "no neuron traced; nothing written" in capsys.readouterr().err and not out.exists()
+    # pruned away by a parameter: the message names the parameters given
+    assert main(["trace", str(stack), "-o", str(out), "-q", "--param", "min_branch_um=500"]) == 2
+    assert "the tracing parameters given (min_branch_um=500)" in capsys.readouterr().err and not out.exists()
     # the header's way of writing a tuple is taken back
     assert main(["trace", str(stack), "-o", str(out), "-q", "--param", "tube_scales_um=(1.0, 2.0)"]) == 0
     assert "trace parameter tube_scales_um = (1.0, 2.0)" in out.read_text()

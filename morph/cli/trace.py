@@ -344,7 +344,8 @@ def run(args: argparse.Namespace) -> int:
             f"the tracing produced {cable:.1f} um of neurite, less than {MIN_TRACE_UM:g} um: no neuron traced; nothing "
             "written",
             hint="check the soma or seed points (on the neuron, in the units given), the polarity and the voxel size "
-                 "(morph info STACK shows them)",
+                 "(morph info STACK shows them)" + (f", and the tracing parameters given ({', '.join(args.param)})"
+                                                    if args.param else ""),
         )
     extra = [f"extended reconstruction: {args.extend}"] if extend is not None else []
     write_swc(m, args.output, force=args.force, extra_header=extra + [command_line(args)])

@@ -18,10 +18,13 @@ _INF = float("inf")
 # the values a numeric parameter can take, (low, high, low excluded), where they are not
 # [0, inf) (every other int or float field: a length, threshold, count or factor)
 _RANGES: dict[str, tuple[float, float, bool]] = {
-    **dict.fromkeys(("background_block_um", "min_noise", "cost_power", "gap_cost", "resample_um", "radius_max_um",
+    **dict.fromkeys(("background_block_um", "min_noise", "gap_cost", "resample_um", "radius_max_um",
                      "soma_max_radius_um", "chunk_slices", "gap_max_angle_deg", "gap_soma_angle_deg", "path_max_mvox"),
                     (0.0, _INF, True)),
     "background_percentile": (0.0, 100.0, False),
+    # the costs exp(power (1 - f)^2) are float32 in the path searches: e^88 is its largest
+    "cost_power": (0.0, 80.0, True),
+    "path_cost_power": (0.0, 80.0, False),
     "seed_contrast": (-_INF, _INF, False),
     **dict.fromkeys(("tube_weight", "medial_weight", "relative_threshold", "tip_fraction", "steep_terminal_z"),
                     (0.0, 1.0, False)),
@@ -103,7 +106,8 @@ class TraceParams:
         (:func:`morph.tracing.preprocess.grey_level`).
     cost_power
         The geodesic cost of a voxel is ``exp(cost_power * (1 - f)**2)`` with ``f`` the
-        enhanced intensity scaled to [0, 1] (the gray-weighted distance of APP2).
+        enhanced intensity scaled to [0, 1] (the gray-weighted distance of APP2). At most 80
+        (the path searches hold costs as float32, whose largest is about ``e^88``).
     medial_weight
         How much the cost favours the centre of a neurite: the enhanced intensity is multiplied
         by ``1 - w + w * r / rmax`` with ``r`` the local radius (distance to the edge of the
@@ -299,8 +303,8 @@ class TraceParams:
         Lower it to join seeds on neurites fainter still; 0 (or less) accepts every point.
     path_cost_power, path_ref
         The paths the user asks for (``morph trace-path``, and seeds joined to the tree) cost
-        ``exp(path_cost_power (1 - f)^2)`` per micrometre, ``f`` the image over a reference
-        clipped to [0, 1]: ``path_ref`` noise units, or, when 0, the brightest voxel within
+        ``exp(path_cost_power (1 - f)^2)`` per micrometre (``path_cost_power`` at most 80),
+        ``f`` the image over a reference clipped to [0, 1]: ``path_ref`` noise units, or, when 0, the brightest voxel within
         1 um of the user's point (of the fainter of the two points of a trace-path; at least
         one noise unit), the brightness of the neurite clicked on. Brightfield 5 (the cost
         graded from the brightest neurites down to the background, so that a path follows a
