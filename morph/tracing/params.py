@@ -304,9 +304,10 @@ class TraceParams:
     path_cost_power, path_ref
         The paths the user asks for (``morph trace-path``, and seeds joined to the tree) cost
         ``exp(path_cost_power (1 - f)^2)`` per micrometre (``path_cost_power`` at most 80),
-        ``f`` the image over a reference clipped to [0, 1]: ``path_ref`` noise units, or, when 0, the brightest voxel within
-        1 um of the user's point (of the fainter of the two points of a trace-path; at least
-        one noise unit), the brightness of the neurite clicked on. Brightfield 5 (the cost
+        ``f`` the image over a reference clipped to [0, 1]: ``path_ref`` noise units, or, when
+        0, the brightest voxel within 1 um of the user's point (of the fainter of the two
+        points of a trace-path; at least one noise unit), the brightness of the neurite
+        clicked on. Brightfield 5 (the cost
         graded from the brightest neurites down to the background, so that a path follows a
         faint neurite across a short staining gap rather than detouring through the
         texture); fluorescence 0 (neurites far above the noise, with dim out-of-focus haze
