@@ -102,6 +102,25 @@ def test_polarity() -> None:
         detect_polarity(np.full((4, 10, 10), 7))
 
 
+def test_sparse_structure_on_a_one_value_background_is_traced() -> None:
+    """A background set to one value (background-subtracted and clipped, or masked) with a
+    neuron on fewer than 0.05 % of the voxels: the percentiles that set the polarity all
+    equal the background, and such a stack was refused as 'constant (every voxel is 0)'."""
+    z, y, x = np.ogrid[:40, :400, :400]
+    a = np.zeros((40, 400, 400), np.uint16)
+    a[((z - 20) ** 2 + (y - 200) ** 2 + (x - 200) ** 2) <= 16] = 1000
+    a[20, 200, 200:330] = 800
+    a[20, 70:200, 200] = 800
+    assert 0 < np.count_nonzero(a) / a.size < 5e-4
+    assert detect_polarity(a) == "fluorescence"
+    assert detect_polarity(np.where(a > 0, 255 - a // 8, 255).astype(np.uint8)) == "brightfield"
+    one = np.zeros((11, 41, 41), np.uint8)
+    one[5, 20, 20] = 255  # between the samples of a large array's subsample too
+    assert detect_polarity(one) == "fluorescence" and detect_polarity(one, sample=100) == "fluorescence"
+    m = trace(a, voxel_size=(0.5, 0.5, 1.0), progress=False)
+    assert 110 < m.total_length() < 135  # the two 65 um lines less the soma's radius
+
+
 def test_background_flattening_and_noise() -> None:
     rng = np.random.default_rng(2)
     ramp = np.linspace(0, 60, 128)[None, None, :]

@@ -113,8 +113,9 @@ def polarity_of_values(values: NDArray[Any]) -> str | None:
     """The polarity the intensity distribution of ``values`` shows, or ``None`` when they are
     constant: the background is the bulk of the voxels (the median), the structure the tail
     of the distribution that reaches further from it (0.05th and 99.95th percentiles; dark
-    tail: ``"brightfield"``, bright tail: ``"fluorescence"``). Non-finite values (NaN where
-    registration or deconvolution had no data) are left out. The one rule behind
+    tail: ``"brightfield"``, bright tail: ``"fluorescence"``; the minimum and the maximum when
+    those percentiles equal the median: sparse structure on a background of one value).
+    Non-finite values (NaN where registration or deconvolution had no data) are left out. The one rule behind
     :func:`guess_polarity` and the tracer's :func:`morph.tracing.polarity.detect_polarity`,
     so ``morph info``, the viewer and the tracer agree."""
     flat = np.asarray(values).reshape(-1).astype(np.float64)
@@ -123,7 +124,12 @@ def polarity_of_values(values: NDArray[Any]) -> str | None:
         return None
     lo, med, hi = np.percentile(flat, [0.05, 50, 99.95])
     if hi <= lo:
-        return None
+        # fewer than 0.05 % of the voxels differ from the bulk (a thin neurite on a background
+        # set to one value: a background-subtracted and clipped or a masked stack): the
+        # extremes tell
+        lo, hi = float(flat.min()), float(flat.max())
+        if hi <= lo:
+            return None
     return "brightfield" if (med - lo) > (hi - med) else "fluorescence"
 
 

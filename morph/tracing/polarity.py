@@ -19,7 +19,8 @@ def detect_polarity(data: NDArray[Any], *, sample: int = 1_000_000) -> str:
     :func:`morph.io.stack.polarity_of_values` (the tail of the intensity distribution that
     reaches further from the median: dark, brightfield; bright, fluorescence) of a regular
     subsample of large arrays (local: a chunk gives the same answer as long as it holds some
-    structure).
+    structure). When the subsample is one value, an array in memory is searched whole for
+    the few voxels that differ (a neuron on a background set to one value).
 
     Raises
     ------
@@ -35,8 +36,15 @@ def detect_polarity(data: NDArray[Any], *, sample: int = 1_000_000) -> str:
 
         flat = strided_sample(data, sample)
     pol = polarity_of_values(flat)
+    finite = flat[np.isfinite(flat)]
+    if pol is None and finite.size and isinstance(data, np.ndarray) and flat.size < data.size:
+        # the subsample is one value: so is the stack unless its few other voxels fell between
+        # the samples (an array in memory is checked whole; a lazy stack is not read again)
+        bulk = float(finite[0])
+        lo, hi = float(np.nanmin(data)), float(np.nanmax(data))
+        if hi > lo:
+            pol = "brightfield" if bulk - lo > hi - bulk else "fluorescence"
     if pol is None:
-        finite = flat[np.isfinite(flat)]
         what = f"every voxel is {float(finite[0]):g}" if finite.size else "no voxel is a finite number"
         raise TracingError(
             f"the stack is constant ({what}): there is nothing to trace",
