@@ -1803,6 +1803,11 @@ def test_cli_bad_input(tmp_path: Path, capsys) -> None:
     write_stack(stack, render_tubes(segs[:1], (20, 200, 200), (0.5, 0.5, 1.0)), (0.5, 0.5, 1.0))
     assert main(["trace", str(stack), "-o", str(out), "-q", "--soma", "1000,0,0"]) == 2
     assert "outside the stack" in capsys.readouterr().err and not out.exists()
+    # in voxels: the point and the stack's extent are given in both units
+    assert main(["trace", str(stack), "-o", str(out), "-q", "--soma", "250,10,5", "--units", "voxel"]) == 2
+    err = capsys.readouterr().err
+    assert "the soma point (125, 5, 5) um, voxel (250, 10, 5), lies outside the stack" in err
+    assert "200 x 200 x 20 voxels of 0.5 x 0.5 x 1 um" in err and not out.exists()
     seeds = tmp_path / "seeds.txt"
     seeds.write_text("1 2\n")
     assert main(["trace", str(stack), "-o", str(out), "-q", "--seeds", str(seeds)]) == 2

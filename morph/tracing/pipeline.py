@@ -1087,6 +1087,21 @@ def _header(prep: Prepared, params: TraceParams, input_line: str, known: bool, e
     return lines + extra + params.header_lines() + prep.notes
 
 
+def _outside_stack(what: str, q: NDArray[np.float64], shape_zyx: Sequence[int], vs: Sequence[float]) -> TracingError:
+    """The error for a point ``q`` (micrometres) outside a stack of ``shape_zyx`` voxels of
+    ``vs`` (x, y, z) um: the point and the stack's extent, in micrometres and in voxels."""
+    v = np.asarray(vs, dtype=np.float64)
+    n = np.asarray(shape_zyx[::-1], dtype=np.float64)
+    hi = (n - 0.5) * v
+    qv = q / v
+    return TracingError(
+        f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) um, voxel ({qv[0]:.4g}, {qv[1]:.4g}, {qv[2]:.4g}), lies "
+        f"outside the stack (0..{hi[0]:g}, 0..{hi[1]:g}, 0..{hi[2]:g} um: {int(n[0])} x {int(n[1])} x {int(n[2])} "
+        f"voxels of {v[0]:g} x {v[1]:g} x {v[2]:g} um)",
+        hint="coordinates are micrometres unless --units voxel is given; voxels count from 0",
+    )
+
+
 def trace(
     stack_or_array: Any,
     *,
@@ -1185,11 +1200,7 @@ def trace(
     def _check_point(p: Any, what: str) -> NDArray[np.float64]:
         q = _finite_point(p, what)
         if np.any(q < -half) or np.any(q > shape_um - half):
-            raise TracingError(
-                f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) um lies outside the stack "
-                f"(0..{shape_um[0] - half[0]:g}, 0..{shape_um[1] - half[1]:g}, 0..{shape_um[2] - half[2]:g} um)",
-                hint="coordinates are micrometres unless --units voxel is given",
-            )
+            raise _outside_stack(what, q, data.shape, stack_vs)
         if roi is not None and (np.any(q < box_lo) or np.any(q > box_hi)):
             raise TracingError(
                 f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) um lies outside the roi ("
@@ -1586,8 +1597,7 @@ def trace_path(
     b = _finite_point(end, "end")
     for q, what in ((a, "start"), (b, "end")):
         if np.any(q < -0.5 * np.asarray(vs)) or np.any(q > shape_um - 0.5 * np.asarray(vs)):
-            raise TracingError(f"the {what} point ({q[0]:g}, {q[1]:g}, {q[2]:g}) um lies outside the stack",
-                               hint="coordinates are micrometres unless --units voxel is given")
+            raise _outside_stack(what, q, data.shape, vs)
     if np.all(np.abs(a - b) < np.asarray(vs)):
         raise TracingError(f"the start and end points ({a[0]:g}, {a[1]:g}, {a[2]:g}) and ({b[0]:g}, {b[1]:g}, {b[2]:g}) um "
                            "lie within one voxel of each other: there is no path between them",
