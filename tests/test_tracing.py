@@ -1803,6 +1803,11 @@ def test_cli_bad_input(tmp_path: Path, capsys) -> None:
     write_stack(stack, render_tubes(segs[:1], (20, 200, 200), (0.5, 0.5, 1.0)), (0.5, 0.5, 1.0))
     assert main(["trace", str(stack), "-o", str(out), "-q", "--soma", "1000,0,0"]) == 2
     assert "outside the stack" in capsys.readouterr().err and not out.exists()
+    # a roi holding nothing: said of the roi, which may simply miss the neuron
+    assert main(["trace", str(stack), "-o", str(out), "-q", "--roi", "90,90,1,92,92,3"]) == 2
+    err = capsys.readouterr().err
+    assert "no neuron found: nothing in the roi stands out" in err and "(roi 90..92, 90..92, 1..3 um)" in err
+    assert "only the roi is traced" in err and not out.exists()
     # in voxels: the point and the stack's extent are given in both units
     assert main(["trace", str(stack), "-o", str(out), "-q", "--soma", "250,10,5", "--units", "voxel"]) == 2
     err = capsys.readouterr().err

@@ -1102,6 +1102,27 @@ def _outside_stack(what: str, q: NDArray[np.float64], shape_zyx: Sequence[int], 
     )
 
 
+def _said_of_the_roi(fn: Callable[..., Morphology]) -> Callable[..., Morphology]:
+    """With a roi, "no neuron found" is said of the roi, which may simply miss the neuron."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kw: Any) -> Morphology:
+        try:
+            return fn(*args, **kw)
+        except TracingError as e:
+            roi = kw.get("roi")
+            if roi is None or not e.message.startswith("no neuron found"):
+                raise
+            box = ", ".join(f"{float(a):g}..{float(b):g}" for a, b in zip(roi[:3], roi[3:], strict=True))
+            raise TracingError(e.message.replace(" in the stack ", " in the roi ") + f" (roi {box} um)",
+                               hint="only the roi is traced: check that it holds the neuron (its corners are "
+                               "micrometres unless --units voxel is given), or widen it; " + (e.hint or "")) from e
+
+    return wrapper
+
+
+@_said_of_the_roi
 def trace(
     stack_or_array: Any,
     *,
