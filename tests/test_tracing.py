@@ -1994,6 +1994,35 @@ def test_prune_flat_terminals_drops_halo_paths_however_long() -> None:
     assert len(prune_flat_terminals(m, img, vs, 3.0, protect=held)) == len(m)
 
 
+def test_prune_edge_terminals_drops_branches_running_along_the_border() -> None:
+    """A trunk along y in a 40 x 30 um image with three branches: one running along the top
+    border (y 0.5 um) for 15 um, one leaving through the left border at right angles (a
+    neurite cut by the field), one inside. Only the first goes; a user's point keeps it;
+    0 disables the test in the pipeline's parameters."""
+    from morph.tracing.prune import prune_edge_terminals
+
+    trunk = [[20, y, 5] for y in range(25, 1, -1)]  # from y 25 up to y 2
+    xyz, parent = list(trunk), list(range(-1, len(trunk) - 1))
+    top = len(trunk) - 3  # (20, 4, 5): the trunk goes on to y 2
+    branches = {"border": (top, [[20 - k, 0.5, 5] for k in range(1, 16)]),
+                "leaves": (10, [[20 - k, 15, 5] for k in range(1, 21)]),  # to x = 0: the left border
+                "inside": (5, [[20 + k, 20, 5] for k in range(1, 10)])}
+    first = {}
+    for name, (fork, pts) in branches.items():
+        first[name] = len(xyz)
+        for k, p in enumerate(pts):
+            xyz.append(p)
+            parent.append(fork if k == 0 else len(xyz) - 2)
+    m = Morphology(np.asarray(xyz, float), np.full(len(xyz), 0.5), np.full(len(xyz), 3), parent)
+    out = prune_edge_terminals(m, (40.0, 30.0), margin_um=1.0, fraction=0.6)
+    assert len(out) == len(m) - 15
+    assert out.xyz[:, 1].min() == 2.0 and out.xyz[:, 0].min() == 0.0 and out.xyz[:, 0].max() == 29.0
+    held = np.zeros(len(m), bool)
+    held[first["border"] + 3] = True
+    assert len(prune_edge_terminals(m, (40.0, 30.0), protect=held)) == len(m)
+    assert TraceParams().edge_terminal_fraction == 0.6 and TraceParams(edge_terminal_fraction=0).edge_terminal_fraction == 0
+
+
 def test_prune_steep_terminals_drops_weak_paths_along_z_only() -> None:
     """Three branches leave a trunk along x: two climb along z, one drawn a quarter as dark
     as the trunk (median ridge contrast 1.6) and one as dark (6.3), and one runs in x-y as

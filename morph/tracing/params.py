@@ -26,7 +26,8 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "cost_power": (0.0, 80.0, True),
     "path_cost_power": (0.0, 80.0, False),
     "seed_contrast": (-_INF, _INF, False),
-    **dict.fromkeys(("tube_weight", "medial_weight", "relative_threshold", "tip_fraction", "steep_terminal_z"),
+    **dict.fromkeys(("tube_weight", "medial_weight", "relative_threshold", "tip_fraction", "steep_terminal_z",
+                     "edge_terminal_fraction"),
                     (0.0, 1.0, False)),
 }
 
@@ -180,12 +181,18 @@ class TraceParams:
         z, run over a smooth slope and are removed (0 disables). See
         :func:`morph.tracing.prune.prune_flat_terminals`.
     steep_terminal_ridge, steep_terminal_z
-        Last of all, a terminal branch whose end lies at least ``steep_terminal_z`` of its
-        distance from the node it hangs from along z must stand out by a median of
-        ``steep_terminal_ridge`` noise units on the same measure as ``terminal_ridge``
-        (paths climbing through the z-blur of structure above or below stand out a little
-        across them; 0 disables). See
+        After the faint-neurite stage, a terminal branch whose end lies at least
+        ``steep_terminal_z`` of its distance from the node it hangs from along z must stand
+        out by a median of ``steep_terminal_ridge`` noise units on the same measure as
+        ``terminal_ridge`` (paths climbing through the z-blur of structure above or below
+        stand out a little across them; 0 disables). See
         :func:`morph.tracing.prune.prune_steep_terminals`.
+    edge_terminal_fraction
+        Last, a terminal branch with at least this fraction of its nodes within a working
+        voxel or 1 um (the larger) of the traced image's x-y border goes: a neurite leaving
+        the field is cut at the border, while the background flattening, extrapolated to
+        the border, can leave a band along it above the foreground threshold (0 disables).
+        See :func:`morph.tracing.prune.prune_edge_terminals`.
     tip_fraction
         Terminal branches are retracted to where the image falls below this fraction of the
         branch's mean intensity (the blur beyond a neurite's end, 0 disables).
@@ -364,6 +371,7 @@ class TraceParams:
     terminal_ridge_margin_um: float = 1.0
     steep_terminal_ridge: float = 1.2
     steep_terminal_z: float = 0.6
+    edge_terminal_fraction: float = 0.6
     tip_fraction: float = 0.35
     tip_extend_um: float | None = None
     tip_extend_threshold: float = 1.8

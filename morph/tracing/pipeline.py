@@ -732,6 +732,24 @@ def _prune_steep_terminals(m: Morphology, prep: Prepared, params: TraceParams,
     return m
 
 
+def _prune_edge_terminals(m: Morphology, prep: Prepared, params: TraceParams,
+                          keep_pts: NDArray[np.float64] | None) -> Morphology:
+    """:func:`morph.tracing.prune.prune_edge_terminals` on the traced image's x-y border
+    (within a working voxel or 1 um of it, whichever is more; the branches holding the nodes
+    nearest to ``keep_pts`` are kept); the header says how much cable went."""
+    if not params.edge_terminal_fraction or len(m) < 3:
+        return m
+    vs = np.asarray(prep.voxel_size, dtype=np.float64)
+    extent = (np.asarray(prep.image.shape[::-1], dtype=np.float64) - 1) * vs
+    n0, len0 = m.sections.n, m.total_length()
+    m = _prune.prune_edge_terminals(m, extent[:2], margin_um=max(1.0, float(vs[:2].max())),
+                                    fraction=params.edge_terminal_fraction, protect=_nearest_nodes(m, keep_pts))
+    if m.sections.n < n0:
+        prep.notes.append(f"terminal branches running along the image's x-y border removed (edge_terminal_fraction): "
+                          f"{len0 - m.total_length():.1f} um of cable")
+    return m
+
+
 def _half_widths(m: Morphology, prep: Prepared, params: TraceParams) -> NDArray[np.float64]:
     """Each neurite node's half width on the image (the extent of its blurred image, which
     decides the halo-spur pruning); soma nodes keep their radius."""
@@ -1488,6 +1506,7 @@ def trace(
             # the user's points (seeds, the axon click) keep their branches
             held_pts = np.vstack([np.reshape(join_pts, (-1, 3)), prep.to_physical(fg.xyz_um(seeds_fg)).reshape(-1, 3)])
             m = _prune_steep_terminals(m.translate(-off), prep, params, held_pts).translate(off)
+            m = _prune_edge_terminals(m.translate(-off), prep, params, held_pts).translate(off)
         tm["faint"] = time.perf_counter() - t0
         st.step("faint")
     extra = []

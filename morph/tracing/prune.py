@@ -487,6 +487,37 @@ def prune_steep_terminals(
     return _drop_short_terminals(m, is_steep_weak, 1, protect)
 
 
+def prune_edge_terminals(
+    m: Morphology, extent_um: Sequence[float], *, margin_um: float = 1.0, fraction: float = 0.6,
+    rounds: int = 3, protect: NDArray[np.bool_] | None = None,
+) -> Morphology:
+    """Remove terminal sections that run along the x-y border of the image.
+
+    A neurite leaving the field of view is cut where it meets the border; it does not run
+    along it. What does is the flattening's edge: the background is extrapolated from the
+    blocks' centres to the border, and where it overshoots (beside a dark body cut by the
+    border, say) a band of the border's rows stands above the foreground threshold, which
+    the tree follows. A terminal section (hanging from a branch point or the soma) whose
+    nodes lie within ``margin_um`` of the border in x or y for at least ``fraction`` of them
+    goes, repeated ``rounds`` times. ``extent_um``: the image's (x, y) extent, the last
+    voxel's centre (the first is at 0). Sections holding a node marked in ``protect`` are
+    kept.
+    """
+    hi = np.asarray(extent_um, dtype=np.float64)[:2]
+
+    def along_edge(m: Morphology, hang: NDArray, from_branch: NDArray, from_soma: NDArray) -> NDArray[np.bool_]:
+        sec = m.sections
+        xy = m.xyz[:, :2]
+        near = np.minimum(xy, hi - xy).min(axis=1) <= margin_um
+        sid = m.section_id
+        ok = sid >= 0
+        count = np.bincount(sid[ok], minlength=sec.n)
+        on = np.bincount(sid[ok & near], minlength=sec.n)
+        return (from_branch | from_soma) & (count > 0) & (on >= fraction * np.maximum(count, 1))
+
+    return _drop_short_terminals(m, along_edge, rounds, protect)
+
+
 def prune_thick_spurs(
     m: Morphology, min_length_um: float, radius_factor: float, *, rounds: int = 2,
     protect: NDArray[np.bool_] | None = None, image: NDArray[Any] | None = None,
