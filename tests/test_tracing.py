@@ -1322,11 +1322,14 @@ def test_real_brightfield_crop_is_plausible(data: Path) -> None:
     assert m.xyz[:, 1].max() > 180
     # the main neurite from the top edge to the bottom edge through the soma and the
     # varicosity, the faint stem up and to the right, and the faint branch to the speck at
-    # (70, 117): 456 um. Before terminal branches had to be ridges, 814 um and 33 tips, 7 of
+    # (70, 117): 430 um. Before terminal branches had to be ridges, 814 um and 33 tips, 7 of
     # them at the first or last slice inside the field: paths through the varicosity's halo
-    # and down the blur along z
+    # and down the blur along z; before they could not run along the border, 456 um (26 um of
+    # paths along the top border beside the dark body cut by it)
     assert m.xyz[:, 1].min() < 3 and m.xyz[:, 0].min() < 75
     assert any(h.startswith("terminal branches removed as not standing out") for h in m.header)
+    assert any(h.startswith("terminal branches running along the image's x-y border removed") for h in m.header)
+    assert np.count_nonzero(m.xyz[:, 1] <= 1.0) <= 8  # no path along the top border (y 0-1): 24 nodes before
     assert 400 < m.total_length() < 600
     nch = np.bincount(m.parent[m.parent >= 0], minlength=len(m))
     tips = m.xyz[(nch == 0) & ~m.soma_mask]
