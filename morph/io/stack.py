@@ -115,9 +115,10 @@ def polarity_of_values(values: NDArray[Any]) -> str | None:
     of the distribution that reaches further from it (0.05th and 99.95th percentiles; dark
     tail: ``"brightfield"``, bright tail: ``"fluorescence"``; the minimum and the maximum when
     those percentiles equal the median: sparse structure on a background of one value).
-    Non-finite values (NaN where registration or deconvolution had no data) are left out. The one rule behind
-    :func:`guess_polarity` and the tracer's :func:`morph.tracing.polarity.detect_polarity`,
-    so ``morph info``, the viewer and the tracer agree."""
+    Non-finite values (NaN where registration or deconvolution had no data) are left out.
+    The one rule behind :func:`guess_polarity` and the tracer's
+    :func:`morph.tracing.polarity.detect_polarity`, so ``morph info``, the viewer and the
+    tracer agree."""
     flat = np.asarray(values).reshape(-1).astype(np.float64)
     flat = flat[np.isfinite(flat)]
     if not flat.size:
