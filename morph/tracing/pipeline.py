@@ -28,6 +28,7 @@ a chunked array.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 import warnings
@@ -1122,7 +1123,6 @@ def _outside_stack(what: str, q: NDArray[np.float64], shape_zyx: Sequence[int], 
 
 def _said_of_the_roi(fn: Callable[..., Morphology]) -> Callable[..., Morphology]:
     """With a roi, "no neuron found" is said of the roi, which may simply miss the neuron."""
-    import functools
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kw: Any) -> Morphology:

@@ -870,7 +870,7 @@ def _append_walks(
     point, when given); a walk with no step that counted adds nothing. The new nodes are typed
     like their origin, with ``radius`` per walk (default: the origin's)."""
     nsteps = path.shape[1]
-    if nsteps == 0 or not good.size:
+    if nsteps == 0:  # walks shorter than one step (``max_um`` under ``step_um``)
         return m
     last = np.where(good.any(axis=1), nsteps - 1 - np.argmax(good[:, ::-1], axis=1), -1)
     pts = path if start is None else np.concatenate([start[:, None, :], path], axis=1)
@@ -980,8 +980,6 @@ def extend_tips(
     cn, ct = np.concatenate(chain_node), walk_of[np.concatenate(chain_tip)]
     behind[cn[ct >= 0]] = ct[ct >= 0]
     nsteps = int(np.floor(max_um / step_um))
-    if nsteps < 1:  # shorter than one step: no walk
-        return m
     path, good = _walk(m, image, voxel_size, xyz[tips], d, origin=tips, noise=noise, threshold=threshold,
                        contrast=contrast, nsteps=nsteps, step_um=step_um, cone_deg=cone_deg, gap_steps=gap_steps,
                        stop_um=stop_um, side_um=side_um, behind=behind, recentre_um=recentre_um)
