@@ -539,6 +539,46 @@ def test_grow_bridges_to_the_soma_from_a_piece_pointing_at_it() -> None:
     assert not (x[tr.grow(fg, graph, radius, src, **kw).node] >= 44).any()  # off: not joined
 
 
+def test_grow_bridges_a_long_gap_only_along_one_line() -> None:
+    """A dendrite whose stain fades for 20 um (more than ``gap_um``) and comes back on the
+    same line is joined by a long bridge (``gap_long_um``); a piece as far away but at an
+    angle, one whose end points elsewhere, a thick one lying across the line (its near side
+    points back at the tip too), and a piece beyond a stub are not."""
+    shape = (9, 120, 140)
+
+    def beyond(kind: str, long_um: float) -> int:
+        mask = np.zeros(shape, bool)
+        mask[4, 60, 0:40] = True  # the dendrite along x, its tip at x = 39
+        if kind == "line":
+            mask[4, 60, 60:90] = True  # the same line beyond a 20 um gap
+        elif kind == "angled":  # 20 um away at 35 degrees off the line, running away from it
+            for t in range(30):
+                mask[4, int(round(60 + 11.5 + 0.57 * t)), int(round(39 + 16.4 + 0.82 * t))] = True
+        elif kind == "hooked":  # on the line, but running off sideways from its near end
+            mask[4, 60:90, 60] = True
+        elif kind == "across":  # a thick bar across the line, its near side 20 um beyond the tip
+            mask[2:7, 35:86, 60:65] = True
+        elif kind == "stub":  # the tip is a 4 um stub off the dendrite, pointing up at a piece
+            mask[4, 55:60, 20] = True
+            mask[4, 10:35, 20] = True
+        idx = np.flatnonzero(mask)
+        fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
+        graph = tr.build_graph(fg, np.ones(idx.size))
+        radius = tr.local_radius(fg, graph)
+        src = np.flatnonzero(fg.zyx[:, 2] == 0)
+        grown = tr.grow(fg, graph, radius, src, min_branch_um=2.0, branch_radius_factor=1.5, gap_um=8.0,
+                        strong=np.ones(idx.size, bool), gap_long_um=long_um, gap_long_angle_deg=20.0,
+                        gap_long_min_um=10.0)
+        zyx = fg.zyx[grown.node]
+        return int(((zyx[:, 2] >= 45) | (zyx[:, 1] <= 40)).sum())
+
+    assert beyond("line", 30.0) >= 25
+    assert beyond("line", 0.0) == 0  # off: gap_um alone does not reach
+    assert beyond("line", 15.0) == 0  # the gap is longer
+    for kind in ("angled", "hooked", "across", "stub"):
+        assert beyond(kind, 30.0) == 0, kind
+
+
 def test_route_long_edges_follows_the_faint_neurite_across_a_gap() -> None:
     # a faint arc (sagitta 2.5 um over 20 um) whose middle the tree crossed with one straight
     # edge (a bridge): routed, the edge follows the arc; soma-to-stem edges stay straight

@@ -19,7 +19,8 @@ _INF = float("inf")
 # [0, inf) (every other int or float field: a length, threshold, count or factor)
 _RANGES: dict[str, tuple[float, float, bool]] = {
     **dict.fromkeys(("background_block_um", "min_noise", "gap_cost", "resample_um", "radius_max_um",
-                     "soma_max_radius_um", "chunk_slices", "gap_max_angle_deg", "gap_soma_angle_deg", "path_max_mvox"),
+                     "soma_max_radius_um", "chunk_slices", "gap_max_angle_deg", "gap_soma_angle_deg", "gap_long_angle_deg",
+                     "path_max_mvox"),
                     (0.0, _INF, True)),
     "background_percentile": (0.0, 100.0, False),
     # the costs exp(power (1 - f)^2) are float32 in the path searches: e^88 is its largest
@@ -149,6 +150,17 @@ class TraceParams:
         and runs radially there (both within ``gap_soma_angle_deg``): a dendrite whose first
         microns do not show, where the soma has no tip to bridge from (0 disables; ``None``:
         by polarity).
+    gap_long_um, gap_long_angle_deg, gap_long_min_um
+        Longer bridges, up to ``gap_long_um``, where a tip and the end of a piece of
+        foreground point at each other: the piece lies within ``gap_long_angle_deg`` of the
+        tip's direction, its end points back at the tip within the same angle, its main axis
+        there is not across the bridge, and both the tip's terminal branch and the piece are
+        at least ``gap_long_min_um`` long (a dendrite whose stain fades over more than
+        ``gap_um`` and comes back on the same line; other cells' fragments lie at any angle).
+        Every edge of the tree longer than ``gap_um`` (such a bridge, or a shorter one running
+        steeply along z) is then routed along the minimal-cost path between its ends through
+        the image, as ``route_soma_bridges`` routes those near the soma (0, or ``gap_um`` or
+        less, disables; ``None``: by polarity). See :func:`morph.tracing.tree.grow`.
     route_soma_bridges
         Replace each bridge over a staining gap (a straight edge of the tree) that leaves
         from within this many soma radii of the soma's centre by the minimal-cost path
@@ -361,6 +373,9 @@ class TraceParams:
     tip_path_aligned: float = 0.6
     gap_soma_um: float | None = None
     gap_soma_angle_deg: float = 30.0
+    gap_long_um: float | None = None
+    gap_long_angle_deg: float = 20.0
+    gap_long_min_um: float = 10.0
     route_soma_bridges: float = 2.0
     min_branch_um: float | None = None
     branch_radius_factor: float | None = None
@@ -462,7 +477,8 @@ class TraceParams:
         ``gap_thickening`` 0 for fluorescence (on the DIADEM stacks it refuses a bridge
         along OP_9's axon), 2 for brightfield;
         ``gap_soma_um`` 0 for fluorescence, 10 for brightfield (thin dendrites fading into
-        the soma's halo);
+        the soma's halo); ``gap_long_um`` 0 for fluorescence, 30 for brightfield (stain
+        fading over long stretches of thin dendrites);
         ``spur_ridge`` 0 for fluorescence, 1 for brightfield; ``tip_extend_um`` 0 for
         fluorescence (it lowers F1 on every DIADEM stack), 20 for brightfield (thin branches fade
         towards their tips, below the foreground threshold); ``side_branch_um`` 0 for fluorescence
@@ -489,6 +505,7 @@ class TraceParams:
             "gap_min_elongation": 6.0 if bf else 0.0,
             "gap_thickening": 2.0 if bf else 0.0,
             "gap_soma_um": 10.0 if bf else 0.0,
+            "gap_long_um": 30.0 if bf else 0.0,
             "spur_ridge": 1.0 if bf else 0.0,
             "z_spur_bounded": bf,
             "tip_extend_um": 20.0 if bf else 0.0,

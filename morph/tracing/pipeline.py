@@ -782,6 +782,9 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     if params.route_soma_bridges > 0:
         m = _prune.route_long_edges(m, prep.image, prep.voxel_size, cost_power=params.cost_power,
                                     floor=params.threshold_low * prep.noise, near_soma=params.route_soma_bridges)
+    if params.gap_long_um > params.gap_um > 0:
+        m = _prune.route_long_edges(m, prep.image, prep.voxel_size, min_um=params.gap_um, cost_power=params.cost_power,
+                                    floor=params.threshold_low * prep.noise)
     neur = ~m.soma_mask
     xyz = m.xyz.copy()
     xyz[neur] = _prune.centre_on_image(xyz[neur], prep.image, prep.voxel_size, window_um=max(1.5, 1.5 * min(prep.voxel_size)))
@@ -1442,7 +1445,8 @@ def trace(
             gap_from_pieces=params.gap_from_pieces, gap_piece_um=params.gap_piece_um,
             gap_min_elongation=params.gap_min_elongation, gap_thickening=params.gap_thickening,
             gap_thickening_min_um=params.gap_thickening_min_um, gap_soma_um=params.gap_soma_um,
-            gap_soma_angle_deg=params.gap_soma_angle_deg,
+            gap_soma_angle_deg=params.gap_soma_angle_deg, gap_long_um=params.gap_long_um,
+            gap_long_angle_deg=params.gap_long_angle_deg, gap_long_min_um=params.gap_long_min_um,
             soma=soma_t,
             strong=prep.strong, force=seeds_fg if seeds_fg.size else None,
             cover_xyz=cover_xyz, cover_radius=cover_r, coverage_z_stretch=prep.stretch ** params.coverage_z_power,

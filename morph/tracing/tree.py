@@ -20,7 +20,9 @@ child segment is never longer than what remains of its parent, so the kept set i
 Staining gaps are bridged iteratively: from each tip of the current tree, the nearest voxel
 of another sufficiently large piece of foreground within ``gap_um`` and within
 ``gap_max_angle_deg`` of the neurite's direction at the tip gets a bridge edge (costing
-``gap_cost`` times the faintest foreground per micrometre), and the tree is regrown.
+``gap_cost`` times the faintest foreground per micrometre), and the tree is regrown. Longer
+bridges, up to ``gap_long_um``, join a tip and the end of a piece that point at each other
+along one line (:func:`_long_bridges`).
 
 Stages: building the graph is local (each voxel looks at its 26 neighbours: chunks with a
 one-slice halo); the Dijkstra and the decomposition are global but only touch the sparse
@@ -926,6 +928,90 @@ def _soma_bridges(
             best[ci] = (float(gd) / max(cosang, 1e-3), int(sources[j]), v)
 
 
+def _terminal_lengths(
+    parent: NDArray[np.int64], txyz: NDArray[np.float64], tips: NDArray[np.int64],
+    soma: tuple[NDArray[np.float64], float] | None,
+) -> NDArray[np.float64]:
+    """The length of each tip's terminal branch, from the branch point or root it hangs from
+    (a stem's from the soma's surface: the edges inside the soma's sphere do not count)."""
+    has = parent >= 0
+    seg = np.where(has, np.linalg.norm(txyz - txyz[np.maximum(parent, 0)], axis=1), 0.0)
+    if soma is not None:
+        seg[np.linalg.norm(txyz - np.asarray(soma[0], dtype=np.float64), axis=1) <= float(soma[1])] = 0.0
+    along = _tree.ancestor_sum(parent, seg)
+    nchild = np.bincount(parent[has], minlength=parent.size)
+    fork = _tree.nearest_marked(parent, (nchild >= 2) | ~has)
+    return along[tips] - along[np.maximum(fork[tips], 0)]
+
+
+def _long_bridges(
+    best: dict[int, tuple[float, int, int]],
+    xyz: NDArray[np.float64],
+    comp: NDArray[np.int64],
+    target: NDArray[np.int64],
+    target_kd: cKDTree,
+    txyz: NDArray[np.float64],
+    tip_nodes: NDArray[np.int64],
+    tips: NDArray[np.int64],
+    dirs: NDArray[np.float64],
+    extent: NDArray[np.float64],
+    *,
+    gap_um: float,
+    long_um: float,
+    cos_max: float,
+    min_extent_um: float,
+    end_um: float = 5.0,
+    axis_um: float = 10.0,
+    cos_axis: float = 0.35,
+) -> None:
+    """Bridges longer than ``gap_um``, up to ``long_um``, where a tip and the end of an
+    unreached piece point at each other along one line (added to ``best``; ``target_kd``
+    holds the ``target`` voxels, ``extent`` each piece's extent).
+
+    From each tip (``tips``: positions in the tree, ``tip_nodes`` their foreground voxels,
+    ``dirs`` their directions), the voxels of unreached pieces at least ``min_extent_um``
+    long lying between ``gap_um`` and ``long_um`` away within the angle of the tip's
+    direction (cosine ``cos_max``) are candidates; per piece the nearest is its end facing
+    the tip. The bridge is kept when the piece's direction at that end
+    (:func:`_end_direction`, over ``end_um``) points back at the tip within the same angle,
+    and the piece's principal axis over its voxels within ``axis_um`` of the end is not
+    across the bridge (the cosine of their angle at least ``cos_axis``: the near side of a
+    thick piece lying across the bridge also points back at the tip). A neurite whose stain
+    fades over more than ``gap_um`` comes back on the line it left; other cells' fragments
+    lie at any angle.
+    """
+    if tips.size == 0 or target.size == 0:
+        return
+    for ti, t, lst in _tip_candidates(target_kd, txyz, tips, long_um):  # one list per tip
+        if not lst:
+            continue
+        tv = target[np.asarray(lst)]
+        v = xyz[tv] - txyz[t]
+        dd = np.linalg.norm(v, axis=1)
+        cosang = (v @ dirs[ti]) / np.maximum(dd, 1e-9)
+        ok = (cosang >= cos_max) & (dd > gap_um) & (extent[comp[tv]] >= min_extent_um)
+        if not ok.any():
+            continue
+        tv, dd, cosang = tv[ok], dd[ok], cosang[ok]
+        first, pieces = _piece_ends(comp, tv, dd)
+        for k, ci in zip(first, pieces):  # one end per piece in the tip's cone
+            ci = int(ci)
+            if ci in best:
+                continue
+            vv = int(tv[k])
+            direc = _end_direction(target_kd, xyz, comp, target, vv, ci, end_um)
+            back = (txyz[t] - xyz[vv]) / max(float(dd[k]), 1e-9)
+            if direc is None or float(direc @ back) < cos_max:
+                continue
+            nb = target[np.asarray(target_kd.query_ball_point(xyz[vv], r=axis_um), dtype=np.int64)]
+            pts = xyz[nb[comp[nb] == ci]]
+            pts = pts - pts.mean(axis=0)
+            axis = np.linalg.eigh(pts.T @ pts)[1][:, -1]
+            if abs(float(axis @ back)) < cos_axis:
+                continue
+            best[ci] = (float(dd[k]) / max(float(cosang[k]), 1e-3), int(tip_nodes[ti]), vv)
+
+
 def _thickening_refused(
     best: dict[int, tuple[float, int, int]],
     tip_nodes: NDArray[np.int64],
@@ -984,6 +1070,9 @@ def grow(
     gap_thickening_min_um: float = 1.0,
     gap_soma_um: float = 0.0,
     gap_soma_angle_deg: float = 30.0,
+    gap_long_um: float = 0.0,
+    gap_long_angle_deg: float = 20.0,
+    gap_long_min_um: float = 10.0,
     soma: tuple[NDArray[np.float64], float] | None = None,
     strong: NDArray[np.bool_] | None = None,
     force: NDArray[np.int64] | None = None,
@@ -1031,6 +1120,13 @@ def grow(
         also bridge to the soma from the end of a piece at most ``gap_soma_um`` beyond its
         radius whose direction there points at the centre within ``gap_soma_angle_deg``
         (:func:`_soma_bridges`): a dendrite whose first microns do not show.
+    gap_long_um, gap_long_angle_deg, gap_long_min_um
+        With ``gap_long_um`` > ``gap_um``, also bridge from a tip to a piece between
+        ``gap_um`` and ``gap_long_um`` away when the tip's terminal branch (from its branch
+        point, or from the soma's surface) and the piece are at least ``gap_long_min_um``
+        long, the piece lies within ``gap_long_angle_deg`` of the tip's direction and its end
+        points back at the tip within the same angle (:func:`_long_bridges`): a dendrite
+        whose stain fades over a long stretch and comes back on the same line.
     force
         Foreground positions the tree must reach (user seeds), kept whatever their length
         (:func:`skeleton_from_spt`: up to them); no gap bridge leaves a tip that is one.
@@ -1061,6 +1157,7 @@ def grow(
         anchored = np.bincount(comp[np.asarray(anchors, dtype=np.int64)], minlength=ncomp) >= max(1, int(min_anchors))
         sources = sources[anchored[comp[sources]]]
     comp_ok = np.ones(ncomp, dtype=bool)
+    extent = np.zeros(ncomp)
     if gap_um > 0 and ncomp > 1:
         lo = np.full((ncomp, 3), np.inf)
         hi = np.full((ncomp, 3), -np.inf)
@@ -1188,6 +1285,13 @@ def grow(
             c = int(comp[tv[j]])
             if c not in best or score[j] < best[c][0]:
                 best[c] = (float(score[j]), int(tree.node[t]), int(tv[j]))
+        if gap_long_um > gap_um:
+            # from the tips of terminal branches at least gap_long_min_um long (a stub's
+            # direction points anywhere)
+            far = _terminal_lengths(tree.parent, txyz, tips, soma) >= gap_long_min_um
+            _long_bridges(best, xyz, comp, target, kd, txyz, tree.node[tips[far]], tips[far], dirs[far], extent,
+                          gap_um=gap_um, long_um=gap_long_um, cos_max=float(np.cos(np.deg2rad(gap_long_angle_deg))),
+                          min_extent_um=gap_long_min_um)
         if best and gap_thickening > 0:
             for c in _thickening_refused(best, tree.node[tips], xyz, txyz, radius[tree.node], radius, comp, target,
                                          kd, gap_thickening, gap_thickening_min_um):
