@@ -938,6 +938,28 @@ def test_tip_paths_follow_a_faint_line_beyond_a_tip_and_not_the_texture() -> Non
     assert all(a == c and np.array_equal(b, d) for (a, b), (c, d) in zip(paths, whole, strict=True))
 
 
+def test_tip_paths_judge_clearance_beyond_the_tip_s_own_reach() -> None:
+    """The path from a tip must stay clear of the tree (2 um), which the tip itself is part
+    of: the path's points within 2 um of the tip are not judged. At 1 um voxels and a reach
+    of 8 um the point 2 um out is one of seven beyond 1.5 um, and counting it refused every
+    path (0.86 clear, 0.9 needed)."""
+    import scipy.ndimage as ndi
+
+    from morph.tracing import faint
+
+    shape, vs = (9, 21, 60), np.array([1.0, 1.0, 1.0])
+    line = np.zeros(shape)
+    line[4, 10, 20:50] = 1.0
+    img = 3.0 * ndi.gaussian_filter(line, 0.6) / ndi.gaussian_filter(line, 0.6).max()
+    img += 0.2 * np.random.default_rng(0).normal(size=shape)
+    tree = np.stack([np.arange(0, 20.5, 0.5), np.full(41, 10.0), np.full(41, 4.0)], axis=1)  # x 0-20 um
+    paths = faint.tip_paths(img, vs, tree[-1:], np.array([[1.0, 0.0, 0.0]]), tree, noise=1.0, ref=5.0,
+                            reach_um=8.0, rounds=1)
+    assert len(paths) == 1
+    end = paths[0][1][-1]
+    assert end[0] >= 27.0 and abs(end[1] - 10.0) <= 1.0
+
+
 def test_faint_path_of_lower_contrast_kept_when_it_runs_along_a_tube() -> None:
     """A faint straight branch standing 1.35 noise units above its sides (under
     ``faint_contrast``, 1.5) leads from the tree to a weak piece: joined only with the second

@@ -262,12 +262,13 @@ def tip_paths(
     ``image`` (``exp(cost_power (1 - f)^2)``, ``f = clip(image / ref, 0, 1)``) runs to
     whichever point of the shell ``reach_um`` away, within ``cone_deg`` of the direction, it
     reaches at the least cost.
-    Over its points more than 1.5 um from the tip, it is kept when at least 90 % lie more than
-    ``clear_um`` from the tree (``tree_xyz_um``, points along its cable, and the paths kept
-    so far: a path back along the tree or onto another branch is no continuation), the
-    median ridge contrast (:func:`_ridge`, ``side_um`` to either side in x-y) reaches
-    ``min_contrast`` noise units, and at least ``min_aligned`` of them follow the tube axis
-    of the image (:func:`aligned_fraction`). Each kept path's end is a tip for the next
+    It is kept when at least 90 % of its points more than ``clear_um`` from the tip (nearer,
+    the tip itself is within ``clear_um``) lie more than ``clear_um`` from the tree
+    (``tree_xyz_um``, points along its cable, and the paths kept so far: a path back along
+    the tree or onto another branch is no continuation), and, over its points more than
+    1.5 um from the tip, the median ridge contrast (:func:`_ridge`, ``side_um`` to either
+    side in x-y) reaches ``min_contrast`` noise units and at least ``min_aligned`` of them
+    follow the tube axis of the image (:func:`aligned_fraction`). Each kept path's end is a tip for the next
     round, up to ``rounds``. The search runs in the box spanning the tip and the cone's
     shell, ``margin_um`` around (not the whole sphere's box: half the work, the same paths on
     the benchmark stacks); a box of more than ``max_voxels`` voxels (finely sampled stacks)
@@ -322,8 +323,12 @@ def tip_paths(
             path = _prune.min_cost_path(image, vs, box, start, ends, ref=ref, cost_power=cost_power,
                                         max_voxels=max_voxels)
             path = path[:, ::-1] * vs
-            far = np.linalg.norm(path - p, axis=1) > 1.5
-            if far.sum() < 4 or np.mean(kd.query(path[far])[0] > clear_um) < 0.9:
+            dtip = np.linalg.norm(path - p, axis=1)
+            far = dtip > 1.5
+            # clear of the tree: judged beyond clear_um from the tip (nearer, the tip itself
+            # is within clear_um of every point)
+            clear = dtip > max(1.5, clear_um)
+            if far.sum() < 4 or not clear.any() or np.mean(kd.query(path[clear])[0] > clear_um) < 0.9:
                 continue
             if _ridge(image, vs, path[far], side_um) < min_contrast * noise:
                 continue

@@ -239,7 +239,7 @@ class TraceParams:
     tip_path_um, tip_path_contrast, tip_path_aligned
         Last, each tip (not the axon's) is continued by the least-cost path through the image
         to the shell ``tip_path_um`` away within 40 degrees of its direction, kept when,
-        beyond 1.5 um from the tip, it stays 2 um clear of the tree, stands out from both
+        beyond 2 um from the tip, it stays 2 um clear of the tree, stands out from both
         sides by a median of ``tip_path_contrast`` noise units and follows the image's tube
         axis at ``tip_path_aligned`` of its points; kept paths are continued the same way, up
         to four times (a thin dendrite whose single steps are too faint for the tip walks; 0
