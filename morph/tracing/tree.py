@@ -949,7 +949,6 @@ def _long_bridges(
     xyz: NDArray[np.float64],
     comp: NDArray[np.int64],
     target: NDArray[np.int64],
-    target_kd: cKDTree,
     txyz: NDArray[np.float64],
     tip_nodes: NDArray[np.int64],
     tips: NDArray[np.int64],
@@ -965,8 +964,8 @@ def _long_bridges(
     cos_axis: float = 0.35,
 ) -> None:
     """Bridges longer than ``gap_um``, up to ``long_um``, where a tip and the end of an
-    unreached piece point at each other along one line (added to ``best``; ``target_kd``
-    holds the ``target`` voxels, ``extent`` each piece's extent).
+    unreached piece point at each other along one line (added to ``best``; ``target``: the
+    unreached voxels, ``extent`` each piece's extent).
 
     From each tip (``tips``: positions in the tree, ``tip_nodes`` their foreground voxels,
     ``dirs`` their directions), the voxels of unreached pieces at least ``min_extent_um``
@@ -980,16 +979,19 @@ def _long_bridges(
     fades over more than ``gap_um`` comes back on the line it left; other cells' fragments
     lie at any angle.
     """
+    # only the pieces long enough: the lists of voxels within long_um of a tip stay short
+    target = target[extent[comp[target]] >= min_extent_um]
     if tips.size == 0 or target.size == 0:
         return
-    for ti, t, lst in _tip_candidates(target_kd, txyz, tips, long_um):  # one list per tip
+    target_kd = cKDTree(xyz[target])
+    for ti, t, lst in _tip_candidates(target_kd, txyz, tips, long_um, chunk=32):  # one list per tip
         if not lst:
             continue
         tv = target[np.asarray(lst)]
         v = xyz[tv] - txyz[t]
         dd = np.linalg.norm(v, axis=1)
         cosang = (v @ dirs[ti]) / np.maximum(dd, 1e-9)
-        ok = (cosang >= cos_max) & (dd > gap_um) & (extent[comp[tv]] >= min_extent_um)
+        ok = (cosang >= cos_max) & (dd > gap_um)
         if not ok.any():
             continue
         tv, dd, cosang = tv[ok], dd[ok], cosang[ok]
@@ -1289,7 +1291,7 @@ def grow(
             # from the tips of terminal branches at least gap_long_min_um long (a stub's
             # direction points anywhere)
             far = _terminal_lengths(tree.parent, txyz, tips, soma) >= gap_long_min_um
-            _long_bridges(best, xyz, comp, target, kd, txyz, tree.node[tips[far]], tips[far], dirs[far], extent,
+            _long_bridges(best, xyz, comp, target, txyz, tree.node[tips[far]], tips[far], dirs[far], extent,
                           gap_um=gap_um, long_um=gap_long_um, cos_max=float(np.cos(np.deg2rad(gap_long_angle_deg))),
                           min_extent_um=gap_long_min_um)
         if best and gap_thickening > 0:
