@@ -1264,9 +1264,10 @@ def test_trace_synth_module_brightfield() -> None:
     s = synth.render_stack(cell, preset="easy", voxel_size=(0.5, 0.5, 1.0), crop=(120, 120, 40), seed=2)
     m = trace(s.data, voxel_size=s.voxel_size, progress=False)
     r = compare(m, s.gold, tolerance=2.0)
+    # reached: precision 0.978, recall 0.951, F1 0.964
     assert r.precision >= 0.97, r.precision
-    assert r.recall >= 0.9, r.recall
-    assert r.f1 >= 0.94, r.f1
+    assert r.recall >= 0.94, r.recall
+    assert r.f1 >= 0.955, r.f1
 
 
 def radius_ratio(m: Morphology, gold: Morphology) -> float:
@@ -1281,9 +1282,10 @@ def radius_ratio(m: Morphology, gold: Morphology) -> float:
 
 @pytest.mark.parametrize(
     "seed,cell_type,render_seed,f1_min,p_min,len_range,bp_min,radius_max",
-    # aspiny: 0.892 without steep_terminal_ridge, whose test takes a true branch 16 um long
-    # climbing along z here (0.880) while it lifts the 31 stacks of bench/trace_accuracy.py
-    [(11, "pyramidal", 3, 0.975, 0.98, (0.9, 1.1), 11, 1.3), (5, "aspiny", 4, 0.875, 0.95, (0.75, 1.1), 10, 1.4)],
+    # reached: pyramidal F1 0.981, precision 0.993, cable 0.98 x gold, 11 branch points;
+    # aspiny 0.917, 0.965, 0.83, 11 (steep_terminal_ridge takes a true branch 16 um long
+    # climbing along z here, while it lifts the 31 stacks of bench/trace_accuracy.py)
+    [(11, "pyramidal", 3, 0.978, 0.99, (0.9, 1.1), 11, 1.3), (5, "aspiny", 4, 0.91, 0.96, (0.75, 1.1), 11, 1.4)],
 )
 def test_trace_synth_realistic_brightfield(
     seed: int, cell_type: str, render_seed: int, f1_min: float, p_min: float,
@@ -1337,10 +1339,13 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     preset, 200 x 200 x 60 um (``bench/trace.py``'s ``SYN_allen2``). Its dendrites fade into
     gaps and thin out below the foreground threshold: what carries them across is the gap
     bridges along a dendrite's direction and from the ends of pieces (``gap_from_pieces``),
-    the tip walks (``tip_extend_um``), the faint pieces joined by minimal paths that stand
-    out as ridges or as tubes (``faint_reach_um``: F1 0.854, precision 0.920, recall 0.797;
-    0.844, 0.933, 0.771 without) and the tips continued by such paths (``tip_path_um``: F1
-    0.850, precision 0.905, recall 0.801: one 17 um run of paths lies 14 um off the gold). Its dendrites are all thinner than the blur (gold radii 0.14-0.36
+    the long bridges where a dendrite's stain fades over 20 um and comes back on the same
+    line (``gap_long_um``: F1 0.898, precision 0.906, recall 0.890; 0.855, 0.906, 0.810
+    without), the tip walks (``tip_extend_um``), the faint pieces joined by minimal paths that stand
+    out as ridges or as tubes (``faint_reach_um``; before ``gap_long_um``: F1 0.854, precision
+    0.920, recall 0.797; 0.844, 0.933, 0.771 without) and the tips continued by such paths
+    (``tip_path_um``; before ``gap_long_um``: F1 0.850, precision 0.905, recall 0.801 with
+    them: one 17 um run of paths lies 14 um off the gold). Its dendrites are all thinner than the blur (gold radii 0.14-0.36
     um, 5th-95th percentile): radii from their stain, median traced / gold 1.43."""
     synth = pytest.importorskip("morph.synth")
     cell = read_swc(data / "swc/allen/bmtk_Pvalb_469628681_m.swc")
@@ -1349,15 +1354,15 @@ def test_trace_synth_realistic_allen_cell(data: Path) -> None:
     s = synth.render_stack(cell, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=(200, 200, 60), seed=2)
     m = trace(s.data, voxel_size=s.voxel_size, progress=False)
     r = compare(m, s.gold, tolerance=2.0)
-    assert r.f1 >= 0.845, (r.f1, r.precision, r.recall)
+    assert r.f1 >= 0.89, (r.f1, r.precision, r.recall)
     assert r.precision >= 0.90, r.precision
-    assert r.recall >= 0.795, r.recall
+    assert r.recall >= 0.88, r.recall
     assert any(h.startswith("faint neurites: ") for h in m.header)
     assert any(h.startswith("tip paths: ") for h in m.header)
     assert 0.85 <= radius_ratio(m, s.gold) <= 1.5, radius_ratio(m, s.gold)
 
 
-@pytest.mark.parametrize("k,f1_min", [(1, 0.85), (2, 0.58), (7, 0.85), (8, 0.88)])
+@pytest.mark.parametrize("k,f1_min", [(1, 0.87), (2, 0.61), (7, 0.87), (8, 0.90)])  # reached: 0.874, 0.614, 0.874, 0.903
 def test_diadem_op(data: Path, k: int, f1_min: float) -> None:
     stack = read_stack(data / f"images/diadem_OP/OP_{k}.tif", voxel_size=DIADEM_OP_VOXEL)
     root = np.asarray(DIADEM_ROOTS[k]) * np.asarray(DIADEM_OP_VOXEL)
