@@ -821,6 +821,18 @@ def _end_direction(
     return d / nd if nd > 1e-9 else None
 
 
+def _piece_axis(
+    pkd: cKDTree, xyz: NDArray[np.float64], comp: NDArray[np.int64], target: NDArray[np.int64], v: int,
+    piece: int, radius_um: float,
+) -> NDArray[np.float64]:
+    """The principal axis (unit vector, either sense) of piece ``piece`` over its voxels within
+    ``radius_um`` of its voxel ``v`` (``pkd`` holds the ``target`` voxels; ``v`` is one)."""
+    nb = target[np.asarray(pkd.query_ball_point(xyz[v], r=radius_um), dtype=np.int64)]
+    pts = xyz[nb[comp[nb] == piece]]
+    pts = pts - pts.mean(axis=0)
+    return np.linalg.eigh(pts.T @ pts)[1][:, -1]
+
+
 def _piece_bridges(
     best: dict[int, tuple[float, int, int]],
     xyz: NDArray[np.float64],
@@ -918,11 +930,7 @@ def _soma_bridges(
             continue
         # and the piece runs radially: its principal axis near the end (within axis_um) points
         # at the centre too (a piece passing the soma sideways can end pointing inwards)
-        lst = np.asarray(pkd.query_ball_point(xyz[v], r=axis_um))
-        nb = target[lst]
-        pts = xyz[nb[comp[nb] == ci]]
-        pts = pts - pts.mean(axis=0)
-        axis = np.linalg.eigh(pts.T @ pts)[1][:, -1]
+        axis = _piece_axis(pkd, xyz, comp, target, v, ci, axis_um)
         if abs(float(axis @ inward)) / ni >= cos_max:
             gd, j = skd.query(xyz[v])
             best[ci] = (float(gd) / max(cosang, 1e-3), int(sources[j]), v)
@@ -1005,11 +1013,7 @@ def _long_bridges(
             back = (txyz[t] - xyz[vv]) / max(float(dd[k]), 1e-9)
             if direc is None or float(direc @ back) < cos_max:
                 continue
-            nb = target[np.asarray(target_kd.query_ball_point(xyz[vv], r=axis_um), dtype=np.int64)]
-            pts = xyz[nb[comp[nb] == ci]]
-            pts = pts - pts.mean(axis=0)
-            axis = np.linalg.eigh(pts.T @ pts)[1][:, -1]
-            if abs(float(axis @ back)) < cos_axis:
+            if abs(float(_piece_axis(target_kd, xyz, comp, target, vv, ci, axis_um) @ back)) < cos_axis:
                 continue
             best[ci] = (float(dd[k]) / max(float(cosang[k]), 1e-3), int(tip_nodes[ti]), vv)
 
