@@ -853,13 +853,15 @@ def _make_dir(folder: Path, what: str) -> bool:
     existed = folder.is_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        check_writable_folder(folder)
+        check_writable_folder(folder, what=what)
     except (OSError, MorphError) as e:
         if not existed:
             _remove_if_empty(folder, True)
-        reason = e.message if isinstance(e, MorphError) else (e.strerror or type(e).__name__).lower()
-        raise MorphError(f"cannot write the {what}: {reason.removeprefix('cannot write the output: ')}",
-                         file=folder, hint="choose a folder you can write to") from None
+        if isinstance(e, MorphError):  # the probe's, worded for ``what`` already
+            raise
+        reason = (e.strerror or type(e).__name__).lower()
+        raise MorphError(f"cannot write the {what}: {reason}", file=folder,
+                         hint="choose a folder you can write to") from None
     return not existed
 
 

@@ -23,10 +23,10 @@ _WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQ
                  errno.ENOENT, errno.ENOTDIR, errno.EXDEV, errno.EBUSY, errno.ETXTBSY}
 
 
-def _cannot_write(p: Path, e: OSError) -> MorphError:
-    """A clear error for an output that the system refuses to create."""
+def _cannot_write(p: Path, e: OSError, what: str = "output") -> MorphError:
+    """A clear error for an output (``what``) that the system refuses to create."""
     reason = e.strerror or type(e).__name__
-    return MorphError(f"cannot write the output: {reason.lower()}", file=p,
+    return MorphError(f"cannot write the {what}: {reason.lower()}", file=p,
                       hint="choose a folder you can write to")
 
 
@@ -61,15 +61,17 @@ def check_output(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     return p
 
 
-def check_writable_folder(folder: str | os.PathLike[str], *, output: str | os.PathLike[str] | None = None) -> None:
+def check_writable_folder(folder: str | os.PathLike[str], *, output: str | os.PathLike[str] | None = None,
+                          what: str = "output") -> None:
     """Refuse a folder in which no file can be created: a hidden ``.probe`` file is created
     there and removed, so permissions, read-only and immutable folders and special file
     systems (``/proc``) are all caught, which ``os.access`` misses when run as root.
-    ``output``: the path the error names (default the folder)."""
+    ``output``: the path the error names (default the folder); ``what``: what it calls it
+    ("cannot write the output: ...")."""
     try:
         fd, probe = tempfile.mkstemp(prefix=".morph.", suffix=".probe", dir=folder)
     except OSError as e:
-        raise _cannot_write(Path(output if output is not None else folder), e) from None
+        raise _cannot_write(Path(output if output is not None else folder), e, what) from None
     try:
         os.close(fd)
     finally:
