@@ -1376,6 +1376,27 @@ def test_diadem_op(data: Path, k: int, f1_min: float) -> None:
     assert np.linalg.norm(m.xyz[m.roots[0]] - root) < 6.0
 
 
+def test_diadem_op_without_seeds_is_not_cut_at_the_axons_swellings(data: Path) -> None:
+    """Traced without seeds, an axon's thickest swelling passes for a soma and the tree grows
+    from it. Its other swellings are as round and as thick: in fluorescence they are not
+    taken for other cells' somata (``other_somata`` is off), which left them the arbor beyond
+    (OP_4: F1 0.698 without the split, 0.058 with it)."""
+    stack = read_stack(data / "images/diadem_OP/OP_4.tif", voxel_size=DIADEM_OP_VOXEL)
+    gold = read_swc(data / "images/diadem_OP/OP_4.gold.swc")
+
+    def f1(m: Morphology) -> float:
+        return compare(m.to_voxels(DIADEM_OP_VOXEL), gold, tolerance=3.0, units="voxel",
+                       voxel_size=DIADEM_OP_VOXEL).f1
+
+    m = trace(stack, progress=False)
+    assert "trace parameter other_somata = False" in m.header
+    assert not any(h.startswith("other somata:") for h in m.header)
+    assert f1(m) >= 0.68
+    split = trace(stack, params=TraceParams(other_somata=True), progress=False)
+    assert any(h.startswith("other somata:") for h in split.header)
+    assert f1(split) < 0.3
+
+
 def test_real_brightfield_crop_is_plausible(data: Path) -> None:
     stack = read_stack(data / "images/patchseq_brightfield/Example_Input_Stack_2112.tif")
     with warnings.catch_warnings(record=True) as w:
