@@ -670,6 +670,43 @@ def test_prune_z_spurs_bounded_by_the_blur() -> None:
     assert len(bounded) == 21 + 12 and bounded.xyz[:, 2].max() == 32 and bounded.xyz[:, 2].min() == 20
 
 
+def test_prune_z_stems_takes_the_somas_blur_column_and_what_it_leads_to() -> None:
+    """A stem of the soma running straight up z (its blur column) goes with the fragment it
+    reaches; a stem leaving 20 degrees off z, a horizontal one and a vertical one branching
+    within the reach stay; so does a column holding a user's seed."""
+    soma = [[0.0, 0.0, 0.0]]
+    column = [[0.3, 0.1, 5.0 + k] for k in range(21)]  # z 5..25, then a fragment along x
+    fragment = [[0.3 + k, 0.1, 25.0] for k in range(1, 16)]
+    t = np.tan(np.deg2rad(20.0))
+    steep = [[-(5.0 + k) * t, 0.0, -(5.0 + k)] for k in range(20)]  # 20 degrees off z, downwards
+    flat = [[0.0, 5.0 + k, 0.0] for k in range(20)]
+    forked = [[-0.2, -0.2, -5.0 - k] for k in range(6)]  # straight down, but forks 5 um out
+    fork_a = [[-0.2 - k, -0.2, -10.0] for k in range(1, 8)]
+    fork_b = [[-0.2, -0.2 - k, -10.0] for k in range(1, 8)]
+    parts = [column + fragment, steep, flat, forked]
+    xyz, parent = list(soma), [-1]
+    for part in parts:
+        parent += [0] + list(range(len(xyz), len(xyz) + len(part) - 1))
+        xyz += part
+    fork_at = len(xyz) - 1
+    for part in (fork_a, fork_b):
+        parent += [fork_at] + list(range(len(xyz), len(xyz) + len(part) - 1))
+        xyz += part
+    types = np.full(len(xyz), 3)
+    types[0] = 1
+    radius = np.full(len(xyz), 0.5)
+    radius[0] = 5.0
+    m = Morphology(xyz, radius, types, parent)
+    out = prune.prune_z_stems(m)
+    assert len(out) == len(m) - len(column) - len(fragment)
+    assert out.xyz[:, 2].max() < 1.0  # nothing above the soma
+    assert len(prune.prune_z_stems(m, max_angle_deg=0.0)) == len(m)
+    assert len(prune.prune_z_stems(m, max_angle_deg=25.0)) == len(m) - len(column) - len(fragment) - len(steep)
+    seed = np.zeros(len(m), dtype=bool)
+    seed[len(column) + 5] = True  # a seed on the fragment
+    assert len(prune.prune_z_stems(m, protect=seed)) == len(m)
+
+
 def test_extend_tips_follows_a_fading_branch_and_stops_at_bodies() -> None:
     import scipy.ndimage as ndi
 

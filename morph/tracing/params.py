@@ -205,6 +205,10 @@ class TraceParams:
         the field is cut at the border, while the background flattening, extrapolated to
         the border, can leave a band along it above the foreground threshold (0 disables).
         See :func:`morph.tracing.prune.prune_edge_terminals`.
+    z_stem_deg
+        A stem of the soma whose first 12 um beyond the soma's surface run within this many
+        degrees of the z axis is the soma's blur along z, and goes with all it leads to (0
+        disables). See :func:`morph.tracing.prune.prune_z_stems`.
     tip_fraction
         Terminal branches are retracted to where the image falls below this fraction of the
         branch's mean intensity (the blur beyond a neurite's end, 0 disables).
@@ -388,6 +392,7 @@ class TraceParams:
     steep_terminal_ridge: float = 1.2
     steep_terminal_z: float = 0.6
     edge_terminal_fraction: float = 0.6
+    z_stem_deg: float = 10.0
     tip_fraction: float = 0.35
     tip_extend_um: float | None = None
     tip_extend_threshold: float = 1.8

@@ -751,6 +751,20 @@ def _prune_edge_terminals(m: Morphology, prep: Prepared, params: TraceParams,
     return m
 
 
+def _prune_z_stems(m: Morphology, prep: Prepared, params: TraceParams,
+                   keep_pts: NDArray[np.float64] | None) -> Morphology:
+    """:func:`morph.tracing.prune.prune_z_stems` with the run's parameters (the stems holding
+    the nodes nearest to ``keep_pts`` are kept); the header says how much cable went."""
+    if not params.z_stem_deg:
+        return m
+    len0 = m.total_length()
+    out = _prune.prune_z_stems(m, max_angle_deg=params.z_stem_deg, protect=_nearest_nodes(m, keep_pts))
+    if len(out) < len(m):
+        prep.notes.append(f"stems of the soma running along z removed as its blur (z_stem_deg): "
+                          f"{len0 - out.total_length():.1f} um of cable")
+    return out
+
+
 def _half_widths(m: Morphology, prep: Prepared, params: TraceParams) -> NDArray[np.float64]:
     """Each neurite node's half width on the image (the extent of its blurred image, which
     decides the halo-spur pruning); soma nodes keep their radius."""
@@ -796,6 +810,7 @@ def refine(m: Morphology, prep: Prepared, params: TraceParams, *, protect_xyz: N
     if prep.stretch > 1.3:
         m = _prune.prune_z_spurs(m, params.min_branch_um, protect=_nearest_nodes(m, keep_pts),
                                  z_blur=prep.stretch if params.z_spur_bounded else None)
+    m = _prune_z_stems(m, prep, params, keep_pts)
     m = _prune.trim_tips(m, prep.image, prep.voxel_size, fraction=params.tip_fraction)
     if params.side_branch_um:
         m = _prune.find_side_branches(m, prep.image, prep.voxel_size, noise=prep.noise, max_um=params.side_branch_um,
