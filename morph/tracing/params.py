@@ -206,9 +206,10 @@ class TraceParams:
         the border, can leave a band along it above the foreground threshold (0 disables).
         See :func:`morph.tracing.prune.prune_edge_terminals`.
     z_stem_deg
-        A stem of the soma whose first 12 um beyond the soma's surface run within this many
-        degrees of the z axis is the soma's blur along z, and goes with all it leads to (0
-        disables). See :func:`morph.tracing.prune.prune_z_stems`.
+        A stem of the soma whose first section reaches 12 um beyond the soma's surface and
+        runs over that reach within this many degrees of the z axis is the soma's blur along
+        z, and goes with all it leads to (0 disables). See
+        :func:`morph.tracing.prune.prune_z_stems`.
     tip_fraction
         Terminal branches are retracted to where the image falls below this fraction of the
         branch's mean intensity (the blur beyond a neurite's end, 0 disables).
