@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from morph.errors import MorphError, MorphologyError, StackError, SWCError, TracingError
+from morph.errors import MorphError, MorphologyError, NoNeuronError, StackError, SWCError, TracingError
 from morph.io import Stack, read_stack, read_swc, validate_swc, write_stack, write_swc
 from morph.morphology import Morphology
 
@@ -16,6 +16,7 @@ __all__ = [
     "MorphError",
     "Morphology",
     "MorphologyError",
+    "NoNeuronError",
     "SWCError",
     "Stack",
     "StackError",

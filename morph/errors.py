@@ -67,6 +67,25 @@ class TracingError(MorphError):
     """Tracing could not produce a reconstruction from the given input."""
 
 
+class NoNeuronError(TracingError):
+    """Nothing in the traced region looks like a neuron.
+
+    Parameters
+    ----------
+    what
+        Why, after "no neuron found: "; ``{where}`` in it names the region traced.
+    where
+        The region traced ("stack", or "roi" when only a box of the stack is traced).
+    hint
+        What to do about it.
+    """
+
+    def __init__(self, what: str, *, where: str = "stack", hint: str | None = None) -> None:
+        self.what = what
+        self.where = where
+        super().__init__("no neuron found: " + what.replace("{where}", where), hint=hint)
+
+
 class OutputExistsError(MorphError):
     """An output file exists and ``--force`` was not given."""
 

@@ -15,7 +15,7 @@ from scipy.spatial import cKDTree
 
 from morph.cli.main import main
 from morph.compare import DIADEM_OP_VOXEL, compare
-from morph.errors import TracingError
+from morph.errors import NoNeuronError, TracingError
 from morph.io import read_stack, read_swc, write_stack
 from morph.morphology import APICAL, AXON, SOMA, Morphology
 from morph.tracing import TraceParams, prune, trace, trace_path, tubularity
@@ -1785,8 +1785,9 @@ def test_bad_input_library(y_stack) -> None:
             (rng.random((20, 96, 96)) * 4000).astype(np.uint16)]
     for stack in loud:
         for polarity in ("brightfield", "fluorescence"):
-            with pytest.raises(TracingError, match="no neuron found"):
+            with pytest.raises(NoNeuronError, match="no neuron found") as err:
                 trace(stack, voxel_size=(1, 1, 1), params=TraceParams(polarity=polarity), progress=False)
+            assert isinstance(err.value, TracingError) and err.value.where == "stack"
     with pytest.raises(TracingError, match=r"a single slice \(60 x 60\) where a 3-D stack is required"):
         trace(noise[:1], voxel_size=(1, 1, 1), progress=False)
     # a voxel size in nanometres, given or from the file, is named before any work

@@ -42,7 +42,7 @@ from scipy.spatial import cKDTree
 
 import morph
 from morph import progress as _progress
-from morph.errors import TracingError
+from morph.errors import NoNeuronError, TracingError
 from morph.io.stack import MEAN, Stack, series_note
 from morph.morphology import AXON, BASAL, SOMA, Morphology
 from morph.soma_outline import SomaOutline
@@ -500,8 +500,8 @@ def foreground_graph(
         stages.start("graph")
     t0 = time.perf_counter()
     if not strong.any():
-        raise TracingError(
-            "no neuron found: nothing in the stack stands out from the background "
+        raise NoNeuronError(
+            "nothing in the {where} stands out from the background "
             f"(noise {noise:.3g} grey levels, nothing above {params.threshold_high:g} x noise)",
             hint="check the polarity (--polarity), the file and the channel, or lower threshold_high",
         )
@@ -1146,14 +1146,14 @@ def _said_of_the_roi(fn: Callable[..., Morphology]) -> Callable[..., Morphology]
     def wrapper(*args: Any, **kw: Any) -> Morphology:
         try:
             return fn(*args, **kw)
-        except TracingError as e:
+        except NoNeuronError as e:
             roi = kw.get("roi")
-            if roi is None or not e.message.startswith("no neuron found"):
+            if roi is None:
                 raise
             box = ", ".join(f"{float(a):g}..{float(b):g}" for a, b in zip(roi[:3], roi[3:], strict=True))
-            raise TracingError(e.message.replace(" in the stack ", " in the roi ") + f" (roi {box} um)",
-                               hint="only the roi is traced: check that it holds the neuron (its corners are "
-                               "micrometres unless --units voxel is given), or widen it; " + (e.hint or "")) from e
+            raise NoNeuronError(f"{e.what} (roi {box} um)", where="roi",
+                                hint="only the roi is traced: check that it holds the neuron (its corners are "
+                                "micrometres unless --units voxel is given), or widen it; " + (e.hint or "")) from e
 
     return wrapper
 
@@ -1408,8 +1408,8 @@ def trace(
                 peak = float(fg.value.max())
                 need = NO_SOMA_MIN_PEAK * float(params.threshold_high)
                 if peak < need:
-                    raise TracingError(
-                        f"no neuron found: no soma, and the strongest structure stands {peak:.1f} noise units "
+                    raise NoNeuronError(
+                        f"no soma, and the strongest structure stands {peak:.1f} noise units "
                         f"above the background (noise {prep.noise:.3g} grey levels), below the {need:g} expected "
                         "of a neuron's soma or thick neurites: what stands out looks like noise",
                         hint="check the polarity (--polarity), the file and the channel; if the neuron is faint, "

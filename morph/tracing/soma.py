@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from morph.errors import TracingError
+from morph.errors import NoNeuronError, TracingError
 from morph.soma_outline import SomaOutline
 from morph.tracing.tree import Foreground
 
@@ -58,8 +58,8 @@ def detect_soma(
         When there is no foreground at all.
     """
     if fg.n == 0:
-        raise TracingError("no neuron found: nothing in the stack stands out from the background",
-                           hint="check the polarity (--polarity) or give the soma with --soma")
+        raise NoNeuronError("nothing in the {where} stands out from the background",
+                            hint="check the polarity (--polarity) or give the soma with --soma")
     cand = np.flatnonzero(strong) if strong is not None and strong.any() else np.arange(fg.n)
     best = int(cand[np.argmax(local_radius[cand])])
     r = float(min(local_radius[best], max_radius_um))
