@@ -700,6 +700,14 @@ def _nearest_nodes(m: Morphology, pts: NDArray[np.float64] | None) -> NDArray[np
     return mask
 
 
+def _note_cut(prep: Prepared, before: Morphology, after: Morphology, what: str) -> Morphology:
+    """``after`` (``before`` pruned); when it lost nodes, the header says how much cable went
+    and ``what`` took it."""
+    if len(after) < len(before):
+        prep.notes.append(f"{what}: {before.total_length() - after.total_length():.1f} um of cable")
+    return after
+
+
 def _prune_flat_terminals(m: Morphology, prep: Prepared, params: TraceParams,
                           held: NDArray[np.bool_] | None, traced: NDArray[np.float64] | None = None) -> Morphology:
     """:func:`morph.tracing.prune.prune_flat_terminals` with the run's parameters (micrometres
@@ -707,13 +715,10 @@ def _prune_flat_terminals(m: Morphology, prep: Prepared, params: TraceParams,
     before the tip walks, on which a branch is judged); the header says how much cable went."""
     if not params.terminal_ridge:
         return m
-    n0, len0 = m.sections.n, m.total_length()
-    m = _prune.prune_flat_terminals(m, prep.image, prep.voxel_size, params.terminal_ridge * prep.noise,
-                                    margin_um=params.terminal_ridge_margin_um, protect=held, judge_xyz=traced)
-    if m.sections.n < n0:
-        prep.notes.append(f"terminal branches removed as not standing out from the image beside them "
-                          f"(terminal_ridge): {len0 - m.total_length():.1f} um of cable")
-    return m
+    out = _prune.prune_flat_terminals(m, prep.image, prep.voxel_size, params.terminal_ridge * prep.noise,
+                                      margin_um=params.terminal_ridge_margin_um, protect=held, judge_xyz=traced)
+    return _note_cut(prep, m, out, "terminal branches removed as not standing out from the image beside them "
+                     "(terminal_ridge)")
 
 
 def _prune_steep_terminals(m: Morphology, prep: Prepared, params: TraceParams,
@@ -723,14 +728,11 @@ def _prune_steep_terminals(m: Morphology, prep: Prepared, params: TraceParams,
     kept); the header says how much cable went."""
     if not params.steep_terminal_ridge or len(m) < 3:
         return m
-    n0, len0 = m.sections.n, m.total_length()
-    m = _prune.prune_steep_terminals(m, prep.image, prep.voxel_size, params.steep_terminal_ridge * prep.noise,
-                                     min_steepness=params.steep_terminal_z,
-                                     margin_um=params.terminal_ridge_margin_um, protect=_nearest_nodes(m, keep_pts))
-    if m.sections.n < n0:
-        prep.notes.append(f"terminal branches running steeply along z removed as weak ridges (steep_terminal_ridge): "
-                          f"{len0 - m.total_length():.1f} um of cable")
-    return m
+    out = _prune.prune_steep_terminals(m, prep.image, prep.voxel_size, params.steep_terminal_ridge * prep.noise,
+                                       min_steepness=params.steep_terminal_z,
+                                       margin_um=params.terminal_ridge_margin_um, protect=_nearest_nodes(m, keep_pts))
+    return _note_cut(prep, m, out, "terminal branches running steeply along z removed as weak ridges "
+                     "(steep_terminal_ridge)")
 
 
 def _prune_edge_terminals(m: Morphology, prep: Prepared, params: TraceParams,
@@ -742,13 +744,10 @@ def _prune_edge_terminals(m: Morphology, prep: Prepared, params: TraceParams,
         return m
     vs = np.asarray(prep.voxel_size, dtype=np.float64)
     extent = (np.asarray(prep.image.shape[::-1], dtype=np.float64) - 1) * vs
-    n0, len0 = m.sections.n, m.total_length()
-    m = _prune.prune_edge_terminals(m, extent[:2], margin_um=max(1.0, float(vs[:2].max())),
-                                    fraction=params.edge_terminal_fraction, protect=_nearest_nodes(m, keep_pts))
-    if m.sections.n < n0:
-        prep.notes.append(f"terminal branches running along the image's x-y border removed (edge_terminal_fraction): "
-                          f"{len0 - m.total_length():.1f} um of cable")
-    return m
+    out = _prune.prune_edge_terminals(m, extent[:2], margin_um=max(1.0, float(vs[:2].max())),
+                                      fraction=params.edge_terminal_fraction, protect=_nearest_nodes(m, keep_pts))
+    return _note_cut(prep, m, out, "terminal branches running along the image's x-y border removed "
+                     "(edge_terminal_fraction)")
 
 
 def _prune_z_stems(m: Morphology, prep: Prepared, params: TraceParams,
@@ -757,12 +756,8 @@ def _prune_z_stems(m: Morphology, prep: Prepared, params: TraceParams,
     the nodes nearest to ``keep_pts`` are kept); the header says how much cable went."""
     if not params.z_stem_deg:
         return m
-    len0 = m.total_length()
     out = _prune.prune_z_stems(m, max_angle_deg=params.z_stem_deg, protect=_nearest_nodes(m, keep_pts))
-    if len(out) < len(m):
-        prep.notes.append(f"stems of the soma running along z removed as its blur (z_stem_deg): "
-                          f"{len0 - out.total_length():.1f} um of cable")
-    return out
+    return _note_cut(prep, m, out, "stems of the soma running along z removed as its blur (z_stem_deg)")
 
 
 def _half_widths(m: Morphology, prep: Prepared, params: TraceParams) -> NDArray[np.float64]:

@@ -833,6 +833,25 @@ def _piece_axis(
     return np.linalg.eigh(pts.T @ pts)[1][:, -1]
 
 
+def _end_facing(
+    pkd: cKDTree, xyz: NDArray[np.float64], comp: NDArray[np.int64], target: NDArray[np.int64], v: int,
+    piece: int, toward: NDArray[np.float64], *, cos_dir: float, cos_axis: float, end_um: float, axis_um: float,
+) -> float | None:
+    """Whether piece ``piece``'s end at its voxel ``v`` faces ``toward`` (a unit vector): the
+    cosine of the angle between its direction there (:func:`_end_direction`, over ``end_um``)
+    and ``toward``, when it reaches ``cos_dir`` and the piece's principal axis over its voxels
+    within ``axis_um`` of ``v`` (:func:`_piece_axis`) lies along ``toward`` too (the absolute
+    cosine at least ``cos_axis``: a piece passing sideways can end facing anything);
+    ``None`` otherwise."""
+    direc = _end_direction(pkd, xyz, comp, target, v, piece, end_um)
+    if direc is None:
+        return None
+    c = float(direc @ toward)
+    if c < cos_dir or abs(float(_piece_axis(pkd, xyz, comp, target, v, piece, axis_um) @ toward)) < cos_axis:
+        return None
+    return c
+
+
 def _piece_bridges(
     best: dict[int, tuple[float, int, int]],
     xyz: NDArray[np.float64],
@@ -920,18 +939,15 @@ def _soma_bridges(
         if ci in best:
             continue
         v = int(tv[k])
-        direc = _end_direction(pkd, xyz, comp, target, v, ci, end_um)
         inward = centre - xyz[v]
         ni = float(np.linalg.norm(inward))
-        if direc is None or ni < 1e-9:
+        if ni < 1e-9:
             continue
-        cosang = float(direc @ inward) / ni
-        if cosang < cos_max:
-            continue
-        # and the piece runs radially: its principal axis near the end (within axis_um) points
-        # at the centre too (a piece passing the soma sideways can end pointing inwards)
-        axis = _piece_axis(pkd, xyz, comp, target, v, ci, axis_um)
-        if abs(float(axis @ inward)) / ni >= cos_max:
+        # the piece runs radially: its end and its principal axis near it point at the centre
+        # (a piece passing the soma sideways can end pointing inwards)
+        cosang = _end_facing(pkd, xyz, comp, target, v, ci, inward / ni, cos_dir=cos_max, cos_axis=cos_max,
+                             end_um=end_um, axis_um=axis_um)
+        if cosang is not None:
             gd, j = skd.query(xyz[v])
             best[ci] = (float(gd) / max(cosang, 1e-3), int(sources[j]), v)
 
@@ -1009,11 +1025,9 @@ def _long_bridges(
             if ci in best:
                 continue
             vv = int(tv[k])
-            direc = _end_direction(target_kd, xyz, comp, target, vv, ci, end_um)
             back = (txyz[t] - xyz[vv]) / max(float(dd[k]), 1e-9)
-            if direc is None or float(direc @ back) < cos_max:
-                continue
-            if abs(float(_piece_axis(target_kd, xyz, comp, target, vv, ci, axis_um) @ back)) < cos_axis:
+            if _end_facing(target_kd, xyz, comp, target, vv, ci, back, cos_dir=cos_max, cos_axis=cos_axis,
+                           end_um=end_um, axis_um=axis_um) is None:
                 continue
             best[ci] = (float(dd[k]) / max(float(cosang[k]), 1e-3), int(tip_nodes[ti]), vv)
 
