@@ -377,6 +377,15 @@ def test_skeleton_cuts_a_branch_back_where_it_ends_next_to_another() -> None:
     assert b[~down].all() and b[down & (xyz[100:][:, 1] >= 4)].all() and not b[down & (xyz[100:][:, 1] < 4)].any()
 
 
+def _unit_foreground(mask: np.ndarray) -> tuple[tr.Foreground, tr.Graph, np.ndarray]:
+    """``mask`` as foreground of 1 um voxels, each of value 10, with its graph (unit costs)
+    and local radii: the set-up of the tree-growing tests."""
+    idx = np.flatnonzero(mask)
+    fg = tr.Foreground(mask.shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
+    graph = tr.build_graph(fg, np.ones(idx.size))
+    return fg, graph, tr.local_radius(fg, graph)
+
+
 def test_a_forced_node_keeps_its_branch_up_to_it_and_bridges_nothing() -> None:
     """A user's point (``force``) on a branch too short to keep keeps the branch up to that
     point, not beyond (what lies beyond is judged as any branch's end is), and no gap bridge
@@ -399,14 +408,11 @@ def test_a_forced_node_keeps_its_branch_up_to_it_and_bridges_nothing() -> None:
         mask[1, 10, 0:61] = True
         mask[1, 11 : stub_end + 1, 30] = True
         mask[1, 22:37, 30] = True
-        idx = np.flatnonzero(mask)
-        fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
-        graph = tr.build_graph(fg, np.ones(idx.size))
-        radius = tr.local_radius(fg, graph)
+        fg, graph, radius = _unit_foreground(mask)
         src = np.flatnonzero((fg.zyx[:, 1] == 10) & (fg.zyx[:, 2] == 0))
         seed = np.flatnonzero((fg.zyx[:, 1] == 13) & (fg.zyx[:, 2] == 30))
         grown = tr.grow(fg, graph, radius, src, force=seed, min_branch_um=4.0, branch_radius_factor=1.5,
-                        gap_um=10.0, strong=np.ones(idx.size, bool))
+                        gap_um=10.0, strong=np.ones(fg.n, bool))
         return fg.zyx[grown.node, 1]
 
     y = grown_rows(13)  # a 3-voxel stub, too short to keep: up to the seed, no bridge beyond
@@ -423,12 +429,9 @@ def test_grow_bridges_from_a_piece_end_that_points_at_the_tree() -> None:
         mask = np.zeros(shape, bool)
         mask[1, 10, 0:61] = True
         mask[1, 10 + gap : 10 + gap + 25, 30] = True
-        idx = np.flatnonzero(mask)
-        fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
-        graph = tr.build_graph(fg, np.ones(idx.size))
-        radius = tr.local_radius(fg, graph)
+        fg, graph, radius = _unit_foreground(mask)
         src = np.flatnonzero((fg.zyx[:, 1] == 10) & (fg.zyx[:, 2] == 0))
-        kw = dict(min_branch_um=2.0, branch_radius_factor=1.5, gap_um=8.0, strong=np.ones(idx.size, bool))
+        kw = dict(min_branch_um=2.0, branch_radius_factor=1.5, gap_um=8.0, strong=np.ones(fg.n, bool))
         grown = tr.grow(fg, graph, radius, src, gap_from_pieces=True, gap_piece_um=piece_um, **kw)
         on_branch = fg.zyx[grown.node, 1] > 10
         assert (on_branch.sum() >= 20) == joined, (gap, piece_um, on_branch.sum())
@@ -447,13 +450,10 @@ def test_grow_does_not_bridge_a_thin_tip_to_a_thick_piece() -> None:
             mask[2:7, 8:13, 36:66] = True  # a 5 x 5 voxel bar 6 um beyond the tip
         else:
             mask[4, 10, 36:66] = True  # the same neurite beyond a 6 um gap
-        idx = np.flatnonzero(mask)
-        fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
-        graph = tr.build_graph(fg, np.ones(idx.size))
-        radius = tr.local_radius(fg, graph)
+        fg, graph, radius = _unit_foreground(mask)
         src = np.flatnonzero(fg.zyx[:, 2] == 0)
         grown = tr.grow(fg, graph, radius, src, min_branch_um=2.0, branch_radius_factor=1.5, gap_um=8.0,
-                        strong=np.ones(idx.size, bool), gap_thickening=factor, gap_thickening_min_um=1.0)
+                        strong=np.ones(fg.n, bool), gap_thickening=factor, gap_thickening_min_um=1.0)
         beyond = int((fg.zyx[grown.node, 2] >= 36).sum())
         assert (beyond >= 25) == joined, (thick, factor, beyond)
 
@@ -470,10 +470,7 @@ def test_grow_from_anchored_pieces_only() -> None:
     mask = np.zeros(shape, bool)
     mask[2, 20, 0:60] = True  # the dendrite, along x
     mask[4, 0:40, 30] = True  # the fragment, along y, 2 um above it: not touching
-    idx = np.flatnonzero(mask)
-    fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
-    graph = tr.build_graph(fg, np.ones(idx.size))
-    radius = tr.local_radius(fg, graph)
+    fg, graph, radius = _unit_foreground(mask)
     cable = np.column_stack([np.arange(0.0, 40.0, 0.5), np.full(80, 20.0), np.full(80, 2.0)])  # traced to x = 40
     d, j = cKDTree(cable).query(fg.xyz_um(), distance_upper_bound=2.5)
     src = np.flatnonzero(np.isfinite(d))
@@ -498,15 +495,12 @@ def test_extend_bridges_only_from_new_pieces_that_reach_out() -> None:
     mask[2, 21:24, 30] = True  # a 3 um stub off it at x = 30 ...
     mask[2, 28:45, 30] = True  # ... pointing at a piece 4 um beyond its tip
     mask[2, 20, 64:85] = True  # the dendrite continues beyond a 4 um gap
-    idx = np.flatnonzero(mask)
-    fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
-    graph = tr.build_graph(fg, np.ones(idx.size))
-    radius = tr.local_radius(fg, graph)
+    fg, graph, radius = _unit_foreground(mask)
     cable = np.column_stack([np.arange(0.0, 40.0, 0.5), np.full(80, 20.0), np.full(80, 2.0)])
     d, _j = cKDTree(cable).query(fg.xyz_um(), distance_upper_bound=1.5)
     src = np.flatnonzero(np.isfinite(d))
     grown = tr.grow(fg, graph, radius, src, min_branch_um=1.5, branch_radius_factor=1.0, gap_um=8.0,
-                    strong=np.ones(idx.size, bool), cover_xyz=cable, cover_radius=np.full(80, 0.5))
+                    strong=np.ones(fg.n, bool), cover_xyz=cable, cover_radius=np.full(80, 0.5))
     zyx = fg.zyx[grown.node]
     assert ((zyx[:, 1] == 22) & (zyx[:, 2] == 30)).any()  # the stub leaves the cable's cover: kept
     assert not (zyx[:, 1] >= 28).any()  # but does not bridge
@@ -523,14 +517,11 @@ def test_grow_bridges_to_the_soma_from_a_piece_pointing_at_it() -> None:
     mask[1, 30, 44:75] = True  # radial, to the right
     mask[1, 56:90, 30] = True  # radial, downwards, 26 um from the centre
     mask[1, 10:50, 14] = True  # sideways, to the left, its middle 16 um from the centre
-    idx = np.flatnonzero(mask)
-    fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
-    graph = tr.build_graph(fg, np.ones(idx.size))
-    radius = tr.local_radius(fg, graph)
+    fg, graph, radius = _unit_foreground(mask)
     z, y, x = fg.zyx.T
     src = np.flatnonzero((x - 30) ** 2 + (y - 30) ** 2 <= 36)
     # tip bridges (gap_um) shorter than the gap: only a bridge to the soma can join
-    kw = dict(min_branch_um=2.0, branch_radius_factor=1.5, gap_um=4.0, strong=np.ones(idx.size, bool))
+    kw = dict(min_branch_um=2.0, branch_radius_factor=1.5, gap_um=4.0, strong=np.ones(fg.n, bool))
     grown = tr.grow(fg, graph, radius, src, gap_soma_um=15.0, soma=(np.array([30.0, 30.0, 1.0]), 6.0), **kw)
     node = grown.node
     assert (x[node] >= 44).sum() >= 25  # the radial piece is joined
@@ -561,13 +552,10 @@ def test_grow_bridges_a_long_gap_only_along_one_line() -> None:
         elif kind == "stub":  # the tip is a 4 um stub off the dendrite, pointing up at a piece
             mask[4, 55:60, 20] = True
             mask[4, 10:35, 20] = True
-        idx = np.flatnonzero(mask)
-        fg = tr.Foreground(shape, (1.0, 1.0, 1.0), idx, np.full(idx.size, 10.0, np.float32))
-        graph = tr.build_graph(fg, np.ones(idx.size))
-        radius = tr.local_radius(fg, graph)
+        fg, graph, radius = _unit_foreground(mask)
         src = np.flatnonzero(fg.zyx[:, 2] == 0)
         grown = tr.grow(fg, graph, radius, src, min_branch_um=2.0, branch_radius_factor=1.5, gap_um=8.0,
-                        strong=np.ones(idx.size, bool), gap_long_um=long_um, gap_long_angle_deg=20.0,
+                        strong=np.ones(fg.n, bool), gap_long_um=long_um, gap_long_angle_deg=20.0,
                         gap_long_min_um=10.0)
         zyx = fg.zyx[grown.node]
         return int(((zyx[:, 2] >= 45) | (zyx[:, 1] <= 40)).sum())
