@@ -22,7 +22,7 @@ from morph.tracing import TraceParams, prune, trace, trace_path, tubularity
 from morph.tracing import label as lab
 from morph.tracing import preprocess as pp
 from morph.tracing import tree as tr
-from morph.tracing.polarity import detect_polarity
+from morph.tracing.polarity import CLIPPED_SHARE, clipped_share, defaults_hint, detect_polarity, value_sample
 
 DIADEM_ROOTS = {1: (30.979, 429.04, 0), 2: (0.725, 391.08, 25), 7: (119.76, 215.98, 39), 8: (118.64, 181.34, 55)}
 
@@ -1868,6 +1868,47 @@ def test_cli_trace(tmp_path: Path, y_stack, capsys) -> None:
     assert main(["trace-path", str(stack), "--from", "40,12,10", "--to", "40,30,10", "--into", str(out),
                  "-o", str(out2), "-q"]) == 0
     assert len(read_swc(out2)) > len(read_swc(out))
+
+
+def test_defaults_hint_only_for_an_unclipped_fluorescence_background() -> None:
+    rng = np.random.default_rng(2)
+    offset = np.clip(rng.normal(20, 6, 100_000), 0, 255).astype(np.uint8)  # a camera's offset: 0.05 % at 0
+    clipped = np.clip(offset.astype(np.int16) - 20, 0, 255).astype(np.uint8)  # the offset taken off: half at 0
+    assert clipped_share(offset) < CLIPPED_SHARE < 0.4 < clipped_share(clipped) < 0.6
+    assert clipped_share(np.array([np.nan, 1.0, 1.0, 2.0])) == pytest.approx(2 / 3)  # NaN left out
+    hint = defaults_hint("fluorescence", "auto", offset)
+    assert hint is not None and hint.startswith("hint: ") and "defaults_for=brightfield" in hint
+    assert defaults_hint("fluorescence", "auto", clipped) is None
+    assert defaults_hint("fluorescence", "fluorescence", offset) is None  # the user chose them
+    assert defaults_hint("brightfield", "auto", offset) is None
+    assert defaults_hint("fluorescence", "auto", None) is None
+
+
+def test_trace_hints_at_the_brightfield_defaults_on_an_unclipped_fluorescence_stack(tmp_path: Path, y_stack,
+                                                                                      capsys) -> None:
+    """A fluorescence stack recorded above black (the y cell: background 20, noise 6) is
+    traced with the fluorescence defaults, and the header and the command line say that a
+    faint fill may trace better with the brightfield ones; the same stack clipped to black
+    (as the shared data's confocal stacks) gets no such hint."""
+    data, vs, _gold = y_stack
+    m = trace(data, voxel_size=vs, progress=False)
+    assert [h for h in m.header if h.startswith("hint: ")] == [defaults_hint("fluorescence", "auto", data)]
+    clipped = np.clip(data.astype(np.int16) - 20, 0, 255).astype(np.uint8)
+    assert clipped_share(value_sample(clipped)) > CLIPPED_SHARE
+    assert not [h for h in trace(clipped, voxel_size=vs, progress=False).header if h.startswith("hint: ")]
+    stack = tmp_path / "y.tif"
+    write_stack(stack, data, vs)
+    capsys.readouterr()
+    assert main(["trace", str(stack), "-o", str(tmp_path / "a.swc")]) == 0
+    assert "morph: hint: traced with the fluorescence defaults" in capsys.readouterr().err
+    assert "# hint: traced with the fluorescence defaults" in (tmp_path / "a.swc").read_text()
+    assert main(["trace", str(stack), "-o", str(tmp_path / "b.swc"), "-q"]) == 0
+    assert "hint: " not in capsys.readouterr().err
+    assert main(["trace", str(stack), "-o", str(tmp_path / "c.swc"), "--param", "defaults_for=fluorescence"]) == 0
+    assert "hint: " not in capsys.readouterr().err + (tmp_path / "c.swc").read_text()
+    # bounded memory: the same sample, the same hint
+    assert main(["trace", str(stack), "-o", str(tmp_path / "d.swc"), "-q", "--max-memory", "200MB"]) == 0
+    assert "# hint: traced with the fluorescence defaults" in (tmp_path / "d.swc").read_text()
 
 
 def test_cli_rgb_stack_by_channel_or_mean(tmp_path: Path, y_stack, capsys) -> None:

@@ -355,10 +355,13 @@ def run(args: argparse.Namespace) -> int:
             f"{args.output}: {len(m)} nodes, {m.total_length():.1f} um of neurites, "
             f"{m.branch_points.size} branch points, {m.tips.size} tips" + (f"; {axon}" if axon else "")
         )
-        if "not identified" in axon:
-            from morph.progress import info
+        from morph.progress import info
 
+        if "not identified" in axon:
             info("morph: to label the axon (and measure its initial segment), give a point on it: "
                  f"--axon X,Y,Z, or label this trace with morph edit {args.output} --axon X,Y,Z -o OUT",
                  quiet=args.quiet)
+        for line in m.header:  # the tracer's hints (also kept in the header)
+            if line.startswith("hint: "):
+                info("morph: " + line, quiet=args.quiet)
     return 0

@@ -589,18 +589,23 @@ def prepare(
 
     from morph.tracing import preprocess as pre
     from morph.tracing.pipeline import Prepared, foreground_graph, reachable_foreground
-    from morph.tracing.polarity import POLARITIES, detect_polarity
+    from morph.tracing.polarity import POLARITIES, defaults_hint, detect_polarity
 
     vs = tuple(float(v) for v in voxel_size)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     pol = str(params.polarity).lower()
-    if pol == "auto":
-        # slabs of a quarter of a quarter: reading a dask/zarr slab holds it about three times
-        pol = detect_polarity(strided_sample(data, max_memory=max_memory // 16))
-        release_memory()
-    elif pol not in POLARITIES:
+    if pol not in (*POLARITIES, "auto"):
         raise TracingError(f"unknown polarity {params.polarity!r}", hint="use auto, brightfield or fluorescence")
+    sample = None
+    if pol == "auto" or (pol == "fluorescence" and str(params.defaults_for).lower() == "auto"):
+        # slabs of a quarter of a quarter: reading a dask/zarr slab holds it about three times
+        sample = strided_sample(data, max_memory=max_memory // 16)
+        release_memory()
+    if pol == "auto":
+        pol = detect_polarity(sample)
+    hint = defaults_hint(pol, params.defaults_for, sample)
+    del sample
     params = params.resolved(pol)
     t["polarity"] = time.perf_counter() - t0
     if stages:
@@ -646,7 +651,7 @@ def prepare(
     release_memory()
     return Prepared(image, vs, pol, noise, fg, graph, radius, strong,  # type: ignore[arg-type]
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t,
-                    notes=[note], batch_voxels=batch, cost_stats=stats, check_memory=check,
+                    notes=[note] + ([hint] if hint else []), batch_voxels=batch, cost_stats=stats, check_memory=check,
                     faint=faint)
 
 

@@ -56,7 +56,7 @@ from morph.tracing import soma as _soma
 from morph.tracing import tree as _tree
 from morph.tracing.memory import release_memory
 from morph.tracing.params import TraceParams
-from morph.tracing.polarity import resolve_polarity
+from morph.tracing.polarity import defaults_hint, resolve_polarity, value_sample
 from morph.tracing.tubularity import tube_scale, tubularity_at
 
 STAGES = ["polarity", "preprocess", "tubularity", "graph", "soma", "tree", "refine", "label", "faint"]
@@ -330,6 +330,7 @@ def prepare(
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     pol = resolve_polarity(data, params.polarity)
+    hint = defaults_hint(pol, params.defaults_for, value_sample(data) if pol == "fluorescence" else None)
     params = params.resolved(pol)
     t["polarity"] = time.perf_counter() - t0
     if stages:
@@ -416,7 +417,7 @@ def prepare(
     )
     return Prepared(None, vs, pol, noise, fg, graph, radius, strong,  # type: ignore[arg-type]
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t,
-                    packed_image=packed, notes=[note], faint=faint)
+                    packed_image=packed, notes=[note] + ([hint] if hint else []), faint=faint)
 
 
 def reachable_foreground(
