@@ -66,6 +66,13 @@ class SomaOutline:
         """Radius of the disc of the same area (um)."""
         return float(np.sqrt(self.area / np.pi))
 
+    def radius_at(self, angles: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The outline's distance from the centre along x-y directions ``angles`` (radians
+        from +x towards +y), interpolated linearly between its directions, around the circle."""
+        a = np.r_[self.angles, self.angles[0] + 2.0 * np.pi]
+        r = np.r_[self.radii, self.radii[0]]
+        return np.interp(np.mod(np.asarray(angles, dtype=np.float64) - self.angles[0], 2.0 * np.pi) + self.angles[0], a, r)
+
     def axes(self) -> tuple[float, float, float]:
         """Semi-axes (major, minor, um) of the ellipse with the enclosed region's area and
         second moments, and the major axis's direction (degrees from +x towards +y, in

@@ -18,11 +18,13 @@ from morph.compare import DIADEM_OP_VOXEL, compare
 from morph.errors import NoNeuronError, TracingError
 from morph.io import read_stack, read_swc, write_stack
 from morph.morphology import APICAL, AXON, SOMA, Morphology
+from morph.soma_outline import SomaOutline
 from morph.tracing import TraceParams, prune, trace, trace_path, tubularity
 from morph.tracing import label as lab
 from morph.tracing import preprocess as pp
 from morph.tracing import tree as tr
 from morph.tracing.polarity import CLIPPED_SHARE, clipped_share, defaults_hint, detect_polarity, value_sample
+from morph.tracing.soma import clip_to_surface, surface_distance
 
 DIADEM_ROOTS = {1: (30.979, 429.04, 0), 2: (0.725, 391.08, 25), 7: (119.76, 215.98, 39), 8: (118.64, 181.34, 55)}
 
@@ -1214,6 +1216,77 @@ def test_trace_synthetic_fluorescence(y_stack) -> None:
     assert o.equivalent_radius == pytest.approx(6.0, rel=0.06)
     major, minor, _ = o.axes()
     assert minor / major > 0.93
+    # every stem starts on the soma's surface (not at the soma voxels it grew from)
+    first = np.flatnonzero((m.parent >= 0) & m.soma_mask[np.maximum(m.parent, 0)] & ~m.soma_mask)
+    assert first.size == 3
+    d = np.linalg.norm(m.xyz[first] - m.soma_center, axis=1)
+    np.testing.assert_allclose(d, surface_distance(m.xyz[first] - m.soma_center, m.soma_radius, o), atol=0.01)
+    assert not np.any((np.linalg.norm(m.xyz - m.soma_center, axis=1) < 0.99 * d.min()) & ~m.soma_mask)
+
+
+def _cell(xyz, parent, *, radius=1.0, types=None) -> Morphology:
+    n = len(xyz)
+    r = np.full(n, radius) if np.ndim(radius) == 0 else np.asarray(radius, dtype=float)
+    return Morphology(np.asarray(xyz, dtype=float), r, types if types is not None else [SOMA] + [3] * (n - 1), parent)
+
+
+def test_clip_to_surface_starts_the_stems_on_the_soma() -> None:
+    """Neurite nodes inside the soma go; an edge leaving it gets a node on the surface,
+    hanging from the soma, with the child's type and an interpolated radius."""
+    # soma r 5 at the origin; a stem along +x from inside (2, 4) out (6, 8); a stem along
+    # -y forking inside (at 3) into two branches leaving at -x-y and +x-y; a stem whose
+    # first node already lies outside; a branch dipping back in (along +z)
+    xyz = [(0, 0, 0), (2, 0, 0), (4, 0, 0), (6, 0, 0), (8, 0, 0),
+           (0, -3, 0), (-4, -6, 0), (4, -6, 0),
+           (0, 7, 0), (0, 9, 0),
+           (0, 0, 6), (0, 0, 4), (0, 0, 7)]
+    parent = [-1, 0, 1, 2, 3, 0, 5, 5, 0, 8, 0, 10, 11]
+    radius = [5.0, 3, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1]
+    types = [SOMA, 2, 2, 2, 2, 3, 3, 3, 4, 4, 3, 3, 3]
+    m = _cell(xyz, parent, radius=radius, types=types)
+    c = clip_to_surface(m)
+    assert c.soma_nodes.size == 1 and c.soma_radius == 5.0
+    first = np.flatnonzero((c.parent >= 0) & c.soma_mask[np.maximum(c.parent, 0)])
+    starts = {tuple(np.round(c.xyz[i], 3)) for i in first}
+    t = (-18 + np.sqrt(18**2 + 4 * 25 * 16)) / 50  # (0,-3) -> (+-4,-6) crosses r = 5: 25 t^2 + 18 t - 16 = 0
+    fork_start = (round(4 * t, 3), round(-3 - 3 * t, 3), 0.0)
+    assert starts == {(5.0, 0.0, 0.0), fork_start, (-fork_start[0], fork_start[1], 0.0), (0.0, 7.0, 0.0),
+                      (0.0, 0.0, 6.0), (0.0, 0.0, 5.0)}
+    # no neurite node inside; the crossing takes its child's type and the radius along the edge
+    d = np.linalg.norm(c.xyz, axis=1)
+    assert np.all(d[~c.soma_mask] >= 5.0 - 1e-6)
+    on_x = int(np.flatnonzero(np.all(np.isclose(c.xyz, (5, 0, 0)), axis=1))[0])
+    assert c.types[on_x] == 2 and c.radius[on_x] == pytest.approx(1.5)
+    # cable: 3 (x stem) + 2 x (|(4,-6)-(4t,-3-3t)|) + 2 (y stem, from its first node) + the
+    # dipping branch: (0,0,6) ends there, its part beyond re-enters at 4 and leaves again
+    # from the surface at (0, 0, 5) to 7
+    fork = np.hypot(4 - 4 * t, -6 + 3 + 3 * t)
+    assert c.total_length() == pytest.approx(3 + 2 * fork + 2 + 2, abs=1e-6)
+    assert len(first) == 6  # the stem forking inside is two stems; the re-entering branch a third one from z
+    # an outline: the surface 8 um out along x, 4 along y (ellipse), the soma radius along z
+    a = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+    o = SomaOutline(np.zeros(3), a, 1 / np.sqrt((np.cos(a) / 8) ** 2 + (np.sin(a) / 4) ** 2), np.zeros(72, bool))
+    np.testing.assert_allclose(o.radius_at(np.array([0.0, np.pi / 2, np.pi, -np.pi / 2, 2 * np.pi])), [8, 4, 8, 4, 8],
+                               atol=1e-9)
+    m2 = _cell([(0, 0, 0), (3, 0, 0), (7, 0, 0), (9, 0, 0), (0, 3, 0), (0, 5, 0), (0, 0, 2), (0, 0, 6)],
+               [-1, 0, 1, 2, 0, 4, 0, 6], radius=[5.0] + [1] * 7)
+    c2 = clip_to_surface(m2, o)
+    firsts = c2.xyz[(c2.parent >= 0) & c2.soma_mask[np.maximum(c2.parent, 0)]]
+    got = sorted(map(tuple, np.round(firsts, 3)))
+    assert got == sorted([(8.0, 0.0, 0.0), (0.0, 4.0, 0.0), (0.0, 0.0, 5.0)])
+    # a stub: a stem reaching 1 um beyond the surface goes with min_stem_um 2, a branched or
+    # longer one stays
+    m3 = _cell([(0, 0, 0), (3, 0, 0), (6, 0, 0), (0, 3, 0), (0, 9, 0)], [-1, 0, 1, 0, 3], radius=[5.0, 1, 1, 1, 1])
+    assert len(clip_to_surface(m3)) == 5
+    c3 = clip_to_surface(m3, min_stem_um=2.0)
+    assert c3.xyz[:, 0].max() == 0.0 and c3.total_length() == pytest.approx(4.0)
+    # nothing inside, a soma of several nodes, no soma: unchanged
+    out = _cell([(0, 0, 0), (6, 0, 0), (9, 0, 0)], [-1, 0, 1], radius=[5.0, 1, 1])
+    assert clip_to_surface(out) is out
+    multi = _cell([(0, 0, 0), (1, 0, 0), (3, 0, 0)], [-1, 0, 1], radius=5.0, types=[SOMA, SOMA, 3])
+    assert clip_to_surface(multi) is multi
+    none = _cell([(0, 0, 0), (1, 0, 0)], [-1, 0], types=[3, 3])
+    assert clip_to_surface(none) is none
 
 
 def test_trace_in_a_roi_writes_the_stacks_frame(y_stack) -> None:

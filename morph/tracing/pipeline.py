@@ -1491,6 +1491,8 @@ def trace(
             if prep.soma_outline is not None:
                 prep.soma_outline.centre = prep.soma_outline.centre + off
                 prep.notes.append(prep.soma_outline.header_line())
+            # the stems start at the soma's surface, not at the soma voxels they grew from
+            m = _soma.clip_to_surface(m, prep.soma_outline, min_stem_um=params.min_branch_um)
         tm["refine"] = time.perf_counter() - t0
         st.step("refine")
         st.start("label")
@@ -1522,6 +1524,7 @@ def trace(
             held_pts = np.vstack([np.reshape(join_pts, (-1, 3)), prep.to_physical(fg.xyz_um(seeds_fg)).reshape(-1, 3)])
             m = _prune_steep_terminals(m.translate(-off), prep, params, held_pts).translate(off)
             m = _prune_edge_terminals(m.translate(-off), prep, params, held_pts).translate(off)
+            m = _soma.clip_to_surface(m, prep.soma_outline, min_stem_um=params.min_branch_um)  # a faint path may end on the soma
         tm["faint"] = time.perf_counter() - t0
         st.step("faint")
     extra = []
