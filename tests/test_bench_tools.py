@@ -255,3 +255,24 @@ def test_clutter_column_is_averaged_over_the_stacks_that_have_one(tmp_path) -> N
     old = tmp_path / "old.tsv"
     old.write_text("stack\tgroup\tprecision\trecall\tf1\tcable\tbp\ttime\nA\tbench\t1\t1\t1\t1\t1\t2\n")
     assert np.isnan(trace_accuracy.read_table(old)["A"]["clutter"])
+
+
+def test_feature_bench_summary_reads_errors_shares_ratios_and_rank_correlation() -> None:
+    import feature_accuracy as fa
+
+    f0, f1 = fa.FEATURES[0], fa.FEATURES[1]
+    rows = [
+        {"stack": f"s{k}", "gold": dict.fromkeys(fa.FEATURES, np.nan) | {f0: g, f1: g},
+         "trace": dict.fromkeys(fa.FEATURES, np.nan) | {f0: t, f1: -t}}
+        for k, (g, t) in enumerate([(10.0, 11.0), (20.0, 18.0), (40.0, 30.0), (0.0, 5.0)])
+    ] + [{"stack": "bad", "skip": "no neuron"}]
+    s = fa.feature_summary(rows)
+    # the gold of 0 and the skipped stack are left out: errors 0.1, 0.1, 0.25
+    assert s[f0]["n"] == 3 and s[f0]["median_err"] == pytest.approx(0.1)
+    assert s[f0]["within10"] == pytest.approx(2 / 3) and s[f0]["within25"] == pytest.approx(1.0)
+    assert s[f0]["ratio"] == pytest.approx(0.9) and s[f0]["spearman"] == pytest.approx(1.0)
+    assert s[f1]["spearman"] == pytest.approx(-1.0) and s[f1]["within25"] == 0.0
+    assert s[fa.FEATURES[2]]["n"] == 0 and np.isnan(s[fa.FEATURES[2]]["median_err"])
+    assert np.isnan(s[fa.FEATURES[2]]["spearman"])
+    text = fa.format_summary(s)
+    assert text.splitlines()[0].split()[:2] == ["feature", "n"] and f0 in text
