@@ -4,6 +4,7 @@ for rendering."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 # synthetic brightfield stacks: (cell, render seed); a cell is an Allen reconstruction (file
@@ -50,3 +51,11 @@ def allen_cell(path: Path, axon_um: float = 100.0, cut: str = "cable"):
         keep[over] = False
         m = m.take(keep)
     return m
+
+
+def add_stack_arguments(ap: argparse.ArgumentParser, names_help: str) -> None:
+    """The arguments the accuracy benches share: the stacks to run (``names``), tracing
+    parameters (``--param NAME=VALUE``, repeatable) and the number of processes (``--jobs``)."""
+    ap.add_argument("names", nargs="*", help=names_help)
+    ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--jobs", type=int, default=2)

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import trace_accuracy as ta
+from _stacks import add_stack_arguments
 
 COLS = ("origin_g", "origin_t", "dist_g", "dist_t", "first_branch_g", "first_branch_t", "d10_g", "d10_t",
         "d20_g", "d20_t", "angle", "on_gold", "conf")
@@ -185,9 +186,7 @@ def summary(rows: list[dict], how: str = "with an axon click") -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("names", nargs="*", help="stacks (default: every one with an axon)")
-    ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    ap.add_argument("--jobs", type=int, default=2)
+    add_stack_arguments(ap, "stacks (default: every one with an axon)")
     ap.add_argument("--auto", action="store_true",
                     help="no click: the axon the automatic heuristic labels (stacks where it labels none are skipped)")
     ap.add_argument("--allen-axon", choices=("cable", "path"), default="cable",

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import trace_accuracy as ta
+from _stacks import add_stack_arguments
 
 #: Features compared (``compartment.feature`` keys of :func:`morph.features.compute`).
 FEATURES = (
@@ -124,9 +125,7 @@ def format_summary(summ: dict[str, dict[str, float]]) -> str:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("names", nargs="*", help="stacks (default: the 31 of trace_accuracy.py)")
-    ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    ap.add_argument("--jobs", type=int, default=2)
+    add_stack_arguments(ap, "stacks (default: the 31 of trace_accuracy.py)")
     ap.add_argument("--draws", type=int, default=1, help="as trace_accuracy.py: more draws of the six bench cells")
     ap.add_argument("-o", "--output", type=Path, help="write every value as TSV (stack, feature, gold, trace)")
     a = ap.parse_args(argv)

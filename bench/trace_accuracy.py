@@ -80,7 +80,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from _stacks import SYNTH, allen_cell
+from _stacks import SYNTH, add_stack_arguments, allen_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MORPH_DATA", ROOT.parent / "shared" / "data"))
@@ -522,9 +522,7 @@ def compare_tables(a: dict[str, dict], b: dict[str, dict]) -> str:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("names", nargs="*", help="stacks to run (default: all)")
-    ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    ap.add_argument("--jobs", type=int, default=2)
+    add_stack_arguments(ap, "stacks to run (default: all)")
     ap.add_argument("-o", "--output", type=Path)
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
     ap.add_argument("--misses", action="store_true", help="also say where the missed gold cable lies")
