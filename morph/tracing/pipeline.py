@@ -329,8 +329,11 @@ def prepare(
     vs = tuple(float(v) for v in voxel_size)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
-    pol = resolve_polarity(data, params.polarity)
-    hint = defaults_hint(pol, params.defaults_for, value_sample(data) if pol == "fluorescence" else None)
+    # one subsample of the stack for the polarity and the fluorescence defaults' hint
+    values = value_sample(data) if str(params.polarity).lower() in ("auto", "fluorescence") else None
+    pol = resolve_polarity(data, params.polarity, values=values)
+    hint = defaults_hint(pol, params.defaults_for, values)
+    del values
     params = params.resolved(pol)
     t["polarity"] = time.perf_counter() - t0
     if stages:

@@ -63,21 +63,22 @@ def defaults_hint(polarity: str, defaults_for: str, values: NDArray[Any] | None)
             "completely with defaults_for=brightfield (--param defaults_for=brightfield)")
 
 
-def detect_polarity(data: NDArray[Any], *, sample: int = 1_000_000) -> str:
+def detect_polarity(data: NDArray[Any], *, sample: int = 1_000_000, values: NDArray[Any] | None = None) -> str:
     """Guess the polarity of ``data`` (any dimensionality).
 
     :func:`morph.io.stack.polarity_of_values` (the tail of the intensity distribution that
     reaches further from the median: dark, brightfield; bright, fluorescence) of a regular
     subsample of large arrays (local: a chunk gives the same answer as long as it holds some
     structure). When the subsample is one value, an array in memory is searched whole for
-    the few voxels that differ (a neuron on a background set to one value).
+    the few voxels that differ (a neuron on a background set to one value). ``values``: that
+    subsample when the caller has it (:func:`value_sample`).
 
     Raises
     ------
     TracingError
         When the array is constant (no structure at all).
     """
-    flat = value_sample(data, sample)
+    flat = value_sample(data, sample) if values is None else np.asarray(values).reshape(-1)
     pol = polarity_of_values(flat)
     finite = flat[np.isfinite(flat)]
     if pol is None and finite.size and isinstance(data, np.ndarray) and flat.size < data.size:
@@ -96,11 +97,12 @@ def detect_polarity(data: NDArray[Any], *, sample: int = 1_000_000) -> str:
     return pol
 
 
-def resolve_polarity(data: NDArray[Any], polarity: str = "auto") -> str:
-    """``polarity`` checked, or detected when ``"auto"``."""
+def resolve_polarity(data: NDArray[Any], polarity: str = "auto", *, values: NDArray[Any] | None = None) -> str:
+    """``polarity`` checked, or detected when ``"auto"`` (on ``values``, the stack's
+    :func:`value_sample`, when given)."""
     p = str(polarity).lower()
     if p == "auto":
-        return detect_polarity(data)
+        return detect_polarity(data, values=values)
     if p not in POLARITIES:
         raise TracingError(f"unknown polarity {polarity!r}", hint="use auto, brightfield or fluorescence")
     return p
