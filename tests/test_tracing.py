@@ -13,6 +13,7 @@ import pytest
 import tifffile
 from scipy.spatial import cKDTree
 
+from morph._tree import subtree_mask
 from morph.cli.main import main
 from morph.compare import DIADEM_OP_VOXEL, compare
 from morph.errors import NoNeuronError, TracingError
@@ -1287,6 +1288,27 @@ def test_clip_to_surface_starts_the_stems_on_the_soma() -> None:
     assert clip_to_surface(multi) is multi
     none = _cell([(0, 0, 0), (1, 0, 0)], [-1, 0], types=[3, 3])
     assert clip_to_surface(none) is none
+
+
+def test_trace_path_into_a_cell_from_its_soma_starts_on_the_soma_surface(y_stack) -> None:
+    """A path drawn from the soma's centre out along a stem is added from the soma's surface
+    (the tracer's stems start there); one lying inside the soma adds nothing and says so."""
+    data, vs, _gold = y_stack
+    traced = trace(data, voxel_size=vs, progress=False)
+    c, r = traced.soma_center, float(traced.soma_radius)
+    # the thin stem running left and down (to (10, 60, 8)) taken out, then drawn again from the soma's centre
+    first = np.flatnonzero((traced.parent >= 0) & traced.soma_mask[np.maximum(traced.parent, 0)])
+    left = first[np.argmin(traced.xyz[first, 0])]
+    m = traced.take(~subtree_mask(traced.parent, left))
+    out = trace_path(data, c, (10.0, 60.0, 8.0), voxel_size=vs, into=m, progress=False)
+    new = cKDTree(m.xyz).query(out.xyz)[0] > 1e-9
+    stem = np.flatnonzero(new & out.soma_mask[np.maximum(out.parent, 0)])
+    assert stem.size == 1
+    d = np.linalg.norm(out.xyz[new] - c, axis=1)
+    assert d.min() == pytest.approx(np.linalg.norm(out.xyz[stem[0]] - c)) and d.min() > 0.8 * r
+    assert out.total_length() - m.total_length() == pytest.approx(traced.total_length() - m.total_length(), rel=0.15)
+    with pytest.raises(TracingError, match="inside the soma"):
+        trace_path(data, c, c + (1.0, -1.0, 0.0), voxel_size=vs, into=m, progress=False)
 
 
 def test_trace_in_a_roi_writes_the_stacks_frame(y_stack) -> None:

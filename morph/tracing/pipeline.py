@@ -1771,6 +1771,18 @@ def trace_path(
         ja = jb
     t = base.types[ja]
     m = m._derive(types=np.full(len(m), BASAL if t == SOMA else t))
+    if t == SOMA and base.soma_nodes.size == 1:
+        # from the soma: the path starts on its surface, as the tracer's stems do
+        from morph.soma_outline import traced_outline
+
+        n = len(m)
+        sm = Morphology(np.vstack([base.xyz[ja], m.xyz]), np.r_[base.radius[ja], m.radius], np.r_[SOMA, m.types],
+                        np.arange(n + 1) - 1, units="um", voxel_size=vs)
+        sm = _soma.clip_to_surface(sm, traced_outline(base))
+        m = sm.take(~sm.soma_mask)
+        if len(m) < 2:
+            raise TracingError("the path lies inside the soma of the reconstruction it was to be added to: nothing "
+                               "to add", hint="give --from and --to on the neurite, outside the soma")
     out = base.merge(m, attach_to=int(ja))
     return out._derive(header=list(base.header) + header)
 
