@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,7 +25,14 @@ from morph.tracing import TraceParams, prune, trace, trace_path, tubularity
 from morph.tracing import label as lab
 from morph.tracing import preprocess as pp
 from morph.tracing import tree as tr
-from morph.tracing.polarity import CLIPPED_SHARE, clipped_share, defaults_hint, detect_polarity, value_sample
+from morph.tracing.polarity import (
+    CLIPPED_SHARE,
+    clipped_share,
+    defaults_hint,
+    detect_polarity,
+    polarity_and_hint,
+    value_sample,
+)
 from morph.tracing.soma import clip_to_surface, surface_distance
 
 DIADEM_ROOTS = {1: (30.979, 429.04, 0), 2: (0.725, 391.08, 25), 7: (119.76, 215.98, 39), 8: (118.64, 181.34, 55)}
@@ -1977,6 +1985,35 @@ def test_defaults_hint_only_for_an_unclipped_fluorescence_background() -> None:
     assert defaults_hint("fluorescence", "fluorescence", offset) is None  # the user chose them
     assert defaults_hint("brightfield", "auto", offset) is None
     assert defaults_hint("fluorescence", "auto", None) is None
+
+
+def test_polarity_and_hint_read_one_sample_and_only_a_few_slices_for_a_given_polarity() -> None:
+    rng = np.random.default_rng(3)
+    stack = np.clip(rng.normal(20, 6, (40, 30, 30)), 0, 255).astype(np.uint8)
+    stack[:, 15, 5:25] = 200  # a bright neurite over a background recorded above black
+
+    class Lazy:  # a stack read slice by slice, counting the slices read
+        shape, ndim, dtype = stack.shape, 3, stack.dtype
+
+        def __init__(self) -> None:
+            self.read: list[int] = []
+
+        def __getitem__(self, k):
+            self.read.append(k)
+            return stack[k]
+
+    for given in ("auto", "fluorescence"):
+        pol, hint = polarity_and_hint(stack, TraceParams(polarity=given))
+        assert pol == "fluorescence" and hint is not None and "defaults_for=brightfield" in hint
+    lazy = Lazy()
+    pol, hint = polarity_and_hint(lazy, TraceParams(polarity="fluorescence"))
+    assert hint is not None and len(lazy.read) == 8  # not the whole stack for a hint
+    lazy = Lazy()
+    assert polarity_and_hint(lazy, TraceParams(polarity="fluorescence", defaults_for="fluorescence")) == (
+        "fluorescence", None)
+    assert polarity_and_hint(lazy, TraceParams(polarity="brightfield")) == ("brightfield", None) and not lazy.read
+    with pytest.raises(TracingError, match="unknown polarity"):  # TraceParams refuses it before
+        polarity_and_hint(stack, SimpleNamespace(polarity="phase", defaults_for="auto"))
 
 
 def test_trace_hints_at_the_brightfield_defaults_on_an_unclipped_fluorescence_stack(tmp_path: Path, y_stack,

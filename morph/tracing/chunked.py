@@ -589,23 +589,14 @@ def prepare(
 
     from morph.tracing import preprocess as pre
     from morph.tracing.pipeline import Prepared, foreground_graph, reachable_foreground
-    from morph.tracing.polarity import POLARITIES, defaults_hint, detect_polarity
+    from morph.tracing.polarity import polarity_and_hint
 
     vs = tuple(float(v) for v in voxel_size)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
-    pol = str(params.polarity).lower()
-    if pol not in (*POLARITIES, "auto"):
-        raise TracingError(f"unknown polarity {params.polarity!r}", hint="use auto, brightfield or fluorescence")
-    sample = None
-    if pol == "auto" or (pol == "fluorescence" and str(params.defaults_for).lower() == "auto"):
-        # slabs of a quarter of a quarter: reading a dask/zarr slab holds it about three times
-        sample = strided_sample(data, max_memory=max_memory // 16)
-        release_memory()
-    if pol == "auto":
-        pol = detect_polarity(sample)
-    hint = defaults_hint(pol, params.defaults_for, sample)
-    del sample
+    # slabs of a quarter of a quarter: reading a dask/zarr slab holds it about three times
+    pol, hint = polarity_and_hint(data, params, sample_fn=lambda d: strided_sample(d, max_memory=max_memory // 16))
+    release_memory()
     params = params.resolved(pol)
     t["polarity"] = time.perf_counter() - t0
     if stages:

@@ -56,7 +56,7 @@ from morph.tracing import soma as _soma
 from morph.tracing import tree as _tree
 from morph.tracing.memory import release_memory
 from morph.tracing.params import TraceParams
-from morph.tracing.polarity import defaults_hint, resolve_polarity, value_sample
+from morph.tracing.polarity import polarity_and_hint, resolve_polarity
 from morph.tracing.tubularity import tube_scale, tubularity_at
 
 STAGES = ["polarity", "preprocess", "tubularity", "graph", "soma", "tree", "refine", "label", "faint"]
@@ -329,11 +329,7 @@ def prepare(
     vs = tuple(float(v) for v in voxel_size)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
-    # one subsample of the stack for the polarity and the fluorescence defaults' hint
-    values = value_sample(data) if str(params.polarity).lower() in ("auto", "fluorescence") else None
-    pol = resolve_polarity(data, params.polarity, values=values)
-    hint = defaults_hint(pol, params.defaults_for, values)
-    del values
+    pol, hint = polarity_and_hint(data, params)
     params = params.resolved(pol)
     t["polarity"] = time.perf_counter() - t0
     if stages:

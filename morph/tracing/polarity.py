@@ -97,12 +97,37 @@ def detect_polarity(data: NDArray[Any], *, sample: int = 1_000_000, values: NDAr
     return pol
 
 
-def resolve_polarity(data: NDArray[Any], polarity: str = "auto", *, values: NDArray[Any] | None = None) -> str:
-    """``polarity`` checked, or detected when ``"auto"`` (on ``values``, the stack's
-    :func:`value_sample`, when given)."""
+def slice_sample(data: Any, n_slices: int = 8, sample: int = 1_000_000) -> NDArray[Any]:
+    """The values of ``n_slices`` slices evenly spaced along z (all of a stack with fewer),
+    subsampled to about ``sample``: a stack's background statistics from a few slices,
+    without reading a lazy stack whole."""
+    if np.ndim(data) != 3:
+        return value_sample(data, sample)
+    nz = int(data.shape[0])
+    ks = np.unique(np.linspace(0, nz - 1, min(int(n_slices), nz)).round().astype(int))
+    flat = np.concatenate([np.asarray(data[int(k)]).reshape(-1) for k in ks])
+    return flat[:: flat.size // sample + 1] if flat.size > sample else flat
+
+
+def polarity_and_hint(data: Any, params: Any, *, sample_fn: Any = value_sample) -> tuple[str, str | None]:
+    """The stack's polarity (``params.polarity`` checked, or detected on ``sample_fn(data)``
+    when ``"auto"``) and the fluorescence defaults' :func:`defaults_hint`, from one sample:
+    the detection's when there is one, else (a polarity given as fluorescence, the defaults
+    left to it) :func:`slice_sample`, so that a lazy stack is not read whole for a hint."""
+    p = str(params.polarity).lower()
+    if p not in (*POLARITIES, "auto"):
+        raise TracingError(f"unknown polarity {params.polarity!r}", hint="use auto, brightfield or fluorescence")
+    wants_hint = str(params.defaults_for).lower() == "auto"
+    values = sample_fn(data) if p == "auto" else slice_sample(data) if p == "fluorescence" and wants_hint else None
+    pol = detect_polarity(data, values=values) if p == "auto" else p
+    return pol, defaults_hint(pol, params.defaults_for, values)
+
+
+def resolve_polarity(data: NDArray[Any], polarity: str = "auto") -> str:
+    """``polarity`` checked, or detected when ``"auto"``."""
     p = str(polarity).lower()
     if p == "auto":
-        return detect_polarity(data, values=values)
+        return detect_polarity(data)
     if p not in POLARITIES:
         raise TracingError(f"unknown polarity {polarity!r}", hint="use auto, brightfield or fluorescence")
     return p
