@@ -1048,6 +1048,39 @@ def extend_tips(
     return _append_walks(m, tips, path, good)
 
 
+def _in_z_shadow(
+    tree_xyz: NDArray[np.float64],
+    origin_xyz: NDArray[np.float64],
+    path: NDArray[np.float64],
+    good: NDArray[np.bool_],
+    *,
+    xy_um: float,
+    z_um: float,
+    fraction: float,
+    leave_um: float = 3.0,
+) -> NDArray[np.bool_]:
+    """Which walks run above or below the tree: of the steps up to each walk's last counted
+    one, more than ``leave_um`` from its origin, at least ``fraction`` lie within the
+    ellipsoid of semi-axes ``xy_um`` (x, y) and ``z_um`` (z) around a point of the tree's
+    cable (``tree_xyz``). A walk with no such step is not."""
+    nst = path.shape[1]
+    last = np.where(good.any(axis=1), nst - 1 - np.argmax(good[:, ::-1], axis=1), -1)
+    upto = np.arange(nst)[None, :] <= last[:, None]
+    away = np.linalg.norm(path - origin_xyz[:, None, :], axis=2) > leave_um
+    judged = upto & away
+    out = np.zeros(path.shape[0], dtype=bool)
+    if not judged.any() or not len(tree_xyz):
+        return out
+    scale = np.array([1.0, 1.0, xy_um / z_um])
+    kd = cKDTree(tree_xyz * scale)
+    d, _ = kd.query(path[judged] * scale, distance_upper_bound=xy_um * (1 + 1e-9))
+    under = np.zeros(judged.shape, dtype=bool)
+    under[judged] = np.isfinite(d)
+    cnt = judged.sum(axis=1)
+    out[cnt > 0] = under.sum(axis=1)[cnt > 0] >= fraction * cnt[cnt > 0]
+    return out
+
+
 def find_side_branches(
     m: Morphology,
     image: NDArray[Any],
@@ -1067,6 +1100,9 @@ def find_side_branches(
     stop_um: float = 1.0,
     side_um: float = 1.5,
     clearance_um: float = 1.5,
+    shadow_xy_um: float = 1.5,
+    shadow_z_um: float = 5.0,
+    shadow_fraction: float = 0.9,
 ) -> Morphology:
     """Start the thin side branches that leave the tree below the foreground threshold.
 
@@ -1089,7 +1125,14 @@ def find_side_branches(
        a neurite); and the walk must count ``probe_steps`` of its first ``probe_steps +
        probe_miss`` steps, else it is dropped. Its steps are not re-centred (see
        :func:`extend_tips`): near its start that pulls them back into the parent's blur.
-    3. Of walks whose probes come within ``clearance_um`` of each other (neighbouring nodes
+    3. *Shadow*: a walk that runs above or below the tree is the blur of the tree along
+       the optical axis (where it is longer than across), not a branch: the walk is dropped
+       when ``shadow_fraction`` of its steps (up to its last that counted, beyond 3 um from
+       its node) lie within ``shadow_xy_um`` in x-y and ``shadow_z_um`` along z of the
+       tree's cable (an ellipsoid around each of its points). A real branch leaves its
+       parent in x-y within a few micrometres; one stacked over another neurite for its whole
+       length is not started (``shadow_fraction`` 1 turns the test off).
+    4. Of walks whose probes come within ``clearance_um`` of each other (neighbouring nodes
        finding the same branch), the one with the highest rise is kept; it goes on up to
        ``max_um`` and is kept up to its last step that counted.
 
@@ -1173,6 +1216,13 @@ def find_side_branches(
     if not ok.any():
         return m
     org, best, p0, path, good = org[ok], best[ok], p0[ok], path[ok], good[ok]
+    if shadow_fraction < 1.0:
+        cable = m.resample(0.5 * shadow_xy_um)
+        ok = ~_in_z_shadow(cable.xyz[~cable.soma_mask], xyz[org], path, good, xy_um=shadow_xy_um,
+                           z_um=shadow_z_um, fraction=shadow_fraction)
+        if not ok.any():
+            return m
+        org, best, p0, path, good = org[ok], best[ok], p0[ok], path[ok], good[ok]
     # one branch per place: of the walks whose probes come close, the one standing out most
     order = np.argsort(-best)
     probe = path[:, :probe_steps]
