@@ -387,7 +387,7 @@ def main(argv: list[str]) -> int:
         ln = np.array([r["length"] / max(r["gold_length"], 1e-9) for r in syn])
         bp = np.array([r["bp_found"] / max(r["bp_gold"], 1) for r in syn])
         v = np.array([r.get("gold_visible", np.nan) for r in syn])
-        print(f"\nsynthetic brightfield ({len(syn)} stacks, F1 at 2 um): mean F1 {f.mean():.3f} "
+        print(f"\nsynthetic brightfield ({len(syn)} stacks, F1 at 2 um): mean F1 {f.mean():.4f} "
               f"(min {f.min():.3f}), cable {ln.min():.2f}-{ln.max():.2f} x gold (mean {ln.mean():.2f}), "
               f"branch points found {bp.mean():.0%}; gold visible above the foreground threshold "
               f"{np.nanmean(v):.0%} (per stack {', '.join(f'{x:.0%}' for x in v)}), "
