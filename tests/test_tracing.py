@@ -1913,6 +1913,17 @@ def test_extend_does_not_retrace_the_given_tree() -> None:
     assert new.sum() > 100  # the stem came back
     assert compare(ext, gold, tolerance=1.0).f1 >= compare(full, gold, tolerance=1.0).f1 - 0.02
 
+def test_trace_a_clean_fluorescence_dendrite_with_no_soma(data: Path) -> None:
+    """SNT's deconvolved dendrite (0.06 um voxels, its background clipped at 0) holds no soma
+    and stands 14 noise units out once denoised: well clear of noise (whose peaks reach 4.6-6.1),
+    so it is traced from its thickest place rather than refused as holding no neuron."""
+    d = data / "images" / "snt_misc_spotspine"
+    m = trace(read_stack(d / "SpotSpine_ImageStack_Test.tif"), progress=False)
+    assert any("no soma found" in h for h in m.header)
+    r = compare(m, read_swc(d / "SpotSpine_ImageStack_Test.swc"), tolerance=1.0)
+    assert r.precision >= 0.95 and r.recall >= 0.8, (r.precision, r.recall)
+
+
 # ----------------------------------------------------------------------------- bad input
 def test_bad_input_library(y_stack) -> None:
     data, vs, _ = y_stack

@@ -61,9 +61,11 @@ from morph.tracing.tubularity import tube_scale, tubularity_at
 
 STAGES = ["polarity", "preprocess", "tubularity", "graph", "soma", "tree", "refine", "label", "faint"]
 
-#: With no soma found and no point given, the strongest foreground voxel must reach this many
-#: times ``threshold_high`` for the stack to hold a neuron (see :func:`trace`).
-NO_SOMA_MIN_PEAK = 2.5
+#: With no soma found and no point given, the strongest foreground voxel must stand this many
+#: noise units out for the stack to hold a neuron (see :func:`trace`): pure noise peaks at
+#: 4.6-6.1 (20 x 128 x 128 voxels). In fluorescence ``threshold_high`` (10) is higher, and a
+#: voxel above it already stands clear of noise.
+NO_SOMA_MIN_PEAK = 8.75
 
 
 @dataclass
@@ -1401,7 +1403,7 @@ def trace(
                 # chance (pure noise peaks at 4.6-6.1 noise units on 20 x 128 x 128 stacks),
                 # while a neuron's soma or thick neurites stand tens of noise units out
                 peak = float(fg.value.max())
-                need = NO_SOMA_MIN_PEAK * float(params.threshold_high)
+                need = NO_SOMA_MIN_PEAK
                 if peak < need:
                     raise NoNeuronError(
                         f"no soma, and the strongest structure stands {peak:.1f} noise units "
