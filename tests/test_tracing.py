@@ -763,6 +763,18 @@ def test_extend_tips_is_not_stopped_by_its_own_branch_and_stays_centred() -> Non
     assert np.abs(new[2:, 1] - 20.5).max() <= 0.3  # on its centre from the third step
 
 
+def _drawn(shape: tuple[int, int, int], points: np.ndarray) -> np.ndarray:
+    """Points (x, y, z voxels) drawn into a stack of ``shape``, blurred (0.8 voxels) and
+    scaled to a peak of 1: a thin neurite's image."""
+    import scipy.ndimage as ndi
+
+    a = np.zeros(shape, np.float32)
+    ijk = np.round(points).astype(int)
+    a[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = 1.0
+    a = ndi.gaussian_filter(a, 0.8)
+    return a / a.max()
+
+
 def test_find_side_branches_starts_a_faint_branch_off_the_tree() -> None:
     import scipy.ndimage as ndi
 
@@ -771,11 +783,7 @@ def test_find_side_branches_starts_a_faint_branch_off_the_tree() -> None:
     stem = Morphology([[x, 20, 6] for x in range(5, 61)], np.full(56, 0.5), np.full(56, 3), np.arange(56) - 1)
 
     def draw(points: np.ndarray) -> np.ndarray:
-        a = np.zeros(shape, np.float32)
-        ijk = np.round(points).astype(int)
-        a[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = 1.0
-        a = ndi.gaussian_filter(a, 0.8)
-        return a / a.max()
+        return _drawn(shape, points)
 
     bright = 15 * draw(stem.xyz)
     d = np.array([0.5, np.sqrt(3) / 2, 0.0])  # 60 degrees off the stem, in x-y
@@ -811,11 +819,7 @@ def test_find_side_branches_leaves_the_tree_s_shadow_along_z() -> None:
     stem = Morphology([[x, 20, 15] for x in range(5, 61)], np.full(56, 0.5), np.full(56, 3), np.arange(56) - 1)
 
     def draw(points: np.ndarray) -> np.ndarray:
-        a = np.zeros(shape, np.float32)
-        ijk = np.round(points).astype(int)
-        a[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = 1.0
-        a = ndi.gaussian_filter(a, 0.8)
-        return a / a.max()
+        return _drawn(shape, points)
 
     noise = ndi.gaussian_filter(rng.normal(size=shape), 0.8)
     noise = (noise / noise.std()).astype(np.float32)
