@@ -1923,7 +1923,8 @@ def test_trace_a_clean_fluorescence_dendrite_with_no_soma(data: Path) -> None:
     so it is traced from its thickest place rather than refused as holding no neuron."""
     d = data / "images" / "snt_misc_spotspine"
     m = trace(read_stack(d / "SpotSpine_ImageStack_Test.tif"), progress=False)
-    assert any("no soma found" in h for h in m.header)
+    hint = next(h for h in m.header if "no soma found" in h)  # printed by morph trace
+    assert hint.startswith("hint: ") and "--soma X,Y,Z" in hint
     r = compare(m, read_swc(d / "SpotSpine_ImageStack_Test.swc"), tolerance=1.0)
     assert r.precision >= 0.95 and r.recall >= 0.8, (r.precision, r.recall)
 

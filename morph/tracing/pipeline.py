@@ -1412,7 +1412,10 @@ def trace(
                         hint="check the polarity (--polarity), the file and the channel; if the neuron is faint, "
                         "give its soma (--soma) or points on it (--seeds)",
                     )
-                prep.notes.append("no soma found: the tree is rooted at the thickest stained place")
+                at = prep.to_physical(root.centre) + off
+                prep.notes.append(f"hint: no soma found: the tree is rooted at the thickest stained place, "
+                                  f"{at[0]:.1f} {at[1]:.1f} {at[2]:.1f} um; if the stack holds the cell's soma, give "
+                                  "it (--soma X,Y,Z), or the root of what is to be traced (--seeds)")
         if root is not None and root.is_soma:
             # a soma cut by the x-y edge of what is traced: its centre and radius are the part inside
             c_um = prep.to_physical(root.centre) + off
