@@ -852,6 +852,37 @@ def _tube(shape: tuple[int, int, int], vs: tuple[float, float, float], points_um
     return amp * a / a.max()
 
 
+def test_side_paths_start_a_faint_side_branch_past_a_staining_gap() -> None:
+    """A faint side branch whose first 3 um carry no stain gives the side-branch walks no
+    step to start from, and the tree no foreground to reach it by; the side paths' least-cost
+    search from the screen's ray crosses the gap and, judged over its 12 um, follows the
+    branch. On the same stack without the branch they add nothing."""
+    import scipy.ndimage as ndi
+
+    vs = (0.5, 0.5, 1.0)
+    shape = (24, 120, 160)
+    zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    soma = ((xx * 0.5 - 12) ** 2 + (yy * 0.5 - 30) ** 2 + (zz - 12.0) ** 2 <= 36).astype(np.float32)
+    trunk = np.c_[np.linspace(16, 75, 300), np.full(300, 30.0), np.full(300, 12.0)]
+    side = np.array([45.0, 30.0, 12.0]) + np.linspace(3.5, 25, 200)[:, None] * np.array([0.5, np.sqrt(3) / 2, 0])
+    cell = _tube(shape, vs, trunk, 60) + 60 * ndi.gaussian_filter(soma, 1.0)
+    noise = np.random.default_rng(0).normal(0, 4, shape)
+    # the other stages that could reach it are off: this is the side paths' own test
+    base = dict(polarity="brightfield", side_branch_um=0.0, faint_reach_um=0.0, tip_path_um=0.0,
+                gap_from_pieces=False)
+    for branch in (True, False):
+        img = np.clip(200 - cell - (_tube(shape, vs, side, 10) if branch else 0) + noise, 0, 255).astype(np.uint8)
+        off, on = (trace(img, voxel_size=vs, params=TraceParams(side_path_um=r, **base), progress=False)
+                   for r in (0.0, 12.0))
+        covered = [float(np.mean(cKDTree(m.resample(0.5).xyz).query(side[side[:, 1] > 33])[0] <= 1.5))
+                   for m in (off, on)]
+        if branch:
+            assert covered[0] == 0.0 and covered[1] >= 0.9, covered
+            assert any(h.startswith("side paths: 2 minimal paths") for h in on.header)
+        else:
+            assert len(on) == len(off) and on.total_length() == pytest.approx(off.total_length())
+
+
 def _weak_pieces(img: np.ndarray, vs: tuple[float, float, float]):
     """The faint stage's pieces of ``img``: above 1.7, with no voxel above 3.5."""
     import scipy.ndimage as ndi

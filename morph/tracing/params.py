@@ -28,7 +28,7 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "path_cost_power": (0.0, 80.0, False),
     "seed_contrast": (-_INF, _INF, False),
     **dict.fromkeys(("tube_weight", "medial_weight", "relative_threshold", "tip_fraction", "steep_terminal_z",
-                     "edge_terminal_fraction"),
+                     "edge_terminal_fraction", "tip_path_aligned", "side_path_aligned"),
                     (0.0, 1.0, False)),
 }
 
@@ -249,6 +249,16 @@ class TraceParams:
         axis at ``tip_path_aligned`` of its points; kept paths are continued the same way, up
         to four times (a thin dendrite whose single steps are too faint for the tip walks; 0
         disables; ``None``: by polarity). See :func:`morph.tracing.faint.tip_paths`.
+    side_path_um, side_path_contrast, side_path_aligned
+        Then thin side branches are started the same way: from the tree's unbranched nodes
+        (one per 4 um and direction), where a straight ray 45-90 degrees off the neurite
+        reaches a mean of 1.5 noise units over 6 um and rises 0.9 above the darker of its
+        sides, the least-cost path to the shell ``side_path_um`` away within 40 degrees of the
+        ray, kept when, beyond 4 um from its start, it stays 4 um clear of the tree, stands
+        out by a median of ``side_path_contrast`` noise units and follows the tube axis at
+        ``side_path_aligned`` of its points (a side branch too faint at its start for the
+        side-branch walks; 0 disables; ``None``: by polarity). See
+        :func:`morph.tracing.prune.side_candidates` and :func:`morph.tracing.faint.tip_paths`.
     tip_recentre_um
         Each step of a tip's walk ends on the brightest point across it, at most this far in
         x-y and twice as far along the other perpendicular (mostly z), before it is judged, so
@@ -377,6 +387,9 @@ class TraceParams:
     tip_path_um: float | None = None
     tip_path_contrast: float = 1.0
     tip_path_aligned: float = 0.6
+    side_path_um: float | None = None
+    side_path_contrast: float = 1.5
+    side_path_aligned: float = 0.7
     gap_soma_um: float | None = None
     gap_soma_angle_deg: float = 30.0
     gap_long_um: float | None = None
@@ -524,6 +537,7 @@ class TraceParams:
             "side_branch_um": 20.0 if bf else 0.0,
             "faint_reach_um": 20.0 if bf else 0.0,
             "tip_path_um": 12.0 if bf else 0.0,
+            "side_path_um": 12.0 if bf else 0.0,
             "path_ref": 5.0 if bf else 0.0,
         }
         changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}

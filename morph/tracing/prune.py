@@ -1081,6 +1081,80 @@ def _in_z_shadow(
     return out
 
 
+def side_candidates(
+    m: Morphology,
+    image: NDArray[Any],
+    voxel_size: Sequence[float],
+    *,
+    noise: float,
+    threshold: float,
+    contrast: float,
+    probe_steps: int = 6,
+    angles_deg: Sequence[float] = (45.0, 60.0, 75.0, 90.0),
+    ring: Sequence[int] = (12, 14, 16, 16),
+    step_um: float = 1.0,
+    side_um: float = 1.5,
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """The screen of :func:`find_side_branches`: for every unbranched neurite node (not within
+    a voxel or a step of the image's faces), the straight ray leaving it at ``angles_deg``
+    off its direction that stands highest above the darker of its sides, among the rays
+    whose mean over ``probe_steps`` steps reaches ``threshold`` noise units. Returns the
+    nodes whose ray rises by ``contrast`` noise units or more: ``(nodes, rise, directions,
+    starts)``, each ray starting 1 um beyond its node's radius."""
+    n = len(m)
+    none = (np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3)))
+    if n < 3:
+        return none
+    par = m.parent
+    xyz = m.xyz
+    nch = np.bincount(par[par >= 0], minlength=n)
+    child = np.full(n, -1)
+    child[par[par >= 0]] = np.flatnonzero(par >= 0)
+    org = np.flatnonzero((nch == 1) & (par >= 0) & ~m.soma_mask)
+    org = org[~m.soma_mask[par[org]]]
+    # nothing starts or runs within a voxel (and a step) of the image's faces: beyond them
+    # lies structure the stack holds only the blur of
+    extent = (np.asarray(image.shape[::-1], dtype=np.float64) - 1) * np.asarray(voxel_size, dtype=np.float64)
+    margin = np.maximum(np.asarray(voxel_size, dtype=np.float64), step_um)
+    org = org[np.all((xyz[org] >= margin) & (xyz[org] <= extent - margin), axis=1)]
+    if not org.size:
+        return none
+    t = xyz[child[org]] - xyz[par[org]]
+    tn = np.linalg.norm(t, axis=1)
+    org, t = org[tn > 0], t[tn > 0] / tn[tn > 0, None]
+    if not org.size:
+        return none
+    # a cheap screen of straight rays over the probe's length: the mean must reach the
+    # threshold; of those, the ray standing out most above its sides is walked
+    # (in batches of nodes: bounded temporaries)
+    fr = step_um * np.arange(1, probe_steps + 1, dtype=np.float64)
+    nd = int(sum(ring))
+    d0 = np.zeros((org.size, 3))
+    p0 = np.zeros((org.size, 3))
+    best = np.zeros(org.size)
+
+    def ray_mean(a: NDArray[np.float64], dd: NDArray[np.float64]) -> NDArray[np.float64]:
+        pts = a[..., None, :] + fr[:, None] * dd[..., None, :]
+        return _sample_nearest(image, pts.reshape(-1, 3), voxel_size).reshape(a.shape[:-1] + (fr.size,)).mean(axis=-1)
+
+    batch = max(1, (1 << 15) // (nd * fr.size))
+    for b0 in range(0, org.size, batch):
+        b = slice(b0, min(org.size, b0 + batch))
+        dirs = _cone_directions(t[b], angles_deg, ring)[:, 1:]  # (n, k, 3), the axis itself left out
+        start = xyz[org[b], None, :] + (m.radius[org[b], None, None] + 1.0) * dirs
+        val = ray_mean(start, dirs)
+        bright = val >= threshold * noise  # the sides only of the rays that pass (a few %)
+        score = np.full(val.shape, -np.inf)
+        dd, a = dirs[bright], start[bright]
+        h = _across_xy(dd)
+        score[bright] = val[bright] - np.minimum(ray_mean(a + side_um * h, dd), ray_mean(a - side_um * h, dd))
+        k = np.argmax(score, axis=1)
+        rows = np.arange(score.shape[0])
+        best[b], d0[b], p0[b] = score[rows, k], dirs[rows, k], start[rows, k]
+    keep = best >= contrast * noise
+    return org[keep], best[keep], d0[keep], p0[keep]
+
+
 def find_side_branches(
     m: Morphology,
     image: NDArray[Any],
@@ -1156,56 +1230,13 @@ def find_side_branches(
     n = len(m)
     if n < 3 or max_um <= 0:
         return m
-    par = m.parent
+    org, best, d0, p0 = side_candidates(m, image, voxel_size, noise=noise, threshold=threshold, contrast=contrast,
+                                        probe_steps=probe_steps, angles_deg=angles_deg, ring=ring, step_um=step_um,
+                                        side_um=side_um)
+    if not org.size:
+        return m
     xyz = m.xyz
-    nch = np.bincount(par[par >= 0], minlength=n)
-    child = np.full(n, -1)
-    child[par[par >= 0]] = np.flatnonzero(par >= 0)
-    org = np.flatnonzero((nch == 1) & (par >= 0) & ~m.soma_mask)
-    org = org[~m.soma_mask[par[org]]]
-    # nothing starts or runs within a voxel (and a step) of the image's faces: beyond them
-    # lies structure the stack holds only the blur of
-    extent = (np.asarray(image.shape[::-1], dtype=np.float64) - 1) * np.asarray(voxel_size, dtype=np.float64)
     margin = np.maximum(np.asarray(voxel_size, dtype=np.float64), step_um)
-    org = org[np.all((xyz[org] >= margin) & (xyz[org] <= extent - margin), axis=1)]
-    if not org.size:
-        return m
-    t = xyz[child[org]] - xyz[par[org]]
-    tn = np.linalg.norm(t, axis=1)
-    org, t = org[tn > 0], t[tn > 0] / tn[tn > 0, None]
-    if not org.size:
-        return m
-    # a cheap screen of straight rays over the probe's length: the mean must reach the
-    # threshold; of those, the ray standing out most above its sides is walked
-    # (in batches of nodes: bounded temporaries)
-    fr = step_um * np.arange(1, probe_steps + 1, dtype=np.float64)
-    nd = int(sum(ring))
-    d0 = np.zeros((org.size, 3))
-    p0 = np.zeros((org.size, 3))
-    best = np.zeros(org.size)
-
-    def ray_mean(a: NDArray[np.float64], dd: NDArray[np.float64]) -> NDArray[np.float64]:
-        pts = a[..., None, :] + fr[:, None] * dd[..., None, :]
-        return _sample_nearest(image, pts.reshape(-1, 3), voxel_size).reshape(a.shape[:-1] + (fr.size,)).mean(axis=-1)
-
-    batch = max(1, (1 << 15) // (nd * fr.size))
-    for b0 in range(0, org.size, batch):
-        b = slice(b0, min(org.size, b0 + batch))
-        dirs = _cone_directions(t[b], angles_deg, ring)[:, 1:]  # (n, k, 3), the axis itself left out
-        start = xyz[org[b], None, :] + (m.radius[org[b], None, None] + 1.0) * dirs
-        val = ray_mean(start, dirs)
-        bright = val >= threshold * noise  # the sides only of the rays that pass (a few %)
-        score = np.full(val.shape, -np.inf)
-        dd, a = dirs[bright], start[bright]
-        h = _across_xy(dd)
-        score[bright] = val[bright] - np.minimum(ray_mean(a + side_um * h, dd), ray_mean(a - side_um * h, dd))
-        k = np.argmax(score, axis=1)
-        rows = np.arange(score.shape[0])
-        best[b], d0[b], p0[b] = score[rows, k], dirs[rows, k], start[rows, k]
-    keep = best >= contrast * noise
-    if not keep.any():
-        return m
-    org, best, d0, p0 = org[keep], best[keep], d0[keep], p0[keep]
     nsteps = max(probe_steps, int(np.floor(max_um / step_um)))
     path, good = _walk(m, image, voxel_size, p0, d0, origin=org, noise=noise, threshold=threshold,
                        contrast=contrast, nsteps=nsteps, step_um=step_um, cone_deg=cone_deg, gap_steps=gap_steps,
