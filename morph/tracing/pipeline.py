@@ -935,19 +935,31 @@ def _extend_tip_paths(m: Morphology, prep: Prepared, params: TraceParams, *, avo
                              min_contrast=params.tip_path_contrast, min_aligned=params.tip_path_aligned)
     if not paths:
         return m
+    m, added = _hang_paths(m, paths, tips, prep, params, from_node=True)
+    prep.notes.append(f"tip paths: {len(paths)} minimal paths continued tips along faint neurites "
+                      f"({added:.1f} um of cable)")
+    return m
+
+
+def _hang_paths(m: Morphology, paths: list[tuple[int, NDArray[np.float64]]], starts: NDArray[np.int64],
+                prep: Prepared, params: TraceParams, *, from_node: bool) -> tuple[Morphology, float]:
+    """The paths of :func:`morph.tracing.faint.tip_paths` hung from the tree: a path whose
+    ``from`` is ``k >= 0`` from node ``starts[k]`` (its first point that node's own position
+    when ``from_node``, else a point off it, kept), one continuing the ``j``-th path from that
+    path's end (its first point that end). Each is refined like a faint path
+    (:func:`_path_branch`) and typed like the node it hangs from. Returns the tree and the
+    cable added (um)."""
     path_params = params.replace(min_branch_um=0.0, route_soma_bridges=0.0, side_branch_um=0.0, tip_fraction=0.0,
                                  thick_spur_factor=0.0, tip_extend_um=0.0)
     before = m.total_length()
     ends: list[int] = []  # the node each path ends on
     for src, path in paths:
-        j = int(tips[src]) if src >= 0 else ends[-1 - src]
-        pm = _path_branch(path[1:], prep, path_params)
+        j = int(starts[src]) if src >= 0 else ends[-1 - src]
+        pm = _path_branch(path if src >= 0 and not from_node else path[1:], prep, path_params)
         n0 = len(m)
         m = m.merge(pm._derive(types=np.full(len(pm), int(m.types[j]))), attach_to=j)
         ends.append(n0 + int(np.argmin(np.linalg.norm(pm.xyz - path[-1], axis=1))))
-    prep.notes.append(f"tip paths: {len(paths)} minimal paths continued tips along faint neurites "
-                      f"({m.total_length() - before:.1f} um of cable)")
-    return m
+    return m, m.total_length() - before
 
 
 #: The side paths' screen (:func:`morph.tracing.prune.side_candidates`): a ray's mean and
@@ -1011,18 +1023,9 @@ def _extend_side_paths(m: Morphology, prep: Prepared, params: TraceParams, *, av
                              max_voxels=SIDE_PATH_MAX_VOXELS)
     if not paths:
         return m
-    path_params = params.replace(min_branch_um=0.0, route_soma_bridges=0.0, side_branch_um=0.0, tip_fraction=0.0,
-                                 thick_spur_factor=0.0, tip_extend_um=0.0)
-    before = m.total_length()
-    ends: list[int] = []  # the node each path ends on
-    for src, path in paths:
-        j = int(org[src]) if src >= 0 else ends[-1 - src]
-        pm = _path_branch(path if src >= 0 else path[1:], prep, path_params)
-        n0 = len(m)
-        m = m.merge(pm._derive(types=np.full(len(pm), int(m.types[j]))), attach_to=j)
-        ends.append(n0 + int(np.argmin(np.linalg.norm(pm.xyz - path[-1], axis=1))))
+    m, added = _hang_paths(m, paths, org, prep, params, from_node=False)  # a path starts off its node
     prep.notes.append(f"side paths: {len(paths)} minimal paths started side branches along faint neurites "
-                      f"({m.total_length() - before:.1f} um of cable; {org.size} searched)")
+                      f"({added:.1f} um of cable; {org.size} searched)")
     return m
 
 
