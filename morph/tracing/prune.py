@@ -918,6 +918,11 @@ def _walk(
     return path, good
 
 
+def _last_counted(good: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """Per walk (row of ``good``), the index of its last step that counted; -1 for none."""
+    return np.where(good.any(axis=1), good.shape[1] - 1 - np.argmax(good[:, ::-1], axis=1), -1)
+
+
 def _append_walks(
     m: Morphology,
     origin: NDArray[np.int64],
@@ -934,7 +939,7 @@ def _append_walks(
     nsteps = path.shape[1]
     if nsteps == 0:  # walks shorter than one step (``max_um`` under ``step_um``)
         return m
-    last = np.where(good.any(axis=1), nsteps - 1 - np.argmax(good[:, ::-1], axis=1), -1)
+    last = _last_counted(good)
     pts = path if start is None else np.concatenate([start[:, None, :], path], axis=1)
     cnt = np.where(last >= 0, last + 1 + (start is not None), 0)
     if not cnt.any():
@@ -1063,9 +1068,8 @@ def _in_z_shadow(
     one, more than ``leave_um`` from its origin, at least ``fraction`` lie within the
     ellipsoid of semi-axes ``xy_um`` (x, y) and ``z_um`` (z) around a point of the tree's
     cable (``tree_xyz``). A walk with no such step is not."""
-    nst = path.shape[1]
-    last = np.where(good.any(axis=1), nst - 1 - np.argmax(good[:, ::-1], axis=1), -1)
-    upto = np.arange(nst)[None, :] <= last[:, None]
+    last = _last_counted(good)
+    upto = np.arange(path.shape[1])[None, :] <= last[:, None]
     away = np.linalg.norm(path - origin_xyz[:, None, :], axis=2) > leave_um
     judged = upto & away
     out = np.zeros(path.shape[0], dtype=bool)
