@@ -1137,6 +1137,27 @@ def _polyline_cell(branches: list[tuple[int, tuple[float, float, float], float, 
     return Morphology(xyz, rad, types, par), first
 
 
+def test_axon_heuristic_header_states_what_it_read() -> None:
+    """The header says what the heuristic read on the stem it picked, against the others: a
+    thin upward stem is picked over two thick ones though it leaves towards the pia, and the
+    header says so rather than describe an axon leaving downwards; below the confidence
+    threshold it names the most axon-like stem."""
+    cell, _ = _polyline_cell([
+        (-1, (0, -80, 0), 0.3, 0.3),  # 0: thin, up
+        (-1, (0, 80, 0), 1.2, 1.2),  # 1: thick, down
+        (-1, (80, 0, 0), 1.0, 1.0),  # 2: thick, sideways
+    ])
+    m, rep = lab.label(cell, axon_confidence_min=0.55)
+    assert rep.axon.startswith("heuristic: stem 0 of 3, from the soma (median radius 0.30 um; others 1.00-1.20; ")
+    assert rep.axon.endswith("its first 20 um leave 90 deg above the horizontal, +y down)")
+    assert "0.0 terminal branches under 5 um per 100 um; others 0.0;" in rep.axon
+    _, rep = lab.label(cell, axon_confidence_min=0.55, pia_direction=(0, -1, 0))
+    assert rep.axon.endswith("leave 90 deg towards the pia)")
+    _, rep = lab.label(cell, axon_confidence_min=0.9)
+    assert rep.axon.startswith("not identified (heuristic below the confidence threshold 0.9; the most axon-like, "
+                               "stem 0 of 3: median radius 0.30 um")
+
+
 def test_label_axon_leaving_a_dendrite() -> None:
     """The axon leaves a thick dendrite 30 um out (as 5 of the 18 Allen cells in the shared data
     do): a click on it, near its start or far out, labels the axon and its collateral but not
@@ -1159,7 +1180,7 @@ def test_label_axon_leaving_a_dendrite() -> None:
         assert np.array_equal(m.types == AXON, want), click
         assert "from a dendrite 35.0 um" in rep.axon and rep.axon_confidence == 1.0
     m, rep = lab.label(cell)
-    assert np.array_equal(m.types == AXON, want) and "heuristic: stem 0, from a dendrite" in rep.axon
+    assert np.array_equal(m.types == AXON, want) and "heuristic: stem 0 of 3, from a dendrite" in rep.axon
     assert np.all(m.types[first[0]:first[4]] == 3)
     # a dendrite whose branches taper as much (1.1 -> 0.8) is not taken for the axon's start
     # when the click is beyond them on the axon

@@ -217,6 +217,27 @@ def axon_origin(
     return int(path[0])
 
 
+def _stem_note(f: dict[str, NDArray[np.float64]], s: int, ok: NDArray[np.bool_], pia: bool) -> str:
+    """What the axon heuristic read on the stem it picked, against the other stems, for the
+    header: its median radius, its short terminal branches and the direction it leaves in."""
+    others = ok.copy()
+    others[s] = False
+
+    def span(key: str, fmt: str) -> str:
+        v = f[key][others]
+        if not v.size:
+            return ""
+        lo, hi = float(v.min()), float(v.max())
+        return f"; others {lo:{fmt}}" if lo == hi else f"; others {lo:{fmt}}-{hi:{fmt}}"
+
+    ang = float(np.degrees(np.arcsin(np.clip(f["downness"][s], -1.0, 1.0))))
+    way = ("away from the pia" if ang >= 0 else "towards the pia") if pia else (
+        "below the horizontal, +y down" if ang >= 0 else "above the horizontal, +y down")
+    return (f"median radius {f['median_radius'][s]:.2f} um{span('median_radius', '.2f')}; "
+            f"{f['spines_per_100um'][s]:.1f} terminal branches under 5 um per 100 um"
+            f"{span('spines_per_100um', '.1f')}; its first 20 um leave {abs(ang):.0f} deg {way}")
+
+
 def _origin_note(m: Morphology, start: int) -> str:
     """Where the axon starts, for the header."""
     par = int(m.parent[start])
@@ -323,9 +344,14 @@ def label(
             far = int(in_stem[np.argmax(m.path_distance[in_stem])])
             start = axon_origin(m, far, window_um=origin_window_um, origin_drop=origin_drop, max_um=origin_max_um)
             types[_tree.subtree_mask(m.parent, start)] = AXON
-            rep.axon = f"heuristic: stem {axon_stem}{_origin_note(m, start)} (thin, few spines, leaving downwards)"
+            rep.axon = (f"heuristic: stem {axon_stem} of {first.size}{_origin_note(m, start)} "
+                        f"({_stem_note(f, axon_stem, ok, pia is not None)})")
         else:
-            rep.axon = "not identified (heuristic below the confidence threshold)"
+            rep.axon = (f"not identified (heuristic below the confidence threshold {axon_confidence_min:g}; "
+                        f"the most axon-like, stem {int(order[0])} of {first.size}: "
+                        f"{_stem_note(f, int(order[0]), ok, pia is not None)})") if ok.sum() >= 2 else (
+                "not identified (fewer than two stems of at least "
+                f"{STEM_MIN_UM:g} um of cable)")
     else:
         rep.axon = "not identified (needs a soma and two stems, or --axon)"
     if has_soma and first.size >= 2:
