@@ -1147,7 +1147,7 @@ def test_axon_heuristic_header_states_what_it_read() -> None:
         (-1, (0, 80, 0), 1.2, 1.2),  # 1: thick, down
         (-1, (80, 0, 0), 1.0, 1.0),  # 2: thick, sideways
     ])
-    m, rep = lab.label(cell, axon_confidence_min=0.55)
+    _, rep = lab.label(cell, axon_confidence_min=0.55)
     assert rep.axon.startswith("heuristic: stem 0 of 3, from the soma (median radius 0.30 um; others 1.00-1.20; ")
     assert rep.axon.endswith("its first 20 um leave 90 deg above the horizontal, +y down)")
     assert "0.0 terminal branches under 5 um per 100 um; others 0.0;" in rep.axon
@@ -1156,6 +1156,9 @@ def test_axon_heuristic_header_states_what_it_read() -> None:
     _, rep = lab.label(cell, axon_confidence_min=0.9)
     assert rep.axon.startswith("not identified (heuristic below the confidence threshold 0.9; the most axon-like, "
                                "stem 0 of 3: median radius 0.30 um")
+    stub, _ = _polyline_cell([(-1, (0, -80, 0), 0.3, 0.3), (-1, (0, 12, 0), 1.2, 1.2)])  # a stem and a 7 um stub
+    _, rep = lab.label(stub)
+    assert rep.axon == "not identified (fewer than two stems of at least 10 um of cable)" and rep.axon_confidence == 0
 
 
 def test_label_axon_leaving_a_dendrite() -> None:

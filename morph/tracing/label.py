@@ -346,12 +346,12 @@ def label(
             types[_tree.subtree_mask(m.parent, start)] = AXON
             rep.axon = (f"heuristic: stem {axon_stem} of {first.size}{_origin_note(m, start)} "
                         f"({_stem_note(f, axon_stem, ok, pia is not None)})")
-        else:
+        elif ok.sum() >= 2:
             rep.axon = (f"not identified (heuristic below the confidence threshold {axon_confidence_min:g}; "
                         f"the most axon-like, stem {int(order[0])} of {first.size}: "
-                        f"{_stem_note(f, int(order[0]), ok, pia is not None)})") if ok.sum() >= 2 else (
-                "not identified (fewer than two stems of at least "
-                f"{STEM_MIN_UM:g} um of cable)")
+                        f"{_stem_note(f, int(order[0]), ok, pia is not None)})")
+        else:
+            rep.axon = f"not identified (fewer than two stems of at least {STEM_MIN_UM:g} um of cable)"
     else:
         rep.axon = "not identified (needs a soma and two stems, or --axon)"
     if has_soma and first.size >= 2:
