@@ -311,8 +311,8 @@ def clip_to_surface(m: Morphology, outline: SomaOutline | None = None, *, min_st
     for _ in range(int(iterations)):  # f(t) = |x(t) - c| - surface(x(t)): negative at 0, positive at 1
         t = 0.5 * (lo + hi)
         x = a + t[:, None] * (b - a) - c
-        beyond = np.linalg.norm(x, axis=1) >= surface_distance(np.where(np.linalg.norm(x, axis=1)[:, None] > 0, x,
-                                                                        [1.0, 0.0, 0.0]), r0, outline)
+        nx = np.linalg.norm(x, axis=1)
+        beyond = nx >= surface_distance(np.where(nx[:, None] > 0, x, [1.0, 0.0, 0.0]), r0, outline)
         hi = np.where(beyond, t, hi)
         lo = np.where(beyond, lo, t)
     t = hi
