@@ -51,13 +51,13 @@ class TraceParams:
         ``"auto"`` (the default) the stack's polarity's; ``"brightfield"`` the settings tuned
         on the synthetic renders (thresholds a few noise units above a noisy background, tip
         walks, side branches), which also trace a faint fluorescence fill with no other
-        labelled structure near it (``bench/trace_accuracy.py --modality fluorescence``, 30
-        synthetic fluorescence stacks: mean F1 0.549 with the fluorescence defaults, 0.849 with
-        these), but on confocal
-        stacks holding other bright structures they trace those too (the DIADEM stacks with
-        camera noise added: 0.742 against 0.521); ``"fluorescence"`` the settings tuned on
+        labelled structure near it better (``bench/trace_accuracy.py --modality fluorescence``, 30
+        synthetic fluorescence stacks: mean F1 0.594 with the fluorescence defaults, 0.927
+        with these), but on confocal stacks holding other bright structures they trace those
+        too (the DIADEM stacks: 1.8 to 14 times the gold's cable, mean F1 at 3 voxels 0.539
+        against 0.744 with the fluorescence defaults); ``"fluorescence"`` the settings tuned on
         the DIADEM confocal stacks (high thresholds, a threshold relative to the structure at
-        the root).
+        the root). See the parameter table in ``docs/tracing.md``.
     background_block_um
         Size of the blocks (in x and y) over which the background level is estimated, slice
         by slice, before it is subtracted; larger than the thickest neurite, smaller than the
@@ -71,10 +71,9 @@ class TraceParams:
         noise, smoothed by ``denoise_sigma_um``, widened by 1.5 um), which follows the
         background between the large blocks; a block that is mostly structure keeps the
         first estimate (:func:`morph.tracing.preprocess.flatten_denoise`). 0 (the default)
-        estimates once. 20 raises the mean F1 of ``bench/trace_accuracy.py``'s 31 synthetic
-        brightfield stacks from 0.764 to 0.790, but changes the stems near the soma enough
-        that the compartment labels of the brightfield sample stacks get worse (see
-        ``docs/tracing.md``).
+        estimates once; set it (e.g. 20) when the background varies between the large blocks.
+        Its effect on accuracy and on the compartment labels: see
+        *Two-pass background* in ``docs/tracing_accuracy.md``.
     denoise_sigma_um
         Gaussian smoothing (physical, made anisotropic by the voxel size).
     tube_scales_um
@@ -131,8 +130,9 @@ class TraceParams:
         tip to bridge from); ``None``: by polarity.
     gap_piece_um
         Longest bridge from the end of a piece (``gap_from_pieces``), shorter than ``gap_um``:
-        on the synthetic brightfield stacks longer ones joined pieces that are not part of
-        the cell (precision 0.949 at 4 um, 0.931 at 6, 0.910 at 8, 0.877 at 15).
+        on the synthetic brightfield stacks longer ones join pieces that are not part of the
+        cell and cost precision (see ``gap_from_pieces`` in the parameter table of
+        ``docs/tracing.md``).
     gap_min_elongation
         A piece of foreground is bridged only if its extent is at least this many times its
         largest local radius (round debris and other cells' somata are never joined; 0
@@ -263,7 +263,7 @@ class TraceParams:
         Each step of a tip's walk ends on the brightest point across it, at most this far in
         x-y and twice as far along the other perpendicular (mostly z), before it is judged, so
         that a walk whose direction is a little off stays on the neurite (0: the step ends
-        where its direction points). See ``docs/tracing.md`` for what it gains and loses.
+        where its direction points). See its row of the parameter table in ``docs/tracing.md``.
     smooth_iterations
         Rounds of smoothing of node positions along the tree (each: average with neighbours).
     resample_um
@@ -286,8 +286,10 @@ class TraceParams:
         :meth:`resolved`).
     axon_confidence_min
         The axon heuristic labels an axon only from this confidence up (below it the header
-        says 'not identified'; 0.6: below it, the heuristic's picks on 29 synthetic stacks
-        were all dendrites).
+        says 'not identified'). A wrong label silently moves dendrite cable into the axon's
+        features, while a missing one is visible and one ``--axon`` click away; lower it to
+        have an axon labelled on more stacks, more of them wrongly (see "The confidence
+        threshold" in ``docs/tracing.md``).
     axon_origin_drop
         Where the axon starts on the stem that holds it: after the branch point nearest to the
         axon where the trunk's radius is at least this many times the path's after it
@@ -503,16 +505,17 @@ class TraceParams:
         fluorescence (it lowers F1 on every DIADEM stack), 20 for brightfield (thin branches fade
         towards their tips, below the foreground threshold); ``side_branch_um`` 0 for fluorescence
         (on the DIADEM stacks it adds 54-97 % cable), 20 for brightfield; ``faint_reach_um`` 0
-        for fluorescence (on the DIADEM stacks mean F1 0.912 -> 0.902), 20 for brightfield;
-        ``tip_path_um`` 0 for fluorescence (on the DIADEM stacks mean F1 0.743 -> 0.742 at
-        12 um), 12 for brightfield; ``path_ref`` 0 for
+        for fluorescence (on the DIADEM stacks it lowers the mean F1), 20 for brightfield;
+        ``tip_path_um`` 0 for fluorescence (no gain on the DIADEM stacks), 12 for brightfield;
+        ``side_path_um`` 0 for fluorescence, 12 for brightfield; ``path_ref`` 0 for
         fluorescence, 5 for brightfield; ``z_spur_bounded`` False for
         fluorescence, True for brightfield (a z-blur tail is no longer than the blur: branches
         running steeply along z are kept; confocal blur tails are longer and are all cut);
         ``other_somata`` False for fluorescence, True for brightfield (the swellings of the
         DIADEM stacks' axons are round bright bodies as thick as the thickest place that
-        passes for a soma: traced without seeds, the arbor beyond them was cut off, mean F1
-        0.31 against 0.65 without the split).
+        passes for a soma: traced without seeds, the arbor beyond them is cut off, mean F1
+        at 3 voxels 0.31 against 0.65 without the split). What each default does: the
+        parameter table in ``docs/tracing.md``; what each stage gains: ``docs/tracing_accuracy.md``.
         """
         bf = (polarity if self.defaults_for == "auto" else self.defaults_for) == "brightfield"
         defaults = {

@@ -253,10 +253,12 @@ def tube_scale(probe: NDArray[Any], *, noise: float, floor: float) -> tuple[floa
     voxels, so the spread is 0 and the floor sets the unit on low-noise stacks. The response
     of noise itself grows with the noise (on stacks of Gaussian noise, its 90th percentile is
     0.7 times the image's noise, its 99.9th 1.7 times): with the floor alone, an empty stack
-    of Gaussian noise of spread 20 grey levels (4.4 once denoised) counted its tube response
-    in a unit 4.4 times smaller than its intensity's and traced 2694 nodes of it. Half the noise leaves every benchmark stack as it
-    was (their noise is 1.0-1.8 grey levels); the whole noise would weaken the tube term of
-    the sample aspiny stack (noise 1.4 grey levels; F1 0.803 -> 0.768)."""
+    of Gaussian noise of spread 20 grey levels (4.4 once denoised) would count its tube
+    response in a unit 4.4 times smaller than its intensity's and trace 2694 nodes of it (see
+    "Bad input" in ``docs/tracing.md``). With half the noise, every benchmark stack traces as
+    with the floor alone (their noise is 1.0-1.8 grey levels); the whole noise would weaken
+    the tube term of the sample aspiny stack (noise 1.4 grey levels). See ``min_noise`` in
+    the parameter table of ``docs/tracing.md``."""
     tprobe = np.asarray(probe, dtype=np.float64)
     tmed = float(np.median(tprobe)) if tprobe.size else 0.0
     spread = float(np.median(np.abs(tprobe - tmed))) * 1.4826 if tprobe.size else 0.0
