@@ -276,3 +276,38 @@ def test_feature_bench_summary_reads_errors_shares_ratios_and_rank_correlation()
     assert np.isnan(s[fa.FEATURES[2]]["spearman"])
     text = fa.format_summary(s)
     assert text.splitlines()[0].split()[:2] == ["feature", "n"] and f0 in text
+
+
+def test_ablation_settings_each_switch_off_a_stage_the_brightfield_defaults_run() -> None:
+    """A setting whose parameter the brightfield defaults already leave off would print a
+    row equal to the defaults' and read as "this stage gains nothing"."""
+    import trace_ablation as ab
+
+    from morph.cli.trace import parse_params
+
+    on = TraceParams().resolved("brightfield")
+    for _label, item in ab.SETTINGS:
+        name = item.split("=")[0]
+        off = parse_params([item], "auto").resolved("brightfield")
+        assert getattr(off, name) != getattr(on, name), item
+        assert bool(getattr(on, name)), f"{name} is off by default"
+    # the sweep straddles each default
+    for name, values in ab.SWEEP:
+        lo, hi = (float(v) for v in values)
+        assert lo < float(getattr(on, name)) < hi, name
+
+
+def test_ablation_rows_count_stacks_moved_and_summarise_both_groups() -> None:
+    import trace_ablation as ab
+
+    def row(f1: float, group: str) -> dict:
+        return {"group": group, "precision": 1.0, "recall": f1, "f1": f1, "cable": 1.0, "bp": 1.0,
+                "clutter": 0.0, "time": 1.0}
+
+    base = {"A": row(0.9, "bench"), "B": row(0.8, "further"), "C": row(0.7, "further")}
+    rows = {"A": row(0.9003, "bench"), "B": row(0.7, "further"), "C": row(0.75, "further")}
+    cells = ab.row_text("x", "p=0", rows, base).split("\t")
+    assert len(cells) == len(ab.HEAD.split("\t"))
+    assert cells[2] == "0.900" and cells[7] == f"{(0.9003 + 0.7 + 0.75) / 3:.3f}"
+    assert cells[-2:] == ["1", "1"]  # C up, B down; A within 0.0005
+    assert ab.row_text("d", "-", base, None).split("\t")[-2:] == ["-", "-"]
