@@ -42,6 +42,11 @@ seeds (the same cell: another draw of its staining, the clutter, the texture and
 named ``NAME~k``; the summary row ``mean_draws`` is the six cells over all N draws. One draw of
 six stacks is a small sample: a stack's F1 moves by a few hundredths from draw to draw.
 
+``--render NAME=VALUE`` (repeatable) renders the synthetic stacks with a parameter of the
+``realistic`` preset changed (:class:`morph.synth.render.RenderParams`, e.g. ``texture=2.4``
+for a tissue texture a third stronger; cached apart): how the tracer holds up as the image
+gets harder. The two sample stacks are files, not renders, and are left out.
+
 ``--modality fluorescence`` renders the same cells (same seeds and crops) as fluorescence
 (cached apart) and takes the fluorescence sample stack (30 stacks): how the tracer does on a
 fill imaged bright on dark, e.g. with ``--param defaults_for=brightfield``.
@@ -116,6 +121,32 @@ def stacks(modality: str = "brightfield", draws: int = 1) -> dict[str, tuple]:
     return out
 
 
+def parse_render(items: list[str]) -> dict[str, float]:
+    """``--render NAME=VALUE`` items as render parameter overrides (checked against the
+    ``realistic`` preset: an unknown name or a value out of range raises ``MorphError``)."""
+    from morph.errors import MorphError
+    from morph.synth.render import render_params
+
+    out: dict[str, float] = {}
+    for it in items:
+        name, sep, value = it.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise MorphError(f"--render {it!r}: expected NAME=NUMBER") from None
+        if not sep:
+            raise MorphError(f"--render {it!r}: expected NAME=NUMBER")
+    render_params("realistic", **out)
+    return out
+
+
+def render_overrides() -> dict[str, float]:
+    """The render overrides of this run (``--render``, passed to the workers through
+    ``MORPH_BENCH_RENDER``)."""
+    text = os.environ.get("MORPH_BENCH_RENDER", "")
+    return parse_render(text.split(";")) if text else {}
+
+
 def _cache_key(name: str, spec: tuple, modality: str):
     """The rendered cell and the cache files' common path (without suffix) of a synthetic stack."""
     cell, seed, crop = spec[1:]
@@ -126,7 +157,8 @@ def _cache_key(name: str, spec: tuple, modality: str):
     # the cache key names the cell rendered, so a change of the cell (or its cut) renders anew
     from morph.synth.render import RENDER_VERSION
 
-    h = hashlib.sha1(repr((seed, crop, RENDER_VERSION)).encode())
+    render = render_overrides()
+    h = hashlib.sha1(repr((seed, crop, RENDER_VERSION) + ((tuple(sorted(render.items())),) if render else ())).encode())
     for a in (m.xyz, m.radius, m.types, m.parent):
         h.update(np.ascontiguousarray(a).tobytes())
     return m, CACHE / (f"{name}.{h.hexdigest()[:10]}" + ("" if modality == "brightfield" else f".{modality}"))
@@ -151,7 +183,8 @@ def load(name: str, spec: tuple, modality: str = "brightfield"):
     if f.exists() and g.exists() and (c.exists() or none.exists()):
         z = np.load(f)
         return z["data"], tuple(z["voxel_size"]), read_swc(g)
-    st = render_stack(m, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=crop, seed=seed, modality=modality)
+    st = render_stack(m, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=crop, seed=seed, modality=modality,
+                      **render_overrides())
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = f.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, data=st.data, voxel_size=np.asarray(st.voxel_size))
@@ -535,6 +568,9 @@ def main(argv: list[str]) -> int:
                     help="the Allen cells' first 100 um of axon: of cable (default) or of path distance")
     ap.add_argument("--modality", choices=("brightfield", "fluorescence"), default="brightfield",
                     help="render the cells as this (default brightfield; --misses and --clicks need brightfield)")
+    ap.add_argument("--render", action="append", default=[], metavar="NAME=VALUE",
+                    help="render the synthetic stacks with a parameter of the realistic preset changed "
+                         "(e.g. texture=2.4); repeatable; the sample stacks are left out")
     ap.add_argument("--draws", type=int, default=1, metavar="N",
                     help="also render each of the six bench cells N - 1 more times with other render seeds "
                          "(summary row mean_draws: the six cells over all N draws)")
@@ -546,6 +582,8 @@ def main(argv: list[str]) -> int:
         print(compare_tables(read_table(args.compare[0]), read_table(args.compare[1])))
         return 0
     specs = stacks(args.modality, args.draws)
+    if args.render:  # files, not renders
+        specs = {n: s for n, s in specs.items() if not str(s[1]).startswith("sample:")}
     names = args.names or list(specs)
     unknown = [n for n in names if n not in specs]
     if unknown:
@@ -556,9 +594,11 @@ def main(argv: list[str]) -> int:
 
     try:
         parse_params(args.param, "auto")  # a bad --param stops here, not in every worker
+        parse_render(args.render)
     except MorphError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    os.environ["MORPH_BENCH_RENDER"] = ";".join(args.render)
     os.environ["MORPH_THREADS"] = "1"
     os.environ["MORPH_BENCH_ALLEN_AXON"] = args.allen_axon  # read by load() in the workers
     rows: dict[str, dict] = {}
@@ -572,6 +612,7 @@ def main(argv: list[str]) -> int:
     opts = ([f"--modality {args.modality}"] if args.modality != "brightfield" else []) + [f"--param {p}" for p in args.param]
     opts += [f"--allen-axon {args.allen_axon}"] if args.allen_axon != "cable" else []
     opts += [f"--draws {args.draws}"] if args.draws > 1 else []
+    opts += [f"--render {r}" for r in args.render]
     text = ("# trace_accuracy " + " ".join(opts) + "\n") + format_table(rows)
     if args.output:
         args.output.write_text(text)

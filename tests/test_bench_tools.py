@@ -311,3 +311,18 @@ def test_ablation_rows_count_stacks_moved_and_summarise_both_groups() -> None:
     assert cells[2] == "0.900" and cells[7] == f"{(0.9003 + 0.7 + 0.75) / 3:.3f}"
     assert cells[-2:] == ["1", "1"]  # C up, B down; A within 0.0005
     assert ab.row_text("d", "-", base, None).split("\t")[-2:] == ["-", "-"]
+
+
+def test_render_overrides_are_checked_and_key_the_cache_apart(monkeypatch) -> None:
+    from morph.errors import MorphError
+
+    assert trace_accuracy.parse_render(["texture=2.4", "read_noise=1"]) == {"texture": 2.4, "read_noise": 1.0}
+    for bad in (["textur=2"], ["texture"], ["texture=a lot"], ["gap_depth=2"]):
+        with pytest.raises(MorphError):
+            trace_accuracy.parse_render(bad)
+    spec = trace_accuracy.stacks()["SYN_gen"]
+    monkeypatch.delenv("MORPH_BENCH_RENDER", raising=False)
+    _, plain = trace_accuracy._cache_key("SYN_gen", spec, "brightfield")
+    monkeypatch.setenv("MORPH_BENCH_RENDER", "texture=2.4")
+    _, harder = trace_accuracy._cache_key("SYN_gen", spec, "brightfield")
+    assert trace_accuracy.render_overrides() == {"texture": 2.4} and plain != harder
