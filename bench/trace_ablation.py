@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import trace_accuracy as ta  # noqa: E402
 
 #: (what is switched off, the parameter that does it): the stages and tests the brightfield
-#: defaults run on these stacks, in pipeline order.
+#: defaults run on these stacks, grouped as bridging, pruning tests, searches for more
+#: cable, and radii.
 SETTINGS: tuple[tuple[str, str], ...] = (
     ("bridges between pieces", "gap_um=0"),
     ("bridges to the soma", "gap_soma_um=0"),
@@ -129,6 +130,7 @@ def main(argv: list[str]) -> int:
             return 2
     os.environ["MORPH_THREADS"] = "1"
     os.environ["MORPH_BENCH_ALLEN_AXON"] = "cable"
+    os.environ["MORPH_BENCH_RENDER"] = ""  # the realistic renders, whatever the shell says
     what = " ".join(names) if args.names else f"all {len(names)} stacks"
     lines = [f"# trace_ablation{' --sweep' if args.sweep else ''}: {what}", HEAD]
     print("\n".join(lines), flush=True)
