@@ -4,7 +4,7 @@ off (one ``--param`` each), every figure from the same run.
 
 Usage::
 
-    .venv/bin/python bench/trace_ablation.py [names ...] [--only NAME ...] [--sweep] [-o table.tsv]
+    .venv/bin/python bench/trace_ablation.py [names ...] [--only NAME ...] [--sweep] [-o table.tsv] [-q]
 
 ``--sweep`` instead moves each main numeric parameter to a lower and a higher value than its
 brightfield default (:data:`SWEEP`), one at a time: how sensitive the defaults are.
@@ -66,12 +66,16 @@ SWEEP: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def run_setting(names: list[str], specs: dict, items: list[str], jobs: int) -> dict[str, dict]:
-    """``trace_accuracy.run_one`` over ``names`` with the ``--param`` items ``items``."""
+def run_setting(names: list[str], specs: dict, items: list[str], jobs: int, *, desc: str = "",
+                quiet: bool = False) -> dict[str, dict]:
+    """``trace_accuracy.run_one`` over ``names`` with the ``--param`` items ``items`` (a bar
+    per stack on stderr unless ``quiet``)."""
+    from morph.progress import bar
+
     rows: dict[str, dict] = {}
     with ProcessPoolExecutor(max_workers=jobs) as ex:
         work = [(n, specs[n], items, False, None, 0, "brightfield", 0) for n in names]
-        for r in ex.map(ta.run_one, work):
+        for r in bar(ex.map(ta.run_one, work), total=len(work), desc=desc, unit="stack", quiet=quiet):
             rows[r["stack"]] = r
     return rows
 
@@ -105,6 +109,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--sweep", action="store_true",
                     help="move each main numeric parameter below and above its default instead")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ap.add_argument("-o", "--output", type=Path)
     args = ap.parse_args(argv)
     specs = ta.stacks("brightfield")
@@ -134,11 +139,12 @@ def main(argv: list[str]) -> int:
     what = " ".join(names) if args.names else f"all {len(names)} stacks"
     lines = [f"# trace_ablation{' --sweep' if args.sweep else ''}: {what}", HEAD]
     print("\n".join(lines), flush=True)
-    base = run_setting(names, specs, [], args.jobs)
+    n = len(settings) + 1
+    base = run_setting(names, specs, [], args.jobs, desc=f"1/{n} defaults", quiet=args.quiet)
     lines.append(row_text("(nothing: the defaults)", "-", base, None))
     print(lines[-1], flush=True)
-    for label, param in settings:
-        rows = run_setting(names, specs, [param], args.jobs)
+    for k, (label, param) in enumerate(settings, start=2):
+        rows = run_setting(names, specs, [param], args.jobs, desc=f"{k}/{n} {param}", quiet=args.quiet)
         lines.append(row_text(label, param, rows, base))
         print(lines[-1], flush=True)
     if args.output:
