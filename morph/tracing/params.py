@@ -324,8 +324,10 @@ class TraceParams:
         A stack whose x-y voxels are at most half this size is traced on blocks of k x k
         voxels (their mean), k the largest whole number with k times the voxel size within
         it; the SWC stays in the stack's frame and micrometres, and the header says so. At
-        Allen-like 0.12 um voxels (k = 2) about 4 times faster for an F1 within 0.007 of
-        tracing at the stack's own voxels (three synthetic cells); 0 traces at the stack's own.
+        Allen-like 0.12 um voxels (k = 2) about 4.5 times faster; on three synthetic cells F1
+        within 0.02 of tracing at the stack's own voxels, but 0.06 lower on an aspiny cell
+        whose thinnest dendrites the blocks dim (see the parameter table in
+        ``docs/tracing.md``); 0 traces at the stack's own.
     seed_reach_um
         A seed (``--seeds``; not a root seed) farther than this from the traced tree is joined
         to it by the minimal-cost path through the image (:mod:`morph.tracing.seeds`): the
