@@ -321,9 +321,11 @@ def grey_level(data: Any, *, slices: int = 8) -> float:
     The noise floor and the unit of the tubularity term are ``min_noise`` grey levels, and
     the tracing's parameters were set on 8-bit stacks, so a stack of another pixel type is
     counted in the grey levels of an 8-bit stack of the same full scale: the full scale over
-    255. For an integer type the full scale is that of the bit depth its values need (8, 10,
-    12, 14 or 16 bits, as cameras give: a 12-bit camera's values held in 16 bits count in
-    steps of 4095 / 255 = 16.06, 8-bit values held in 16 bits in steps of 1); for values of
+    255. For an integer type the full scale is that of the bit depth its values' span needs
+    (8, 10, 12, 14 or 16 bits, as cameras give: a 12-bit camera's values held in 16 bits count
+    in steps of 4095 / 255 = 16.06, 8-bit values held in 16 bits in steps of 1), the span
+    from the values' 0.01th percentile up, since a camera's pedestal (an offset added to every
+    pixel) carries no signal: 8-bit values raised by 1000 still count in steps of 1; for values of
     more than 16 bits (no camera's: a processing step's, as for floating point) and for
     floating point, whose values may span [0, 1] or any range, the 99.99th percentile of
     their magnitude (8-bit values held as floating point count in steps of 1). Read on up to
@@ -340,12 +342,13 @@ def grey_level(data: Any, *, slices: int = 8) -> float:
     k = min(nz, max(1, slices))
     z0 = (nz - k) // 2
     step = max(1, int(np.ceil(np.sqrt(ny * nx / 125_000))))  # at most about 125 000 values a slice
-    vals = np.abs(np.asarray(data[z0 : z0 + k, ::step, ::step], dtype=np.float64).reshape(-1))
-    vals = vals[np.isfinite(vals)]
-    if not vals.size:
+    raw = np.asarray(data[z0 : z0 + k, ::step, ::step], dtype=np.float64).reshape(-1)
+    raw = raw[np.isfinite(raw)]
+    if not raw.size:
         return 1.0
+    vals = np.abs(raw)
     if integer and float(vals.max()) < 2.0**16:
-        top = float(vals.max())
+        top = min(float(vals.max()), float(raw.max()) - float(np.percentile(raw, 0.01)))
         bits = next(b for b in (8, 10, 12, 14, 16) if top < 2.0**b)
         return (2.0**bits - 1) / 255.0
     if vals.max() <= 255 and np.all(vals == np.round(vals)):
