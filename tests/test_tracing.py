@@ -1839,6 +1839,9 @@ def test_grey_level_counts_every_pixel_type_as_8_bits() -> None:
     assert grey_level(a.astype(np.uint16) * 256) == pytest.approx(65535 / 255)  # 16 bits
     assert grey_level(a.astype(np.uint16) * 16) == pytest.approx(4095 / 255)  # 12 bits held in 16
     assert grey_level(a.astype(np.int32) - 128) == 1.0  # signed, magnitudes within 8 bits
+    # a camera's pedestal carries no signal: the span above it sets the bit depth
+    assert grey_level(a.astype(np.uint16) + 1000) == 1.0
+    assert grey_level(a.astype(np.uint16) * 16 + 100) == pytest.approx(4095 / 255)
     top = np.percentile(a, 99.99)
     assert grey_level(a.astype(np.float32) / 255) == pytest.approx(top / 255 / 255, rel=1e-3)
     assert grey_level(a.astype(np.float32) / 255 * 1e4) == pytest.approx(grey_level(a.astype(np.float32) / 255) * 1e4)
@@ -1865,6 +1868,12 @@ def test_trace_does_not_depend_on_the_pixel_type() -> None:
     eight = run(data)
     for same in (data.astype(np.float32), data.astype(np.uint16)):
         np.testing.assert_array_equal(run(same).xyz, eight.xyz)
+    # on a camera's pedestal of 1000 (12 bits by its largest values, 8 by their span): the
+    # same tree, node for node, up to float32 rounding (a 16-bit count of its top would put the
+    # noise floor 16 times higher and lose most of the neuron)
+    raised = run(data.astype(np.uint16) + 1000)
+    assert len(raised) == len(eight)
+    np.testing.assert_allclose(raised.xyz, eight.xyz, atol=1e-3)
     f8 = compare(eight, gold, tolerance=2.0).f1
     twelve = run(data.astype(np.uint16) * 16)
     unit = run(data.astype(np.float32) / 255)
@@ -2835,6 +2844,18 @@ def test_cli_refuses_points_and_boxes_that_cannot_be_meant(tmp_path: Path, y_sta
     # pruned away by a parameter: the message names the parameters given
     assert main(["trace", str(stack), "-o", str(out), "-q", "--param", "min_branch_um=500"]) == 2
     assert "the tracing parameters given (min_branch_um=500)" in capsys.readouterr().err and not out.exists()
+    # floating-point values on a large offset: the grey level counted from 0 makes the noise
+    # floor too coarse to see the neuron; the message says so and what to do
+    import tifffile
+
+    raised = tmp_path / "raised.tif"
+    tifffile.imwrite(raised, read_stack(crop).data.astype(np.float32) + 1000)
+    assert main(["trace", str(raised), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "grey level, the unit of the noise floor, is 4.71" in err and "subtract the offset" in err
+    assert not out.exists()
+    fine = tmp_path / "raised.swc"
+    assert main(["trace", str(raised), "-o", str(fine), "-q", "--param", "min_noise=0.2"]) == 0 and fine.exists()
     # the header's way of writing a tuple is taken back
     assert main(["trace", str(stack), "-o", str(out), "-q", "--param", "tube_scales_um=(1.0, 2.0)"]) == 0
     assert "trace parameter tube_scales_um = (1.0, 2.0)" in out.read_text()
