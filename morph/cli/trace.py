@@ -340,17 +340,18 @@ def run(args: argparse.Namespace) -> int:
     show_warnings(caught)
     cable = m.total_length() if len(m) >= 2 else 0.0
     if len(m) < 2 or (cable < MIN_TRACE_UM and extend is None):
-        grey = next((h for h in m.header if h.startswith("grey level (the unit of min_noise)")), "")
+        from morph.tracing.pipeline import GREY_LEVEL_NOTE
+
+        grey = next((h[len(GREY_LEVEL_NOTE):] for h in m.header if h.startswith(GREY_LEVEL_NOTE)), "")
         raise TracingError(
             f"the tracing produced {cable:.1f} um of neurite, less than {MIN_TRACE_UM:g} um: no neuron traced; nothing "
             "written",
             hint="check the soma or seed points (on the neuron, in the units given), the polarity and the voxel size "
                  "(morph info STACK shows them)" + (f", and the tracing parameters given ({', '.join(args.param)})"
                                                     if args.param else "")
-                 + (f"; this stack's grey level, the unit of the noise floor, is "
-                    f"{grey[len('grey level (the unit of min_noise): '):]}: values on a large offset (floating point "
-                    "is counted from 0) make it too coarse, so subtract the offset first, or lower min_noise "
-                    "(--param min_noise=VALUE)" if grey else ""),
+                 + (f"; this stack's grey level, the unit of the noise floor, is {grey}: if its values sit on a "
+                    "large offset (floating point is counted from 0), that floor is too coarse, so subtract the "
+                    "offset first, or lower min_noise (--param min_noise=VALUE)" if grey else ""),
         )
     extra = [f"extended reconstruction: {args.extend}"] if extend is not None else []
     write_swc(m, args.output, force=args.force, extra_header=extra + [command_line(args)])

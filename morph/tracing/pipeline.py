@@ -61,6 +61,10 @@ from morph.tracing.tubularity import tube_scale, tubularity_at
 
 STAGES = ["polarity", "preprocess", "tubularity", "graph", "soma", "tree", "refine", "label", "faint"]
 
+#: How the SWC header gives a stack's grey level when it is not 1 (the unit of ``min_noise``,
+#: :func:`morph.tracing.preprocess.grey_level`); the value and its source follow.
+GREY_LEVEL_NOTE = "grey level (the unit of min_noise): "
+
 #: With no soma found and no point given, the strongest foreground voxel must stand this many
 #: noise units out for the stack to hold a neuron (see :func:`trace`): pure noise peaks at
 #: 4.6-6.1 (20 x 128 x 128 voxels). In fluorescence ``threshold_high`` (10) is higher, and a
@@ -1313,7 +1317,7 @@ def trace(
     grey = _pre.grey_level(data)
     if grey != 1.0:
         scale = "its bit depth's" if np.dtype(data.dtype).kind in "ui" else "the 99.99th percentile of its values'"
-        notes.append(f"grey level (the unit of min_noise): {grey:.4g}, 1/255 of the stack's full scale ({scale})")
+        notes.append(f"{GREY_LEVEL_NOTE}{grey:.4g}, 1/255 of the stack's full scale ({scale})")
     shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
     half = 0.5 * np.asarray(vs)
     # the part of the stack traced (all of it, or the roi's voxels), in micrometres
