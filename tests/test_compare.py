@@ -299,7 +299,7 @@ def _run(argv: list[str]) -> int:
 def test_scores_do_not_change_when_the_gold_is_read_back_from_its_file(tmp_path):
     """Edges a whole number of steps long are cut into that many pieces even when the SWC's
     six decimals leave them a hair longer: the same trees score the same in memory and read
-    back (before, an extra piece per such edge moved the recall by a few ten-thousandths)."""
+    back (an extra piece per such edge would move the recall by a few ten-thousandths)."""
     rng = np.random.default_rng(1)
     g = planar_tree()  # every edge exactly 10 um
     noisy = g._derive(xyz=g.xyz + rng.uniform(-4e-7, 4e-7, g.xyz.shape))  # as after a round trip

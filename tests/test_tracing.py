@@ -740,8 +740,8 @@ def test_extend_tips_follows_a_fading_branch_and_stops_at_bodies() -> None:
 
 def test_extend_tips_is_not_stopped_by_its_own_branch_and_stays_centred() -> None:
     """A tip walk starts beside its own branch's nodes (a real trace's nodes lie a voxel apart
-    and a dendrite's radius is about 1 um): they do not stop it (before, most walks on the
-    synthetic stacks ended at their first step). With ``recentre_um``, each step ends on the
+    and a dendrite's radius is about 1 um): they do not stop it (counted, they would end most
+    walks on the synthetic stacks at their first step). With ``recentre_um``, each step ends on the
     brightest point across it, so a continuation a little off the branch's axis is followed
     on its centre."""
     import scipy.ndimage as ndi
@@ -1282,8 +1282,8 @@ def test_label_apical_is_the_thickest_stem_reaching_up() -> None:
 
 
 def test_axon_heuristic_does_not_depend_on_the_order_of_the_stems() -> None:
-    """Stems that tie on a score (here: none has spines) share its mean rank; before, ties were
-    ranked by their order in the file, and the last stem got a bonus of up to 0.27."""
+    """Stems that tie on a score (here: none has spines) share its mean rank: ranked by their
+    order in the file instead, the last stem would get a bonus of up to 0.27."""
     stems = [
         (-1, (0, 90, 0), 0.3, 0.3),  # thin, down: the axon
         (-1, (-70, -40, 0), 0.9, 0.6),
@@ -1535,7 +1535,7 @@ def test_trace_synth_realistic_brightfield(
     assert r.branch_points.found >= bp_min, r.branch_points
     assert 0.85 <= radius_ratio(m, s.gold) <= radius_max, radius_ratio(m, s.gold)
     # the soma's radius where its image falls half way to the background (1.15 and 1.09 x
-    # gold; the depth of the foreground at its centre, used before, 1.5-1.9)
+    # gold; the depth of the foreground at its centre would give 1.5-1.9)
     assert 0.85 <= m.soma_radius / s.gold.soma_radius <= 1.2, m.soma_radius / s.gold.soma_radius
 
 
@@ -1628,7 +1628,7 @@ def test_diadem_op_without_seeds_is_not_cut_at_the_axons_swellings(data: Path) -
 def test_diadem_op_without_seeds_keeps_an_axon_leaving_along_z(data: Path) -> None:
     """OP_9 traced without seeds: the axon leaves the swelling taken for its soma within a
     degree of z and carries 81 % of the cable; ``z_stem_deg`` removes the soma's blur
-    columns, not a stem leading to most of the arbor (F1 0.209 when it did, 0.778 now)."""
+    columns, not a stem leading to most of the arbor (F1 0.778; 0.209 were it removed)."""
     stack = read_stack(data / "images/diadem_OP/OP_9.tif", voxel_size=DIADEM_OP_VOXEL)
     gold = read_swc(data / "images/diadem_OP/OP_9.gold.swc")
     m = trace(stack, progress=False)
@@ -1852,10 +1852,10 @@ def test_grey_level_counts_every_pixel_type_as_8_bits() -> None:
 
 def test_trace_does_not_depend_on_the_pixel_type() -> None:
     """An 8-bit stack traces the same held in 16 bits or as floating point; as 12 bits in 16,
-    or scaled into [0, 1] as floating point (at any scale), nearly the same. Before, a [0, 1]
-    stack found no neuron (the noise floor was one unit of its values), and the tubularity
-    term of a 16-bit stack weighed as many times more as its values were larger. Pure noise
-    stays refused at any scale (test_bad_input_library)."""
+    or scaled into [0, 1] as floating point (at any scale), nearly the same: counted in its
+    own units, a [0, 1] stack would find no neuron (the noise floor one unit of its values),
+    and the tubularity term of a 16-bit stack would weigh as many times more as its values
+    are larger. Pure noise stays refused at any scale (test_bad_input_library)."""
     segs, gold = y_cell()
     vs = (0.5, 0.5, 1.0)
     data = render_tubes(segs, (20, 200, 200), vs, soma=((40.0, 40.0, 10.0), 6.0), brightfield=True)
@@ -1933,10 +1933,9 @@ def test_trace_path_and_extend(y_stack) -> None:
 def test_extend_restores_a_removed_stem_without_tracing_the_soma_blur() -> None:
     """``--extend`` on a realistic brightfield render: the trace with its longest stem removed
     is extended back. What the reconstruction covers is what the image shows of it (the soma's
-    whole body, and each point at least as deep as the foreground beside it): before, only
-    the soma's centre point and the file's radii covered, and 360 new nodes retraced the
-    soma's blur within two soma radii (F1 0.806; then 0.847, the full trace 0.844). The full
-    trace scores 0.917 and the extended one 0.901: the removed stem is the one the axon
+    whole body, and each point at least as deep as the foreground beside it): were only the
+    soma's centre point and the file's radii to cover, new nodes would retrace the soma's
+    blur within two soma radii. The full trace scores 0.917 and the extended one 0.901: the removed stem is the one the axon
     heuristic labels, from which the full trace's faint-neurite stage hangs 37 um of faint
     paths and a tip path, and an extension runs no faint-neurite stage (the full trace
     without it: 0.880)."""

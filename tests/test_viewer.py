@@ -874,7 +874,8 @@ def _clean(err: str) -> bool:
 
 
 def test_size_must_be_positive_and_bounded(tiny, tmp_path):
-    """Sizes VTK cannot allocate used to abort the process (std::bad_alloc); 0 0 gave 300x300."""
+    """Sizes VTK cannot allocate would abort the process (std::bad_alloc), and 0 0 would give
+    VTK's default 300x300: both are refused with a clear message."""
     from viewers.offscreen import MAX_SIDE, check_size
 
     out = tmp_path / "v.png"

@@ -1040,7 +1040,7 @@ def extend_tips(
     if not tips.size:
         return m
     # the nodes of the branch behind each walk do not stop it (they lie within a radius and
-    # stop_um of its first steps: before, most walks ended at their first step)
+    # stop_um of its first steps: counted, they would end most walks at their first step)
     walk_of = np.full(use.size, -1, dtype=np.int64)
     walk_of[use] = np.arange(tips.size)
     behind = np.full(n, -1, dtype=np.int64)
