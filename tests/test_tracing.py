@@ -1842,10 +1842,15 @@ def test_grey_level_counts_every_pixel_type_as_8_bits() -> None:
     # a camera's pedestal carries no signal: the span above it sets the bit depth
     assert grey_level(a.astype(np.uint16) + 1000) == 1.0
     assert grey_level(a.astype(np.uint16) * 16 + 100) == pytest.approx(4095 / 255)
+    # so do a camera's integers held as floating point, pedestal and all
+    assert grey_level(a.astype(np.float32) + 1000) == 1.0
+    assert grey_level(a.astype(np.float64) * 16 + 100) == pytest.approx(4095 / 255)
     top = np.percentile(a, 99.99)
     assert grey_level(a.astype(np.float32) / 255) == pytest.approx(top / 255 / 255, rel=1e-3)
     assert grey_level(a.astype(np.float32) / 255 * 1e4) == pytest.approx(grey_level(a.astype(np.float32) / 255) * 1e4)
     assert grey_level(np.zeros((3, 5, 5), np.float32)) == 1.0
+    # values with fractions are counted from 0, an offset included
+    assert grey_level(a.astype(np.float32) / 255 + 1000) == pytest.approx((1000 + top / 255) / 255, rel=1e-3)
     # more than 16 bits is no camera's depth: counted as floating point is
     assert grey_level(a.astype(np.uint32) * 1000) == pytest.approx(grey_level(a.astype(np.float32) * 1000))
 
@@ -1871,9 +1876,9 @@ def test_trace_does_not_depend_on_the_pixel_type() -> None:
     # on a camera's pedestal of 1000 (12 bits by its largest values, 8 by their span): the
     # same tree, node for node, up to float32 rounding (a 16-bit count of its top would put the
     # noise floor 16 times higher and lose most of the neuron)
-    raised = run(data.astype(np.uint16) + 1000)
-    assert len(raised) == len(eight)
-    np.testing.assert_allclose(raised.xyz, eight.xyz, atol=1e-3)
+    for raised in (run(data.astype(np.uint16) + 1000), run(data.astype(np.float32) + 1000)):
+        assert len(raised) == len(eight)
+        np.testing.assert_allclose(raised.xyz, eight.xyz, atol=1e-3)
     f8 = compare(eight, gold, tolerance=2.0).f1
     twelve = run(data.astype(np.uint16) * 16)
     unit = run(data.astype(np.float32) / 255)
@@ -1889,6 +1894,29 @@ def test_trace_does_not_depend_on_the_pixel_type() -> None:
                                              progress=False).xyz, path8.xyz)
     np.testing.assert_allclose(trace_path(data.astype(np.uint16) * 16, a, b, voxel_size=vs, params=p,
                                           progress=False).total_length(), path8.total_length(), rtol=0.05)
+
+
+def test_values_on_an_offset_give_a_hint_when_nothing_is_found() -> None:
+    """Floating-point values with fractions are counted from 0: on an offset much larger than
+    their span the noise floor hides the neuron, and the error says so, with the remedies
+    (subtract the offset, lower min_noise), which trace it."""
+    segs, _gold = y_cell()
+    vs = (0.5, 0.5, 1.0)
+    data = render_tubes(segs, (20, 200, 200), vs, soma=((40.0, 40.0, 10.0), 6.0), brightfield=True)
+    p = TraceParams(polarity="brightfield")
+    offset = data.astype(np.float32) / 255 + 1000
+    with pytest.raises(TracingError) as e:
+        trace(offset, voxel_size=vs, params=p, progress=False)
+    said = str(e.value)
+    assert "floor of min_noise grey levels" in said and "subtract the offset" in said and "min_noise=" in said, said
+    eight = trace(data, voxel_size=vs, params=p, progress=False)
+    for remedy, p2 in ((offset - 1000, p), (offset, TraceParams(polarity="brightfield", min_noise=0.001))):
+        m = trace(remedy, voxel_size=vs, params=p2, progress=False)
+        assert abs(m.total_length() - eight.total_length()) <= 0.1 * eight.total_length()
+    # an 8-bit stack's noise floor is no hint's subject when something stands out
+    with pytest.raises(TracingError) as e:
+        trace(np.full((10, 40, 40), 200, np.uint8), voxel_size=vs, progress=False)
+    assert "offset" not in str(e.value)
 
 
 def test_trace_path_and_extend(y_stack) -> None:
@@ -2001,8 +2029,8 @@ def test_bad_input_library(y_stack) -> None:
     for scale in (1.0, 1e-3, 100.0):
         with pytest.raises(TracingError, match="no neuron"):
             trace(noise * scale, voxel_size=(1, 1, 1), progress=False)
-    # loud noise, many grey levels deep: its tube response once outweighed its intensity
-    # (thousands of nodes traced); a few voxels still pass threshold_high by chance, but no
+    # loud noise, many grey levels deep: its tube response, counted in the floor's unit alone,
+    # would outweigh its intensity (thousands of nodes traced); a few voxels still pass threshold_high by chance, but no
     # soma and no structure standing far out means no neuron
     rng = np.random.default_rng(6)
     loud = [np.clip(rng.normal(128, 30, (20, 96, 96)), 0, 255).astype(np.uint8),
@@ -2824,7 +2852,7 @@ def test_relative_threshold_spares_a_fluorescent_cells_thin_dendrites_around_its
         assert m.total_length() < 30 and m.xyz[:, 0].max() < 45
 
 
-def test_cli_refuses_points_and_boxes_that_cannot_be_meant(tmp_path: Path, y_stack, data, capsys) -> None:
+def test_cli_refuses_points_and_boxes_that_cannot_be_meant(tmp_path: Path, y_stack, data, capsys, monkeypatch) -> None:
     stack_data, vs, _ = y_stack
     stack = tmp_path / "y.tif"
     write_stack(stack, stack_data, vs)
@@ -2843,18 +2871,39 @@ def test_cli_refuses_points_and_boxes_that_cannot_be_meant(tmp_path: Path, y_sta
     # pruned away by a parameter: the message names the parameters given
     assert main(["trace", str(stack), "-o", str(out), "-q", "--param", "min_branch_um=500"]) == 2
     assert "the tracing parameters given (min_branch_um=500)" in capsys.readouterr().err and not out.exists()
-    # floating-point values on a large offset: the grey level counted from 0 makes the noise
-    # floor too coarse to see the neuron; the message says so and what to do
+    # a camera's integers held as floating point on a pedestal trace as the integers do
     import tifffile
 
-    raised = tmp_path / "raised.tif"
+    from morph.tracing.pipeline import GREY_LEVEL_NOTE
+
+    eight, raised = tmp_path / "eight.swc", tmp_path / "raised.tif"
     tifffile.imwrite(raised, read_stack(crop).data.astype(np.float32) + 1000)
+    assert main(["trace", str(crop), "-o", str(eight), "-q"]) == 0
+    assert main(["trace", str(raised), "-o", str(out), "-q"]) == 0
+    assert len(read_swc(out)) == len(read_swc(eight))
+    out.unlink()
+    # values with fractions on a large offset: counted from 0, the noise floor is too coarse
+    # to see the neuron; the message says so and what to do
+    tifffile.imwrite(raised, read_stack(crop).data.astype(np.float32) / 255 + 1000)
     assert main(["trace", str(raised), "-o", str(out), "-q"]) == 2
     err = capsys.readouterr().err
-    assert "grey level, the unit of the noise floor, is 4.71" in err and "subtract the offset" in err
+    assert "floor of min_noise grey levels, the grey level being 3.9" in err and "subtract the offset" in err
     assert not out.exists()
     fine = tmp_path / "raised.swc"
-    assert main(["trace", str(raised), "-o", str(fine), "-q", "--param", "min_noise=0.2"]) == 0 and fine.exists()
+    assert main(["trace", str(raised), "-o", str(fine), "-q", "--param", "min_noise=0.001"]) == 0 and fine.exists()
+    # a trace too short to write names the stack's grey level when it is not 1
+    import morph.tracing as tracing_pkg
+
+    def stub(*_a, **_k):
+        return Morphology([[0, 0, 0], [1, 0, 0]], [1, 1], [1, 3], [-1, 0],
+                          header=[f"{GREY_LEVEL_NOTE}4.71, 1/255 of the stack's full scale"])
+
+    monkeypatch.setattr(tracing_pkg, "trace", stub)
+    assert main(["trace", str(crop), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "grey level, the unit of the noise floor, is 4.71" in err and "subtract the offset" in err
+    monkeypatch.undo()
+    assert not out.exists()
     # the header's way of writing a tuple is taken back
     assert main(["trace", str(stack), "-o", str(out), "-q", "--param", "tube_scales_um=(1.0, 2.0)"]) == 0
     assert "trace parameter tube_scales_um = (1.0, 2.0)" in out.read_text()

@@ -350,7 +350,7 @@ def run(args: argparse.Namespace) -> int:
                  "(morph info STACK shows them)" + (f", and the tracing parameters given ({', '.join(args.param)})"
                                                     if args.param else "")
                  + (f"; this stack's grey level, the unit of the noise floor, is {grey}: if its values sit on a "
-                    "large offset (floating point is counted from 0), that floor is too coarse, so subtract the "
+                    "large offset (floating point with fractions is counted from 0), that floor is too coarse, so subtract the "
                     "offset first, or lower min_noise (--param min_noise=VALUE)" if grey else ""),
         )
     extra = [f"extended reconstruction: {args.extend}"] if extend is not None else []

@@ -637,7 +637,7 @@ def prepare(
 
     fg, graph, radius, strong, stretch, stats = foreground_graph(
         shape, vs, idx, val, noise, params, stages=stages, timings=t, t0=t0, batch_voxels=batch,
-        check_memory=check,
+        check_memory=check, grey_level=grey_level,
     )
     release_memory()
     return Prepared(image, vs, pol, noise, fg, graph, radius, strong,  # type: ignore[arg-type]

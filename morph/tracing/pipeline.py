@@ -419,6 +419,7 @@ def prepare(
     del weak
     fg, graph, radius, strong, stretch, _stats = foreground_graph(
         shape, vs, idx, val, noise, params, stages=stages, timings=t, t0=t0,  # type: ignore[arg-type]
+        grey_level=grey_level,
     )
     return Prepared(None, vs, pol, noise, fg, graph, radius, strong,  # type: ignore[arg-type]
                     np.zeros(3) if offset_um is None else offset_um, stretch=stretch, params=params, timings=t,
@@ -481,11 +482,14 @@ def foreground_graph(
     t0: float,
     batch_voxels: int | None = None,
     check_memory: Callable[[int, int, str], Any] | None = None,
+    grey_level: float = 1.0,
 ) -> tuple[_tree.Foreground, _tree.Graph | None, NDArray[np.float64], NDArray[np.bool_], float,
            tuple[float, int, float] | None]:
     """The global part of :func:`prepare`, shared with the chunked runner: from the kept
     candidate voxels (flat ``index`` and enhanced ``value`` in noise units) to the foreground
     in tracing space (z compressed by the measured blur), its graph, local radii and costs.
+    ``grey_level``: the stack's (:func:`morph.tracing.preprocess.grey_level`), which the
+    error for a stack where nothing stands out gives when the noise is at its floor.
 
     With ``batch_voxels`` (bounded mode) no graph is returned: the radii and the cost
     statistics are computed a batch of pieces at a time (see :meth:`Prepared.focus`).
@@ -506,10 +510,17 @@ def foreground_graph(
         stages.start("graph")
     t0 = time.perf_counter()
     if not strong.any():
+        floor = params.min_noise * grey_level
+        at_floor = floor > 0 and noise <= floor * (1 + 1e-6)
         raise NoNeuronError(
             "nothing in the {where} stands out from the background "
-            f"(noise {noise:.3g} grey levels, nothing above {params.threshold_high:g} x noise)",
-            hint="check the polarity (--polarity), the file and the channel, or lower threshold_high",
+            f"(noise {noise:.3g} in the stack's values"
+            + (f", its floor of min_noise grey levels, the grey level being {grey_level:.4g}" if at_floor else "")
+            + f"; nothing above {params.threshold_high:g} x noise)",
+            hint="check the polarity (--polarity), the file and the channel, or lower threshold_high"
+            + ("; the image's own noise is below that floor: if its values sit on an offset much larger than "
+               "their span (floating point with fractions is counted from 0), subtract the offset first or "
+               "lower min_noise (--param min_noise=VALUE)" if at_floor else ""),
         )
     graph: _tree.Graph | None = None
     stats = None
@@ -1490,7 +1501,7 @@ def trace(
                 if peak < need:
                     raise NoNeuronError(
                         f"no soma, and the strongest structure stands {peak:.1f} noise units "
-                        f"above the background (noise {prep.noise:.3g} grey levels), below the {need:g} expected "
+                        f"above the background (noise {prep.noise:.3g} in the stack's values), below the {need:g} expected "
                         "of a neuron's soma or thick neurites: what stands out looks like noise",
                         hint="check the polarity (--polarity), the file and the channel; if the neuron is faint, "
                         "give its soma (--soma) or points on it (--seeds)",

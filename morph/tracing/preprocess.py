@@ -325,12 +325,13 @@ def grey_level(data: Any, *, slices: int = 8) -> float:
     (8, 10, 12, 14 or 16 bits, as cameras give: a 12-bit camera's values held in 16 bits count
     in steps of 4095 / 255 = 16.06, 8-bit values held in 16 bits in steps of 1), the span
     from the values' 0.01th percentile up, since a camera's pedestal (an offset added to every
-    pixel) carries no signal: 8-bit values raised by 1000 still count in steps of 1; for values of
-    more than 16 bits (no camera's: a processing step's, as for floating point) and for
-    floating point, whose values may span [0, 1] or any range, the 99.99th percentile of
-    their magnitude (8-bit values held as floating point count in steps of 1). Read on up to
-    ``slices`` slices in the middle of the stack, subsampled in x-y. 1 for an 8-bit stack,
-    and when nothing finite is read.
+    pixel) carries no signal: 8-bit values raised by 1000 still count in steps of 1.
+    Floating-point values that are all whole numbers are a camera's integers converted
+    (pedestal included) and count as those integers do. For values of more than 16 bits (no
+    camera's: a processing step's, as for floating point) and for floating point with
+    fractions, whose values may span [0, 1] or any range, the 99.99th percentile of their
+    magnitude: such values are counted from 0. Read on up to ``slices`` slices in the middle
+    of the stack, subsampled in x-y. 1 for an 8-bit stack, and when nothing finite is read.
     """
     dt = np.dtype(data.dtype)
     integer = dt.kind in "ui"
@@ -347,12 +348,11 @@ def grey_level(data: Any, *, slices: int = 8) -> float:
     if not raw.size:
         return 1.0
     vals = np.abs(raw)
-    if integer and float(vals.max()) < 2.0**16:
+    whole = integer or bool(np.all(raw == np.round(raw)))  # a camera's integers, held as floats too
+    if whole and float(vals.max()) < 2.0**16:
         top = min(float(vals.max()), float(raw.max()) - float(np.percentile(raw, 0.01)))
         bits = next(b for b in (8, 10, 12, 14, 16) if top < 2.0**b)
         return (2.0**bits - 1) / 255.0
-    if vals.max() <= 255 and np.all(vals == np.round(vals)):
-        return 1.0  # 8-bit values held as floating point
     g = float(np.percentile(vals, 99.99)) / 255.0
     return g if np.isfinite(g) and g > 0 else 1.0
 
