@@ -53,6 +53,35 @@ def allen_cell(path: Path, axon_um: float = 100.0, cut: str = "cable"):
     return m
 
 
+def add_output_arguments(ap: argparse.ArgumentParser, help: str = "write the table as TSV") -> None:
+    """``-o FILE`` and ``--force``: a bench's table, written whole at the end, never over an
+    existing file without ``--force``."""
+    ap.add_argument("-o", "--output", type=Path, help=help + " (an existing file only with --force)")
+    ap.add_argument("--force", action="store_true", help="overwrite the output file")
+
+
+def check_output_argument(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse ``-o`` before the run (an existing file without ``--force``, a missing folder):
+    a long run must not end with nowhere to write."""
+    if args.output is None:
+        return
+    from morph.errors import MorphError
+    from morph.io.atomic import check_output
+
+    try:
+        check_output(args.output, force=args.force)
+    except MorphError as e:
+        ap.error(str(e))
+
+
+def write_output(args: argparse.Namespace, text: str) -> None:
+    """The table to ``-o`` (when given), atomically: a whole file or the one that was there."""
+    if args.output is not None:
+        from morph.io.atomic import atomic_write_text
+
+        atomic_write_text(args.output, text, force=args.force)
+
+
 def add_stack_arguments(ap: argparse.ArgumentParser, names_help: str) -> None:
     """The arguments the accuracy benches share: the stacks to run (``names``), tracing
     parameters (``--param NAME=VALUE``, repeatable) and the number of processes (``--jobs``)."""

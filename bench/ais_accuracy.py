@@ -36,11 +36,10 @@ import re
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import trace_accuracy as ta
-from _stacks import add_stack_arguments
+from _stacks import add_output_arguments, add_stack_arguments, check_output_argument, write_output
 
 COLS = ("origin_g", "origin_t", "dist_g", "dist_t", "first_branch_g", "first_branch_t", "d10_g", "d10_t",
         "d20_g", "d20_t", "angle", "on_gold", "conf")
@@ -191,8 +190,9 @@ def main() -> int:
                     help="no click: the axon the automatic heuristic labels (stacks where it labels none are skipped)")
     ap.add_argument("--allen-axon", choices=("cable", "path"), default="cable",
                     help="the Allen cells' first 100 um of axon, as in trace_accuracy.py")
-    ap.add_argument("-o", "--output", type=Path, help="write the table as TSV")
+    add_output_arguments(ap)
     a = ap.parse_args()
+    check_output_argument(ap, a)
     os.environ.setdefault("MORPH_THREADS", "1")
     os.environ["MORPH_BENCH_ALLEN_AXON"] = a.allen_axon  # read by trace_accuracy.load
     st = ta.stacks()
@@ -219,7 +219,7 @@ def main() -> int:
         lines = ["\t".join(("stack", *COLS, "skip"))]
         for r in rows:
             lines.append("\t".join([r["stack"], *(str(r.get(c, "")) for c in COLS), r.get("skip", "")]))
-        a.output.write_text("\n".join(lines) + "\n")
+        write_output(a, "\n".join(lines) + "\n")
     return 0
 
 

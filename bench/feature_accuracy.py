@@ -32,11 +32,10 @@ import os
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import trace_accuracy as ta
-from _stacks import add_stack_arguments
+from _stacks import add_output_arguments, add_stack_arguments, check_output_argument, write_output
 
 #: Features compared (``compartment.feature`` keys of :func:`morph.features.compute`).
 FEATURES = (
@@ -127,8 +126,9 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_stack_arguments(ap, "stacks (default: the 31 of trace_accuracy.py)")
     ap.add_argument("--draws", type=int, default=1, help="as trace_accuracy.py: more draws of the six bench cells")
-    ap.add_argument("-o", "--output", type=Path, help="write every value as TSV (stack, feature, gold, trace)")
+    add_output_arguments(ap, "write every value as TSV (stack, feature, gold, trace)")
     a = ap.parse_args(argv)
+    check_output_argument(ap, a)
     os.environ.setdefault("MORPH_THREADS", "1")
     st = ta.stacks(draws=a.draws)
     unknown = [n for n in a.names if n not in st]
@@ -144,13 +144,9 @@ def main(argv: list[str]) -> int:
     print(f"# feature_accuracy {' '.join(argv)}: {len(ok)} stacks traced automatically ({len(rows) - len(ok)} skipped)")
     print(format_summary(feature_summary(rows)))
     if a.output:
-        tmp = a.output.with_name(a.output.name + ".tmp")
-        with open(tmp, "w") as fh:
-            fh.write("stack\tfeature\tgold\ttrace\n")
-            for r in ok:
-                for f in FEATURES:
-                    fh.write(f"{r['stack']}\t{f}\t{r['gold'][f]:.6g}\t{r['trace'][f]:.6g}\n")
-        os.replace(tmp, a.output)
+        lines = ["stack\tfeature\tgold\ttrace"]
+        lines += [f"{r['stack']}\t{f}\t{r['gold'][f]:.6g}\t{r['trace'][f]:.6g}" for r in ok for f in FEATURES]
+        write_output(a, "\n".join(lines) + "\n")
     return 0
 
 

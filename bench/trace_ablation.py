@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trace_accuracy as ta  # noqa: E402
+from _stacks import add_output_arguments, check_output_argument, write_output  # noqa: E402
 
 #: (what is switched off, the parameter that does it): the stages and tests the brightfield
 #: defaults run on these stacks, grouped as bridging, pruning tests, searches for more
@@ -110,8 +111,9 @@ def main(argv: list[str]) -> int:
                     help="move each main numeric parameter below and above its default instead")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    ap.add_argument("-o", "--output", type=Path)
+    add_output_arguments(ap)
     args = ap.parse_args(argv)
+    check_output_argument(ap, args)
     specs = ta.stacks("brightfield")
     names = args.names or list(specs)
     unknown = [n for n in names if n not in specs]
@@ -147,8 +149,7 @@ def main(argv: list[str]) -> int:
         rows = run_setting(names, specs, [param], args.jobs, desc=f"{k}/{n} {param}", quiet=args.quiet)
         lines.append(row_text(label, param, rows, base))
         print(lines[-1], flush=True)
-    if args.output:
-        args.output.write_text("\n".join(lines) + "\n")
+    write_output(args, "\n".join(lines) + "\n")
     return 0
 
 

@@ -34,7 +34,7 @@ the cell rendered, its render seed and crop) under
 ``MORPH_BENCH_CACHE`` (default ``~/.cache/morph-bench``; about 2 MB each, compressed);
 stacks are traced in ``--jobs`` processes (default 2, one thread each: MORPH_THREADS=1).
 ``--param NAME=VALUE`` (repeatable) changes a tracing parameter as ``morph trace --param``
-does. ``-o FILE`` writes the table as TSV; ``--compare A B`` prints two such tables side
+does. ``-o FILE`` writes the table as TSV (an existing file only with ``--force``); ``--compare A B`` prints two such tables side
 by side with the change per stack. About 2.5 minutes on two cores, rendering included.
 
 ``--draws N`` also renders each of the six bench cells N - 1 more times with other render
@@ -85,7 +85,14 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from _stacks import SYNTH, add_stack_arguments, allen_cell
+from _stacks import (
+    SYNTH,
+    add_output_arguments,
+    add_stack_arguments,
+    allen_cell,
+    check_output_argument,
+    write_output,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MORPH_DATA", ROOT.parent / "shared" / "data"))
@@ -556,7 +563,7 @@ def compare_tables(a: dict[str, dict], b: dict[str, dict]) -> str:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_stack_arguments(ap, "stacks to run (default: all)")
-    ap.add_argument("-o", "--output", type=Path)
+    add_output_arguments(ap)
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
     ap.add_argument("--misses", action="store_true", help="also say where the missed gold cable lies")
     ap.add_argument("--save", type=Path, metavar="DIR", help="write each trace and its gold as DIR/NAME[.gold].swc")
@@ -575,6 +582,7 @@ def main(argv: list[str]) -> int:
                     help="also render each of the six bench cells N - 1 more times with other render seeds "
                          "(summary row mean_draws: the six cells over all N draws)")
     args = ap.parse_args(argv)
+    check_output_argument(ap, args)
     if args.modality != "brightfield" and (args.misses or args.clicks):
         print("--misses and --clicks read the image as brightfield: run them without --modality", file=sys.stderr)
         return 2
@@ -614,8 +622,7 @@ def main(argv: list[str]) -> int:
     opts += [f"--draws {args.draws}"] if args.draws > 1 else []
     opts += [f"--render {r}" for r in args.render]
     text = ("# trace_accuracy " + " ".join(opts) + "\n") + format_table(rows)
-    if args.output:
-        args.output.write_text(text)
+    write_output(args, text)
     sys.stdout.write(text)
     return 0
 

@@ -326,3 +326,31 @@ def test_render_overrides_are_checked_and_key_the_cache_apart(monkeypatch) -> No
     monkeypatch.setenv("MORPH_BENCH_RENDER", "texture=2.4")
     _, harder = trace_accuracy._cache_key("SYN_gen", spec, "brightfield")
     assert trace_accuracy.render_overrides() == {"texture": 2.4} and plain != harder
+
+
+def test_bench_tables_never_overwrite_without_force(tmp_path, capsys) -> None:
+    """``-o`` names an existing file: the benches stop before any work unless ``--force``;
+    the table is then written whole."""
+    import argparse
+
+    import feature_accuracy as fa
+    import trace_ablation as ab
+    from _stacks import add_output_arguments, check_output_argument, write_output
+
+    out = tmp_path / "table.tsv"
+    out.write_text("an earlier run\n")
+    for main in (trace_accuracy.main, ab.main, fa.main):
+        with pytest.raises(SystemExit) as e:
+            main(["SYN_gen", "-o", str(out)])
+        assert e.value.code == 2
+        assert "output exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        trace_accuracy.main(["SYN_gen", "-o", str(tmp_path / "no_such_folder" / "t.tsv")])
+    assert "does not exist" in capsys.readouterr().err
+    assert out.read_text() == "an earlier run\n"
+    ap = argparse.ArgumentParser()
+    add_output_arguments(ap)
+    args = ap.parse_args(["-o", str(out), "--force"])
+    check_output_argument(ap, args)
+    write_output(args, "stack\tf1\n")
+    assert out.read_text() == "stack\tf1\n" and sorted(p.name for p in tmp_path.iterdir()) == ["table.tsv"]
