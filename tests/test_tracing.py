@@ -708,6 +708,32 @@ def test_prune_z_stems_takes_the_somas_blur_column_and_what_it_leads_to() -> Non
     # share of the cable or more is the arbor's, not a blur column's
     assert len(prune.prune_z_stems(m, max_share=0.3)) == len(m)
     assert len(prune.prune_z_stems(m, max_share=0.4)) == len(m) - len(column) - len(fragment)
+    # a neurite that goes on along z beyond where a column's blur fades (4 soma radii plus
+    # the 12 um reach: 32 um here) is no column, however small its share
+    tall = [[0.3, 0.1, 5.0 + k] for k in range(40)]  # z 5..44
+    xyz2 = list(soma) + tall + [p for part in parts[1:] for p in part]
+    parent2 = [-1, 0] + list(range(1, len(tall)))
+    for part in parts[1:]:
+        parent2 += [0] + list(range(len(parent2), len(parent2) + len(part) - 1))
+    m2 = Morphology(xyz2, np.r_[5.0, np.full(len(xyz2) - 1, 0.5)], np.r_[1, np.full(len(xyz2) - 1, 3)], parent2)
+    assert len(prune.prune_z_stems(m2)) == len(m2)
+    assert len(prune.prune_z_stems(m2, max_depth_radii=7.0)) == len(m2) - len(tall)
+
+
+def test_a_dendrite_leaving_the_soma_along_z_is_traced() -> None:
+    """A cell whose main dendrite leaves the soma along the optical axis (a pyramidal cell in a
+    stack imaged through the cortex): the dendrite and its branches are traced, not taken for
+    the soma's blur column."""
+    c = (40.0, 40.0, 12.0)
+    segs = [((40, 40, 12), (41, 41, 80), 1.0), ((41, 41, 80), (56, 41, 88), 0.7), ((41, 41, 80), (30, 52, 88), 0.7)]
+    segs += [((40, 40, 12), (40 + 34 * dx, 40 + 34 * dy, 12), 0.8) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+    vs = (0.5, 0.5, 1.0)
+    data = render_tubes(segs, (95, 160, 160), vs, soma=(c, 6.0))
+    m = trace(data, voxel_size=vs, params=TraceParams(polarity="fluorescence"), progress=False)
+    assert not any("z_stem_deg" in h for h in m.header if "removed" in h), m.header
+    assert m.xyz[:, 2].max() > 80  # the dendrite up to its branches
+    up = m.xyz[:, 2] > 30
+    assert up.sum() > 40 and m.total_length() > 0.8 * (68 + 2 * 17 + 4 * 28)
 
 
 def test_extend_tips_follows_a_fading_branch_and_stops_at_bodies() -> None:

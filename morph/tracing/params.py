@@ -208,8 +208,10 @@ class TraceParams:
     z_stem_deg
         A stem of the soma whose first section reaches 12 um beyond the soma's surface and
         runs over that reach within this many degrees of the z axis is the soma's blur along
-        z, and goes with all it leads to, unless that is half the tree's cable or more (0
-        disables). See :func:`morph.tracing.prune.prune_z_stems`.
+        z, and goes with all it leads to, unless that is half the tree's cable or more, or
+        reaches further along z than 4 soma radii + 12 um from the soma's centre (a neurite
+        leaving along the optical axis, not a column of blur; 0 disables). See
+        :func:`morph.tracing.prune.prune_z_stems`.
     tip_fraction
         Terminal branches are retracted to where the image falls below this fraction of the
         branch's mean intensity (the blur beyond a neurite's end, 0 disables).

@@ -706,7 +706,7 @@ def prune_z_spurs(
 
 def prune_z_stems(
     m: Morphology, *, max_angle_deg: float = 10.0, reach_um: float = 12.0, protect: NDArray[np.bool_] | None = None,
-    max_share: float = 0.5,
+    max_share: float = 0.5, max_depth_radii: float = 4.0,
 ) -> Morphology:
     """Remove the soma's stems that run along the optical axis, with all they lead to.
 
@@ -722,8 +722,14 @@ def prune_z_stems(
     the column. A stem leading to ``max_share`` of the tree's cable or more stays too: a
     column leads to a fragment lying over the soma, not to most of the arbor (a fluorescence
     stack's axon leaving the swelling taken for its soma along z, with the z step three times
-    the pixel, carries 81-92 % of the cable). Stems holding a ``protect`` node (the user's
-    seeds) stay. Needs one soma node (as the tracer writes it).
+    the pixel, carries 81-92 % of the cable). So does a stem whose cable reaches further from
+    the soma's centre along z than ``max_depth_radii`` soma radii plus ``reach_um``: a column
+    ends where the soma's blur fades and leads to what lies just above or below it (on the
+    synthetic renders its stems reach 22-30 um along z from somata of 6-9 um radius), while
+    a neurite leaving along the optical axis goes on (a pyramidal cell whose apical dendrite
+    runs along z, as in a stack imaged through the cortex from the pia: its stems reach
+    285-408 um). Stems holding a ``protect`` node (the user's seeds) stay. Needs one soma
+    node (as the tracer writes it).
     """
     if max_angle_deg <= 0 or m.soma_nodes.size != 1 or len(m) < 3:
         return m
@@ -762,6 +768,9 @@ def prune_z_stems(
     el = np.linalg.norm(m.edge_vectors, axis=1)
     cable = np.bincount(np.maximum(owner, 0), weights=np.where(owner >= 0, el, 0.0), minlength=len(m))
     drop_stem &= cable < max_share * max(float(cable.sum()), 1e-12)
+    depth = np.zeros(len(m))
+    np.maximum.at(depth, np.maximum(owner, 0), np.where(owner >= 0, np.abs(m.xyz[:, 2] - c[2]), 0.0))
+    drop_stem &= depth <= max_depth_radii * r + reach_um
     drop = (owner >= 0) & drop_stem[np.maximum(owner, 0)]
     return m.take(~drop)
 
