@@ -368,3 +368,84 @@ def test_strict_memory_fails_before_the_tree_stages(op1, tmp_path: Path, monkeyp
                       progress=False, scratch_dir=tmp_path)
     assert "raise --max-memory" in e.value.hint
     assert [p.name for p in tmp_path.iterdir()] == ["crop.zarr"]  # scratch removed
+
+
+def test_memory_plan_says_when_a_stack_does_not_fit():
+    import sys
+
+    from morph.tracing import memory as mem
+
+    available = mem.available_memory()
+    if sys.platform.startswith("linux"):
+        assert available is not None and available > 0
+    gib = 1 << 30
+    assert mem.memory_plan(10**6, 1, available=gib) is None
+    need, avail, bound = mem.memory_plan(10**9, 2, available=8 * gib)
+    assert need == 10**9 * (2 + mem.IN_MEMORY_BYTES_PER_VOXEL) + mem.BASE_MEMORY
+    assert avail == 8 * gib and bound == int(8 * gib * mem.CHUNKED_SHARE)
+    # a region traced: the stack is still read whole, but only the region's voxels are traced
+    assert mem.memory_plan(10**9, 1, traced_voxels=10**7, available=2 * gib) is None
+    assert mem.memory_plan(10**9, 1, traced_voxels=10**7, available=gib // 2) is not None
+
+
+def test_cli_traces_a_stack_too_large_for_the_memory_chunk_by_chunk(tmp_path: Path, capsys, monkeypatch):
+    """Without --max-memory, a stack that would not fit in the available memory is traced chunk
+    by chunk under half of it, which is said; the reconstruction is the in-memory one."""
+    from morph import synth
+    from morph.cli.main import main
+    from morph.io import read_swc
+    from morph.tracing import memory as mem
+
+    cell = synth.generate_neuron(5, cell_type="aspiny")
+    s = synth.render_stack(cell, preset="realistic", voxel_size=(0.5, 0.5, 1.0), crop=(120, 120, 40), seed=7)
+    tif = tmp_path / "cell.tif"
+    write_stack(tif, s.data, s.voxel_size)
+    whole, parts = tmp_path / "whole.swc", tmp_path / "parts.swc"
+    assert main(["trace", str(tif), "-o", str(whole), "-q"]) == 0
+    need = s.data.size * (1 + mem.IN_MEMORY_BYTES_PER_VOXEL) + mem.BASE_MEMORY
+    monkeypatch.setattr(mem, "available_memory", lambda: need - 1)
+    assert main(["trace", str(tif), "-o", str(parts)]) == 0
+    err = capsys.readouterr().err
+    bound = (need - 1) * mem.CHUNKED_SHARE / 2**30
+    assert f"traced chunk by chunk under {bound:.1f} GiB" in err and "give --max-memory to choose" in err, err
+    a, b = read_swc(whole), read_swc(parts)
+    np.testing.assert_array_equal(a.xyz, b.xyz)
+    np.testing.assert_array_equal(a.parent, b.parent)
+    # a region small enough is traced in memory, as usual
+    roi = tmp_path / "roi.swc"
+    monkeypatch.setattr(mem, "available_memory", lambda: s.data.size + 6 * s.data.size + mem.BASE_MEMORY)
+    assert main(["trace", str(tif), "-o", str(roi), "--roi", "20,20,0,100,100,40"]) == 0
+    assert "chunk by chunk" not in capsys.readouterr().err
+
+
+def test_a_scratch_disk_too_small_is_an_error_before_the_work(tmp_path: Path, monkeypatch):
+    import errno
+    import os
+
+    fd, name = __import__("tempfile").mkstemp(dir=tmp_path)
+    chunked.reserve_scratch(fd, 1 << 20, tmp_path)  # room: the file holds the space
+    assert os.fstat(fd).st_size == 1 << 20
+    os.close(fd)
+
+    def full(*_a):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    data = np.zeros((6, 40, 40), np.uint8)
+    with pytest.raises(TracingError, match="needs 0.0 GiB there for its working image") as e:
+        chunked.map_local(ndi.gaussian_filter, data, halo=(1, 1, 1), max_memory=64 << 20, scratch_dir=tmp_path,
+                          whole_slices=False, sigma=1.0)
+    assert "TMPDIR" in e.value.hint
+    assert sorted(p.name for p in tmp_path.iterdir()) == [Path(name).name]  # the refused file removed
+
+    def unsupported(*_a):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    class Usage:
+        free = 1000
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    monkeypatch.setattr(chunked.shutil, "disk_usage", lambda _p: Usage())
+    with pytest.raises(TracingError, match="has 0.0 GiB free"):
+        chunked.map_local(ndi.gaussian_filter, data, halo=(1, 1, 1), max_memory=64 << 20, scratch_dir=tmp_path,
+                          whole_slices=False, sigma=1.0)

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         type=memory_size,
         metavar="SIZE",
         help="bound the memory of the run (e.g. 2GB): the stack is read and preprocessed chunk by "
-        "chunk (TIFF, OME-Zarr), for stacks larger than memory; same result as in memory",
+        "chunk (TIFF, OME-Zarr), for stacks larger than memory; same result as in memory. Without it, a "
+        "stack that would not fit in the available memory (about 12 bytes a voxel, plus the stack) is "
+        "traced chunk by chunk under half the available memory, which is said on stderr",
     )
     p.set_defaults(func=run)
 
@@ -283,6 +286,40 @@ def load_stack(args: argparse.Namespace):
     return read_stack(args.stack, voxel_size=args.voxel, channel=args.channel, series=args.series)
 
 
+def plan_memory(args: argparse.Namespace) -> tuple[Any, int] | None:
+    """Without ``--max-memory``: when the stack (or its ``--roi``) would not fit in the
+    available memory to be traced whole (:func:`morph.tracing.memory.memory_plan`), the stack
+    opened lazily and the bound to trace it under chunk by chunk, said on stderr; else
+    ``None`` (also when the stack cannot be opened lazily: it is then read whole, as usual)."""
+    from morph.io.chunked import open_chunked
+    from morph.progress import info
+    from morph.tracing.memory import memory_plan
+
+    try:
+        lazy = open_chunked(args.stack, voxel_size=args.voxel, channel=args.channel, series=args.series)
+    except (MorphError, OSError, ValueError):
+        return None
+    shape = np.asarray(lazy.shape[-3:], dtype=np.int64)
+    voxels = int(np.prod(shape))
+    traced = voxels
+    if args.roi is not None:
+        box = np.asarray(args.roi, dtype=np.float64).reshape(2, 3)
+        extent = np.abs(box[1] - box[0])
+        if args.units != "voxel":
+            extent = extent / np.asarray(lazy.voxel_size, dtype=np.float64)
+        traced = int(np.prod(np.clip(np.ceil(extent) + 1, 1, shape[::-1])))
+    plan = memory_plan(voxels, int(np.dtype(lazy.dtype).itemsize), traced_voxels=traced)
+    if plan is None:
+        return None
+    need, available, bound = plan
+    gib = 1 << 30
+    info(f"morph: tracing this stack in memory would take about {need / gib:.1f} GiB ({voxels:,} voxels), more "
+         f"than the {available / gib:.1f} GiB available: it is traced chunk by chunk "
+         f"under {bound / gib:.1f} GiB, as --max-memory {bound / gib:.1f}GiB does (give --max-memory to choose "
+         "the bound)", quiet=args.quiet)
+    return lazy, bound
+
+
 def run(args: argparse.Namespace) -> int:
     from morph.io import read_swc, write_swc
     from morph.io.atomic import check_distinct, check_output
@@ -292,12 +329,17 @@ def run(args: argparse.Namespace) -> int:
     check_distinct([args.output], inputs=[args.stack, args.extend, args.seeds])
     check_output(args.output, force=args.force)
     params = parse_params(args.param, args.polarity)
-    if args.max_memory:
+    max_memory = args.max_memory
+    if max_memory:
         from morph.io.chunked import open_chunked
 
         stack = open_chunked(args.stack, voxel_size=args.voxel, channel=args.channel, series=args.series)  # lazy: nothing read yet
     else:
-        stack = load_stack(args)
+        planned = plan_memory(args)
+        if planned is not None:
+            stack, max_memory = planned
+        else:
+            stack = load_stack(args)
     vs = stack.voxel_size
     seeds, seed_axes = (None, None)
     if args.seeds:
@@ -319,12 +361,12 @@ def run(args: argparse.Namespace) -> int:
         extend = read_swc(args.extend)
         if extend.units != "um":
             extend = extend.to_micrometres(vs)
-    if args.max_memory:
+    if max_memory:
         import functools
 
         from morph.tracing.chunked import trace as chunked_trace
 
-        trace = functools.partial(chunked_trace, max_memory=args.max_memory)
+        trace = functools.partial(chunked_trace, max_memory=max_memory)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         m = trace(

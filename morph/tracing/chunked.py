@@ -35,6 +35,7 @@ bound before they start (:func:`check_tree_memory`: a warning, or an error with
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -195,6 +196,39 @@ def scratch(folder: str | os.PathLike[str] | None = None) -> Iterator[Path]:
         shutil.rmtree(d, ignore_errors=True)
 
 
+def reserve_scratch(fd: int, nbytes: int, folder: str | os.PathLike[str]) -> None:
+    """Take ``nbytes`` of disk for the open scratch file ``fd`` in ``folder`` now, so that a
+    disk too small stops the run here with a clear error, not later, part way, with the
+    process killed (writing a memory map past the disk's end raises no Python error). The
+    space is allocated where the file system can (``posix_fallocate``); elsewhere the
+    folder's free space is checked."""
+    gib = float(1 << 30)
+
+    def refuse(free: float) -> TracingError:
+        return TracingError(
+            f"the scratch folder {folder} has {free / gib:.1f} GiB free, and the chunked tracing needs "
+            f"{nbytes / gib:.1f} GiB there for its working image (4 bytes a voxel)",
+            hint="set TMPDIR to a folder on a larger disk (or free space there), or trace a part of the stack "
+                 "(--roi)",
+        )
+
+    if nbytes <= 0:
+        return
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+        return
+    except AttributeError:  # no posix_fallocate on this system
+        pass
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise refuse(float(shutil.disk_usage(folder).free)) from None
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+    free = shutil.disk_usage(folder).free
+    if free < nbytes:
+        raise refuse(float(free))
+
+
 def map_local(
     func: Callable[..., NDArray[Any]],
     data: Any,
@@ -247,6 +281,12 @@ def map_local(
         if scratch_dir is None:
             raise TracingError("map_local needs an output array or a scratch folder")
         fd, name = tempfile.mkstemp(suffix=".f32", dir=scratch_dir)
+        try:
+            reserve_scratch(fd, int(np.prod(shape)) * np.dtype(dtype).itemsize, scratch_dir)
+        except BaseException:
+            os.close(fd)
+            os.unlink(name)
+            raise
         os.close(fd)
         out = np.memmap(name, dtype=np.dtype(dtype), mode="w+", shape=shape)
     blocks = [tuple((i * c, min(n, (i + 1) * c)) for i, c, n in zip(b, plan.chunks, shape))

@@ -27,3 +27,81 @@ def release_memory() -> None:
             _LIBC = False
     if _LIBC:
         _LIBC.malloc_trim(0)
+
+
+#: Peak memory of the in-memory tracer per voxel of the stack, beyond the stack's own values:
+#: ``bench/trace.py`` measures 5.0-11.8 bytes per voxel of the input on the DIADEM stacks, the
+#: synthetic brightfield stacks and the 63x render at the default working voxel size, peak
+#: included. Rounded up, it plans whether a stack fits (:func:`memory_plan`).
+IN_MEMORY_BYTES_PER_VOXEL = 12
+#: What the interpreter and the libraries hold before any stack is read (about 110 MiB
+#: measured after importing the tracer), rounded up.
+BASE_MEMORY = 256 << 20
+#: Share of the available memory a run planned chunk by chunk takes as its bound: its image
+#: stages stay under the bound, while the tree stages hold the sparse foreground whole and
+#: may go above it (:func:`morph.tracing.chunked.check_tree_memory`).
+CHUNKED_SHARE = 0.5
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as fh:
+            text = fh.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process may still take: the system's available memory (Linux's
+    ``MemAvailable``), bounded by the control group's limit less its usage (a container's or
+    a job scheduler's limit, cgroup v2 or v1). ``None`` when none of these can be read."""
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is not None and usage is not None and limit < 1 << 60:  # v1 writes "no limit" as about 2**63
+            found.append(max(limit - usage, 0))
+    return min(found) if found else None
+
+
+def memory_plan(voxels: int, itemsize: int, *, traced_voxels: int | None = None,
+                available: int | None = None) -> tuple[int, int, int] | None:
+    """Whether a stack fits in memory to be traced, and if not, the bound to trace it under.
+
+    Parameters
+    ----------
+    voxels, itemsize
+        The stack's number of voxels and bytes per value (read whole by the in-memory tracer).
+    traced_voxels
+        The voxels traced (those of a region of interest; default all).
+    available
+        Bytes available (default :func:`available_memory`).
+
+    Returns
+    -------
+    tuple of int or None
+        ``None`` when the in-memory tracer's estimated peak (the stack, plus
+        :data:`IN_MEMORY_BYTES_PER_VOXEL` per traced voxel, plus :data:`BASE_MEMORY`) fits in
+        the available memory, or when that is unknown; else ``(need, available, bound)``:
+        that estimate, the memory available and a bound of :data:`CHUNKED_SHARE` of it for
+        :func:`morph.tracing.chunked.trace`.
+    """
+    if available is None:
+        available = available_memory()
+    if available is None:
+        return None
+    traced = voxels if traced_voxels is None else min(traced_voxels, voxels)
+    need = voxels * itemsize + traced * IN_MEMORY_BYTES_PER_VOXEL + BASE_MEMORY
+    if need <= available:
+        return None
+    return need, available, int(available * CHUNKED_SHARE)
