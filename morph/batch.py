@@ -1219,6 +1219,47 @@ def _points_in_um(options: dict[str, Any], units: str, voxel_size: Sequence[floa
     return out
 
 
+def _memory_budget() -> int | None:
+    """What a tracing task may take: the memory available (:func:`morph.tracing.memory.available_memory`),
+    bounded by the limit of the Dask worker it runs in (several workers share the machine)."""
+    from morph.tracing.memory import available_memory
+
+    found = [available_memory()]
+    try:
+        from distributed import get_worker
+
+        found.append(get_worker().memory_manager.memory_limit)
+    except (ImportError, ValueError, AttributeError):  # not in a worker
+        pass
+    known = [int(v) for v in found if v]
+    return min(known) if known else None
+
+
+def _planned_bound(src: str, *, voxel_size: Any = None, channel: int | str | None = None,
+                   series: int | None = None) -> int | None:
+    """The bound to trace ``src`` under chunk by chunk when it would not fit in the task's
+    memory (:func:`_memory_budget`, :func:`morph.tracing.memory.memory_plan`), with a warning
+    saying so; ``None`` when it fits, or when the stack cannot be opened lazily."""
+    import warnings
+
+    from morph.io.chunked import open_chunked
+    from morph.tracing.memory import memory_plan
+
+    try:
+        lazy = open_chunked(src, voxel_size=voxel_size, channel=channel, series=series)
+    except (MorphError, OSError, ValueError):
+        return None
+    voxels = int(np.prod(lazy.shape[-3:]))
+    plan = memory_plan(voxels, int(np.dtype(lazy.dtype).itemsize), available=_memory_budget())
+    if plan is None:
+        return None
+    need, available, bound = plan
+    gib = float(1 << 30)
+    warnings.warn(f"traced chunk by chunk under {bound / gib:.1f} GiB: in memory it would take about "
+                  f"{need / gib:.1f} GiB, more than the {available / gib:.1f} GiB this task has", stacklevel=2)
+    return bound
+
+
 def _trace_of(
     src: str, *, voxel_size: Any = None, channel: int | str | None = None, series: int | None = None,
     max_memory: int | None = None, params: Any = None, strict_memory: bool = False, point_units: str = "um",
@@ -1232,6 +1273,8 @@ def _trace_of(
     except ModuleNotFoundError as e:  # pragma: no cover - depends on the installation
         raise MorphError("morph.tracing is not available in this installation") from e
     params = _trace_params(params)
+    if not max_memory:
+        max_memory = _planned_bound(src, voxel_size=voxel_size, channel=channel, series=series)
     if max_memory:
         from morph.io.chunked import open_chunked
         from morph.tracing.chunked import trace as chunked_trace

@@ -411,6 +411,13 @@ def test_cli_traces_a_stack_too_large_for_the_memory_chunk_by_chunk(tmp_path: Pa
     a, b = read_swc(whole), read_swc(parts)
     np.testing.assert_array_equal(a.xyz, b.xyz)
     np.testing.assert_array_equal(a.parent, b.parent)
+    # batch trace's tasks plan the same way, with a warning in the run's summary
+    with pytest.warns(UserWarning, match="traced chunk by chunk under"):
+        c = batch._trace_of(str(tif))
+    from morph.io import write_swc
+
+    write_swc(c, tmp_path / "batch.swc")
+    np.testing.assert_array_equal(read_swc(tmp_path / "batch.swc").xyz, a.xyz)
     # a region small enough is traced in memory, as usual
     roi = tmp_path / "roi.swc"
     monkeypatch.setattr(mem, "available_memory", lambda: s.data.size + 6 * s.data.size + mem.BASE_MEMORY)
