@@ -369,7 +369,9 @@ def reachable_pieces(
     if keep_xyz_um is not None and len(keep_xyz_um) and not good.all():
         kd = cKDTree(np.asarray(keep_xyz_um, dtype=np.float64).reshape(-1, 3))
         vs = np.asarray(voxel_size, dtype=np.float64)
-        block = 1 << 20
+        # a block's temporaries (voxel coordinates as integers and micrometres, distances,
+        # neighbours) take about 64 bytes a voxel: blocks of slab_bytes, as the labelling's
+        block = max(1, int(slab_bytes) // 64)
         for s in range(0, index.size, block):
             zyx = np.stack(np.unravel_index(index[s : s + block], shape), axis=1)
             d, _j = kd.query(zyx[:, ::-1] * vs, distance_upper_bound=float(keep_radius_um) + 1e-9)
