@@ -401,7 +401,15 @@ def test_cli_traces_a_stack_too_large_for_the_memory_chunk_by_chunk(tmp_path: Pa
     tif = tmp_path / "cell.tif"
     write_stack(tif, s.data, s.voxel_size)
     whole, parts = tmp_path / "whole.swc", tmp_path / "parts.swc"
-    assert main(["trace", str(tif), "-o", str(whole), "-q"]) == 0
+    import morph.io.chunked as io_chunked
+
+    def not_opened(*_a, **_k):
+        raise AssertionError("a TIFF whose header shows it fits is not opened lazily")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(io_chunked, "open_chunked", not_opened)
+        mp.setattr(mem, "available_memory", lambda: 1 << 40)
+        assert main(["trace", str(tif), "-o", str(whole), "-q"]) == 0
     need = s.data.size * (1 + mem.IN_MEMORY_BYTES_PER_VOXEL) + mem.BASE_MEMORY
     monkeypatch.setattr(mem, "available_memory", lambda: need - 1)
     assert main(["trace", str(tif), "-o", str(parts)]) == 0

@@ -286,6 +286,29 @@ def load_stack(args: argparse.Namespace):
     return read_stack(args.stack, voxel_size=args.voxel, channel=args.channel, series=args.series)
 
 
+def _fits_by_its_header(path: Any, series: int | None, available: int | None) -> bool:
+    """True when a TIFF file's header shows it fits in memory to be traced even if every
+    value were a voxel traced: its values' bytes ``U`` plus 12 bytes a value, with the
+    interpreter's share, within ``available``. False when that cannot be said (no TIFF, no
+    header, memory unknown): the stack is then opened lazily and measured."""
+    from pathlib import Path
+
+    from morph.tracing.memory import BASE_MEMORY, IN_MEMORY_BYTES_PER_VOXEL
+
+    p = Path(path)
+    if available is None or not p.is_file() or p.suffix.lower() not in (".tif", ".tiff"):
+        return False
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(p) as tf:
+            s = tf.series[series or 0]
+            values, itemsize = int(np.prod(s.shape)), int(np.dtype(s.dtype).itemsize)
+    except Exception:  # an unreadable header is read_stack's to report
+        return False
+    return values * (itemsize + IN_MEMORY_BYTES_PER_VOXEL) + BASE_MEMORY <= available
+
+
 def plan_memory(args: argparse.Namespace) -> tuple[Any, int] | None:
     """Without ``--max-memory``: when the stack (or its ``--roi``) would not fit in the
     available memory to be traced whole (:func:`morph.tracing.memory.memory_plan`), the stack
@@ -293,8 +316,10 @@ def plan_memory(args: argparse.Namespace) -> tuple[Any, int] | None:
     ``None`` (also when the stack cannot be opened lazily: it is then read whole, as usual)."""
     from morph.io.chunked import open_chunked
     from morph.progress import info
-    from morph.tracing.memory import memory_plan
+    from morph.tracing.memory import available_memory, memory_plan
 
+    if _fits_by_its_header(args.stack, args.series, available_memory()):
+        return None  # no need to open it lazily (which loads the chunked readers: about 1 s)
     try:
         lazy = open_chunked(args.stack, voxel_size=args.voxel, channel=args.channel, series=args.series)
     except (MorphError, OSError, ValueError):
