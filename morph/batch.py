@@ -1238,22 +1238,18 @@ def _memory_budget() -> int | None:
 def _planned_bound(src: str, *, voxel_size: Any = None, channel: int | str | None = None,
                    series: int | None = None) -> int | None:
     """The bound to trace ``src`` under chunk by chunk when it would not fit in the task's
-    memory (:func:`_memory_budget`, :func:`morph.tracing.memory.memory_plan`), with a warning
-    saying so; ``None`` when it fits, or when the stack cannot be opened lazily."""
+    memory (:func:`_memory_budget`, :func:`morph.tracing.memory.plan_stack`), with a warning
+    saying so; ``None`` when it fits."""
     import warnings
 
-    from morph.io.chunked import open_chunked
-    from morph.tracing.memory import memory_plan
+    from morph.tracing.memory import plan_stack
 
-    try:
-        lazy = open_chunked(src, voxel_size=voxel_size, channel=channel, series=series)
-    except (MorphError, OSError, ValueError):
-        return None
-    voxels = int(np.prod(lazy.shape[-3:]))
-    plan = memory_plan(voxels, int(np.dtype(lazy.dtype).itemsize), available=_memory_budget())
+    budget = _memory_budget()
+    plan = None if budget is None else plan_stack(src, voxel_size=voxel_size, channel=channel, series=series,
+                                                  available=budget)
     if plan is None:
         return None
-    need, available, bound = plan
+    _lazy, need, available, bound = plan
     gib = float(1 << 30)
     warnings.warn(f"traced chunk by chunk under {bound / gib:.1f} GiB: in memory it would take about "
                   f"{need / gib:.1f} GiB, more than the {available / gib:.1f} GiB this task has", stacklevel=2)

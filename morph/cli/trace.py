@@ -286,62 +286,32 @@ def load_stack(args: argparse.Namespace):
     return read_stack(args.stack, voxel_size=args.voxel, channel=args.channel, series=args.series)
 
 
-def _fits_by_its_header(path: Any, series: int | None, available: int | None) -> bool:
-    """True when a TIFF file's header shows it fits in memory to be traced even if every
-    value were a voxel traced: its values' bytes ``U`` plus 12 bytes a value, with the
-    interpreter's share, within ``available``. False when that cannot be said (no TIFF, no
-    header, memory unknown): the stack is then opened lazily and measured."""
-    from pathlib import Path
-
-    from morph.tracing.memory import BASE_MEMORY, IN_MEMORY_BYTES_PER_VOXEL
-
-    p = Path(path)
-    if available is None or not p.is_file() or p.suffix.lower() not in (".tif", ".tiff"):
-        return False
-    try:
-        import tifffile
-
-        with tifffile.TiffFile(p) as tf:
-            s = tf.series[series or 0]
-            values, itemsize = int(np.prod(s.shape)), int(np.dtype(s.dtype).itemsize)
-    except Exception:  # an unreadable header is read_stack's to report
-        return False
-    return values * (itemsize + IN_MEMORY_BYTES_PER_VOXEL) + BASE_MEMORY <= available
-
-
 def plan_memory(args: argparse.Namespace) -> tuple[Any, int] | None:
     """Without ``--max-memory``: when the stack (or its ``--roi``) would not fit in the
-    available memory to be traced whole (:func:`morph.tracing.memory.memory_plan`), the stack
+    available memory to be traced whole (:func:`morph.tracing.memory.plan_stack`), the stack
     opened lazily and the bound to trace it under chunk by chunk, said on stderr; else
-    ``None`` (also when the stack cannot be opened lazily: it is then read whole, as usual)."""
-    from morph.io.chunked import open_chunked
+    ``None``."""
     from morph.progress import info
-    from morph.tracing.memory import available_memory, memory_plan
+    from morph.tracing.memory import plan_stack
 
-    if _fits_by_its_header(args.stack, args.series, available_memory()):
-        return None  # no need to open it lazily (which loads the chunked readers: about 1 s)
-    try:
-        lazy = open_chunked(args.stack, voxel_size=args.voxel, channel=args.channel, series=args.series)
-    except (MorphError, OSError, ValueError):
-        return None
-    shape = np.asarray(lazy.shape[-3:], dtype=np.int64)
-    voxels = int(np.prod(shape))
-    traced = voxels
-    if args.roi is not None:
+    def roi_voxels(lazy: Any) -> int:
+        shape = np.asarray(lazy.shape[-3:], dtype=np.int64)
         box = np.asarray(args.roi, dtype=np.float64).reshape(2, 3)
         extent = np.abs(box[1] - box[0])
         if args.units != "voxel":
             extent = extent / np.asarray(lazy.voxel_size, dtype=np.float64)
-        traced = int(np.prod(np.clip(np.ceil(extent) + 1, 1, shape[::-1])))
-    plan = memory_plan(voxels, int(np.dtype(lazy.dtype).itemsize), traced_voxels=traced)
+        return int(np.prod(np.clip(np.ceil(extent) + 1, 1, shape[::-1])))
+
+    plan = plan_stack(args.stack, voxel_size=args.voxel, channel=args.channel, series=args.series,
+                      roi_voxels=roi_voxels if args.roi is not None else None)
     if plan is None:
         return None
-    need, available, bound = plan
+    lazy, need, available, bound = plan
     gib = 1 << 30
-    info(f"morph: tracing this stack in memory would take about {need / gib:.1f} GiB ({voxels:,} voxels), more "
-         f"than the {available / gib:.1f} GiB available: it is traced chunk by chunk "
-         f"under {bound / gib:.1f} GiB, as --max-memory {bound / gib:.1f}GiB does (give --max-memory to choose "
-         "the bound)", quiet=args.quiet)
+    info(f"morph: tracing this stack in memory would take about {need / gib:.1f} GiB "
+         f"({int(np.prod(lazy.shape[-3:])):,} voxels), more than the {available / gib:.1f} GiB available: it is "
+         f"traced chunk by chunk under {bound / gib:.1f} GiB, as --max-memory {bound / gib:.1f}GiB does (give "
+         "--max-memory to choose the bound)", quiet=args.quiet)
     return lazy, bound
 
 

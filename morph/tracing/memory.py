@@ -3,7 +3,10 @@ stages and the chunked runner."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 _LIBC: Any = None
 
@@ -105,3 +108,55 @@ def memory_plan(voxels: int, itemsize: int, *, traced_voxels: int | None = None,
     if need <= available:
         return None
     return need, available, int(available * CHUNKED_SHARE)
+
+
+def _fits_by_its_header(path: Any, series: int | None, available: int) -> bool:
+    """True when a TIFF file's header shows it fits in memory to be traced even if every
+    value were a voxel traced (its values' bytes plus :data:`IN_MEMORY_BYTES_PER_VOXEL` a
+    value, plus :data:`BASE_MEMORY`). False when that cannot be said (no TIFF, no header):
+    the stack is then opened lazily and measured."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file() or p.suffix.lower() not in (".tif", ".tiff"):
+        return False
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(p) as tf:
+            s = tf.series[series or 0]
+            values, itemsize = int(np.prod(s.shape)), int(np.dtype(s.dtype).itemsize)
+    except Exception:  # an unreadable header is the reader's to report
+        return False
+    return values * (itemsize + IN_MEMORY_BYTES_PER_VOXEL) + BASE_MEMORY <= available
+
+
+def plan_stack(path: Any, *, voxel_size: Any = None, channel: int | str | None = None, series: int | None = None,
+               roi_voxels: Callable[[Any], int] | None = None,
+               available: int | None = None) -> tuple[Any, int, int, int] | None:
+    """:func:`memory_plan` for a stack on disk, before it is read.
+
+    A TIFF whose header shows it fits is not opened further; otherwise the stack is opened
+    lazily (:func:`morph.io.chunked.open_chunked`, which loads the chunked readers: about 1 s
+    the first time) for its shape and pixel type. ``roi_voxels(lazy)``: the voxels traced,
+    when only a region is. ``available``: default :func:`available_memory`.
+
+    Returns ``None`` when the stack fits (or the memory is unknown, or the stack cannot be
+    opened lazily: it is then read whole, and the reader reports what is wrong), else
+    ``(lazy stack, need, available, bound)``.
+    """
+    from morph.errors import MorphError
+    from morph.io.chunked import open_chunked
+
+    if available is None:
+        available = available_memory()
+    if available is None or _fits_by_its_header(path, series, available):
+        return None
+    try:
+        lazy = open_chunked(path, voxel_size=voxel_size, channel=channel, series=series)
+    except (MorphError, OSError, ValueError):
+        return None
+    voxels = int(np.prod(lazy.shape[-3:]))
+    traced = roi_voxels(lazy) if roi_voxels is not None else None
+    plan = memory_plan(voxels, int(np.dtype(lazy.dtype).itemsize), traced_voxels=traced, available=available)
+    return None if plan is None else (lazy, *plan)
