@@ -1,5 +1,6 @@
-"""Handing memory the process freed back to the system, shared by the in-memory tracer's
-stages and the chunked runner."""
+"""The tracer's memory: handing what the process freed back to the system (shared by the
+in-memory tracer's stages and the chunked runner), and planning whether a stack fits in the
+available memory to be traced whole, or is traced chunk by chunk (:func:`plan_stack`)."""
 
 from __future__ import annotations
 
