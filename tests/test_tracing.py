@@ -1871,6 +1871,11 @@ def test_grey_level_counts_every_pixel_type_as_8_bits() -> None:
     # so do a camera's integers held as floating point, pedestal and all
     assert grey_level(a.astype(np.float32) + 1000) == 1.0
     assert grey_level(a.astype(np.float64) * 16 + 100) == pytest.approx(4095 / 255)
+    # and say so: the full scale is their bit depth's, not a percentile of their values
+    from morph.tracing.preprocess import SCALE_BITS, SCALE_PERCENTILE, grey_scale
+
+    assert grey_scale(a.astype(np.float32) * 16)[1] == SCALE_BITS
+    assert grey_scale(a.astype(np.float32) / 255)[1] == SCALE_PERCENTILE
     top = np.percentile(a, 99.99)
     assert grey_level(a.astype(np.float32) / 255) == pytest.approx(top / 255 / 255, rel=1e-3)
     assert grey_level(a.astype(np.float32) / 255 * 1e4) == pytest.approx(grey_level(a.astype(np.float32) / 255) * 1e4)
@@ -1908,7 +1913,9 @@ def test_trace_does_not_depend_on_the_pixel_type() -> None:
     f8 = compare(eight, gold, tolerance=2.0).f1
     twelve = run(data.astype(np.uint16) * 16)
     unit = run(data.astype(np.float32) / 255)
-    assert any(line.startswith("grey level (the unit of min_noise)") for line in unit.header)
+    assert any(line.startswith("grey level (the unit of min_noise)") and "percentile" in line for line in unit.header)
+    whole = run(data.astype(np.float32) * 16)  # 12-bit integers held as floating point
+    assert any(line.startswith("grey level (the unit of min_noise)") and "bit depth" in line for line in whole.header)
     for other in (twelve, unit):
         assert abs(len(other) - len(eight)) <= 0.05 * len(eight)
         assert compare(other, gold, tolerance=2.0).f1 == pytest.approx(f8, abs=0.02)

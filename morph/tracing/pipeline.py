@@ -1325,9 +1325,8 @@ def trace(
         notes.append(z_note)
     sl, off = _roi_slices(roi, data.shape, vs)
     sub = data[sl]
-    grey = _pre.grey_level(data)
+    grey, scale = _pre.grey_scale(data)
     if grey != 1.0:
-        scale = "its bit depth's" if np.dtype(data.dtype).kind in "ui" else "the 99.99th percentile of its values'"
         notes.append(f"{GREY_LEVEL_NOTE}{grey:.4g}, 1/255 of the stack's full scale ({scale})")
     shape_um = np.array(data.shape[::-1]) * np.asarray(vs)
     half = 0.5 * np.asarray(vs)

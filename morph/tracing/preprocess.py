@@ -316,7 +316,19 @@ def preprocess(
 
 
 def grey_level(data: Any, *, slices: int = 8) -> float:
-    """One grey level of a stack: the unit of the noise floor (``min_noise``).
+    """One grey level of a stack: the unit of the noise floor (``min_noise``); see
+    :func:`grey_scale`, which also says where it came from."""
+    return grey_scale(data, slices=slices)[0]
+
+
+#: What :func:`grey_scale` took a stack's full scale from.
+SCALE_BITS = "its bit depth's"
+SCALE_PERCENTILE = "the 99.99th percentile of its values'"
+
+
+def grey_scale(data: Any, *, slices: int = 8) -> tuple[float, str]:
+    """One grey level of a stack, the unit of the noise floor (``min_noise``), and what its
+    full scale was taken from (:data:`SCALE_BITS` or :data:`SCALE_PERCENTILE`).
 
     The noise floor and the unit of the tubularity term are ``min_noise`` grey levels, and
     the tracing's parameters were set on 8-bit stacks, so a stack of another pixel type is
@@ -336,7 +348,7 @@ def grey_level(data: Any, *, slices: int = 8) -> float:
     dt = np.dtype(data.dtype)
     integer = dt.kind in "ui"
     if integer and dt.itemsize == 1:
-        return 1.0
+        return 1.0, SCALE_BITS
     nz, ny, nx = (int(n) for n in data.shape[:3])
     # a run of slices in the middle of the stack (a chunked store reads a chunk's depth for
     # any slice, so evenly spaced slices could read most of it), every few voxels in x-y
@@ -346,15 +358,15 @@ def grey_level(data: Any, *, slices: int = 8) -> float:
     raw = np.asarray(data[z0 : z0 + k, ::step, ::step], dtype=np.float64).reshape(-1)
     raw = raw[np.isfinite(raw)]
     if not raw.size:
-        return 1.0
+        return 1.0, SCALE_PERCENTILE
     vals = np.abs(raw)
     whole = integer or bool(np.all(raw == np.round(raw)))  # a camera's integers, held as floats too
     if whole and float(vals.max()) < 2.0**16:
         top = min(float(vals.max()), float(raw.max()) - float(np.percentile(raw, 0.01)))
         bits = next(b for b in (8, 10, 12, 14, 16) if top < 2.0**b)
-        return (2.0**bits - 1) / 255.0
+        return (2.0**bits - 1) / 255.0, SCALE_BITS
     g = float(np.percentile(vals, 99.99)) / 255.0
-    return g if np.isfinite(g) and g > 0 else 1.0
+    return (g if np.isfinite(g) and g > 0 else 1.0), SCALE_PERCENTILE
 
 
 def noise_level(image: NDArray[Any], *, sample: int = 1_000_000, floor: float = 0.0) -> float:
