@@ -1236,10 +1236,10 @@ def _memory_budget() -> int | None:
 
 
 def _planned_bound(src: str, *, voxel_size: Any = None, channel: int | str | None = None,
-                   series: int | None = None) -> int | None:
-    """The bound to trace ``src`` under chunk by chunk when it would not fit in the task's
-    memory (:func:`_memory_budget`, :func:`morph.tracing.memory.plan_stack`), with a warning
-    saying so; ``None`` when it fits."""
+                   series: int | None = None) -> tuple[Any, int] | None:
+    """The stack opened lazily and the bound to trace it under chunk by chunk when it would
+    not fit in the task's memory (:func:`_memory_budget`,
+    :func:`morph.tracing.memory.plan_stack`), with a warning saying so; ``None`` when it fits."""
     import warnings
 
     from morph.tracing.memory import plan_stack
@@ -1249,11 +1249,11 @@ def _planned_bound(src: str, *, voxel_size: Any = None, channel: int | str | Non
                                                   available=budget)
     if plan is None:
         return None
-    _lazy, need, available, bound = plan
+    lazy, need, available, bound = plan
     gib = float(1 << 30)
     warnings.warn(f"traced chunk by chunk under {bound / gib:.1f} GiB: in memory it would take about "
                   f"{need / gib:.1f} GiB, more than the {available / gib:.1f} GiB this task has", stacklevel=2)
-    return bound
+    return lazy, bound
 
 
 def _trace_of(
@@ -1269,13 +1269,16 @@ def _trace_of(
     except ModuleNotFoundError as e:  # pragma: no cover - depends on the installation
         raise MorphError("morph.tracing is not available in this installation") from e
     params = _trace_params(params)
-    if not max_memory:
-        max_memory = _planned_bound(src, voxel_size=voxel_size, channel=channel, series=series)
-    if max_memory:
+    planned = None if max_memory else _planned_bound(src, voxel_size=voxel_size, channel=channel, series=series)
+    if planned is not None:
+        st, max_memory = planned
+    elif max_memory:
         from morph.io.chunked import open_chunked
-        from morph.tracing.chunked import trace as chunked_trace
 
         st = open_chunked(src, voxel_size=voxel_size, channel=channel, series=series)
+    if max_memory:
+        from morph.tracing.chunked import trace as chunked_trace
+
         return chunked_trace(st, max_memory=int(max_memory), params=params, progress=False,
                              strict_memory=strict_memory, **_points_in_um(options, point_units, st.voxel_size))
     st = load_stack(src, voxel_size=voxel_size, channel=channel, series=series)
